@@ -1,0 +1,9 @@
+"""``python -m mqttchat``."""
+
+from __future__ import annotations
+
+import sys
+
+from mqttchat.cli import main
+
+sys.exit(main())

@@ -1,0 +1,34 @@
+"""Command-line entry points: ``mqttchat`` and its subcommands.
+
+``-h`` is reserved for the host (as in mosquitto_pub/mosquitto_sub), so help is ``--help`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mqttchat import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mqttchat",
+        description="Terminal MQTT chat and explorer, with its own MQTT client and an embedded broker.",
+        add_help=False,
+    )
+    parser.add_argument("--help", action="help", help="show this help and exit")
+    parser.add_argument("--version", action="version", version=f"mqttchat {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    parser.parse_args(argv)
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

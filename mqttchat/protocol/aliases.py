@@ -1,0 +1,94 @@
+"""MQTT 5.0 topic aliases (3.3.2.3.4), both directions, per connection.
+
+A topic alias replaces a topic name with a two-byte number on one network connection. The receiver learns the
+mapping from a PUBLISH that carries both; later ones may carry the alias and an empty topic. Mappings die with the
+connection, so the client and broker create fresh maps on every connect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mqttchat.protocol.errors import LocalProtocolError, RemoteProtocolError
+from mqttchat.protocol.packets import Publish
+from mqttchat.protocol.properties import EMPTY_PROPERTIES, PropertyId
+from mqttchat.protocol.reason_codes import ReasonCode
+
+
+class InboundTopicAliases:
+    """Resolves the aliases a peer sends us, up to the Topic Alias Maximum we announced."""
+
+    __slots__ = ("_topics", "maximum")
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self._topics: dict[int, str] = {}
+
+    def resolve(self, publish: Publish) -> Publish:
+        """``publish`` with its topic name filled in and the (connection-specific) alias property removed.
+
+        Raises:
+            RemoteProtocolError: 0x94 for an alias of 0 or above our maximum; 0x82 for an empty topic with an
+                alias that has no mapping.
+        """
+        props = publish.properties
+        if props is EMPTY_PROPERTIES:
+            return publish
+        alias = props.topic_alias
+        if alias is None:
+            return publish
+        if not 0 < alias <= self.maximum:
+            raise RemoteProtocolError(
+                f"topic alias {alias} is outside 1..{self.maximum}", ReasonCode.TOPIC_ALIAS_INVALID
+            )
+        topic = publish.topic
+        if topic:
+            self._topics[alias] = topic
+        else:
+            known = self._topics.get(alias)
+            if known is None:
+                raise RemoteProtocolError(f"topic alias {alias} has no topic yet", ReasonCode.PROTOCOL_ERROR)
+            topic = known
+        return replace(publish, topic=topic, properties=props.without(PropertyId.TOPIC_ALIAS))
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+
+class OutboundTopicAliases:
+    """Chooses aliases for the topics we send, up to the peer's Topic Alias Maximum.
+
+    The most recently used topics keep their aliases; when all are taken the least recently used one is
+    reassigned. Topics of three bytes or fewer are sent as they are: an alias would not save anything.
+    """
+
+    __slots__ = ("_aliases", "maximum")
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self._aliases: dict[str, int] = {}  # ordered from least to most recently used
+
+    def apply(self, publish: Publish) -> Publish:
+        """The packet to send for ``publish``: with an alias set (and its topic emptied once established)."""
+        if not self.maximum:
+            return publish
+        topic = publish.topic
+        if len(topic) <= 3:
+            return publish
+        if publish.properties.topic_alias is not None:
+            raise LocalProtocolError("topic aliases are chosen by the connection; do not set one yourself")
+        aliases = self._aliases
+        alias = aliases.pop(topic, None)
+        if alias is not None:
+            aliases[topic] = alias
+            return replace(publish, topic="", properties=publish.properties.replace(topic_alias=alias))
+        if len(aliases) < self.maximum:
+            alias = len(aliases) + 1
+        else:
+            oldest = next(iter(aliases))
+            alias = aliases.pop(oldest)
+        aliases[topic] = alias
+        return replace(publish, properties=publish.properties.replace(topic_alias=alias))
+
+    def __len__(self) -> int:
+        return len(self._aliases)

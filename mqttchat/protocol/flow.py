@@ -1,0 +1,308 @@
+"""QoS flow bookkeeping shared by the client and the broker: pure objects, packets in, packets out.
+
+Theory of operation
+-------------------
+Each end of a connection is a *sender* of its own PUBLISH packets and a *receiver* of its peer's.
+
+Sender (:class:`OutgoingFlow`), per message of QoS > 0::
+
+    QoS 1:  publish() ──PUBLISH──▶ AWAIT_PUBACK ──PUBACK──▶ completed
+    QoS 2:  publish() ──PUBLISH──▶ AWAIT_PUBREC ──PUBREC──▶ AWAIT_PUBCOMP ──PUBCOMP──▶ completed
+                                        │ PUBREC with a failure code ──▶ completed (refused)
+
+At most ``receive_maximum`` messages are in flight (the peer's Receive Maximum); the rest wait in order. A packet
+identifier stays allocated until its flow completes, so no identifier is reused while in flight. After a
+reconnect with the session present, :meth:`OutgoingFlow.resume` resends every unfinished PUBLISH with DUP set and
+every PUBREL, in their original order and with their original identifiers (MQTT 4.4). When the session is gone,
+unacknowledged messages start over as new ones (at least once), while a QoS 2 message whose PUBREC arrived is
+complete: the receiver owns it.
+
+Receiver (:class:`IncomingFlow`)::
+
+    QoS 0:  PUBLISH ──▶ deliver
+    QoS 1:  PUBLISH ──▶ deliver, PUBACK               (a redelivery is delivered again: at least once)
+    QoS 2:  PUBLISH ──▶ deliver, PUBREC, remember id  (a PUBLISH with a remembered id: PUBREC, not delivered)
+            PUBREL  ──▶ forget id, PUBCOMP            (an unknown id: PUBCOMP 0x92)
+
+This is the specification's "Method B" of delivering QoS 2 on PUBLISH and storing the identifier until PUBREL,
+which gives exactly-once delivery with one stored id per message. A receiver that is sent more than its
+Receive Maximum of unfinished QoS 2 messages raises 0x93.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from mqttchat.protocol.constants import DEFAULT_RECEIVE_MAXIMUM, MAX_PACKET_ID
+from mqttchat.protocol.errors import LocalProtocolError, RemoteProtocolError
+from mqttchat.protocol.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel
+from mqttchat.protocol.properties import EMPTY_PROPERTIES, Properties
+from mqttchat.protocol.reason_codes import ReasonCode
+
+
+class PacketIdAllocator:
+    """Packet identifiers 1..65535; an identifier is never handed out while it is still in use.
+
+    One allocator serves all of a sender's packets that need identifiers (PUBLISH, SUBSCRIBE, UNSUBSCRIBE):
+    they share one space.
+    """
+
+    __slots__ = ("_next", "_used")
+
+    def __init__(self) -> None:
+        self._used: set[int] = set()
+        self._next = 1
+
+    def allocate(self) -> int:
+        used = self._used
+        if len(used) >= MAX_PACKET_ID:
+            raise LocalProtocolError("all 65535 packet identifiers are in use")
+        pid = self._next
+        while pid in used:
+            pid = pid % MAX_PACKET_ID + 1
+        used.add(pid)
+        self._next = pid % MAX_PACKET_ID + 1
+        return pid
+
+    def release(self, packet_id: int) -> None:
+        self._used.discard(packet_id)
+
+    def claim(self, packet_id: int) -> None:
+        """Mark an identifier as in use (when restoring a stored session)."""
+        if not 0 < packet_id <= MAX_PACKET_ID:
+            raise LocalProtocolError(f"packet identifier {packet_id} is outside 1..65535")
+        self._used.add(packet_id)
+
+    def __contains__(self, packet_id: object) -> bool:
+        return packet_id in self._used
+
+    def __len__(self) -> int:
+        return len(self._used)
+
+
+class OutgoingState(Enum):
+    AWAIT_PUBACK = "await PUBACK"
+    AWAIT_PUBREC = "await PUBREC"
+    AWAIT_PUBCOMP = "await PUBCOMP"
+
+
+@dataclass(slots=True)
+class InFlight:
+    """One outgoing QoS 1/2 message between PUBLISH and its final acknowledgement."""
+
+    publish: Publish
+    state: OutgoingState
+    token: object = None
+    #: The reason code of PUBREC (QoS 2), reported when the flow completes.
+    pubrec_reason: ReasonCode = ReasonCode.SUCCESS
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """An outgoing QoS 1/2 message whose flow has ended: acknowledged, or refused by the receiver."""
+
+    token: object
+    publish: Publish
+    reason_code: ReasonCode
+    properties: Properties = EMPTY_PROPERTIES
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason_code.is_error
+
+
+@dataclass(slots=True)
+class FlowOutput:
+    """What a flow event produced: packets to send now, and flows that completed."""
+
+    packets: list[Packet] = field(default_factory=list)
+    completed: list[Completed] = field(default_factory=list)
+
+
+class OutgoingFlow:
+    """The sender side of QoS 1 and QoS 2 for one session.
+
+    Args:
+        receive_maximum: how many QoS 1/2 messages may be unacknowledged at once (the peer's Receive Maximum).
+        packet_ids: the session's identifier allocator, shared with SUBSCRIBE/UNSUBSCRIBE.
+    """
+
+    def __init__(
+        self, receive_maximum: int = DEFAULT_RECEIVE_MAXIMUM, packet_ids: PacketIdAllocator | None = None
+    ) -> None:
+        self.receive_maximum = receive_maximum
+        self.packet_ids = packet_ids if packet_ids is not None else PacketIdAllocator()
+        self.inflight: dict[int, InFlight] = {}
+        self.waiting: deque[tuple[Publish, object]] = deque()
+
+    def __len__(self) -> int:
+        """Messages not yet completed: in flight and waiting for the window."""
+        return len(self.inflight) + len(self.waiting)
+
+    def publish(self, publish: Publish, token: object = None) -> Publish | None:
+        """Start sending ``publish``: the packet to send now, or None if it waits for the window.
+
+        QoS 0 messages pass straight through (they are not subject to Receive Maximum).
+        """
+        if publish.qos == 0:
+            return publish
+        if self.waiting or len(self.inflight) >= self.receive_maximum:
+            self.waiting.append((publish, token))
+            return None
+        return self._start(publish, token)
+
+    def _start(self, publish: Publish, token: object) -> Publish:
+        pid = self.packet_ids.allocate()
+        packet = replace(publish, packet_id=pid, dup=False)
+        state = OutgoingState.AWAIT_PUBACK if publish.qos == 1 else OutgoingState.AWAIT_PUBREC
+        self.inflight[pid] = InFlight(packet, state, token)
+        return packet
+
+    def _fill_window(self, out: FlowOutput) -> None:
+        while self.waiting and len(self.inflight) < self.receive_maximum:
+            publish, token = self.waiting.popleft()
+            out.packets.append(self._start(publish, token))
+
+    def _complete(self, pid: int, reason: ReasonCode, props: Properties, out: FlowOutput) -> None:
+        entry = self.inflight.pop(pid)
+        self.packet_ids.release(pid)
+        out.completed.append(Completed(entry.token, entry.publish, reason, props))
+        self._fill_window(out)
+
+    def receive(self, packet: PubAck | PubRec | PubComp) -> FlowOutput:
+        """Handle an acknowledgement from the receiver.
+
+        Raises:
+            RemoteProtocolError: an acknowledgement of the wrong kind for the message's QoS or state.
+        """
+        out = FlowOutput()
+        pid = packet.packet_id
+        entry = self.inflight.get(pid)
+        if type(packet) is PubAck:
+            if entry is None:
+                return out  # a late duplicate of an acknowledgement already handled
+            if entry.state is not OutgoingState.AWAIT_PUBACK:
+                raise RemoteProtocolError(f"PUBACK for packet {pid}, which is a QoS 2 message")
+            self._complete(pid, packet.reason_code, packet.properties, out)
+        elif type(packet) is PubRec:
+            if entry is None:
+                out.packets.append(PubRel(pid, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+            elif entry.state is OutgoingState.AWAIT_PUBREC:
+                if packet.reason_code.is_error:
+                    self._complete(pid, packet.reason_code, packet.properties, out)
+                else:
+                    entry.state = OutgoingState.AWAIT_PUBCOMP
+                    entry.pubrec_reason = packet.reason_code
+                    out.packets.append(PubRel(pid))
+            elif entry.state is OutgoingState.AWAIT_PUBCOMP:
+                out.packets.append(PubRel(pid))  # our PUBREL may have crossed a resent PUBREC
+            else:
+                raise RemoteProtocolError(f"PUBREC for packet {pid}, which is a QoS 1 message")
+        elif type(packet) is PubComp:
+            if entry is None:
+                return out
+            if entry.state is not OutgoingState.AWAIT_PUBCOMP:
+                raise RemoteProtocolError(f"PUBCOMP for packet {pid} before its PUBREC")
+            # The outcome is PUBREC's: once it arrived the receiver owned the message. A PUBCOMP 0x92 after a
+            # reconnect only says the receiver had already finished the exchange.
+            self._complete(pid, entry.pubrec_reason, packet.properties, out)
+        else:
+            raise LocalProtocolError(f"OutgoingFlow cannot handle {type(packet).__name__}")
+        return out
+
+    def resume(self, session_present: bool, receive_maximum: int | None = None) -> FlowOutput:
+        """After a reconnect: what to send before anything new, and flows settled by the loss of the session.
+
+        Args:
+            session_present: the peer kept our session (CONNACK Session Present).
+            receive_maximum: the peer's Receive Maximum on the new connection.
+        """
+        if receive_maximum is not None:
+            self.receive_maximum = receive_maximum
+        out = FlowOutput()
+        if session_present:
+            for entry in self.inflight.values():
+                if entry.state is OutgoingState.AWAIT_PUBCOMP:
+                    out.packets.append(PubRel(entry.publish.packet_id or 0))
+                else:
+                    out.packets.append(replace(entry.publish, dup=True))
+        else:
+            restart: list[tuple[Publish, object]] = []
+            for pid, entry in list(self.inflight.items()):
+                del self.inflight[pid]
+                self.packet_ids.release(pid)
+                if entry.state is OutgoingState.AWAIT_PUBCOMP:
+                    out.completed.append(Completed(entry.token, entry.publish, entry.pubrec_reason))
+                else:
+                    restart.append((replace(entry.publish, packet_id=None, dup=False), entry.token))
+            self.waiting.extendleft(reversed(restart))
+        self._fill_window(out)
+        return out
+
+    def abandon(self) -> list[tuple[Publish, object]]:
+        """Drop every unfinished message (the session ended for good); return them with their tokens."""
+        dropped = [(entry.publish, entry.token) for entry in self.inflight.values()]
+        dropped.extend(self.waiting)
+        for pid in self.inflight:
+            self.packet_ids.release(pid)
+        self.inflight.clear()
+        self.waiting.clear()
+        return dropped
+
+    def __iter__(self) -> Iterator[InFlight]:
+        return iter(self.inflight.values())
+
+
+class IncomingFlow:
+    """The receiver side of QoS 1 and QoS 2 for one session.
+
+    Args:
+        receive_maximum: the Receive Maximum we announced: how many QoS 2 messages may await PUBREL at once.
+    """
+
+    def __init__(self, receive_maximum: int = DEFAULT_RECEIVE_MAXIMUM) -> None:
+        self.receive_maximum = receive_maximum
+        #: Identifiers of QoS 2 messages delivered whose PUBREL has not arrived.
+        self.awaiting_pubrel: dict[int, None] = {}
+
+    def receive_publish(
+        self, publish: Publish, reason_code: ReasonCode = ReasonCode.SUCCESS
+    ) -> tuple[bool, PubAck | PubRec | None]:
+        """Whether to deliver ``publish`` to the application, and the acknowledgement to send.
+
+        Args:
+            reason_code: the acknowledgement's reason code; a failure code (e.g. 0x87 Not authorized) refuses
+                the message: it is not delivered and, for QoS 2, its identifier is not kept.
+
+        Raises:
+            RemoteProtocolError: 0x93 when the sender exceeds our Receive Maximum.
+        """
+        qos = publish.qos
+        if qos == 0:
+            return not reason_code.is_error, None
+        pid = publish.packet_id
+        assert pid is not None
+        if qos == 1:
+            return not reason_code.is_error, PubAck(pid, reason_code)
+        if pid in self.awaiting_pubrel:
+            return False, PubRec(pid)  # a duplicate: acknowledged again, delivered once
+        if reason_code.is_error:
+            return False, PubRec(pid, reason_code)
+        if len(self.awaiting_pubrel) >= self.receive_maximum:
+            raise RemoteProtocolError(
+                f"more than {self.receive_maximum} QoS 2 messages in flight",
+                ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
+            )
+        self.awaiting_pubrel[pid] = None
+        return True, PubRec(pid)
+
+    def receive_pubrel(self, pubrel: PubRel) -> PubComp:
+        """The PUBCOMP answering ``pubrel``; the identifier may then be reused by the sender."""
+        pid = pubrel.packet_id
+        if pid in self.awaiting_pubrel:
+            del self.awaiting_pubrel[pid]
+            return PubComp(pid)
+        return PubComp(pid, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND)
