@@ -7,11 +7,9 @@ connection, so the client and broker create fresh maps on every connect.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from mqttchat.protocol.errors import LocalProtocolError, RemoteProtocolError
-from mqttchat.protocol.packets import Publish
-from mqttchat.protocol.properties import EMPTY_PROPERTIES, PropertyId
+from mqttchat.protocol.packets import Publish, with_topic
+from mqttchat.protocol.properties import EMPTY_PROPERTIES, Properties, PropertyId
 from mqttchat.protocol.reason_codes import ReasonCode
 
 
@@ -49,7 +47,7 @@ class InboundTopicAliases:
             if known is None:
                 raise RemoteProtocolError(f"topic alias {alias} has no topic yet", ReasonCode.PROTOCOL_ERROR)
             topic = known
-        return replace(publish, topic=topic, properties=props.without(PropertyId.TOPIC_ALIAS))
+        return with_topic(publish, topic, props.without(PropertyId.TOPIC_ALIAS))
 
     def __len__(self) -> int:
         return len(self._topics)
@@ -81,14 +79,27 @@ class OutboundTopicAliases:
         alias = aliases.pop(topic, None)
         if alias is not None:
             aliases[topic] = alias
-            return replace(publish, topic="", properties=publish.properties.replace(topic_alias=alias))
+            return with_topic(publish, "", _alias_properties(publish.properties, alias))
         if len(aliases) < self.maximum:
             alias = len(aliases) + 1
         else:
             oldest = next(iter(aliases))
             alias = aliases.pop(oldest)
         aliases[topic] = alias
-        return replace(publish, properties=publish.properties.replace(topic_alias=alias))
+        return with_topic(publish, topic, _alias_properties(publish.properties, alias))
 
     def __len__(self) -> int:
         return len(self._aliases)
+
+
+_ALIAS_ONLY: dict[int, Properties] = {}
+
+
+def _alias_properties(props: Properties, alias: int) -> Properties:
+    """``props`` plus the topic alias; the common alias-only sets are shared (their encoding is cached)."""
+    if props is EMPTY_PROPERTIES:
+        cached = _ALIAS_ONLY.get(alias)
+        if cached is None:
+            cached = _ALIAS_ONLY[alias] = Properties(topic_alias=alias)
+        return cached
+    return props.replace(topic_alias=alias)

@@ -36,7 +36,14 @@ class ProtocolError(MQTTError):
 
 
 class RemoteProtocolError(ProtocolError):
-    """The peer sent bytes that break the specification: close that connection with :attr:`reason_code`."""
+    """The peer sent bytes that break the specification: close that connection with :attr:`reason_code`.
+
+    Attributes:
+        protocol_level: for a faulty CONNECT whose protocol level could be read, that level (a broker answers
+            an MQTT 5 client with CONNACK and the reason code, and simply closes on a 3.1.1 one).
+    """
+
+    protocol_level: int | None = None
 
 
 class MalformedPacket(RemoteProtocolError):
@@ -63,7 +70,7 @@ class UnsupportedProtocolVersion(RemoteProtocolError):
 
     def __init__(self, message: str, protocol_level: int) -> None:
         super().__init__(message)
-        self.protocol_level = protocol_level
+        self.protocol_level: int | None = protocol_level
 
 
 class LocalProtocolError(ProtocolError):

@@ -10,12 +10,14 @@ Sender (:class:`OutgoingFlow`), per message of QoS > 0::
     QoS 2:  publish() ──PUBLISH──▶ AWAIT_PUBREC ──PUBREC──▶ AWAIT_PUBCOMP ──PUBCOMP──▶ completed
                                         │ PUBREC with a failure code ──▶ completed (refused)
 
-At most ``receive_maximum`` messages are in flight (the peer's Receive Maximum); the rest wait in order. A packet
-identifier stays allocated until its flow completes, so no identifier is reused while in flight. After a
-reconnect with the session present, :meth:`OutgoingFlow.resume` resends every unfinished PUBLISH with DUP set and
-every PUBREL, in their original order and with their original identifiers (MQTT 4.4). When the session is gone,
-unacknowledged messages start over as new ones (at least once), while a QoS 2 message whose PUBREC arrived is
-complete: the receiver owns it.
+At most ``receive_maximum`` messages are in flight (the peer's Receive Maximum; a QoS 2 message counts until its
+PUBCOMP); the rest wait in order. A packet identifier stays allocated until its flow completes, so no identifier
+is reused while in flight. After a reconnect with the session present, :meth:`OutgoingFlow.resume` resends the
+unfinished PUBLISH packets with DUP set, in their original order, and the PUBREL packets in the order their
+PUBRECs arrived, all with their original identifiers (MQTT 4.4, 4.6) and never more than the new connection's
+Receive Maximum at once: the rest are *held* and go out as acknowledgements free the window. When the session is
+gone, unacknowledged messages start over as new ones (at least once), while a QoS 2 message whose PUBREC arrived
+is complete: the receiver owns it.
 
 Receiver (:class:`IncomingFlow`)::
 
@@ -33,12 +35,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum
 
 from mqttchat.protocol.constants import DEFAULT_RECEIVE_MAXIMUM, MAX_PACKET_ID
 from mqttchat.protocol.errors import LocalProtocolError, RemoteProtocolError
-from mqttchat.protocol.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel
+from mqttchat.protocol.fastinit import fast_init
+from mqttchat.protocol.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel, with_packet_id
 from mqttchat.protocol.properties import EMPTY_PROPERTIES, Properties
 from mqttchat.protocol.reason_codes import ReasonCode
 
@@ -100,6 +103,7 @@ class InFlight:
     pubrec_reason: ReasonCode = ReasonCode.SUCCESS
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Completed:
     """An outgoing QoS 1/2 message whose flow has ended: acknowledged, or refused by the receiver."""
@@ -137,6 +141,13 @@ class OutgoingFlow:
         self.packet_ids = packet_ids if packet_ids is not None else PacketIdAllocator()
         self.inflight: dict[int, InFlight] = {}
         self.waiting: deque[tuple[Publish, object]] = deque()
+        #: Identifiers in ``inflight`` not yet (re)sent on this connection: they wait for the window.
+        self.held: deque[int] = deque()
+
+    @property
+    def in_window(self) -> int:
+        """Messages sent on this connection and not yet completed: what counts against Receive Maximum."""
+        return len(self.inflight) - len(self.held)
 
     def __len__(self) -> int:
         """Messages not yet completed: in flight and waiting for the window."""
@@ -149,25 +160,37 @@ class OutgoingFlow:
         """
         if publish.qos == 0:
             return publish
-        if self.waiting or len(self.inflight) >= self.receive_maximum:
+        if self.waiting or self.held or self.in_window >= self.receive_maximum:
             self.waiting.append((publish, token))
             return None
         return self._start(publish, token)
 
     def _start(self, publish: Publish, token: object) -> Publish:
         pid = self.packet_ids.allocate()
-        packet = replace(publish, packet_id=pid, dup=False)
+        packet = with_packet_id(publish, pid, False)
         state = OutgoingState.AWAIT_PUBACK if publish.qos == 1 else OutgoingState.AWAIT_PUBREC
         self.inflight[pid] = InFlight(packet, state, token)
         return packet
 
     def _fill_window(self, out: FlowOutput) -> None:
-        while self.waiting and len(self.inflight) < self.receive_maximum:
+        held = self.held
+        while held and self.in_window < self.receive_maximum:
+            entry = self.inflight[held.popleft()]
+            out.packets.append(self._resend_packet(entry))
+        while self.waiting and not held and self.in_window < self.receive_maximum:
             publish, token = self.waiting.popleft()
             out.packets.append(self._start(publish, token))
 
+    @staticmethod
+    def _resend_packet(entry: InFlight) -> Packet:
+        if entry.state is OutgoingState.AWAIT_PUBCOMP:
+            return PubRel(entry.publish.packet_id or 0)
+        return with_packet_id(entry.publish, entry.publish.packet_id, True)
+
     def _complete(self, pid: int, reason: ReasonCode, props: Properties, out: FlowOutput) -> None:
         entry = self.inflight.pop(pid)
+        if pid in self.held:
+            self.held.remove(pid)
         self.packet_ids.release(pid)
         out.completed.append(Completed(entry.token, entry.publish, reason, props))
         self._fill_window(out)
@@ -196,6 +219,9 @@ class OutgoingFlow:
                 else:
                     entry.state = OutgoingState.AWAIT_PUBCOMP
                     entry.pubrec_reason = packet.reason_code
+                    # Keep inflight in PUBREC order for PUBREL resends (MQTT-4.6.0-4).
+                    del self.inflight[pid]
+                    self.inflight[pid] = entry
                     out.packets.append(PubRel(pid))
             elif entry.state is OutgoingState.AWAIT_PUBCOMP:
                 out.packets.append(PubRel(pid))  # our PUBREL may have crossed a resent PUBREC
@@ -224,12 +250,12 @@ class OutgoingFlow:
             self.receive_maximum = receive_maximum
         out = FlowOutput()
         if session_present:
-            for entry in self.inflight.values():
-                if entry.state is OutgoingState.AWAIT_PUBCOMP:
-                    out.packets.append(PubRel(entry.publish.packet_id or 0))
-                else:
-                    out.packets.append(replace(entry.publish, dup=True))
+            # Resend in order, PUBLISHes first (original order) then PUBRELs (PUBREC order), within the window.
+            publishes = [p for p, e in self.inflight.items() if e.state is not OutgoingState.AWAIT_PUBCOMP]
+            releases = [p for p, e in self.inflight.items() if e.state is OutgoingState.AWAIT_PUBCOMP]
+            self.held = deque(publishes + releases)
         else:
+            self.held.clear()
             restart: list[tuple[Publish, object]] = []
             for pid, entry in list(self.inflight.items()):
                 del self.inflight[pid]
@@ -237,7 +263,7 @@ class OutgoingFlow:
                 if entry.state is OutgoingState.AWAIT_PUBCOMP:
                     out.completed.append(Completed(entry.token, entry.publish, entry.pubrec_reason))
                 else:
-                    restart.append((replace(entry.publish, packet_id=None, dup=False), entry.token))
+                    restart.append((with_packet_id(entry.publish, None, False), entry.token))
             self.waiting.extendleft(reversed(restart))
         self._fill_window(out)
         return out
@@ -250,6 +276,7 @@ class OutgoingFlow:
             self.packet_ids.release(pid)
         self.inflight.clear()
         self.waiting.clear()
+        self.held.clear()
         return dropped
 
     def __iter__(self) -> Iterator[InFlight]:

@@ -11,7 +11,7 @@ Decoders work on ``buf[pos:end]``, the body of one whole packet whose fixed head
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from mqttchat.protocol.constants import MAX_PACKET_ID, PacketType, ProtocolVersion, RetainHandling
@@ -21,6 +21,7 @@ from mqttchat.protocol.errors import (
     RemoteProtocolError,
     UnsupportedProtocolVersion,
 )
+from mqttchat.protocol.fastinit import fast_init, slot_setter
 from mqttchat.protocol.properties import (
     EMPTY_PROPERTIES,
     WILL_PROPERTIES,
@@ -104,6 +105,7 @@ class Packet:
 # -------------------------------------------------------------------------------------------------------- CONNECT
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Will:
     """The will message of a CONNECT: published by the server when the connection ends uncleanly."""
@@ -115,6 +117,7 @@ class Will:
     properties: Properties = EMPTY_PROPERTIES
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Connect(Packet):
     """CONNECT (3.1). ``protocol_version`` 3 is MQTT 3.1 (protocol name ``MQIsdp``), decoded to be refused."""
@@ -140,6 +143,8 @@ class Connect(Packet):
             raise LocalProtocolError(f"protocol level {v} is not one mqttchat can send")
         if not 0 <= self.keep_alive <= 0xFFFF:
             raise LocalProtocolError(f"keep alive {self.keep_alive} is outside 0..65535")
+        if v != V5 and not self.client_id and not self.clean_start:
+            raise LocalProtocolError("MQTT 3.1.1 requires clean session for an empty client identifier")
         flags = 0x02 if self.clean_start else 0
         if self.username is not None:
             flags |= 0x80
@@ -186,6 +191,14 @@ class Connect(Packet):
         pos += 1
         if (name, level) not in (("MQTT", 4), ("MQTT", 5), ("MQIsdp", 3)):
             raise UnsupportedProtocolVersion(f"protocol {name!r} level {level} is not supported", level)
+        try:
+            return cls._decode_rest(buf, pos, end, level, strict)
+        except RemoteProtocolError as exc:
+            exc.protocol_level = level  # so a broker knows whether to answer with a 5.0 CONNACK or just close
+            raise
+
+    @classmethod
+    def _decode_rest(cls, buf: bytes, pos: int, end: int, level: int, strict: bool) -> Connect:
         if pos >= end:
             raise MalformedPacket("CONNECT is truncated before the connect flags")
         cflags = buf[pos]
@@ -231,6 +244,7 @@ class Connect(Packet):
         return cls(client_id, bool(cflags & 0x02), keep_alive, username, password, will, props, level)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ConnAck(Packet):
     """CONNACK (3.2). For MQTT 3.1.1 the reason code maps to and from the six return codes."""
@@ -298,32 +312,19 @@ def _encode_topic_name(topic: str) -> bytes:
     return encoded
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Publish(Packet):
     """PUBLISH (3.3). ``packet_id`` is None for QoS 0. An empty ``topic`` is valid only with a topic alias."""
 
     TYPE: ClassVar[PacketType] = PacketType.PUBLISH
     topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    dup: bool
-    packet_id: int | None
-    properties: Properties
-
-    def __init__(
-        self,
-        topic: str,
-        payload: bytes = b"",
-        qos: int = 0,
-        retain: bool = False,
-        dup: bool = False,
-        packet_id: int | None = None,
-        properties: Properties = EMPTY_PROPERTIES,
-    ) -> None:
-        # A frozen dataclass's generated __init__ sets each field through object.__setattr__ (about 2 µs for
-        # seven fields); one PUBLISH is built per message, so this sets the slots directly.
-        _PUBLISH_SETTERS(self, topic, payload, qos, retain, dup, packet_id, properties)
+    payload: bytes = b""
+    qos: int = 0
+    retain: bool = False
+    dup: bool = False
+    packet_id: int | None = None
+    properties: Properties = EMPTY_PROPERTIES
 
     def encode(self, version: int = V5) -> bytes:
         qos = self.qos
@@ -410,7 +411,7 @@ def _decode_topic_name(raw: bytes, version: int, strict: bool) -> str:
 
 def _slot_setter7(cls: type[Any], names: tuple[str, ...]) -> Any:
     """A function setting seven slots of a frozen slots dataclass directly, through their descriptors."""
-    s0, s1, s2, s3, s4, s5, s6 = (cls.__dict__[name].__set__ for name in names)
+    s0, s1, s2, s3, s4, s5, s6 = (slot_setter(cls, name) for name in names)
 
     def set7(obj: Any, a: Any, b: Any, c: Any, d: Any, e: Any, f: Any, g: Any) -> None:
         s0(obj, a)
@@ -447,6 +448,7 @@ def _new_publish(
 # ---------------------------------------------------------------------------------- PUBACK PUBREC PUBREL PUBCOMP
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class _Ack(Packet):
     """The four QoS acknowledgements share one layout: packet id, then (MQTT 5) reason code and properties."""
@@ -457,9 +459,7 @@ class _Ack(Packet):
     properties: Properties = EMPTY_PROPERTIES
 
     def encode(self, version: int = V5) -> bytes:
-        pid = self.packet_id
-        if not 0 < pid <= MAX_PACKET_ID:
-            _check_packet_id(pid, self.TYPE.name)
+        pid = _check_packet_id(self.packet_id, self.TYPE.name)
         first = self.FIRST_BYTE
         if version != V5 or (self.reason_code == 0 and not self.properties):
             return bytes((first, 2, pid >> 8, pid & 0xFF))
@@ -491,6 +491,7 @@ class _Ack(Packet):
         return cls(pid, reason, props)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PubAck(_Ack):
     """PUBACK (3.4): the end of a QoS 1 flow."""
@@ -499,6 +500,7 @@ class PubAck(_Ack):
     FIRST_BYTE: ClassVar[int] = 0x40
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PubRec(_Ack):
     """PUBREC (3.5): QoS 2 part 1; a failure reason code ends the flow."""
@@ -507,6 +509,7 @@ class PubRec(_Ack):
     FIRST_BYTE: ClassVar[int] = 0x50
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PubRel(_Ack):
     """PUBREL (3.6): QoS 2 part 2."""
@@ -515,6 +518,7 @@ class PubRel(_Ack):
     FIRST_BYTE: ClassVar[int] = 0x62
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PubComp(_Ack):
     """PUBCOMP (3.7): QoS 2 part 3, the end of the flow."""
@@ -526,6 +530,7 @@ class PubComp(_Ack):
 # ---------------------------------------------------------------------------------------------- SUBSCRIBE / ACK
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """One topic filter of a SUBSCRIBE with its options (3.8.3.1)."""
@@ -547,6 +552,7 @@ class Subscription:
         )
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Subscribe(Packet):
     """SUBSCRIBE (3.8)."""
@@ -597,6 +603,8 @@ class Subscribe(Packet):
             pos += 1
             qos = options & 0x03
             if qos == 3:
+                if version == V5:  # MQTT 5.0 section 3.8.3.1: a Protocol Error; in 3.1.1, malformed
+                    raise RemoteProtocolError("subscription QoS is 3")
                 raise MalformedPacket("subscription QoS is 3")
             if version == V5:
                 if options & 0xC0:
@@ -621,6 +629,7 @@ class Subscribe(Packet):
         return cls(pid, tuple(subs), props)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SubAck(Packet):
     """SUBACK (3.9): one reason code per topic filter, in order (3.1.1: granted QoS or 0x80)."""
@@ -661,6 +670,7 @@ class SubAck(Packet):
         return cls(pid, codes, props)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Unsubscribe(Packet):
     """UNSUBSCRIBE (3.10)."""
@@ -703,6 +713,7 @@ class Unsubscribe(Packet):
         return cls(pid, tuple(filters), props)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class UnsubAck(Packet):
     """UNSUBACK (3.11). MQTT 3.1.1 carries no reason codes: ``reason_codes`` is then empty."""
@@ -739,6 +750,7 @@ class UnsubAck(Packet):
 # ------------------------------------------------------------------------------------ PINGREQ PINGRESP DISCONNECT AUTH
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PingReq(Packet):
     """PINGREQ (3.12)."""
@@ -754,6 +766,7 @@ class PingReq(Packet):
         return _PINGREQ
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PingResp(Packet):
     """PINGRESP (3.13)."""
@@ -773,6 +786,7 @@ _PINGREQ = PingReq()
 _PINGRESP = PingResp()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Disconnect(Packet):
     """DISCONNECT (3.14). In MQTT 3.1.1 it has no body and only the client sends it."""
@@ -805,6 +819,7 @@ class Disconnect(Packet):
         return cls(reason, props)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Auth(Packet):
     """AUTH (3.15, MQTT 5.0 only): enhanced authentication exchange."""
@@ -819,6 +834,8 @@ class Auth(Packet):
         _check_reason(self.reason_code, PacketType.AUTH)
         if self.reason_code == 0 and not self.properties:
             return b"\xf0\x00"
+        if self.properties.authentication_method is None:
+            raise LocalProtocolError("AUTH needs an authentication method")
         body = bytes((self.reason_code,)) + encode_properties(self.properties, PacketType.AUTH)
         return fixed_header(0xF0, len(body)) + body
 
@@ -857,9 +874,14 @@ REQUIRED_FLAGS[PacketType.SUBSCRIBE] = 0x02
 REQUIRED_FLAGS[PacketType.UNSUBSCRIBE] = 0x02
 
 
-def with_packet_id(publish: Publish, packet_id: int | None, dup: bool | None = None) -> Publish:
-    """A copy of ``publish`` with another packet identifier (and DUP flag)."""
-    return replace(publish, packet_id=packet_id, dup=publish.dup if dup is None else dup)
+def with_packet_id(publish: Publish, packet_id: int | None, dup: bool) -> Publish:
+    """A copy of ``publish`` with another packet identifier and DUP flag (faster than dataclasses.replace)."""
+    return _new_publish(publish.topic, publish.payload, publish.qos, publish.retain, dup, packet_id, publish.properties)
+
+
+def with_topic(publish: Publish, topic: str, properties: Properties) -> Publish:
+    """A copy of ``publish`` with another topic and properties (for topic aliases)."""
+    return _new_publish(topic, publish.payload, publish.qos, publish.retain, publish.dup, publish.packet_id, properties)
 
 
 __all__ = [
@@ -884,4 +906,5 @@ __all__ = [
     "Will",
     "fixed_header",
     "with_packet_id",
+    "with_topic",
 ]

@@ -205,8 +205,10 @@ class Properties(Mapping[PropertyId, Any]):
     ('application/json', (('k', 'v'),), None)
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_encoded", "_items")
     _items: dict[PropertyId, Any]
+    #: Encodings already computed, by context: a Properties object is immutable, so they stay valid.
+    _encoded: dict[int, bytes] | None
 
     def __init__(
         self,
@@ -228,11 +230,13 @@ class Properties(Mapping[PropertyId, Any]):
             if value is not None:
                 d[pid] = _normalise(pid, value)
         object.__setattr__(self, "_items", d)
+        object.__setattr__(self, "_encoded", None)
 
     @classmethod
     def _from_dict(cls, d: dict[PropertyId, Any]) -> Properties:
         p = object.__new__(cls)
         object.__setattr__(p, "_items", d)
+        object.__setattr__(p, "_encoded", None)
         return p
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -356,11 +360,27 @@ def encode_properties(props: Properties, context: PropertyContext) -> bytes:
     items = props._items
     if not items:
         return b"\x00"
+    cache = props._encoded
+    if cache is not None:
+        encoded = cache.get(context)
+        if encoded is not None:
+            return encoded
+    encoded = _encode_properties(items, context)
+    if cache is None:
+        object.__setattr__(props, "_encoded", {context: encoded})
+    else:
+        cache[context] = encoded
+    return encoded
+
+
+def _encode_properties(items: dict[PropertyId, Any], context: PropertyContext) -> bytes:
     parts: list[bytes] = []
     for pid, value in items.items():
         spec = PROPERTY_SPECS[pid]
         if context not in spec.contexts:
             raise LocalProtocolError(f"property {spec.name} is not allowed in {_context_name(context)}")
+        if pid is PropertyId.RESPONSE_TOPIC and isinstance(value, str) and (not value or "+" in value or "#" in value):
+            raise LocalProtocolError(f"response topic {value!r} must be a topic name without wildcards")
         ident = bytes((pid,))
         if pid is PropertyId.USER_PROPERTY:
             for pair in value:
@@ -441,7 +461,8 @@ def decode_properties(
             val, pos = decode_string(buf, pos, stop, strict)
             value = (key, val)
         if context not in spec.contexts:
-            raise RemoteProtocolError(f"property {spec.name} is not allowed in {_context_name(context)}")
+            # MQTT 5.0 section 2.2.2.2: an identifier not valid for the packet type is a Malformed Packet.
+            raise MalformedPacket(f"property {spec.name} is not allowed in {_context_name(context)}")
         if spec.value_range is not None and not spec.value_range[0] <= value <= spec.value_range[1]:
             raise RemoteProtocolError(f"property {spec.name} has the invalid value {value}", spec.range_reason)
         if pid is PropertyId.USER_PROPERTY or pid is PropertyId.SUBSCRIPTION_IDENTIFIER:
@@ -456,6 +477,9 @@ def decode_properties(
             d[pid] = value
     if pos != stop:
         raise MalformedPacket("property block overruns its length")
+    response_topic = d.get(PropertyId.RESPONSE_TOPIC)
+    if response_topic is not None and ("+" in response_topic or "#" in response_topic or not response_topic):
+        raise RemoteProtocolError(f"response topic {response_topic!r} is not a valid topic name")
     for pid, values in repeated.items():
         d[pid] = tuple(values)
     return Properties._from_dict(d), pos

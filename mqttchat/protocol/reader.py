@@ -43,6 +43,7 @@ class PacketReader:
         "_error",
         "_need",
         "_pos",
+        "last_size",
         "max_packet_size",
         "strict",
         "version",
@@ -56,10 +57,12 @@ class PacketReader:
         self.strict = strict
         self._buf = b""
         self._pos = 0
-        self._chunks: list[bytes] = []
+        self._chunks = bytearray()
         self._chunked = 0
         self._need = 0  # total bytes the packet at _pos needs, once its header is known
         self._error: RemoteProtocolError | None = None
+        #: Size in bytes of the last packet returned (for packet traces).
+        self.last_size = 0
 
     @property
     def buffered(self) -> int:
@@ -74,11 +77,11 @@ class PacketReader:
             self._buf = data if type(data) is bytes else bytes(data)
             self._pos = 0
         else:
-            self._chunks.append(bytes(data))
+            self._chunks += data
             self._chunked += len(data)
 
     def _consolidate(self) -> None:
-        self._buf = self._buf[self._pos :] + b"".join(self._chunks)
+        self._buf = self._buf[self._pos :] + bytes(self._chunks)
         self._pos = 0
         self._chunks.clear()
         self._chunked = 0
@@ -100,6 +103,7 @@ class PacketReader:
                 version = self.version
                 if end <= n and length + 2 <= self.max_packet_size and version is not None:
                     self._pos = end
+                    self.last_size = length + 2
                     first = buf[pos]
                     if first >> 4 == _PUBLISH:
                         try:
@@ -162,6 +166,7 @@ class PacketReader:
             self._need = total
             return None
         self._pos = end
+        self.last_size = total
         version = self.version
         if version is None:
             if first >> 4 != _CONNECT:

@@ -170,7 +170,8 @@ def test_resent_packets_keep_their_identifiers_and_order() -> None:
     link.cut()
     link.reconnect()
     resent = [PacketReader(5).read(b)[0] for b in link.to_receiver]
-    assert [type(p).__name__ for p in resent] == ["PubRel", "Publish", "Publish", "Publish"]
+    # PUBLISHes in their original order, then PUBRELs in the order their PUBRECs arrived (MQTT 4.6).
+    assert [type(p).__name__ for p in resent] == ["Publish", "Publish", "Publish", "PubRel"]
     assert [p.packet_id for p in resent] == original_ids  # type: ignore[attr-defined]
     assert all(p.dup for p in resent if isinstance(p, Publish))
     link.run()
@@ -343,3 +344,33 @@ def test_random_cuts_and_reconnects(seed: int) -> None:
             assert payloads.count(message.payload) == 1, "QoS 2 delivered more than once"
     assert not link.receiver.awaiting_pubrel
     assert len(link.sender.packet_ids) == 0
+
+
+def test_resume_never_exceeds_the_new_receive_maximum() -> None:
+    sender = OutgoingFlow(receive_maximum=10)
+    sent = [sender.publish(Publish("t", bytes([i]), 1), i) for i in range(10)]
+    assert all(p is not None for p in sent)
+    out = sender.resume(True, receive_maximum=2)
+    assert [p.payload for p in out.packets] == [b"\x00", b"\x01"]  # type: ignore[attr-defined]
+    assert all(p.dup for p in out.packets)  # type: ignore[attr-defined]
+    assert sender.publish(Publish("t", b"new", 1), "new") is None  # queued behind the held ones
+    ids = [p.packet_id for p in sent]  # type: ignore[union-attr]
+    more = sender.receive(PubAck(ids[0]))
+    assert [(p.payload, p.dup) for p in more.packets] == [(b"\x02", True)]  # type: ignore[attr-defined]
+    sent_later = []
+    for pid in ids[1:]:
+        more = sender.receive(PubAck(pid))
+        sent_later.extend(more.packets)
+        assert sender.in_window <= 2
+    assert [p.payload for p in sent_later] == [bytes([i]) for i in range(3, 10)] + [b"new"]  # type: ignore[attr-defined]
+
+
+def test_pubrels_are_resent_in_pubrec_order() -> None:
+    sender = OutgoingFlow()
+    first = sender.publish(Publish("t", b"1", 2))
+    second = sender.publish(Publish("t", b"2", 2))
+    assert first is not None and second is not None and first.packet_id and second.packet_id
+    sender.receive(PubRec(second.packet_id))
+    sender.receive(PubRec(first.packet_id))
+    out = sender.resume(True)
+    assert out.packets == [PubRel(second.packet_id), PubRel(first.packet_id)]

@@ -66,6 +66,10 @@ CASES = [
     ("CONNECT protocol level 6", Connect(protocol_version=6), 5),
     ("DISCONNECT reason not allowed", Disconnect(ReasonCode.GRANTED_QOS_1), 5),
     ("AUTH in 3.1.1", Auth(), 4),
+    ("AUTH continue without a method", Auth(ReasonCode.CONTINUE_AUTHENTICATION), 5),
+    ("ack with no packet id", PubAck(None), 5),  # type: ignore[arg-type]
+    ("CONNECT 3.1.1 empty client id without clean session", Connect("", False, protocol_version=4), 4),
+    ("response topic with a wildcard", Publish("a", b"", properties=Properties(response_topic="r/+")), 5),
 ]
 
 

@@ -47,7 +47,8 @@ CASES = [
     ("PUBLISH unknown property 0x00", 5, "30 | 0001 61 02 0000", M),
     ("PUBLISH unknown property 0x7f", 5, "30 | 0001 61 02 7f00", M),
     ("PUBLISH duplicate content type", 5, "30 | 0001 61 0a 03 0001 78 03 0001 79 01 00", P),
-    ("PUBLISH property not allowed (session expiry)", 5, "30 | 0001 61 05 11 00000001", P),
+    ("PUBLISH property not allowed (session expiry)", 5, "30 | 0001 61 05 11 00000001", M),
+    ("PUBLISH response topic with a wildcard", 5, "30 | 0001 61 06 08 0003 612f23", P),
     ("PUBLISH payload format 2", 5, "30 | 0001 61 02 01 02", P),
     ("PUBLISH subscription identifier 0", 5, "30 | 0001 61 02 0b 00", P),
     ("PUBLISH subscription identifier of 5 bytes", 5, "30 | 0001 61 06 0b 8080808001", M),
@@ -64,7 +65,7 @@ CASES = [
     ("CONNACK reserved flags", 4, "20 | 02 00", M),
     ("CONNACK 3.1.1 reserved return code", 4, "20 | 00 06", M),
     ("CONNACK refusal with session present", 5, "20 | 01 87 00", P),
-    ("CONNACK 5.0 property not allowed (topic alias)", 5, "20 | 00 00 03 230001", P),
+    ("CONNACK 5.0 property not allowed (topic alias)", 5, "20 | 00 00 03 230001", M),
     ("CONNACK 5.0 maximum QoS 2", 5, "20 | 00 00 02 2402", P),
     ("CONNACK 5.0 receive maximum 0", 5, "20 | 00 00 03 210000", P),
     ("CONNACK 5.0 maximum packet size 0", 5, "20 | 00 00 05 2700000000", P),
@@ -72,6 +73,7 @@ CASES = [
     ("SUBSCRIBE without topic filters", 5, "82 | 0001 00", P),
     ("SUBSCRIBE filter without options", 4, "82 | 0001 0001 61", M),
     ("SUBSCRIBE QoS 3", 4, "82 | 0001 0001 61 03", M),
+    ("SUBSCRIBE 5.0 QoS 3 (a protocol error in 5.0)", 5, "82 | 0001 00 0001 61 03", P),
     ("SUBSCRIBE 3.1.1 reserved option bits", 4, "82 | 0001 0001 61 04", M),
     ("SUBSCRIBE 5.0 reserved option bits", 5, "82 | 0001 00 0001 61 40", M),
     ("SUBSCRIBE retain handling 3", 5, "82 | 0001 00 0001 61 30", P),
@@ -97,7 +99,7 @@ CASES = [
     ("AUTH without authentication method", 5, "f0 | 18 05 16 0002 6869", P),
     ("AUTH invalid reason code", 5, "f0 | 87", M),
     ("DISCONNECT invalid reason code", 5, "e0 | 85", M),
-    ("DISCONNECT property not allowed", 5, "e0 | 00 03 230001", P),
+    ("DISCONNECT property not allowed", 5, "e0 | 00 03 230001", M),
 ]
 
 
@@ -139,7 +141,7 @@ CONNECT_CASES = [
     (
         "will property not allowed in will (topic alias)",
         "10 | 0004 4d515454 05 06 003c 00 0001 63 03 230001 0001 74 0000",
-        P,
+        M,
     ),
 ]
 
@@ -232,3 +234,12 @@ def test_errors_form_one_family_split_local_and_remote() -> None:
     assert issubclass(LocalProtocolError, ProtocolError)
     assert issubclass(ProtocolError, MQTTError)
     assert not issubclass(LocalProtocolError, RemoteProtocolError)
+
+
+def test_connect_errors_carry_the_protocol_level() -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        PacketReader().read(wire("10 | 0004 4d515454 05 03 003c 00 0001 63"))
+    assert info.value.protocol_level == 5
+    with pytest.raises(RemoteProtocolError) as info:
+        PacketReader().read(wire("10 | 0004 4d515454 04 03 003c 0001 63"))
+    assert info.value.protocol_level == 4

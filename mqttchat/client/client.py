@@ -1,0 +1,686 @@
+"""The asyncio MQTT client: transports, keepalive, reconnect, statistics and packet traces around ClientSession.
+
+The reader runs in the event loop's protocol callback: bytes are decoded, acknowledgements queued and
+messages handed to the message streams and handlers, all without awaiting anything, so a slow consumer never
+delays acknowledgements or keepalive. Writes are batched: everything queued during one event loop iteration
+leaves in one ``write()`` (or sooner, past 64 KiB).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any
+
+from mqttchat.client.errors import (
+    ClientError,
+    ConnackRefused,
+    ConnectError,
+    ConnectionLost,
+    ConnectTimeout,
+    NotConnected,
+)
+from mqttchat.client.messages import Message, MessageStream
+from mqttchat.client.options import ClientOptions, OverflowPolicy, parse_url
+from mqttchat.client.session import (
+    AuthMethod,
+    BrokerCapabilities,
+    ClientSession,
+    Connected,
+    ConnectRefused,
+    PingAnswered,
+    Reauthenticated,
+    ServerDisconnected,
+    SubscribeDone,
+    TraceHook,
+    UnsubscribeDone,
+)
+from mqttchat.client.transport import Link, open_link
+from mqttchat.protocol import (
+    EMPTY_PROPERTIES,
+    Completed,
+    Packet,
+    Properties,
+    Publish,
+    ReasonCode,
+    RemoteProtocolError,
+    RetainHandling,
+    Subscription,
+)
+from mqttchat.protocol.fastinit import fast_init
+
+log = logging.getLogger("mqttchat.client")
+
+_FLUSH_THRESHOLD = 64 * 1024
+
+
+class Status(Enum):
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """A change of connection state, for status bars and logs."""
+
+    status: Status
+    target: str
+    #: Reconnect attempt number (RECONNECTING) and the delay before it, in seconds.
+    attempt: int = 0
+    delay: float = 0.0
+    #: Why the connection ended or an attempt failed.
+    error: BaseException | None = None
+    capabilities: BrokerCapabilities | None = None
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """The broker's answer to a publish. QoS 0 has no answer: its result is Success once written."""
+
+    reason_code: ReasonCode = ReasonCode.SUCCESS
+    properties: Properties = EMPTY_PROPERTIES
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason_code.is_error
+
+    @property
+    def reason_string(self) -> str | None:
+        return self.properties.reason_string
+
+
+#: Success without properties: the result of every QoS 0 publish and of most QoS 1/2 ones.
+_QOS0_RESULT = PublishResult()
+
+
+@dataclass(slots=True)
+class ClientStats:
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    #: Round-trip time of the last PINGREQ/PINGRESP, in seconds.
+    last_rtt: float | None = None
+    connects: int = 0
+    #: Messages dropped by full message streams (their overflow policy).
+    dropped: int = 0
+
+
+class MQTTClient:
+    """An asyncio MQTT 3.1.1 / 5.0 client.
+
+    >>> async with MQTTClient("mqtt://127.0.0.1:1883", client_id="me") as client:   # doctest: +SKIP
+    ...     await client.subscribe("home/#", qos=1)
+    ...     await client.publish("home/hall/light", b"on", qos=1, retain=True)
+    ...     async for message in client.messages():
+    ...         print(message.topic, message.payload)
+    """
+
+    def __init__(
+        self, options: ClientOptions | str | None = None, *, auth: AuthMethod | None = None, **overrides: Any
+    ) -> None:
+        if options is None:
+            options = ClientOptions()
+        elif isinstance(options, str):
+            options = ClientOptions(parse_url(options))
+        if overrides:
+            options = replace(options, **overrides)
+        self.options = options
+        self.session = ClientSession(options, auth)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._link: Link | None = None
+        self._status = Status.DISCONNECTED
+        self._closed = False
+        self._connack: asyncio.Future[BrokerCapabilities] | None = None
+        self._lost: asyncio.Future[BaseException | None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self._flush_scheduled = False
+        self._write_paused = False
+        self._can_write: asyncio.Event | None = None
+        self._last_sent = 0.0
+        self._ping_sent: float | None = None
+        self._ping_waiters: list[asyncio.Future[float]] = []
+        self._streams: list[MessageStream] = []
+        self._handlers: list[Callable[[Message], None]] = []
+        self._trace_hooks: list[TraceHook] = []
+        self._state_listeners: list[Callable[[StateChange], None]] = []
+        self._auth_waiter: asyncio.Future[None] | None = None
+        self.stats = ClientStats()
+        self.last_disconnect: ServerDisconnected | None = None
+
+    # ----------------------------------------------------------------------------------------- properties
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def connected(self) -> bool:
+        return self._status is Status.CONNECTED
+
+    @property
+    def capabilities(self) -> BrokerCapabilities | None:
+        """What the broker said in its last CONNACK."""
+        return self.session.capabilities
+
+    @property
+    def client_id(self) -> str:
+        """The client identifier in use (the broker's assigned one when ours was empty)."""
+        return self.session.client_id
+
+    @property
+    def closed(self) -> bool:
+        """The client was disconnected for good (by disconnect() or a failure it will not retry)."""
+        return self._closed
+
+    def _stopped(self) -> bool:
+        # A method, not the attribute: other tasks change it while this one awaits (and mypy narrows attributes).
+        return self._closed
+
+    @property
+    def target(self) -> str:
+        return self.options.target.url
+
+    # ----------------------------------------------------------------------------------------- listeners
+
+    def add_message_handler(self, handler: Callable[[Message], None]) -> Callable[[], None]:
+        """Call ``handler`` for every message, from the reader (it must not block). Returns a remover."""
+        self._handlers.append(handler)
+        return lambda: self._handlers.remove(handler) if handler in self._handlers else None
+
+    def add_trace_hook(self, hook: TraceHook) -> Callable[[], None]:
+        """Call ``hook(direction, packet, size)`` for every packet in and out. Returns a remover."""
+        self._trace_hooks.append(hook)
+        self.session.trace = self._trace
+
+        def remove() -> None:
+            if hook in self._trace_hooks:
+                self._trace_hooks.remove(hook)
+            if not self._trace_hooks:
+                self.session.trace = None
+
+        return remove
+
+    def _trace(self, direction: str, packet: Packet, size: int) -> None:
+        for hook in list(self._trace_hooks):
+            try:
+                hook(direction, packet, size)
+            except Exception:
+                log.exception("packet trace hook failed")
+
+    def add_state_listener(self, listener: Callable[[StateChange], None]) -> Callable[[], None]:
+        self._state_listeners.append(listener)
+        return lambda: self._state_listeners.remove(listener) if listener in self._state_listeners else None
+
+    def _set_status(self, status: Status, **details: Any) -> None:
+        self._status = status
+        change = StateChange(status, self.target, **details)
+        for listener in list(self._state_listeners):
+            try:
+                listener(change)
+            except Exception:
+                log.exception("state listener failed")
+
+    def messages(self, maxsize: int | None = None, overflow: OverflowPolicy | None = None) -> MessageStream:
+        """A new stream of every message received from now on (bounded; see :class:`MessageStream`)."""
+        stream = MessageStream(
+            maxsize or self.options.message_buffer, overflow or self.options.overflow, self._streams.remove
+        )
+        self._streams.append(stream)
+        return stream
+
+    # ----------------------------------------------------------------------------------------- connecting
+
+    async def connect(self) -> BrokerCapabilities:
+        """Connect (TCP/TLS/WebSocket, CONNECT, CONNACK) and keep the connection up from then on.
+
+        Raises:
+            ConnectError: the first connection failed; see its subclasses. No reconnect is attempted then.
+        """
+        if self._closed:
+            raise ClientError("this client was closed; create a new one")
+        if self._status is Status.CONNECTED:
+            assert self.session.capabilities is not None
+            return self.session.capabilities
+        self._loop = asyncio.get_running_loop()
+        caps = await self._connect_once()
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise(), name=f"mqtt supervisor {self.target}")
+        return caps
+
+    async def _connect_once(self) -> BrokerCapabilities:
+        loop = asyncio.get_running_loop()
+        self._set_status(Status.CONNECTING)
+        self._lost = loop.create_future()
+        self._connack = loop.create_future()
+        self._write_paused = False
+        try:
+            self._link = await open_link(self.options.target, self.options.tls, self, self.options.connect_timeout)
+        except ConnectError as exc:
+            self._lost = None
+            self._set_status(Status.DISCONNECTED, error=exc)
+            raise
+        self.session.start_connection()
+        self._flush()
+        try:
+            async with asyncio.timeout(self.options.connect_timeout):
+                caps = await self._connack
+        except TimeoutError:
+            self._abort_link()
+            error = ConnectTimeout(f"{self.target} sent no CONNACK within {self.options.connect_timeout:g} s")
+            self._set_status(Status.DISCONNECTED, error=error)
+            raise error from None
+        except ClientError as exc:
+            self._abort_link()
+            self._set_status(Status.DISCONNECTED, error=exc)
+            raise
+        self.stats.connects += 1
+        self._last_sent = loop.time()
+        self._ping_sent = None
+        self._keepalive_task = asyncio.create_task(self._keepalive(self._link), name="mqtt keepalive")
+        self._set_status(Status.CONNECTED, capabilities=caps)
+        log.info("connected to %s as %r (MQTT %s)", self.target, self.client_id, caps.version)
+        return caps
+
+    def _abort_link(self) -> None:
+        if self._link is not None:
+            self._link.abort()
+
+    async def _supervise(self) -> None:
+        """Wait for the connection to drop, then reconnect with exponential backoff and jitter."""
+        while not self._closed:
+            lost = self._lost
+            if lost is None:
+                return
+            error = await asyncio.shield(lost)
+            if self._stopped():
+                return
+            if not self.options.reconnect:
+                self._finish(error if isinstance(error, BaseException) else ConnectionLost("connection lost"))
+                return
+            attempt = 0
+            while not self._closed:
+                attempt += 1
+                delay = min(self.options.reconnect_max_delay, self.options.reconnect_min_delay * 2 ** (attempt - 1))
+                delay *= random.uniform(0.5, 1.0)
+                self._set_status(Status.RECONNECTING, attempt=attempt, delay=delay, error=error)
+                await asyncio.sleep(delay)
+                if self._stopped():
+                    return
+                try:
+                    await self._connect_once()
+                    break
+                except ConnectError as exc:
+                    error = exc
+                    log.info("reconnect attempt %d to %s failed: %s", attempt, self.target, exc)
+
+    def _finish(self, error: BaseException | None) -> None:
+        """The client will not connect again: fail what waits for the broker and end the streams."""
+        self._closed = True
+        failure = error if isinstance(error, ClientError) else NotConnected(str(error) if error else "disconnected")
+        for token in [t for _, t in self.session.outgoing.abandon()]:
+            if isinstance(token, asyncio.Future) and not token.done():
+                token.set_exception(failure)
+        for pending in list(self.session._pending.values()):
+            token = pending.token
+            if isinstance(token, asyncio.Future) and not token.done():
+                token.set_exception(failure)
+        self.session._pending.clear()
+        for waiter in self._ping_waiters:
+            if not waiter.done():
+                waiter.set_exception(failure)
+        self._ping_waiters.clear()
+        for stream in list(self._streams):
+            if error is not None and not isinstance(error, NotConnected):
+                stream.fail(failure)
+            else:
+                stream.close()
+        self._set_status(Status.CLOSED, error=error)
+
+    async def disconnect(
+        self,
+        reason: ReasonCode = ReasonCode.SUCCESS,
+        session_expiry: int | None = None,
+        properties: Properties = EMPTY_PROPERTIES,
+        timeout: float = 5.0,
+    ) -> None:
+        """Send DISCONNECT and close. Reason 0x04 asks the broker to publish the will anyway (MQTT 5)."""
+        if self._closed:
+            return
+        self._closed = True
+        if session_expiry is not None:
+            properties = properties.replace(session_expiry_interval=session_expiry)
+        link = self._link
+        if link is not None and self.session.connected:
+            self.session.disconnect(reason, properties)
+            self._flush()
+            link.close()
+            lost = self._lost
+            if lost is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await asyncio.shield(lost)
+        elif link is not None:
+            link.abort()
+        self.session.connection_lost()
+        for task in (self._supervisor, self._keepalive_task):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        self._finish(None)
+
+    async def __aenter__(self) -> MQTTClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()
+
+    # ----------------------------------------------------------------------------------------- link callbacks
+
+    def link_data(self, data: bytes) -> None:
+        session = self.session
+        try:
+            events = session.receive_data(data)
+        except RemoteProtocolError as exc:
+            log.warning("protocol error from %s: %s (%s)", self.target, exc.message, exc.reason_code)
+            self._flush()
+            if self._link is not None:
+                self._link.close()
+            self._lost_error = ConnectionLost(f"the broker broke the protocol: {exc.message}", exc.reason_code)
+            return
+        if events:
+            now = time.time()
+            streams = self._streams
+            handlers = self._handlers
+            for event in events:
+                kind = type(event)
+                if kind is Publish:
+                    if streams or handlers:
+                        message = Message.from_publish(event, now)  # type: ignore[arg-type]
+                        for stream in streams:
+                            stream.put(message)
+                        for handler in handlers:
+                            try:
+                                handler(message)
+                            except Exception:
+                                log.exception("message handler failed")
+                elif kind is Completed:
+                    self._on_completed(event)  # type: ignore[arg-type]
+                else:
+                    self._on_event(event)
+        if session.pending_bytes:
+            self._flush()
+
+    def _on_completed(self, completed: Completed) -> None:
+        token = completed.token
+        if isinstance(token, asyncio.Future) and not token.done():
+            if completed.reason_code == 0 and completed.properties is EMPTY_PROPERTIES:
+                token.set_result(_QOS0_RESULT)  # the common answer: one shared object
+            else:
+                token.set_result(PublishResult(completed.reason_code, completed.properties))
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, Connected):
+            if self._connack is not None and not self._connack.done():
+                self._connack.set_result(event.capabilities)
+        elif isinstance(event, ConnectRefused):
+            if self._connack is not None and not self._connack.done():
+                self._connack.set_exception(ConnackRefused(event.connack.reason_code, event.connack.properties))
+        elif isinstance(event, SubscribeDone | UnsubscribeDone):
+            token = event.token
+            if isinstance(token, asyncio.Future) and not token.done():
+                token.set_result(event.suback if isinstance(event, SubscribeDone) else event.unsuback)
+        elif isinstance(event, PingAnswered):
+            if self._ping_sent is not None and self._loop is not None:
+                self.stats.last_rtt = self._loop.time() - self._ping_sent
+                self._ping_sent = None
+                for waiter in self._ping_waiters:
+                    if not waiter.done():
+                        waiter.set_result(self.stats.last_rtt)
+                self._ping_waiters.clear()
+        elif isinstance(event, ServerDisconnected):
+            self.last_disconnect = event
+            d = event.disconnect
+            self._lost_error = ConnectionLost(
+                f"the broker disconnected: {d.reason_code.title}"
+                + (f": {d.properties.reason_string}" if d.properties.reason_string else ""),
+                d.reason_code,
+                d.properties.server_reference,
+            )
+            log.info("%s", self._lost_error)
+        elif isinstance(event, Reauthenticated) and self._auth_waiter is not None and not self._auth_waiter.done():
+            self._auth_waiter.set_result(None)
+
+    _lost_error: ClientError | None = None
+
+    def link_lost(self, exc: BaseException | None) -> None:
+        error: BaseException = self._lost_error or ConnectionLost(
+            f"connection to {self.target} lost" + (f": {exc}" if exc else "")
+        )
+        self._lost_error = None
+        self._link = None
+        was_connecting = self.session.state.value == "connecting"
+        self.session.connection_lost()
+        self._write_paused = False
+        if self._can_write is not None:
+            self._can_write.set()
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_exception(
+                error
+                if isinstance(error, ClientError) and not isinstance(error, ConnectionLost)
+                else ConnectError(f"{self.target} closed the connection before CONNACK")
+            )
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+            self._keepalive_task = None
+        self.stats.bytes_in = self.session.bytes_in
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(error)
+        if not self._closed and not was_connecting:
+            self._set_status(Status.DISCONNECTED, error=error)
+
+    def link_pause_writing(self) -> None:
+        self._write_paused = True
+        if self._can_write is None:
+            self._can_write = asyncio.Event()
+        self._can_write.clear()
+
+    def link_resume_writing(self) -> None:
+        self._write_paused = False
+        if self._can_write is not None:
+            self._can_write.set()
+
+    # ----------------------------------------------------------------------------------------- writing
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        data = self.session.data_to_send()
+        if data and self._link is not None:
+            self._link.write(data)
+            if self._loop is not None:
+                self._last_sent = self._loop.time()
+
+    def _schedule_flush(self) -> None:
+        if self.session.pending_bytes >= _FLUSH_THRESHOLD:
+            self._flush()
+        elif not self._flush_scheduled and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    async def _writable(self) -> None:
+        if self._write_paused and self._can_write is not None:
+            await self._can_write.wait()
+
+    # ----------------------------------------------------------------------------------------- operations
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise NotConnected("the client is closed")
+        if self._loop is None:
+            raise NotConnected("call connect() first")
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes | str = b"",
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties = EMPTY_PROPERTIES,
+        **property_values: Any,
+    ) -> PublishResult:
+        """Publish and wait for the broker's acknowledgement (PUBACK at QoS 1, PUBCOMP at QoS 2).
+
+        ``payload`` as ``str`` is sent as UTF-8. Extra keyword arguments are MQTT 5 properties
+        (``content_type="application/json"``, ``message_expiry_interval=60``, ...).
+
+        Raises:
+            PublishError, QueueFull, LocalProtocolError: nothing was sent. NotConnected: the client closed.
+        """
+        self._check_open()
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if property_values:
+            properties = properties.replace(**property_values)
+        publish = Publish(topic, payload, qos, retain, False, None, properties)
+        if qos == 0:
+            if self._write_paused:
+                await self._writable()
+            self.session.publish(publish)
+            self._schedule_flush()
+            return _QOS0_RESULT
+        assert self._loop is not None
+        future: asyncio.Future[PublishResult] = self._loop.create_future()
+        self.session.publish(publish, future)
+        self._schedule_flush()
+        return await future
+
+    def publish_nowait(
+        self, topic: str, payload: bytes = b"", qos: int = 0, retain: bool = False,
+        properties: Properties = EMPTY_PROPERTIES,
+    ) -> asyncio.Future[PublishResult] | None:  # fmt: skip
+        """Queue a publish without waiting; for QoS 1/2 return a future of its result."""
+        self._check_open()
+        assert self._loop is not None
+        publish = Publish(topic, payload, qos, retain, False, None, properties)
+        if qos == 0:
+            self.session.publish(publish)
+            self._schedule_flush()
+            return None
+        future: asyncio.Future[PublishResult] = self._loop.create_future()
+        self.session.publish(publish, future)
+        self._schedule_flush()
+        return future
+
+    async def subscribe(
+        self,
+        *topic_filters: str | Subscription,
+        qos: int = 0,
+        no_local: bool = False,
+        retain_as_published: bool = False,
+        retain_handling: RetainHandling = RetainHandling.SEND_ON_SUBSCRIBE,
+        subscription_identifier: int | None = None,
+        user_properties: Iterable[tuple[str, str]] = (),
+    ) -> list[ReasonCode]:
+        """Subscribe; return one reason code per filter (the granted QoS, or a failure code)."""
+        self._check_open()
+        assert self._loop is not None
+        subs = [
+            f
+            if isinstance(f, Subscription)
+            else Subscription(f, qos, no_local, retain_as_published, RetainHandling(retain_handling))
+            for f in topic_filters
+        ]
+        if not subs:
+            raise ValueError("subscribe() needs at least one topic filter")
+        props = Properties(subscription_identifier=subscription_identifier, user_property=list(user_properties) or None)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self.session.subscribe(subs, props, future)
+        self._schedule_flush()
+        suback = await future
+        return list(suback.reason_codes)
+
+    async def unsubscribe(
+        self, *topic_filters: str, user_properties: Sequence[tuple[str, str]] = ()
+    ) -> list[ReasonCode]:
+        """Unsubscribe; return one reason code per filter (MQTT 3.1.1 reports Success for each)."""
+        self._check_open()
+        assert self._loop is not None
+        props = Properties(user_property=list(user_properties) or None)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self.session.unsubscribe(list(topic_filters), props, future)
+        self._schedule_flush()
+        unsuback = await future
+        return list(unsuback.reason_codes) or [ReasonCode.SUCCESS] * len(topic_filters)
+
+    async def ping(self) -> float:
+        """Send PINGREQ and return the round-trip time in seconds."""
+        self._check_open()
+        if not self.connected:
+            raise NotConnected(f"not connected to {self.target}")
+        assert self._loop is not None
+        waiter: asyncio.Future[float] = self._loop.create_future()
+        self._ping_waiters.append(waiter)
+        if self._ping_sent is None:
+            self._ping_sent = self._loop.time()
+            self.session.ping()
+            self._flush()
+        return await waiter
+
+    async def reauthenticate(self, timeout: float = 10.0) -> None:
+        """MQTT 5 re-authentication with the configured authentication method."""
+        self._check_open()
+        assert self._loop is not None
+        self._auth_waiter = self._loop.create_future()
+        self.session.reauthenticate()
+        self._flush()
+        async with asyncio.timeout(timeout):
+            await self._auth_waiter
+
+    # ----------------------------------------------------------------------------------------- keepalive
+
+    async def _keepalive(self, link: Link | None) -> None:
+        loop = asyncio.get_running_loop()
+        while self._link is link and link is not None:
+            keepalive = self.session.keepalive
+            if keepalive <= 0:
+                return
+            now = loop.time()
+            if self._ping_sent is not None and now - self._ping_sent >= keepalive:
+                self._lost_error = ConnectionLost(
+                    f"no PINGRESP from {self.target} within {keepalive} s: the connection is dead",
+                    ReasonCode.KEEP_ALIVE_TIMEOUT,
+                )
+                log.warning("%s", self._lost_error)
+                link.abort()
+                return
+            idle = now - self._last_sent
+            if idle >= keepalive and self._ping_sent is None:
+                self._ping_sent = now
+                self.session.ping()
+                self._flush()
+                idle = 0.0
+            wait = keepalive - idle
+            if self._ping_sent is not None:
+                wait = min(wait, keepalive - (loop.time() - self._ping_sent))
+            await asyncio.sleep(max(0.05, wait))
+
+    def sync_stats(self) -> ClientStats:
+        """Refresh and return :attr:`stats` from the session's counters."""
+        s = self.session
+        self.stats.messages_in = s.messages_in
+        self.stats.messages_out = s.messages_out
+        self.stats.bytes_in = s.bytes_in
+        self.stats.bytes_out = s.bytes_out
+        self.stats.dropped = sum(stream.dropped for stream in self._streams)
+        return self.stats

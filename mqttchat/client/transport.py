@@ -1,0 +1,264 @@
+"""Transports: TCP, TLS, WebSocket and secure WebSocket, as one small "link" interface for the client.
+
+A link delivers received bytes to ``sink.link_data`` straight from the event loop's protocol callback (no
+queue, no task switch) and writes bytes with :meth:`Link.write`. WebSocket framing uses the sans-I/O layer of
+the ``websockets`` library over the same asyncio transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import Protocol
+
+from mqttchat.client.errors import (
+    ConnectError,
+    ConnectionRefused,
+    ConnectTimeout,
+    HostNotFound,
+    TLSError,
+    WebSocketError,
+)
+from mqttchat.client.options import Target, TLSOptions
+
+
+class LinkSink(Protocol):
+    """What a link reports to (the client)."""
+
+    def link_data(self, data: bytes) -> None: ...
+    def link_lost(self, exc: BaseException | None) -> None: ...
+    def link_pause_writing(self) -> None: ...
+    def link_resume_writing(self) -> None: ...
+
+
+class Link:
+    """An open connection to the broker."""
+
+    def __init__(self, transport: asyncio.Transport, description: str) -> None:
+        self.transport = transport
+        self.description = description
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    @property
+    def closing(self) -> bool:
+        return self.transport.is_closing()
+
+    @property
+    def peer(self) -> str:
+        peer = self.transport.get_extra_info("peername")
+        return f"{peer[0]}:{peer[1]}" if peer else "?"
+
+
+class _StreamProtocol(asyncio.Protocol):
+    def __init__(self, sink: LinkSink) -> None:
+        self.sink = sink
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Send MQTT as soon as it is written: batching happens before write(), in the client.
+        transport.set_write_buffer_limits(high=256 * 1024)
+
+    def data_received(self, data: bytes) -> None:
+        self.sink.link_data(data)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport: MQTT has no half-closed state
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.sink.link_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.sink.link_pause_writing()
+
+    def resume_writing(self) -> None:
+        self.sink.link_resume_writing()
+
+
+class _WebSocketProtocol(_StreamProtocol):
+    """MQTT over WebSocket (binary frames, subprotocol ``mqtt``) using websockets' sans-I/O ClientProtocol."""
+
+    def __init__(self, sink: LinkSink, target: Target) -> None:
+        super().__init__(sink)
+        from websockets.client import ClientProtocol
+        from websockets.typing import Subprotocol
+        from websockets.uri import parse_uri
+
+        host = f"[{target.host}]" if ":" in target.host else target.host
+        uri = parse_uri(f"{'wss' if target.tls else 'ws'}://{host}:{target.port}{target.path}")
+        self.ws = ClientProtocol(uri, subprotocols=[Subprotocol("mqtt")], max_size=None)
+        self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        request = self.ws.connect()
+        self.ws.send_request(request)
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            else:
+                self.transport.write_eof() if self.transport.can_write_eof() else None
+
+    def data_received(self, data: bytes) -> None:
+        from websockets.frames import Frame, Opcode
+        from websockets.http11 import Response
+
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Response):
+                if self.handshake.done():
+                    continue
+                if self.ws.handshake_exc is not None:
+                    self.handshake.set_exception(WebSocketError(f"WebSocket upgrade refused: {self.ws.handshake_exc}"))
+                elif event.headers.get("Sec-WebSocket-Protocol") != "mqtt":
+                    self.handshake.set_exception(WebSocketError("the server did not accept the 'mqtt' subprotocol"))
+                else:
+                    self.handshake.set_result(None)
+            elif isinstance(event, Frame) and event.opcode in (Opcode.BINARY, Opcode.CONT):
+                self.sink.link_data(bytes(event.data))
+        self._flush()
+        if self.ws.close_expected() and self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.handshake.done():
+            self.handshake.set_exception(WebSocketError("the connection closed during the WebSocket upgrade"))
+        super().connection_lost(exc)
+
+
+class WebSocketLink(Link):
+    def __init__(self, transport: asyncio.Transport, protocol: _WebSocketProtocol, description: str) -> None:
+        super().__init__(transport, description)
+        self.protocol = protocol
+
+    def write(self, data: bytes) -> None:
+        self.protocol.ws.send_binary(data)
+        for chunk in self.protocol.ws.data_to_send():
+            self.transport.write(chunk)
+
+    def close(self) -> None:
+        try:
+            self.protocol.ws.send_close()
+            for chunk in self.protocol.ws.data_to_send():
+                if chunk:
+                    self.transport.write(chunk)
+        except Exception:  # the socket may already be gone; closing is best effort
+            pass
+        self.transport.close()
+
+
+def make_ssl_context(options: TLSOptions | None) -> ssl.SSLContext:
+    """An SSL context for the client from ``options`` (system trust store when no CA file is given)."""
+    options = options or TLSOptions()
+    try:
+        context = ssl.create_default_context(cafile=options.ca_file)
+        if options.cert_file:
+            context.load_cert_chain(options.cert_file, options.key_file, options.key_password)
+    except FileNotFoundError as exc:
+        raise TLSError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+    except ssl.SSLError as exc:
+        raise TLSError(f"cannot load the TLS certificate or key: {exc.reason or exc}") from None
+    if options.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if options.alpn:
+        context.set_alpn_protocols(list(options.alpn))
+    return context
+
+
+async def open_link(target: Target, tls: TLSOptions | None, sink: LinkSink, timeout: float) -> Link:
+    """Connect to ``target`` and return the open link (WebSocket upgrade done).
+
+    Raises:
+        ConnectError: HostNotFound, ConnectionRefused, TLSError, WebSocketError, ConnectTimeout, with a message
+            that says what happened and to what.
+    """
+    loop = asyncio.get_running_loop()
+    context = make_ssl_context(tls) if target.tls else None
+    server_hostname = (tls.server_hostname if tls and tls.server_hostname else target.host) if context else None
+    where = target.url
+    protocol: _StreamProtocol
+    try:
+        async with asyncio.timeout(timeout):
+            if target.websocket:
+                transport, protocol = await loop.create_connection(
+                    lambda: _WebSocketProtocol(sink, target),
+                    target.host,
+                    target.port,
+                    ssl=context,
+                    server_hostname=server_hostname,
+                )
+                assert isinstance(protocol, _WebSocketProtocol)
+                try:
+                    await protocol.handshake
+                except BaseException:
+                    transport.abort()
+                    raise
+                return WebSocketLink(transport, protocol, where)
+            transport, protocol = await loop.create_connection(
+                lambda: _StreamProtocol(sink), target.host, target.port, ssl=context, server_hostname=server_hostname
+            )
+            return Link(transport, where)
+    except TimeoutError:
+        raise ConnectTimeout(f"{where} did not answer within {timeout:g} s") from None
+    except socket.gaierror as exc:
+        raise HostNotFound(f"cannot resolve host {target.host!r}: {exc.strerror}") from None
+    except ConnectionRefusedError:
+        raise ConnectionRefused(
+            f"connection refused by {target.host}:{target.port}: is a broker running there?"
+        ) from None
+    except ssl.SSLCertVerificationError as exc:
+        subject = await _peer_certificate_subject(target, server_hostname)
+        reason = exc.verify_message or str(exc.reason)
+        about = f" (certificate subject: {subject})" if subject else ""
+        raise TLSError(f"TLS verification of {where} failed: {reason}{about}", reason, subject) from None
+    except ssl.SSLError as exc:
+        raise TLSError(f"TLS handshake with {where} failed: {exc.reason or exc}", str(exc.reason)) from None
+    except ConnectError:
+        raise
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from None
+
+
+async def _peer_certificate_subject(target: Target, server_hostname: str | None) -> str | None:
+    """The subject of the certificate a server presents, read with verification off (for error messages)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(5):
+            _, writer = await asyncio.open_connection(
+                target.host, target.port, ssl=context, server_hostname=server_hostname
+            )
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+        writer.close()
+    except (OSError, TimeoutError, ssl.SSLError):
+        return None
+    if not der:
+        return None
+    try:
+        from cryptography import x509
+    except ImportError:
+        return None
+    try:
+        return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    except ValueError:
+        return None
