@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from mqttchat.client.errors import (
     ConnectionLost,
     ConnectTimeout,
     NotConnected,
+    TLSError,
 )
 from mqttchat.client.messages import Message, MessageStream
 from mqttchat.client.options import ClientOptions, OverflowPolicy, parse_url
@@ -329,7 +331,9 @@ class MQTTClient:
         """The client will not connect again: fail what waits for the broker and end the streams."""
         self._closed = True
         failure = error if isinstance(error, ClientError) else NotConnected(str(error) if error else "disconnected")
-        for token in [t for _, t in self.session.outgoing.abandon()]:
+        abandoned = [t for _, t in self.session.outgoing.abandon()] + [t for _, t in self.session._offline]
+        self.session._offline.clear()
+        for token in abandoned:
             if isinstance(token, asyncio.Future) and not token.done():
                 token.set_exception(failure)
         for pending in list(self.session._pending.values()):
@@ -465,9 +469,15 @@ class MQTTClient:
     _lost_error: ClientError | None = None
 
     def link_lost(self, exc: BaseException | None) -> None:
-        error: BaseException = self._lost_error or ConnectionLost(
-            f"connection to {self.target} lost" + (f": {exc}" if exc else "")
-        )
+        error: BaseException
+        if self._lost_error is not None:
+            error = self._lost_error
+        elif isinstance(exc, ssl.SSLError):
+            # With TLS 1.3 a server refuses a client certificate (or its absence) after the handshake.
+            reason = (exc.reason or str(exc)).replace("_", " ").lower()
+            error = TLSError(f"the broker at {self.target} ended the TLS session: {reason}", reason)
+        else:
+            error = ConnectionLost(f"connection to {self.target} lost" + (f": {exc}" if exc else ""))
         self._lost_error = None
         self._link = None
         was_connecting = self.session.state.value == "connecting"
@@ -476,11 +486,13 @@ class MQTTClient:
         if self._can_write is not None:
             self._can_write.set()
         if self._connack is not None and not self._connack.done():
-            self._connack.set_exception(
-                error
-                if isinstance(error, ClientError) and not isinstance(error, ConnectionLost)
-                else ConnectError(f"{self.target} closed the connection before CONNACK")
-            )
+            if not isinstance(error, ConnectError):
+                hint = ""
+                tls = self.options.tls
+                if self.options.target.tls and not (tls and tls.cert_file):
+                    hint = " (if it requires a client certificate, give one)"
+                error = ConnectError(f"{self.target} closed the connection before CONNACK{hint}")
+            self._connack.set_exception(error)
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
             self._keepalive_task = None

@@ -59,6 +59,7 @@ from mqttchat.protocol import (
     Unsubscribe,
 )
 from mqttchat.protocol.constants import MAX_PACKET_SIZE, ProtocolVersion
+from mqttchat.protocol.packets import with_packet_id
 
 #: MQTT 3.1.1 cannot announce a Receive Maximum; stay within mosquitto's default max_inflight_messages.
 V311_DEFAULT_INFLIGHT = 20
@@ -207,7 +208,8 @@ class ClientSession:
         #: Subscriptions to restore when the broker kept no session: filter → (options, SUBSCRIBE properties).
         self.subscriptions: dict[str, tuple[Subscription, Properties]] = {}
         self._pending: dict[int, _Pending] = {}
-        self._offline_qos0: deque[Publish] = deque()
+        #: Publishes made while disconnected, in the order they were made.
+        self._offline: deque[tuple[Publish, object]] = deque()
         self.capabilities: BrokerCapabilities | None = None
         self.keepalive = options.keepalive
         self.trace: TraceHook | None = None
@@ -335,13 +337,11 @@ class ClientSession:
         """
         self.check_publish(publish)
         if not self.connected:
-            if len(self._offline_qos0) + len(self.outgoing) >= self.options.max_queued_publishes:
+            if len(self._offline) + len(self.outgoing) >= self.options.max_queued_publishes:
                 raise QueueFull(f"{self.options.max_queued_publishes} publishes are already waiting for the broker")
-            publish.encode(self.version)  # refuse an invalid publish now rather than at reconnect
-            if publish.qos == 0:
-                self._offline_qos0.append(publish)
-            else:
-                self.outgoing.waiting.append((publish, token))
+            # Refuse an invalid publish now rather than at reconnect (QoS 1/2 get their identifier later).
+            (with_packet_id(publish, 1, False) if publish.qos else publish).encode(self.version)
+            self._offline.append((publish, token))
             return
         if publish.qos == 0:
             self._send_publish(publish)
@@ -540,8 +540,15 @@ class ClientSession:
             else:
                 self._send(p)
         events.extend(out.completed)
-        while self._offline_qos0:
-            self._send_publish(self._offline_qos0.popleft())
+        # Then what was published while disconnected, in order (QoS 0 overtakes only a full QoS 1/2 window).
+        while self._offline:
+            publish, token = self._offline.popleft()
+            if publish.qos == 0:
+                self._send_publish(publish)
+            else:
+                packet = self.outgoing.publish(publish, token)
+                if packet is not None:
+                    self._send_publish(packet)
 
     def _resubscribe(self) -> None:
         pending_filters = {

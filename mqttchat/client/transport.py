@@ -8,6 +8,7 @@ the ``websockets`` library over the same asyncio transport.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 from typing import Protocol
@@ -167,6 +168,9 @@ class WebSocketLink(Link):
 def make_ssl_context(options: TLSOptions | None) -> ssl.SSLContext:
     """An SSL context for the client from ``options`` (system trust store when no CA file is given)."""
     options = options or TLSOptions()
+    for what, path in (("CA", options.ca_file), ("certificate", options.cert_file), ("key", options.key_file)):
+        if path is not None and not os.path.isfile(path):
+            raise TLSError(f"cannot read TLS file {path} ({what}): no such file")
     try:
         context = ssl.create_default_context(cafile=options.ca_file)
         if options.cert_file:

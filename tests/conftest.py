@@ -1,0 +1,60 @@
+"""Shared fixtures: real brokers on free loopback ports, certificates, and a fault-injection proxy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.brokers import RunningBroker, run_amqtt, run_mosquitto
+from tests.helpers.certs import CertSet, make_certs
+from tests.helpers.proxy import FaultProxy
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[RunningBroker]:
+    """A fresh mosquitto for one test, anonymous access, no persistence."""
+    with run_mosquitto(tmp_path / "mosquitto") as broker:
+        yield broker
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., RunningBroker]]:
+    """Start mosquitto with extra configuration: ``mosquitto_factory("password_file ...")``."""
+    with ExitStack() as stack:
+        count = 0
+
+        def start(config: str = "", port: int | None = None) -> RunningBroker:
+            nonlocal count
+            count += 1
+            return stack.enter_context(run_mosquitto(tmp_path / f"mosquitto-{count}", config, port))
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> CertSet:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="session")
+def amqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
+    """amqtt with TCP and WebSocket listeners (Debian's mosquitto cannot open a WebSocket listener here)."""
+    with run_amqtt(tmp_path_factory.mktemp("amqtt")) as ports:
+        yield ports
+
+
+@pytest.fixture
+async def proxy_factory() -> AsyncIterator[Callable[[int], object]]:
+    proxies: list[FaultProxy] = []
+
+    async def start(upstream_port: int) -> FaultProxy:
+        proxy = await FaultProxy(upstream_port).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        await proxy.close()
