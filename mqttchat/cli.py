@@ -20,14 +20,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--help", action="help", help="show this help and exit")
     parser.add_argument("--version", action="version", version=f"mqttchat {__version__}")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    from mqttchat.commands import pub, sub
+
+    pub.build_parser(commands)
+    sub.build_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+    result: int = handler(args)
+    return result
 
 
 if __name__ == "__main__":  # pragma: no cover

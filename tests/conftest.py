@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.brokers import RunningBroker, run_amqtt, run_mosquitto
+from tests.helpers.brokers import AmqttPorts, RunningBroker, run_amqtt, run_mosquitto
 from tests.helpers.certs import CertSet, make_certs
 from tests.helpers.proxy import FaultProxy
 
@@ -40,9 +40,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> CertSet:
 
 
 @pytest.fixture(scope="session")
-def amqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
-    """amqtt with TCP and WebSocket listeners (Debian's mosquitto cannot open a WebSocket listener here)."""
-    with run_amqtt(tmp_path_factory.mktemp("amqtt")) as ports:
+def amqtt_broker(tmp_path_factory: pytest.TempPathFactory, certs: CertSet) -> Iterator[AmqttPorts]:
+    """amqtt with TCP, WebSocket and secure WebSocket listeners (Debian's mosquitto cannot open a WebSocket
+    listener here)."""
+    with run_amqtt(tmp_path_factory.mktemp("amqtt"), certs.server_cert, certs.server_key) as ports:
         yield ports
 
 

@@ -402,6 +402,14 @@ class MQTTClient:
             if self._link is not None:
                 self._link.close()
             self._lost_error = ConnectionLost(f"the broker broke the protocol: {exc.message}", exc.reason_code)
+            if self._connack is not None and not self._connack.done():
+                version = "5.0" if self.session.version == 5 else "3.1.1"
+                self._connack.set_exception(
+                    ConnectError(
+                        f"{self.target} answered CONNECT with an invalid packet ({exc.message}): "
+                        f"does it speak MQTT {version}? Try the other protocol version."
+                    )
+                )
             return
         if events:
             now = time.time()

@@ -221,6 +221,10 @@ async def open_link(target: Target, tls: TLSOptions | None, sink: LinkSink, time
             )
             return Link(transport, where)
     except TimeoutError:
+        if target.websocket:
+            raise ConnectTimeout(
+                f"{where} did not complete the WebSocket upgrade within {timeout:g} s: is it a WebSocket listener?"
+            ) from None
         raise ConnectTimeout(f"{where} did not answer within {timeout:g} s") from None
     except socket.gaierror as exc:
         raise HostNotFound(f"cannot resolve host {target.host!r}: {exc.strerror}") from None

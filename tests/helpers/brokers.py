@@ -101,16 +101,25 @@ def run_mosquitto(directory: Path, config: str = "", port: int | None = None) ->
         broker.stop()
 
 
+@dataclass
+class AmqttPorts:
+    tcp: int
+    ws: int
+    wss: int
+
+
 @contextlib.contextmanager
-def run_amqtt(directory: Path) -> Iterator[tuple[int, int]]:
-    """The amqtt broker (Python) with a TCP and a WebSocket listener; yields (tcp port, ws port)."""
-    tcp, ws = free_port(), free_port()
+def run_amqtt(directory: Path, certfile: Path, keyfile: Path) -> Iterator[AmqttPorts]:
+    """The amqtt broker (Python) with TCP, WebSocket and secure WebSocket listeners."""
+    ports = AmqttPorts(free_port(), free_port(), free_port())
     directory.mkdir(parents=True, exist_ok=True)
     conf = directory / "amqtt.yaml"
     conf.write_text(
         "listeners:\n"
-        f"  default:\n    type: tcp\n    bind: 127.0.0.1:{tcp}\n"
-        f"  ws:\n    type: ws\n    bind: 127.0.0.1:{ws}\n"
+        f"  default:\n    type: tcp\n    bind: 127.0.0.1:{ports.tcp}\n"
+        f"  ws:\n    type: ws\n    bind: 127.0.0.1:{ports.ws}\n"
+        f"  wss:\n    type: ws\n    bind: 127.0.0.1:{ports.wss}\n    ssl: true\n"
+        f"    certfile: {certfile}\n    keyfile: {keyfile}\n"
         "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"
     )
     exe = shutil.which("amqtt")
@@ -118,9 +127,9 @@ def run_amqtt(directory: Path) -> Iterator[tuple[int, int]]:
     log = open(directory / "amqtt.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for_port(ws, proc, timeout=30)
-        wait_for_port(tcp, proc, timeout=30)
-        yield tcp, ws
+        for port in (ports.tcp, ports.ws, ports.wss):
+            wait_for_port(port, proc, timeout=30)
+        yield ports
     finally:
         proc.terminate()
         try:

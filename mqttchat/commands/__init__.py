@@ -1,0 +1,1 @@
+"""The command-line tools: ``mqttchat pub``, ``mqttchat sub`` and friends."""

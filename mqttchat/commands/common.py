@@ -1,0 +1,214 @@
+"""Connection options shared by every command, in mosquitto_pub/mosquitto_sub style, and their errors."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
+from typing import Any
+
+from mqttchat.client import ClientError, ClientOptions, TLSOptions, parse_url
+from mqttchat.protocol import MQTTError, Properties, Will
+from mqttchat.protocol.properties import PROPERTY_SPECS, PropertyType
+
+#: Exit status when -W ends a command before it finished (as mosquitto_sub does).
+EXIT_TIMEOUT = 27
+
+
+class CommandError(Exception):
+    """A problem worth one line on stderr and a non-zero exit status."""
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("connection")
+    g.add_argument("-h", "--host", help="broker host (default 127.0.0.1)")
+    g.add_argument("-p", "--port", type=int, help="broker port (default 1883, 8883 with TLS)")
+    g.add_argument(
+        "-L", "--url", help="broker URL: mqtt[s]://[user[:password]@]host[:port] or ws[s]://host[:port]/path"
+    )
+    g.add_argument(
+        "-V", "--protocol-version", default="5", metavar="5|311", help="MQTT version: 5 (default) or 311 (3.1.1)"
+    )
+    g.add_argument("-i", "--id", dest="client_id", default=None, help="client identifier (default: generated)")
+    g.add_argument("-u", "--username", help="user name")
+    g.add_argument("-P", "--pw", dest="password", help="password (MQTT sends it in clear text: use TLS)")
+    g.add_argument("-k", "--keepalive", type=int, default=60, help="keepalive in seconds (default 60)")
+    g.add_argument(
+        "-c",
+        "--disable-clean-session",
+        action="store_true",
+        help="persistent session: the broker keeps subscriptions and queues messages while away",
+    )
+    g.add_argument(
+        "-x",
+        "--session-expiry",
+        type=int,
+        default=None,
+        help="MQTT 5 session expiry interval in seconds (with -c: default 3600)",
+    )
+    g.add_argument(
+        "-D",
+        "--property",
+        dest="properties",
+        action="append",
+        nargs="+",
+        default=[],
+        metavar="ARG",
+        help="MQTT 5 property: -D COMMAND NAME VALUE, e.g. -D publish content-type text/plain",
+    )
+    g.add_argument("-d", "--debug", action="store_true", help="print every packet sent and received on stderr")
+    t = parser.add_argument_group("TLS")
+    t.add_argument("--cafile", help="CA certificates to verify the broker with (enables TLS)")
+    t.add_argument("--cert", help="client certificate (PEM)")
+    t.add_argument("--key", help="client private key (PEM)")
+    t.add_argument("--keypass", help="password of the private key")
+    t.add_argument("--insecure", action="store_true", help="do not verify the broker's certificate or host name")
+    t.add_argument("--tls", action="store_true", help="use TLS with the system trust store")
+    t.add_argument("--tls-servername", help="name for SNI and certificate checks (default: the host)")
+    t.add_argument("--tls-alpn", help="ALPN protocol to offer")
+    w = parser.add_argument_group("will")
+    w.add_argument("--will-topic", help="topic of the will message")
+    w.add_argument("--will-payload", default="", help="payload of the will message")
+    w.add_argument("--will-qos", type=int, choices=(0, 1, 2), default=0)
+    w.add_argument("--will-retain", action="store_true")
+
+
+def parse_version(text: str) -> int:
+    value = text.lower().removeprefix("mqttv").replace(".", "")
+    if value in ("5", "50"):
+        return 5
+    if value in ("311", "4"):
+        return 4
+    raise CommandError(f"unknown protocol version {text!r}: use 5 or 311")
+
+
+_PROPERTY_COMMANDS = {"connect", "publish", "subscribe", "unsubscribe", "disconnect", "will"}
+
+
+def parse_properties(specs: Sequence[Sequence[str]]) -> dict[str, Properties]:
+    """``-D command name value [value]`` arguments → properties per command."""
+    by_command: dict[str, dict[str, Any]] = {}
+    names = {spec.name.replace("_", "-"): spec for spec in PROPERTY_SPECS.values()}
+    for args in specs:
+        if len(args) < 3:
+            raise CommandError(f"-D needs COMMAND NAME VALUE, got {' '.join(args)!r}")
+        command, name, *values = args
+        if command not in _PROPERTY_COMMANDS:
+            raise CommandError(f"-D {command}: the command must be one of {', '.join(sorted(_PROPERTY_COMMANDS))}")
+        spec = names.get(name)
+        if spec is None:
+            raise CommandError(f"-D {command} {name}: unknown property; known: {', '.join(sorted(names))}")
+        props = by_command.setdefault(command, {})
+        if spec.type is PropertyType.UTF8_STRING_PAIR:
+            if len(values) != 2:
+                raise CommandError(f"-D {command} {name} needs a name and a value")
+            props.setdefault(spec.name, []).append((values[0], values[1]))
+            continue
+        if len(values) != 1:
+            raise CommandError(f"-D {command} {name} takes one value")
+        value: Any = values[0]
+        if spec.type is PropertyType.BINARY_DATA:
+            value = value.encode()
+        elif spec.type is not PropertyType.UTF8_STRING:
+            try:
+                value = int(value)
+            except ValueError:
+                raise CommandError(f"-D {command} {name}: {value!r} is not a number") from None
+        if spec.repeatable:
+            props.setdefault(spec.name, []).append(value)
+        else:
+            props[spec.name] = value
+    return {command: Properties(**values) for command, values in by_command.items()}
+
+
+def client_options(args: argparse.Namespace, default_id: str) -> tuple[ClientOptions, dict[str, Properties]]:
+    """ClientOptions from the parsed connection arguments."""
+    version = parse_version(args.protocol_version)
+    props = parse_properties(args.properties)
+    tls_wanted = bool(args.cafile or args.cert or args.insecure or args.tls)
+    try:
+        if args.url:
+            if args.host or args.port:
+                raise CommandError("give either -L URL or -h/-p, not both")
+            target = parse_url(args.url)
+        else:
+            scheme = "mqtts" if tls_wanted else "mqtt"
+            target = parse_url(f"{scheme}://{args.host or '127.0.0.1'}")
+            if args.port:
+                if not 0 < args.port < 65_536:
+                    raise CommandError(f"port {args.port} is outside 1..65535")
+                target = replace(target, port=args.port)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if tls_wanted and not target.tls:
+        target = replace(target, tls=True)
+    tls = None
+    if target.tls:
+        alpn = (args.tls_alpn,) if args.tls_alpn else ()
+        tls = TLSOptions(args.cafile, args.cert, args.key, args.keypass, args.insecure, args.tls_servername, alpn)
+    will = None
+    if args.will_topic:
+        will = Will(
+            args.will_topic,
+            args.will_payload.encode(),
+            args.will_qos,
+            args.will_retain,
+            props.get("will", Properties()),
+        )
+    elif "will" in props:
+        raise CommandError("-D will ... needs --will-topic")
+    connect_props = props.get("connect", Properties())
+    session_expiry = args.session_expiry
+    if session_expiry is None:
+        session_expiry = connect_props.session_expiry_interval
+    if session_expiry is None and args.disable_clean_session:
+        session_expiry = 3600
+    options = ClientOptions(
+        target=target,
+        version=version,
+        client_id=args.client_id if args.client_id is not None else default_id,
+        clean_start=not args.disable_clean_session,
+        session_expiry=session_expiry if version == 5 else None,
+        keepalive=args.keepalive,
+        username=args.username,
+        password=args.password,
+        will=will,
+        receive_maximum=connect_props.receive_maximum,
+        maximum_packet_size=connect_props.maximum_packet_size,
+        topic_alias_maximum=connect_props.topic_alias_maximum or 0,
+        request_response_information=bool(connect_props.request_response_information),
+        request_problem_information=connect_props.request_problem_information != 0,
+        user_properties=connect_props.user_property,
+        tls=tls,
+        reconnect=False,
+    )
+    return options, props
+
+
+def debug_hook(prefix: str) -> Callable[[str, object, int], None]:
+    from mqttchat.protocol.describe import describe
+
+    def hook(direction: str, packet: object, size: int) -> None:
+        arrow = "sending " if direction == "out" else "received"
+        print(f"{prefix} {arrow} {describe(packet)} [{size} B]", file=sys.stderr, flush=True)  # type: ignore[arg-type]
+
+    return hook
+
+
+def run(prog: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a command's coroutine: errors become one line on stderr and a non-zero exit status, never a traceback."""
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 130
+    except CommandError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except (ClientError, MQTTError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{prog}: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        return 1

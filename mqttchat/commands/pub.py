@@ -1,0 +1,96 @@
+"""``mqttchat pub``: publish one message, a file, stdin, or stdin line by line (mosquitto_pub habits)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from mqttchat.client import MQTTClient
+from mqttchat.commands.common import CommandError, add_connection_arguments, client_options, debug_hook, run
+from mqttchat.protocol import Properties, topic_name_problem
+
+
+def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "pub",
+        help="publish a message",
+        description="Publish a message, like mosquitto_pub.",
+        add_help=False,
+        epilog="examples: mqttchat pub -t home/light -m on -q 1 -r;  tail -f log | mqttchat pub -t logs -l",
+    )
+    p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("-t", "--topic", required=True, help="topic to publish to")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("-m", "--message", help="the payload")
+    src.add_argument("-f", "--file", help="send this file's contents as one message")
+    src.add_argument("-s", "--stdin-file", action="store_true", help="send all of standard input as one message")
+    src.add_argument("-l", "--stdin-line", action="store_true", help="send each line of standard input as a message")
+    src.add_argument("-n", "--null-message", action="store_true", help="send an empty message")
+    p.add_argument("-q", "--qos", type=int, choices=(0, 1, 2), default=0, help="quality of service (default 0)")
+    p.add_argument("-r", "--retain", action="store_true", help="retain the message")
+    p.add_argument("--repeat", type=int, default=1, metavar="N", help="publish the message N times")
+    p.add_argument("--repeat-delay", type=float, default=0.0, metavar="S", help="seconds between repeats")
+    add_connection_arguments(p)
+    p.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    return run("mqttchat pub", lambda: publish(args))
+
+
+async def publish(args: argparse.Namespace) -> int:
+    problem = topic_name_problem(args.topic)
+    if problem:
+        raise CommandError(problem)
+    if args.repeat < 1:
+        raise CommandError("--repeat must be at least 1")
+    options, props = client_options(args, f"mqttchat-pub-{os.getpid()}")
+    publish_props = props.get("publish", Properties())
+    payload: bytes | None = None
+    if args.message is not None:
+        payload = args.message.encode()
+    elif args.file is not None:
+        with open(args.file, "rb") as f:
+            payload = f.read()
+    elif args.stdin_file:
+        payload = sys.stdin.buffer.read()
+    elif args.null_message:
+        payload = b""
+    client = MQTTClient(options)
+    if args.debug:
+        client.add_trace_hook(debug_hook("mqttchat pub"))
+    await client.connect()
+    try:
+        if payload is not None:
+            for i in range(args.repeat):
+                if i and args.repeat_delay:
+                    await asyncio.sleep(args.repeat_delay)
+                await _send(client, args, payload, publish_props)
+        else:
+            loop = asyncio.get_running_loop()
+            reader = asyncio.StreamReader()
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+            pending: list[asyncio.Future[object]] = []
+            while line := await reader.readline():
+                body = line.rstrip(b"\n").rstrip(b"\r")
+                if args.qos:
+                    # Pipeline: keep going while earlier messages wait for their acknowledgements.
+                    pending.append(asyncio.ensure_future(_send(client, args, body, publish_props)))
+                    if len(pending) > 1000:
+                        await asyncio.gather(*pending)
+                        pending.clear()
+                else:
+                    await _send(client, args, body, publish_props)
+            await asyncio.gather(*pending)
+    finally:
+        await client.disconnect()
+    return 0
+
+
+async def _send(client: MQTTClient, args: argparse.Namespace, payload: bytes, props: Properties) -> None:
+    result = await client.publish(args.topic, payload, args.qos, args.retain, props)
+    if not result.ok:
+        detail = f": {result.reason_string}" if result.reason_string else ""
+        raise CommandError(f"the broker refused the message: {result.reason_code.title}{detail}")

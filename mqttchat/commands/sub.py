@@ -1,0 +1,168 @@
+"""``mqttchat sub``: subscribe and print messages (mosquitto_sub habits), or clear retained messages."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from mqttchat.client import Message, MQTTClient
+from mqttchat.commands.common import (
+    EXIT_TIMEOUT,
+    CommandError,
+    add_connection_arguments,
+    client_options,
+    debug_hook,
+    run,
+)
+from mqttchat.protocol import Subscription, topic_filter_problem
+
+#: With --retained-only: how long without a message means "all retained messages have arrived".
+RETAINED_QUIET = 0.5
+
+
+def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "sub",
+        help="subscribe and print messages",
+        description="Subscribe and print messages, like mosquitto_sub.",
+        add_help=False,
+        epilog="examples: mqttchat sub -t 'home/#' -v;  mqttchat sub -t 'sensors/+/temp' -F json -C 10",
+    )
+    p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("-t", "--topic", action="append", required=True, help="topic filter (repeat for several)")
+    p.add_argument("-T", "--filter-out", action="append", default=[], help="do not print topics matching this filter")
+    p.add_argument("-q", "--qos", type=int, choices=(0, 1, 2), default=0, help="maximum QoS to receive (default 0)")
+    p.add_argument("-C", "--count", type=int, help="exit after receiving COUNT messages")
+    p.add_argument("-W", "--timeout", type=float, help="exit after SECONDS (status 27 if COUNT was not reached)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print 'topic payload'")
+    p.add_argument("-F", "--format", help="'json' (one object a line), or a template with %%t %%p %%q %%r %%j")
+    p.add_argument("-N", "--no-newline", action="store_true", help="do not end messages with a newline")
+    p.add_argument("-R", "--no-retained", action="store_true", help="do not print stale retained messages")
+    p.add_argument(
+        "--retained-only",
+        action="store_true",
+        help="print retained messages only, then exit (at the first live message or when quiet)",
+    )
+    p.add_argument("--remove-retained", action="store_true", help="clear every retained message received")
+    p.add_argument("--no-local", action="store_true", help="MQTT 5: do not receive our own publishes")
+    add_connection_arguments(p)
+    p.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    return run("mqttchat sub", lambda: subscribe(args))
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "timestamp": datetime.fromtimestamp(message.received_at, UTC).isoformat(timespec="milliseconds"),
+        "topic": message.topic,
+        "qos": message.qos,
+        "retain": message.retain,
+    }
+    try:
+        record["payload"] = message.payload.decode()
+    except UnicodeDecodeError:
+        record["payload_base64"] = base64.b64encode(message.payload).decode()
+    if message.properties:
+        props: dict[str, Any] = {}
+        for name, value in message.properties.as_dict().items():
+            if isinstance(value, bytes):
+                props[name] = base64.b64encode(value).decode()
+            elif name == "user_property":
+                props[name] = [list(pair) for pair in value]
+            elif isinstance(value, tuple):
+                props[name] = list(value)
+            else:
+                props[name] = value
+        record["properties"] = props
+    return record
+
+
+def render(message: Message, args: argparse.Namespace) -> bytes:
+    if args.format == "json":
+        return json.dumps(to_json(message), ensure_ascii=False).encode()
+    if args.format:
+        out = args.format
+        for token, value in (
+            ("%t", message.topic),
+            ("%q", str(message.qos)),
+            ("%r", str(int(message.retain))),
+            ("%j", json.dumps(to_json(message), ensure_ascii=False)),
+            ("%%", "%"),
+        ):
+            out = out.replace(token, value)
+        parts = out.split("%p")
+        return message.payload.join(part.encode() for part in parts)
+    if args.verbose:
+        return message.topic.encode() + b" " + message.payload
+    return message.payload
+
+
+async def subscribe(args: argparse.Namespace) -> int:
+    from mqttchat.protocol import matches
+
+    for topic_filter in args.topic + args.filter_out:
+        problem = topic_filter_problem(topic_filter)
+        if problem:
+            raise CommandError(problem)
+    if args.count is not None and args.count < 1:
+        raise CommandError("-C must be at least 1")
+    options, _ = client_options(args, f"mqttchat-sub-{os.getpid()}")
+    client = MQTTClient(options)
+    if args.debug:
+        client.add_trace_hook(debug_hook("mqttchat sub"))
+    stream = client.messages(maxsize=1_000_000)
+    await client.connect()
+    out = sys.stdout.buffer
+    end = b"" if args.no_newline else b"\n"
+    received = 0
+    status = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + args.timeout if args.timeout else None
+    try:
+        # -R still asks for retained messages (the broker marks them) and skips them here, like mosquitto_sub.
+        subscriptions = [Subscription(f, args.qos, args.no_local) for f in args.topic]
+        codes = await client.subscribe(*subscriptions)
+        for topic_filter, code in zip(args.topic, codes, strict=True):
+            if code.is_error:
+                raise CommandError(f"the broker refused the subscription to {topic_filter!r}: {code.title}")
+        while True:
+            timeout = None if deadline is None else deadline - loop.time()
+            if args.retained_only:
+                timeout = RETAINED_QUIET if timeout is None else min(timeout, RETAINED_QUIET)
+            if timeout is not None and timeout <= 0:
+                status = EXIT_TIMEOUT
+                break
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await stream.get()
+            except TimeoutError:
+                if args.retained_only and (deadline is None or loop.time() < deadline):
+                    break
+                status = EXIT_TIMEOUT
+                break
+            except StopAsyncIteration:
+                break
+            if args.retained_only and not message.retain:
+                break
+            if args.remove_retained and message.retain and message.payload:
+                await client.publish(message.topic, b"", message.qos, retain=True)
+            if args.no_retained and message.retain:
+                continue
+            if any(matches(f, message.topic) for f in args.filter_out):
+                continue
+            out.write(render(message, args) + end)
+            out.flush()
+            received += 1
+            if args.count is not None and received >= args.count:
+                break
+    finally:
+        await client.disconnect()
+    return status
