@@ -1,0 +1,1 @@
+"""The embedded MQTT broker: listeners, sessions, routing, retained messages, security and persistence."""
