@@ -21,10 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--help", action="help", help="show this help and exit")
     parser.add_argument("--version", action="version", version=f"mqttchat {__version__}")
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
-    from mqttchat.commands import pub, sub
+    from mqttchat.commands import broker, passwd, pub, sub
 
     pub.build_parser(commands)
     sub.build_parser(commands)
+    broker.build_parser(commands)
+    passwd.build_parser(commands)
     return parser
 
 

@@ -92,6 +92,13 @@ class OutgoingState(Enum):
     AWAIT_PUBCOMP = "await PUBCOMP"
 
 
+# Enum members bound once: attribute access on an Enum class is slow in Python 3.11, and these are per message.
+_AWAIT_PUBACK = OutgoingState.AWAIT_PUBACK
+_AWAIT_PUBREC = OutgoingState.AWAIT_PUBREC
+_AWAIT_PUBCOMP = OutgoingState.AWAIT_PUBCOMP
+_SUCCESS = ReasonCode.SUCCESS
+
+
 @dataclass(slots=True)
 class InFlight:
     """One outgoing QoS 1/2 message between PUBLISH and its final acknowledgement."""
@@ -168,7 +175,7 @@ class OutgoingFlow:
     def _start(self, publish: Publish, token: object) -> Publish:
         pid = self.packet_ids.allocate()
         packet = with_packet_id(publish, pid, False)
-        state = OutgoingState.AWAIT_PUBACK if publish.qos == 1 else OutgoingState.AWAIT_PUBREC
+        state = _AWAIT_PUBACK if publish.qos == 1 else _AWAIT_PUBREC
         self.inflight[pid] = InFlight(packet, state, token)
         return packet
 
@@ -183,7 +190,7 @@ class OutgoingFlow:
 
     @staticmethod
     def _resend_packet(entry: InFlight) -> Packet:
-        if entry.state is OutgoingState.AWAIT_PUBCOMP:
+        if entry.state is _AWAIT_PUBCOMP:
             return PubRel(entry.publish.packet_id or 0)
         return with_packet_id(entry.publish, entry.publish.packet_id, True)
 
@@ -207,30 +214,30 @@ class OutgoingFlow:
         if type(packet) is PubAck:
             if entry is None:
                 return out  # a late duplicate of an acknowledgement already handled
-            if entry.state is not OutgoingState.AWAIT_PUBACK:
+            if entry.state is not _AWAIT_PUBACK:
                 raise RemoteProtocolError(f"PUBACK for packet {pid}, which is a QoS 2 message")
             self._complete(pid, packet.reason_code, packet.properties, out)
         elif type(packet) is PubRec:
             if entry is None:
                 out.packets.append(PubRel(pid, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
-            elif entry.state is OutgoingState.AWAIT_PUBREC:
-                if packet.reason_code.is_error:
+            elif entry.state is _AWAIT_PUBREC:
+                if packet.reason_code >= 0x80:
                     self._complete(pid, packet.reason_code, packet.properties, out)
                 else:
-                    entry.state = OutgoingState.AWAIT_PUBCOMP
+                    entry.state = _AWAIT_PUBCOMP
                     entry.pubrec_reason = packet.reason_code
                     # Keep inflight in PUBREC order for PUBREL resends (MQTT-4.6.0-4).
                     del self.inflight[pid]
                     self.inflight[pid] = entry
                     out.packets.append(PubRel(pid))
-            elif entry.state is OutgoingState.AWAIT_PUBCOMP:
+            elif entry.state is _AWAIT_PUBCOMP:
                 out.packets.append(PubRel(pid))  # our PUBREL may have crossed a resent PUBREC
             else:
                 raise RemoteProtocolError(f"PUBREC for packet {pid}, which is a QoS 1 message")
         elif type(packet) is PubComp:
             if entry is None:
                 return out
-            if entry.state is not OutgoingState.AWAIT_PUBCOMP:
+            if entry.state is not _AWAIT_PUBCOMP:
                 raise RemoteProtocolError(f"PUBCOMP for packet {pid} before its PUBREC")
             # The outcome is PUBREC's: once it arrived the receiver owned the message. A PUBCOMP 0x92 after a
             # reconnect only says the receiver had already finished the exchange.
@@ -251,8 +258,8 @@ class OutgoingFlow:
         out = FlowOutput()
         if session_present:
             # Resend in order, PUBLISHes first (original order) then PUBRELs (PUBREC order), within the window.
-            publishes = [p for p, e in self.inflight.items() if e.state is not OutgoingState.AWAIT_PUBCOMP]
-            releases = [p for p, e in self.inflight.items() if e.state is OutgoingState.AWAIT_PUBCOMP]
+            publishes = [p for p, e in self.inflight.items() if e.state is not _AWAIT_PUBCOMP]
+            releases = [p for p, e in self.inflight.items() if e.state is _AWAIT_PUBCOMP]
             self.held = deque(publishes + releases)
         else:
             self.held.clear()
@@ -260,7 +267,7 @@ class OutgoingFlow:
             for pid, entry in list(self.inflight.items()):
                 del self.inflight[pid]
                 self.packet_ids.release(pid)
-                if entry.state is OutgoingState.AWAIT_PUBCOMP:
+                if entry.state is _AWAIT_PUBCOMP:
                     out.completed.append(Completed(entry.token, entry.publish, entry.pubrec_reason))
                 else:
                     restart.append((with_packet_id(entry.publish, None, False), entry.token))
@@ -308,15 +315,16 @@ class IncomingFlow:
             RemoteProtocolError: 0x93 when the sender exceeds our Receive Maximum.
         """
         qos = publish.qos
+        refused = reason_code >= 0x80
         if qos == 0:
-            return not reason_code.is_error, None
+            return not refused, None
         pid = publish.packet_id
         assert pid is not None
         if qos == 1:
-            return not reason_code.is_error, PubAck(pid, reason_code)
+            return not refused, PubAck(pid, reason_code)
         if pid in self.awaiting_pubrel:
             return False, PubRec(pid)  # a duplicate: acknowledged again, delivered once
-        if reason_code.is_error:
+        if refused:
             return False, PubRec(pid, reason_code)
         if len(self.awaiting_pubrel) >= self.receive_maximum:
             raise RemoteProtocolError(

@@ -1,0 +1,571 @@
+"""One client connection to the broker: CONNECT handling, packet dispatch, acknowledgements, keepalive.
+
+Theory of operation::
+
+    AWAIT_CONNECT ──CONNECT accepted──▶ CONNECTED ──DISCONNECT / error / timeout / takeover──▶ CLOSED
+          │ refused, malformed, timeout                                                          ▲
+          └──────────────────────────────────────────────────────────────────────────────────────┘
+
+Everything a client sends is decoded by the protocol core; a violation closes this connection only, with the
+reason code the core attached (a CONNACK before the session exists, a DISCONNECT after, for MQTT 5 clients;
+3.1.1 has no DISCONNECT from the server, so the connection just closes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from mqttchat.broker.session import NEVER_EXPIRES, Session
+from mqttchat.protocol import (
+    EMPTY_PROPERTIES,
+    Auth,
+    ConnAck,
+    Connect,
+    Disconnect,
+    InboundTopicAliases,
+    Packet,
+    PacketReader,
+    PingReq,
+    PingResp,
+    Properties,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    ReasonCode,
+    RemoteProtocolError,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+    Unsubscribe,
+    UnsupportedProtocolVersion,
+)
+from mqttchat.protocol.constants import MAX_PACKET_SIZE, PacketType
+from mqttchat.protocol.reason_codes import VALID_REASON_CODES, connack_code_v311
+
+if TYPE_CHECKING:
+    from mqttchat.broker.core import BrokerCore
+
+log = logging.getLogger("mqttchat.broker")
+
+V5 = 5
+#: Beyond this many bytes waiting in the transport, QoS 0 messages to this client are dropped (and counted).
+WRITE_BUFFER_LIMIT = 4 * 1024 * 1024
+
+
+class State(Enum):
+    AWAIT_CONNECT = "await CONNECT"
+    #: The password is being checked in a worker thread (PBKDF2 takes milliseconds); input waits, buffered.
+    AUTHENTICATING = "authenticating"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+_AWAIT_CONNECT = State.AWAIT_CONNECT
+_AUTHENTICATING = State.AUTHENTICATING
+_CONNECTED = State.CONNECTED
+_CLOSED = State.CLOSED
+_SUCCESS = ReasonCode.SUCCESS
+
+
+class BrokerConnection:
+    """The MQTT side of one network connection. Transport-agnostic: ``write`` and ``close_transport`` are given."""
+
+    __slots__ = (
+        "_aliases",
+        "_clean",
+        "_flush_scheduled",
+        "_out",
+        "_reader",
+        "_timer",
+        "broker",
+        "client_id",
+        "close_transport",
+        "keepalive",
+        "last_received",
+        "listener",
+        "paused",
+        "peer",
+        "session",
+        "state",
+        "transport_buffer",
+        "version",
+        "write_raw",
+    )
+
+    def __init__(
+        self,
+        broker: BrokerCore,
+        write: Callable[[bytes], None],
+        close: Callable[[bool], None],
+        peer: str,
+        listener: str,
+        transport_buffer: Callable[[], int] | None = None,
+    ) -> None:
+        self.broker = broker
+        self.write_raw = write
+        self.close_transport = close
+        self.transport_buffer = transport_buffer
+        self.peer = peer
+        self.listener = listener
+        self.state = _AWAIT_CONNECT
+        self.version = V5
+        self.session: Session | None = None
+        self.client_id = ""
+        self.keepalive = 0
+        self.last_received = broker.loop.time()
+        self.paused = False
+        self._reader = PacketReader(None, broker.config.max_packet_size or MAX_PACKET_SIZE)
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._clean = False
+        self._aliases: InboundTopicAliases | None = None
+        self._timer: asyncio.TimerHandle | None = broker.loop.call_later(
+            broker.config.connect_timeout, self._connect_timeout
+        )
+        broker.connections.add(self)
+        broker.stats.connections_total += 1
+
+    def __repr__(self) -> str:
+        return f"<BrokerConnection {self.client_id!r} from {self.peer} {self.state.value}>"
+
+    # ------------------------------------------------------------------------------------------ output
+
+    @property
+    def writable(self) -> bool:
+        """False while the client does not drain its socket: QoS 0 messages to it are then dropped."""
+        if self.paused and self.transport_buffer is not None:
+            return self.transport_buffer() < WRITE_BUFFER_LIMIT
+        return self.state is _CONNECTED
+
+    def send(self, packet: Packet) -> None:
+        data = packet.encode(self.version)
+        self._out.append(data)
+        self.broker.stats.bytes_sent += len(data)
+        self._schedule_flush()
+
+    def send_publish(self, packet: Publish) -> None:
+        data = packet.encode(self.version)
+        session = self.session
+        limit = session.max_packet_size if session is not None else 0
+        if limit and len(data) > limit:
+            # Larger than the client's Maximum Packet Size: not sent, handled as if delivered (MQTT 5 3.1.2.11.4).
+            self.broker.count_drop(session, "the message is larger than its Maximum Packet Size")  # type: ignore[arg-type]
+            if packet.qos and session is not None and session.outgoing_flow is not None:
+                pid = packet.packet_id
+                if pid is not None and pid in session.outgoing_flow.inflight:
+                    session.outgoing_flow.inflight.pop(pid)
+                    session.outgoing_flow.packet_ids.release(pid)
+            return
+        self._out.append(data)
+        stats = self.broker.stats
+        stats.bytes_sent += len(data)
+        stats.messages_sent += 1
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.broker.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if out and self.state is not _CLOSED:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self.write_raw(data)
+        elif out:
+            out.clear()
+
+    # ------------------------------------------------------------------------------------------ input
+
+    def data_received(self, data: bytes) -> None:
+        if self.state is _CLOSED:
+            return
+        self.last_received = self.broker.loop.time()
+        self.broker.stats.bytes_received += len(data)
+        reader = self._reader
+        try:
+            reader.feed(data)
+            while self.state is not _CLOSED and self.state is not _AUTHENTICATING:
+                packet = reader.next_packet()
+                if packet is None:
+                    break
+                if type(packet) is Publish:
+                    self._on_publish(packet)
+                else:
+                    self._on_control(packet)
+        except UnsupportedProtocolVersion as exc:
+            self._refuse_version(exc)
+        except RemoteProtocolError as exc:
+            self.protocol_error(exc)
+        if self._out:
+            self.flush()
+
+    def _on_control(self, packet: Packet) -> None:
+        kind = type(packet)
+        if self.state is _AWAIT_CONNECT:
+            assert isinstance(packet, Connect)  # the reader accepts nothing else first
+            self._on_connect(packet)
+        elif kind is PubAck or kind is PubRec or kind is PubComp:
+            self._on_ack(packet)  # type: ignore[arg-type]
+        elif kind is PubRel:
+            session = self.session
+            assert session is not None
+            comp = session.incoming.receive_pubrel(packet)  # type: ignore[arg-type]
+            store = self.broker.persistence
+            if store is not None and session.persistent:
+                store.qos2_finished(session, comp.packet_id)
+                store.after_commit(self, comp)
+            else:
+                self.send(comp)
+        elif kind is Subscribe:
+            self._on_subscribe(packet)  # type: ignore[arg-type]
+        elif kind is Unsubscribe:
+            self._on_unsubscribe(packet)  # type: ignore[arg-type]
+        elif kind is PingReq:
+            self.send(PingResp())
+        elif kind is Disconnect:
+            self._on_disconnect(packet)  # type: ignore[arg-type]
+        elif kind is Auth:
+            raise RemoteProtocolError("re-authentication is not supported without an authentication method")
+        else:
+            raise RemoteProtocolError(f"a client does not send {kind.__name__}")
+
+    # ------------------------------------------------------------------------------------------ CONNECT
+
+    def _connect_timeout(self) -> None:
+        self._timer = None
+        if self.state is _AWAIT_CONNECT:
+            log.info(
+                "closing connection from %s: no CONNECT within %g s", self.peer, self.broker.config.connect_timeout
+            )
+            self.close(clean=False)
+
+    def _refuse_version(self, exc: UnsupportedProtocolVersion) -> None:
+        level = exc.protocol_level or 0
+        log.info("refused connection from %s: %s", self.peer, exc.message)
+        self.broker.stats.connections_refused += 1
+        if level >= V5:
+            self._write_now(ConnAck(False, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION).encode(V5))
+        else:
+            self._write_now(ConnAck(False, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION).encode(4))  # return code 0x01
+        self.close(clean=False)
+
+    def _write_now(self, data: bytes) -> None:
+        self.flush()
+        self.write_raw(data)
+
+    def _refuse(self, connect: Connect, reason: ReasonCode, why: str) -> None:
+        log.info("refused %r from %s: %s (%s)", connect.client_id, self.peer, reason.title, why)
+        self.broker.stats.connections_refused += 1
+        if connect.protocol_version == V5:
+            props = (
+                Properties(reason_string=why)
+                if connect.properties.request_problem_information != 0
+                else EMPTY_PROPERTIES
+            )
+            self._write_now(ConnAck(False, reason, props).encode(V5))
+        else:
+            self._write_now(bytes((0x20, 2, 0, connack_code_v311(reason))))
+        self.close(clean=False)
+
+    def _on_connect(self, connect: Connect) -> None:
+        broker = self.broker
+        config = broker.config
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        version = connect.protocol_version
+        if version == 3:
+            self._refuse(connect, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, "MQTT 3.1 is not supported; use 3.1.1 or 5")
+            return
+        self.version = version
+        props = connect.properties
+        if props.authentication_method is not None:
+            self._refuse(connect, ReasonCode.BAD_AUTHENTICATION_METHOD,
+                         f"authentication method {props.authentication_method!r} is not supported")  # fmt: skip
+            return
+        # Authentication.
+        username = connect.username
+        if username is None and connect.password is None:
+            if not config.allow_anonymous:
+                self._refuse(connect, ReasonCode.NOT_AUTHORIZED, "anonymous access is not allowed")
+                return
+        elif broker.passwords is not None:
+            if username is None or connect.password is None:
+                self._refuse(connect, ReasonCode.BAD_USER_NAME_OR_PASSWORD, "bad user name or password")
+                return
+            # PBKDF2 costs milliseconds: check in a worker thread; this connection's input waits meanwhile.
+            self.state = _AUTHENTICATING
+            check = broker.loop.run_in_executor(None, broker.passwords.verify, username, connect.password)
+            check.add_done_callback(lambda done: self._authenticated(connect, done))
+            return
+        elif not config.allow_anonymous:
+            self._refuse(connect, ReasonCode.NOT_AUTHORIZED, "no password file: only anonymous access exists")
+            return
+        self._accept(connect)
+
+    def _authenticated(self, connect: Connect, check: asyncio.Future[bool]) -> None:
+        if self.state is not _AUTHENTICATING:
+            return  # closed meanwhile
+        ok = not check.cancelled() and check.exception() is None and check.result()
+        self.state = _AWAIT_CONNECT
+        if not ok:
+            self._refuse(connect, ReasonCode.BAD_USER_NAME_OR_PASSWORD, "bad user name or password")
+            return
+        self._accept(connect)
+        self.data_received(b"")  # handle what arrived while the password was checked
+        if self._out:
+            self.flush()
+
+    def _accept(self, connect: Connect) -> None:
+        broker = self.broker
+        config = broker.config
+        version = connect.protocol_version
+        props = connect.properties
+        username = connect.username
+        # Client identifier.
+        client_id = connect.client_id
+        assigned = None
+        if not client_id:
+            if not config.allow_zero_length_clientid or (version != V5 and not connect.clean_start):
+                self._refuse(connect, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "a client identifier is required")
+                return
+            client_id = assigned = broker.new_client_id()
+        if (
+            config.max_connections >= 0
+            and sum(1 for c in broker.connections if c.state is _CONNECTED) >= config.max_connections
+        ):
+            self._refuse(connect, ReasonCode.SERVER_BUSY, "too many connections")
+            return
+        access = broker.acl.for_client(username, client_id) if broker.acl is not None else None
+        # Session.
+        session, present = broker.take_session(client_id, connect.clean_start)
+        self.session = session
+        self.client_id = client_id
+        session.connection = self
+        session.version = version
+        session.username = username
+        session.access = access
+        session.will = connect.will
+        if version == V5:
+            expiry = props.session_expiry_interval or 0
+        else:
+            expiry = 0 if connect.clean_start else (config.persistent_client_expiration or NEVER_EXPIRES)
+        session.expiry_interval = expiry
+        window = config.max_inflight_messages or 65_535
+        if version == V5 and props.receive_maximum:
+            window = min(window, props.receive_maximum)
+        session.window = window
+        session.outgoing.receive_maximum = window
+        session.max_packet_size = (props.maximum_packet_size or 0) if version == V5 else 0
+        self.keepalive = connect.keep_alive
+        server_keep_alive = None
+        if config.max_keepalive and (self.keepalive == 0 or self.keepalive > config.max_keepalive):
+            self.keepalive = server_keep_alive = config.max_keepalive
+        self.state = _CONNECTED
+        self._aliases = InboundTopicAliases(config.max_topic_alias if version == V5 else 0)
+        incoming = session.incoming
+        incoming.receive_maximum = config.receive_maximum
+        # CONNACK, announcing truthfully what this broker does.
+        ack_props = EMPTY_PROPERTIES
+        if version == V5:
+            values: dict[str, object] = {
+                "assigned_client_identifier": assigned,
+                "server_keep_alive": server_keep_alive,
+                "receive_maximum": config.receive_maximum if config.receive_maximum != 65_535 else None,
+                "maximum_qos": config.maximum_qos if config.maximum_qos < 2 else None,
+                "retain_available": None if config.retain_available else 0,
+                "maximum_packet_size": config.max_packet_size or None,
+                "topic_alias_maximum": config.max_topic_alias or None,
+            }
+            ack_props = Properties(**values)
+        self.send(ConnAck(present, ReasonCode.SUCCESS, ack_props))
+        if config.log_connections:
+            log.info(
+                "%s connected from %s (MQTT %s, %s, keepalive %d%s)", client_id, self.peer,
+                "5.0" if version == V5 else "3.1.1", "session resumed" if present else "new session",
+                self.keepalive, f", user {username!r}" if username else "",
+            )  # fmt: skip
+        # Resume: unacknowledged deliveries first (DUP), then the queue.
+        if present and session.outgoing_flow is not None:
+            out = session.outgoing_flow.resume(True, window)
+            for packet in out.packets:
+                if type(packet) is Publish:
+                    self.send_publish(packet)
+                else:
+                    self.send(packet)
+        broker.pump(session)
+        if broker.persistence is not None:
+            broker.persistence.session_connected(session)
+
+    # ------------------------------------------------------------------------------------------ PUBLISH
+
+    def _on_publish(self, publish: Publish) -> None:
+        session = self.session
+        if session is None:
+            raise RemoteProtocolError("PUBLISH before CONNECT")
+        broker = self.broker
+        config = broker.config
+        if self.version == V5:
+            props = publish.properties
+            if props is not EMPTY_PROPERTIES:
+                if props.subscription_identifier:
+                    raise RemoteProtocolError("a client may not send a Subscription Identifier in PUBLISH")
+                assert self._aliases is not None
+                publish = self._aliases.resolve(publish)
+        qos = publish.qos
+        if qos > config.maximum_qos:
+            raise RemoteProtocolError(f"QoS {qos} is above the announced maximum", ReasonCode.QOS_NOT_SUPPORTED)
+        if publish.retain and not config.retain_available:
+            raise RemoteProtocolError("retained messages are not available", ReasonCode.RETAIN_NOT_SUPPORTED)
+        reason = _SUCCESS
+        access = session.access
+        if access is not None and not access.can_publish(publish.topic):
+            reason = ReasonCode.NOT_AUTHORIZED
+            log.info("publish by %r to %r refused by the ACL", self.client_id, publish.topic)
+        elif config.message_size_limit and len(publish.payload) > config.message_size_limit:
+            reason = ReasonCode.QUOTA_EXCEEDED
+            broker.count_drop(session, f"its payload of {len(publish.payload)} bytes exceeds message_size_limit")
+        if qos == 0:
+            if reason is _SUCCESS:
+                broker.publish(publish, session)
+            return
+        if self.version != V5 and reason.is_error:
+            # MQTT 3.1.1 cannot refuse a message: acknowledge it and drop it, as mosquitto does.
+            deliver, ack = session.incoming.receive_publish(publish)
+            if ack is not None:
+                self.send(ack)
+            return
+        deliver, ack = session.incoming.receive_publish(publish, reason)
+        if deliver and qos == 2 and broker.persistence is not None and session.persistent:
+            broker.persistence.qos2_received(session, publish.packet_id)
+        if deliver:
+            count = broker.publish(publish, session)
+            if count == 0 and self.version == V5 and ack is not None and ack.reason_code is _SUCCESS:
+                ack = type(ack)(ack.packet_id, ReasonCode.NO_MATCHING_SUBSCRIBERS)
+        if ack is not None:
+            if broker.persistence is not None:
+                broker.persistence.after_commit(self, ack)
+            else:
+                self.send(ack)
+
+    def _on_ack(self, packet: PubAck | PubRec | PubComp) -> None:
+        session = self.session
+        assert session is not None
+        if session.outgoing_flow is None:
+            return
+        out = session.outgoing_flow.receive(packet)
+        for p in out.packets:
+            self.send(p)
+        store = self.broker.persistence
+        if store is not None and session.persistent:
+            if out.completed:
+                store.completed(session, out.completed)
+            if type(packet) is PubRec and packet.reason_code < 0x80:
+                store.released(session, packet.packet_id)
+        self.broker.pump(session)
+
+    # ------------------------------------------------------------------------------------------ (UN)SUBSCRIBE
+
+    def _on_subscribe(self, packet: Subscribe) -> None:
+        session = self.session
+        assert session is not None
+        sub_ids = packet.properties.subscription_identifier
+        codes = self.broker.subscribe(session, packet.subscriptions, sub_ids[0] if sub_ids else None)
+        self.send(SubAck(packet.packet_id, tuple(codes)))
+        self.broker.send_retained()
+
+    def _on_unsubscribe(self, packet: Unsubscribe) -> None:
+        session = self.session
+        assert session is not None
+        codes = self.broker.unsubscribe(session, packet.topic_filters)
+        self.send(UnsubAck(packet.packet_id, tuple(codes)))
+
+    # ------------------------------------------------------------------------------------------ ending
+
+    def _on_disconnect(self, packet: Disconnect) -> None:
+        session = self.session
+        assert session is not None
+        expiry = packet.properties.session_expiry_interval
+        if expiry is not None:
+            if session.expiry_interval == 0 and expiry != 0:
+                raise RemoteProtocolError("DISCONNECT may not set a session expiry when CONNECT set none")
+            session.expiry_interval = expiry
+        clean = packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE
+        self.close(clean=clean)
+
+    def protocol_error(self, exc: RemoteProtocolError) -> None:
+        self.broker.stats.protocol_errors += 1
+        log.info(
+            "closing connection of %r from %s: %s (%s)", self.client_id or "?", self.peer, exc.message, exc.reason_code
+        )
+        reason = exc.reason_code
+        if self.state is _AWAIT_CONNECT:
+            if exc.protocol_level == V5:
+                if reason not in VALID_REASON_CODES[PacketType.CONNACK]:
+                    reason = ReasonCode.PROTOCOL_ERROR
+                self._write_now(ConnAck(False, reason).encode(V5))
+        elif self.version == V5 and self.state is _CONNECTED:
+            if reason not in VALID_REASON_CODES[PacketType.DISCONNECT] or not reason.is_error:
+                reason = ReasonCode.PROTOCOL_ERROR
+            self._write_now(Disconnect(reason, Properties(reason_string=exc.message[:200])).encode(V5))
+        self.close(clean=False)
+
+    def takeover(self) -> None:
+        """Another connection took this session over."""
+        if self.version == V5 and self.state is _CONNECTED:
+            self._write_now(Disconnect(ReasonCode.SESSION_TAKEN_OVER).encode(V5))
+        self.close(clean=False, detach=True)
+
+    def keepalive_expired(self) -> None:
+        log.info("%r from %s: keepalive of %d s expired", self.client_id, self.peer, self.keepalive)
+        if self.version == V5 and self.state is _CONNECTED:
+            self._write_now(Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT).encode(V5))
+        self.close(clean=False)
+
+    def shutdown(self) -> None:
+        if self.version == V5 and self.state is _CONNECTED:
+            self._write_now(Disconnect(ReasonCode.SERVER_SHUTTING_DOWN).encode(V5))
+        self.close(clean=True)
+
+    def close(self, clean: bool, detach: bool = False) -> None:
+        """End this connection. ``clean`` suppresses the will; the session lives on per its expiry."""
+        if self.state is _CLOSED:
+            return
+        was_connected = self.state is _CONNECTED
+        self.state = _CLOSED
+        self._clean = clean
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.flush()
+        self.close_transport(True)
+        self.broker.connections.discard(self)
+        session = self.session
+        if was_connected and session is not None and session.connection is self:
+            if detach:
+                session.connection = None  # the session passes to the connection that took it over
+            else:
+                self.broker.connection_ended(session, clean)
+            if self.broker.config.log_connections:
+                log.info("%s disconnected%s", self.client_id, "" if clean else " uncleanly")
+
+    def connection_lost(self) -> None:
+        """The transport closed (the peer went away, or we closed it)."""
+        self.close(clean=self._clean)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.session is not None:
+            self.broker.pump(self.session)

@@ -1,0 +1,270 @@
+"""The broker as a server: listeners (TCP, TLS, WebSocket, secure WebSocket), timers, start and stop.
+
+``Broker`` runs in any asyncio loop, so the TUI can start one in-process; ``mqttchat broker`` runs one alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from mqttchat.broker.connection import BrokerConnection, State
+from mqttchat.broker.core import BrokerCore
+
+log = logging.getLogger("mqttchat.broker")
+
+
+class _TCPProtocol(asyncio.Protocol):
+    """Plain or TLS MQTT: bytes straight to the BrokerConnection."""
+
+    __slots__ = ("conn", "core", "listener", "transport")
+
+    def __init__(self, core: BrokerCore, listener: str) -> None:
+        self.core = core
+        self.listener = listener
+        self.conn: BrokerConnection | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.conn = BrokerConnection(
+            self.core, transport.write, lambda _: transport.close(), where, self.listener,
+            transport.get_write_buffer_size,
+        )  # fmt: skip
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is not None:
+            conn.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.conn.connection_lost()
+            self.conn = None
+
+    def pause_writing(self) -> None:
+        if self.conn is not None:
+            self.conn.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.conn is not None:
+            self.conn.resume_writing()
+
+
+class _WebSocketProtocol(_TCPProtocol):
+    """MQTT over WebSocket: the HTTP upgrade and framing by websockets' sans-I/O ServerProtocol."""
+
+    __slots__ = ("path", "ws")
+
+    def __init__(self, core: BrokerCore, listener: str, path: str) -> None:
+        super().__init__(core, listener)
+        from websockets.server import ServerProtocol
+        from websockets.typing import Subprotocol
+
+        self.ws = ServerProtocol(subprotocols=[Subprotocol("mqtt"), Subprotocol("mqttv3.1")], max_size=None)
+        self.path = path
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def _send_ws(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        for chunk in self.ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            elif transport.can_write_eof():
+                transport.write_eof()
+
+    def _write(self, data: bytes) -> None:
+        self.ws.send_binary(data)
+        self._send_ws()
+
+    def _close(self, _: bool) -> None:
+        with contextlib.suppress(Exception):
+            self.ws.send_close()
+            self._send_ws()
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        from websockets.frames import Frame, Opcode
+        from websockets.http11 import Request
+
+        ws = self.ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if isinstance(event, Request):
+                path = event.path.split("?")[0]
+                if self.path not in ("", "/") and path != self.path:
+                    response = ws.reject(404, f"MQTT is served on {self.path}\n")
+                else:
+                    response = ws.accept(event)
+                ws.send_response(response)
+                self._send_ws()
+                if response.status_code == 101 and self.transport is not None:
+                    peer = self.transport.get_extra_info("peername")
+                    where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+                    self.conn = BrokerConnection(
+                        self.core, self._write, self._close, where, self.listener,
+                        self.transport.get_write_buffer_size,
+                    )  # fmt: skip
+            elif isinstance(event, Frame) and event.opcode in (Opcode.BINARY, Opcode.CONT) and self.conn is not None:
+                self.conn.data_received(bytes(event.data))
+        self._send_ws()
+        if ws.close_expected() and self.transport is not None:
+            self.transport.close()
+
+
+def server_ssl_context(certfile: str, keyfile: str, cafile: str | None, require_certificate: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    if cafile:
+        context.load_verify_locations(cafile)
+    context.verify_mode = ssl.CERT_REQUIRED if require_certificate else ssl.CERT_NONE
+    return context
+
+
+@dataclass
+class RunningListener:
+    host: str
+    port: int
+    url: str
+    server: asyncio.Server
+
+
+class Broker:
+    """The embedded broker.
+
+    >>> async with Broker(config) as broker:   # doctest: +SKIP
+    ...     print(broker.listeners[0].url)
+    """
+
+    def __init__(self, config: Any = None) -> None:
+        from mqttchat.broker.config import default_config
+
+        self.config = config if config is not None else default_config()
+        self.core = BrokerCore(self.config)
+        self.listeners: list[RunningListener] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+
+    @property
+    def url(self) -> str:
+        return self.listeners[0].url
+
+    @property
+    def port(self) -> int:
+        return self.listeners[0].port
+
+    @property
+    def stats(self) -> Any:
+        return self.core.stats
+
+    async def start(self) -> None:
+        config = self.config
+        core = self.core
+        core._loop = asyncio.get_running_loop()
+        if config.password_file is not None:
+            from mqttchat.broker.auth import PasswordFile
+
+            core.passwords = PasswordFile.load(config.password_file)
+        if config.acl_file is not None:
+            from mqttchat.broker.auth import AccessControl
+
+            core.acl = AccessControl.load(config.acl_file)
+        if config.persistence:
+            from mqttchat.broker.persistence import Store
+
+            core.persistence = Store(core, config.persistence_file)
+            core.persistence.load()
+        loop = asyncio.get_running_loop()
+        try:
+            for listener in config.listeners:
+                context = None
+                if listener.tls:
+                    context = server_ssl_context(
+                        str(listener.certfile), str(listener.keyfile),
+                        str(listener.cafile) if listener.cafile else None, listener.require_certificate,
+                    )  # fmt: skip
+                name = f"{listener.protocol}:{listener.host}:{listener.port}"
+                if listener.protocol == "websockets":
+                    path = listener.path
+
+                    def factory(name: str = name, path: str = path) -> asyncio.Protocol:
+                        return _WebSocketProtocol(core, name, path)
+                else:
+
+                    def factory(name: str = name) -> asyncio.Protocol:  # type: ignore[misc]
+                        return _TCPProtocol(core, name)
+
+                server = await loop.create_server(factory, listener.host, listener.port, ssl=context,
+                                                  reuse_address=True, backlog=1024)  # fmt: skip
+                port = server.sockets[0].getsockname()[1]
+                scheme = ("wss" if listener.tls else "ws") if listener.protocol == "websockets" else (
+                    "mqtts" if listener.tls else "mqtt")  # fmt: skip
+                host = f"[{listener.host}]" if ":" in listener.host else listener.host
+                path = listener.path if listener.protocol == "websockets" else ""
+                self.listeners.append(RunningListener(listener.host, port, f"{scheme}://{host}:{port}{path}", server))
+                log.info("listening on %s", self.listeners[-1].url)
+        except BaseException:
+            await self.stop()
+            raise
+        self._tasks.append(asyncio.create_task(self._keepalive_loop(), name="broker keepalive"))
+        if config.sys_interval:
+            self._tasks.append(asyncio.create_task(self._sys_loop(), name="broker $SYS"))
+
+    async def _keepalive_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(0.5)
+            now = loop.time()
+            for conn in list(self.core.connections):
+                if conn.state is State.CONNECTED and conn.keepalive and now - conn.last_received > 1.5 * conn.keepalive:
+                    conn.keepalive_expired()
+
+    async def _sys_loop(self) -> None:
+        while True:
+            self.core.publish_sys()
+            await asyncio.sleep(self.config.sys_interval)
+
+    async def stop(self) -> None:
+        """Stop listening, tell MQTT 5 clients the server is shutting down, persist, close."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for listener in self.listeners:
+            listener.server.close()
+        for conn in list(self.core.connections):
+            conn.shutdown()
+        for listener in self.listeners:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(listener.server.wait_closed(), 2)
+        self.listeners.clear()
+        if self.core.persistence is not None:
+            self.core.persistence.close()
+        self._stopped.set()
+
+    async def serve_forever(self) -> None:
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> Broker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,134 @@
+"""A client's session on the broker: subscriptions, QoS flows, the queue of messages waiting for it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mqttchat.protocol import IncomingFlow, OutgoingFlow, Publish, Subscription, Will
+
+if TYPE_CHECKING:
+    from mqttchat.broker.connection import BrokerConnection
+
+#: Session Expiry Interval meaning "never expires" (MQTT 5, 3.1.2.11.2).
+NEVER_EXPIRES = 0xFFFF_FFFF
+
+
+@dataclass(slots=True)
+class SubEntry:
+    """One subscription of one session, as stored in the broker's trie."""
+
+    session: Session
+    options: Subscription
+    subscription_id: int | None = None
+
+
+class SharedGroup:
+    """The members of one shared subscription ``$share/{group}/{filter}``; messages go round-robin."""
+
+    __slots__ = ("filter", "members", "name", "next")
+
+    def __init__(self, name: str, topic_filter: str) -> None:
+        self.name = name
+        self.filter = topic_filter
+        self.members: dict[str, SubEntry] = {}
+        self.next = 0
+
+    def pick(self) -> SubEntry | None:
+        """The next member, preferring one that is connected."""
+        members = list(self.members.values())
+        if not members:
+            return None
+        n = len(members)
+        for i in range(n):
+            entry = members[(self.next + i) % n]
+            if entry.session.connection is not None:
+                self.next = (self.next + i + 1) % n
+                return entry
+        entry = members[self.next % n]
+        self.next = (self.next + 1) % n
+        return entry
+
+
+class Session:
+    """Everything the broker keeps for one client identifier, connected or not.
+
+    The flows and the queue are created on first use: an idle connection costs only this object.
+    """
+
+    __slots__ = (
+        "access",
+        "client_id",
+        "connection",
+        "dropped",
+        "expiry_handle",
+        "expiry_interval",
+        "incoming_flow",
+        "max_packet_size",
+        "outgoing_flow",
+        "persistent_id",
+        "queue",
+        "queued_bytes",
+        "subscriptions",
+        "username",
+        "version",
+        "will",
+        "will_handle",
+        "window",
+    )
+
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+        self.connection: BrokerConnection | None = None
+        self.subscriptions: dict[str, SubEntry] = {}
+        self.outgoing_flow: OutgoingFlow | None = None
+        self.incoming_flow: IncomingFlow | None = None
+        #: Messages waiting for the client: offline, or beyond the in-flight window.
+        #: (publish, expires_at, persistence row id or None)
+        self.queue: deque[tuple[Publish, float | None, int | None]] | None = None
+        self.queued_bytes = 0
+        self.dropped = 0
+        self.expiry_interval = 0
+        self.expiry_handle: asyncio.TimerHandle | None = None
+        self.will: Will | None = None
+        self.will_handle: asyncio.TimerHandle | None = None
+        self.username: str | None = None
+        self.access: Any = None
+        self.version = 5
+        #: The in-flight window towards the client: min(max_inflight_messages, the client's Receive Maximum).
+        self.window = 65_535
+        #: The client's Maximum Packet Size (MQTT 5), 0 when it set none.
+        self.max_packet_size = 0
+        self.persistent_id: int | None = None
+
+    @property
+    def outgoing(self) -> OutgoingFlow:
+        flow = self.outgoing_flow
+        if flow is None:
+            flow = self.outgoing_flow = OutgoingFlow(self.window)
+        return flow
+
+    @property
+    def incoming(self) -> IncomingFlow:
+        flow = self.incoming_flow
+        if flow is None:
+            flow = self.incoming_flow = IncomingFlow()
+        return flow
+
+    @property
+    def persistent(self) -> bool:
+        return self.expiry_interval > 0
+
+    @property
+    def queued(self) -> int:
+        return len(self.queue) if self.queue else 0
+
+    @property
+    def inflight(self) -> int:
+        return len(self.outgoing_flow.inflight) if self.outgoing_flow else 0
+
+    def __repr__(self) -> str:
+        state = "online" if self.connection else "offline"
+        return f"<Session {self.client_id!r} {state} subs={len(self.subscriptions)} queued={self.queued}>"
