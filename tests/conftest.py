@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers.brokers import AmqttPorts, RunningBroker, run_amqtt, run_mosquitto
+from mqttchat.broker.config import BrokerConfig, default_config, with_overrides
+from mqttchat.broker.server import Broker
+from tests.helpers.brokers import AmqttPorts, RunningBroker, run_amqtt, run_mosquitto, run_mqttchat_broker
 from tests.helpers.certs import CertSet, make_certs
 from tests.helpers.proxy import FaultProxy
 
@@ -59,3 +63,46 @@ async def proxy_factory() -> AsyncIterator[Callable[[int], object]]:
     yield start
     for proxy in proxies:
         await proxy.close()
+
+
+def broker_config(**overrides: Any) -> BrokerConfig:
+    """The default broker configuration on 127.0.0.1, port 0, $SYS off, with ``overrides``."""
+    config = with_overrides(default_config(), port=0)
+    return dataclasses.replace(config, **{"sys_interval": 0, **overrides})
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[Broker]:
+    """Our broker, in this test's event loop, on a free port, default settings."""
+    async with Broker(broker_config()) as running:
+        yield running
+
+
+@pytest.fixture
+async def broker_factory() -> AsyncIterator[Callable[..., Any]]:
+    """Start in-process brokers with overrides: ``await broker_factory(max_queued_messages=5)``."""
+    started: list[Broker] = []
+
+    async def start(config: BrokerConfig | None = None, **overrides: Any) -> Broker:
+        running = Broker(config if config is not None else broker_config(**overrides))
+        await running.start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        await running.stop()
+
+
+@pytest.fixture
+def broker_process(tmp_path: Path) -> Iterator[Callable[..., RunningBroker]]:
+    """Start ``mqttchat broker`` processes: ``broker_process("max_queued_messages = 5")``."""
+    with ExitStack() as stack:
+        count = 0
+
+        def start(config: str = "") -> RunningBroker:
+            nonlocal count
+            count += 1
+            return stack.enter_context(run_mqttchat_broker(tmp_path / f"broker-{count}", config))
+
+        yield start

@@ -138,3 +138,36 @@ def run_amqtt(directory: Path, certfile: Path, keyfile: Path) -> Iterator[AmqttP
             proc.kill()
             proc.wait(5)
         log.close()
+
+
+@contextlib.contextmanager
+def run_mqttchat_broker(directory: Path, config: str = "") -> Iterator[RunningBroker]:
+    """``mqttchat broker`` in its own process, on a free loopback port, with ``config`` (TOML) added.
+
+    ``config`` holds top-level keys only; the listener is added here. The process can be stopped (SIGTERM) or
+    killed (SIGKILL) by the test, and started again on the same port with the same files.
+    """
+    port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    conf = directory / "broker.toml"
+    log = directory / "broker.log"
+    conf.write_text(f"sys_interval = 0\n{config}\n[[listener]]\nport = {port}\nhost = '127.0.0.1'\n")
+    broker = start_mqttchat_broker(conf, port, log)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def start_mqttchat_broker(conf: Path, port: int, log: Path) -> RunningBroker:
+    exe = shutil.which("mqttchat")
+    cmd = (
+        [exe, "broker", "-v", "-c", str(conf)]
+        if exe
+        else [sys.executable, "-m", "mqttchat", "broker", "-v", "-c", str(conf)]
+    )
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    broker = RunningBroker(port, proc, conf.parent, log)
+    wait_for_port(port, proc)
+    return broker

@@ -1,0 +1,125 @@
+"""Persistence: what survives a clean restart and a kill -9 of `mqttchat broker` (SQLite, WAL, group commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mqttchat.client import MQTTClient
+from tests.helpers.brokers import RunningBroker, start_mqttchat_broker
+
+
+def restart(broker: RunningBroker, kill: bool) -> RunningBroker:
+    if kill:
+        broker.kill()
+    else:
+        broker.stop()
+    return start_mqttchat_broker(broker.directory / "broker.toml", broker.port, broker.log)
+
+
+async def drain(client: MQTTClient, stream: object, count: int, timeout: float = 10.0) -> list[bytes]:
+    got: list[bytes] = []
+    async with asyncio.timeout(timeout):
+        while len(got) < count:
+            got.append((await stream.get()).payload)  # type: ignore[attr-defined]
+    return got
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "kill-9"])
+async def test_retained_and_sessions_survive_a_restart(
+    broker_process: Callable[..., RunningBroker], tmp_path: Path, kill: bool
+) -> None:
+    db = tmp_path / "state.sqlite3"
+    broker = broker_process(
+        f"persistence = true\npersistence_file = '{db}'\nmax_inflight_messages = 0\nmax_queued_messages = 0"
+    )
+    try:
+        # A persistent subscriber, offline while messages arrive for it.
+        away = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
+        await away.connect()
+        await away.subscribe("chat/#", qos=2, subscription_identifier=9)
+        await away.disconnect()
+        async with MQTTClient(broker.url, client_id="pub") as pub:
+            await pub.publish("config/a", "retained A", qos=1, retain=True)
+            await pub.publish("config/b", "retained B", qos=1, retain=True, content_type="text/plain")
+            for i in range(50):
+                result = await pub.publish("chat/room", f"{i:02d}", qos=1 + i % 2)
+                assert result.ok  # acknowledged: so it must survive even kill -9
+        broker = restart(broker, kill)
+        back = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
+        stream = back.messages()
+        caps = await back.connect()
+        assert caps.session_present
+        got = await drain(back, stream, 50)
+        assert got == [f"{i:02d}".encode() for i in range(50)]
+        await asyncio.sleep(0.3)
+        assert len(stream) == 0  # nothing twice
+        await back.subscribe("config/#", qos=1)
+        retained = await drain(back, stream, 2)
+        assert sorted(retained) == [b"retained A", b"retained B"]
+        await back.disconnect()
+    finally:
+        broker.stop()
+
+
+async def test_in_flight_deliveries_resume_after_kill(
+    broker_process: Callable[..., RunningBroker], tmp_path: Path
+) -> None:
+    """Messages sent to a persistent subscriber but not yet acknowledged by it are resent after a crash."""
+    db = tmp_path / "state.sqlite3"
+    broker = broker_process(f"persistence = true\npersistence_file = '{db}'\nmax_inflight_messages = 5")
+    try:
+        slow = MQTTClient(broker.url, client_id="slow", clean_start=False, session_expiry=600, receive_maximum=5)
+        await slow.connect()
+        await slow.subscribe("work/#", qos=1)
+        # Stop acknowledging: the broker keeps 5 in flight and queues the rest.
+        assert slow._link is not None
+        slow._link.transport.pause_reading()
+        async with MQTTClient(broker.url, client_id="producer") as pub:
+            for i in range(20):
+                assert (await pub.publish("work/x", f"{i:02d}", qos=1)).ok
+        broker = restart(broker, kill=True)
+        await slow.disconnect()
+        again = MQTTClient(broker.url, client_id="slow", clean_start=False, session_expiry=600)
+        stream = again.messages()
+        await again.connect()
+        got = await drain(again, stream, 20)
+        assert got == [f"{i:02d}".encode() for i in range(20)]
+        await again.disconnect()
+    finally:
+        broker.stop()
+
+
+async def test_clean_sessions_and_expired_state_are_not_kept(
+    broker_process: Callable[..., RunningBroker], tmp_path: Path
+) -> None:
+    db = tmp_path / "state.sqlite3"
+    broker = broker_process(f"persistence = true\npersistence_file = '{db}'")
+    try:
+        async with MQTTClient(broker.url, client_id="clean") as c:
+            await c.subscribe("x")
+            await c.publish("gone/soon", "bye", qos=1, retain=True, message_expiry_interval=1)
+            await c.publish("gone/now", "x", qos=1, retain=True)
+            await c.publish("gone/now", b"", qos=1, retain=True)  # deleted
+        short = MQTTClient(broker.url, client_id="short", clean_start=False, session_expiry=1)
+        await short.connect()
+        await short.disconnect()
+        await asyncio.sleep(2.2)
+        broker.stop()
+        with sqlite3.connect(db) as conn:
+            sessions = {row[0] for row in conn.execute("SELECT client_id FROM sessions")}
+            retained = {row[0] for row in conn.execute("SELECT topic FROM retained")}
+        assert "clean" not in sessions and "short" not in sessions
+        assert "gone/now" not in retained
+        broker = restart(broker, kill=False)
+        async with MQTTClient(broker.url) as c:
+            stream = c.messages()
+            await c.subscribe("gone/#")
+            await asyncio.sleep(0.3)
+            assert len(stream) == 0  # the expired retained message is not delivered after the restart
+    finally:
+        broker.stop()
