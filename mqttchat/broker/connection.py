@@ -32,6 +32,7 @@ from mqttchat.protocol import (
     PingReq,
     PingResp,
     Properties,
+    PropertyId,
     PubAck,
     PubComp,
     Publish,
@@ -414,13 +415,12 @@ class BrokerConnection:
             raise RemoteProtocolError("PUBLISH before CONNECT")
         broker = self.broker
         config = broker.config
-        if self.version == V5:
+        if self.version == V5 and publish.properties is not EMPTY_PROPERTIES:
+            assert self._aliases is not None
+            publish = self._aliases.resolve(publish)
             props = publish.properties
-            if props is not EMPTY_PROPERTIES:
-                if props.subscription_identifier:
-                    raise RemoteProtocolError("a client may not send a Subscription Identifier in PUBLISH")
-                assert self._aliases is not None
-                publish = self._aliases.resolve(publish)
+            if props is not EMPTY_PROPERTIES and PropertyId.SUBSCRIPTION_IDENTIFIER in props:
+                raise RemoteProtocolError("a client may not send a Subscription Identifier in PUBLISH")
         qos = publish.qos
         if qos > config.maximum_qos:
             raise RemoteProtocolError(f"QoS {qos} is above the announced maximum", ReasonCode.QOS_NOT_SUPPORTED)

@@ -8,7 +8,7 @@ connection, so the client and broker create fresh maps on every connect.
 from __future__ import annotations
 
 from mqttchat.protocol.errors import LocalProtocolError, RemoteProtocolError
-from mqttchat.protocol.packets import Publish, with_topic
+from mqttchat.protocol.packets import Publish, alias_properties, with_topic
 from mqttchat.protocol.properties import EMPTY_PROPERTIES, Properties, PropertyId
 from mqttchat.protocol.reason_codes import ReasonCode
 
@@ -47,7 +47,8 @@ class InboundTopicAliases:
             if known is None:
                 raise RemoteProtocolError(f"topic alias {alias} has no topic yet", ReasonCode.PROTOCOL_ERROR)
             topic = known
-        return with_topic(publish, topic, props.without(PropertyId.TOPIC_ALIAS))
+        rest = EMPTY_PROPERTIES if len(props) == 1 else props.without(PropertyId.TOPIC_ALIAS)
+        return with_topic(publish, topic, rest)
 
     def __len__(self) -> int:
         return len(self._topics)
@@ -92,14 +93,8 @@ class OutboundTopicAliases:
         return len(self._aliases)
 
 
-_ALIAS_ONLY: dict[int, Properties] = {}
-
-
 def _alias_properties(props: Properties, alias: int) -> Properties:
     """``props`` plus the topic alias; the common alias-only sets are shared (their encoding is cached)."""
     if props is EMPTY_PROPERTIES:
-        cached = _ALIAS_ONLY.get(alias)
-        if cached is None:
-            cached = _ALIAS_ONLY[alias] = Properties(topic_alias=alias)
-        return cached
+        return alias_properties(alias)
     return props.replace(topic_alias=alias)

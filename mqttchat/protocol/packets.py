@@ -364,10 +364,14 @@ class Publish(Packet):
         stop = pos + 2 + ((buf[pos] << 8) | buf[pos + 1])
         if stop > end:
             raise MalformedPacket("PUBLISH topic is longer than the packet")
-        raw = buf[pos + 2 : stop]
-        topic = None if strict else _TOPIC_DECODED.get(raw)
-        if topic is None:
-            topic = _decode_topic_name(raw, version, strict)
+        topic: str | None
+        if stop == pos + 2 and version == V5:
+            topic = ""  # an aliased PUBLISH: checked against its properties below
+        else:
+            raw = buf[pos + 2 : stop]
+            topic = None if strict else _TOPIC_DECODED.get(raw)
+            if topic is None:
+                topic = _decode_topic_name(raw, version, strict)
         pos = stop
         packet_id = None
         if qos:
@@ -381,11 +385,31 @@ class Publish(Packet):
         if version == V5:
             if pos < end and buf[pos] == 0:
                 pos += 1
+            elif pos + 4 <= end and buf[pos] == 3 and buf[pos + 1] == 0x23:
+                # Only a Topic Alias, as a client using aliases sends on every message: one shared object each.
+                alias = (buf[pos + 2] << 8) | buf[pos + 3]
+                props = _ALIAS_PROPERTIES.get(alias) or _alias_only(alias)
+                pos += 4
             else:
                 props, pos = decode_properties(buf, pos, end, PacketType.PUBLISH, strict)
             if not topic and props.topic_alias is None:
                 raise RemoteProtocolError("PUBLISH has an empty topic name and no topic alias")
         return _new_publish(topic, buf[pos:end], qos, bool(flags & 0x01), dup, packet_id, props)
+
+
+_ALIAS_PROPERTIES: dict[int, Properties] = {}
+
+
+def _alias_only(alias: int) -> Properties:
+    if alias == 0:
+        raise RemoteProtocolError("topic alias 0", ReasonCode.TOPIC_ALIAS_INVALID)
+    props = _ALIAS_PROPERTIES[alias] = Properties(topic_alias=alias)
+    return props
+
+
+def alias_properties(alias: int) -> Properties:
+    """The shared Properties holding only Topic Alias ``alias`` (their encoding is cached on first use)."""
+    return _ALIAS_PROPERTIES.get(alias) or _alias_only(alias)
 
 
 def _decode_topic_name(raw: bytes, version: int, strict: bool) -> str:
@@ -459,7 +483,9 @@ class _Ack(Packet):
     properties: Properties = EMPTY_PROPERTIES
 
     def encode(self, version: int = V5) -> bytes:
-        pid = _check_packet_id(self.packet_id, self.TYPE.name)
+        pid = self.packet_id
+        if pid is None or not 0 < pid <= MAX_PACKET_ID:
+            _check_packet_id(pid, self.TYPE.name)  # raises; the name is looked up only for the message
         first = self.FIRST_BYTE
         if version != V5 or (self.reason_code == 0 and not self.properties):
             return bytes((first, 2, pid >> 8, pid & 0xFF))
@@ -471,6 +497,10 @@ class _Ack(Packet):
 
     @classmethod
     def decode(cls, flags: int, buf: bytes, pos: int, end: int, version: int, strict: bool = False) -> _Ack:
+        if end - pos == 2:  # the common short form: just the packet identifier
+            pid = (buf[pos] << 8) | buf[pos + 1]
+            if pid:
+                return cls(pid)
         name = cls.TYPE.name
         if end - pos < 2:
             raise MalformedPacket(f"{name} is shorter than 2 bytes")
@@ -478,8 +508,6 @@ class _Ack(Packet):
         if not pid:
             raise RemoteProtocolError(f"{name} has packet identifier 0")
         pos += 2
-        if pos == end:
-            return cls(pid)
         if version != V5:
             raise MalformedPacket(f"an MQTT 3.1.1 {name} must be 2 bytes long")
         reason = _reason(buf[pos], cls.TYPE)
