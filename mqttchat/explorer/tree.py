@@ -1,0 +1,341 @@
+"""The live topic tree: every topic seen, with counts, rates, retained markers and bounded per-topic history.
+
+Memory is bounded by a visible budget. Each topic keeps its latest message in full, always; older messages go
+to a per-topic history ring (``history_per_topic`` entries, each payload cut at ``history_payload_limit`` bytes
+and marked as truncated) and all rings share one byte budget (``history_budget``): when it is exceeded the
+oldest history entries anywhere are evicted first. Counters say what was evicted and truncated.
+
+Ingestion is O(topic levels) and reads no clock: the caller passes the receive time. The UI takes the set of
+nodes changed since its last refresh with :meth:`TopicTree.take_dirty`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+from mqttchat.protocol import EMPTY_PROPERTIES, Properties, matches, topic_filter_problem
+
+DEFAULT_HISTORY_PER_TOPIC = 100
+DEFAULT_HISTORY_BUDGET = 64 * 1024 * 1024
+DEFAULT_HISTORY_PAYLOAD_LIMIT = 64 * 1024
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One received message as the explorer keeps it."""
+
+    payload: bytes
+    #: The payload's size on the wire (``len(payload)`` is smaller when it was truncated for the history).
+    size: int
+    qos: int
+    retain: bool
+    dup: bool
+    properties: Properties
+    received_at: float
+    alive: bool = True
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.payload) < self.size
+
+
+class TopicNode:
+    """One topic level. ``topic`` is the full topic name; a node has messages only if it was published to."""
+
+    __slots__ = (
+        "_prev_count",
+        "_slot",
+        "_slot_count",
+        "changed_at",
+        "children",
+        "history",
+        "last",
+        "messages",
+        "name",
+        "parent",
+        "retained_entry",
+        "subtree_messages",
+        "topic",
+        "topics_below",
+    )
+
+    def __init__(self, name: str, topic: str, parent: TopicNode | None) -> None:
+        self.name = name
+        self.topic = topic
+        self.parent = parent
+        self.children: dict[str, TopicNode] = {}
+        self.last: Entry | None = None
+        self.history: deque[Entry] | None = None
+        self.messages = 0
+        self.subtree_messages = 0
+        self.topics_below = 0
+        #: The retained message the broker holds for this topic, as far as we have seen: the last message that
+        #: arrived with the retain flag (subscribe with retain-as-published to see live updates flagged).
+        self.retained_entry: Entry | None = None
+        #: When a message last arrived here or below (for recency sorting and change flashes).
+        self.changed_at = 0.0
+        self._slot = 0
+        self._slot_count = 0
+        self._prev_count = 0
+
+    def __repr__(self) -> str:
+        return f"<TopicNode {self.topic!r} messages={self.messages} below={self.topics_below}>"
+
+    @property
+    def retained(self) -> bool:
+        return self.retained_entry is not None
+
+    @property
+    def depth(self) -> int:
+        return self.topic.count("/") + 1 if self.topic else 0
+
+    def rate(self, now: float) -> float:
+        """Messages per second here and below, over the last whole second."""
+        slot = int(now)
+        if slot == self._slot:
+            return float(self._prev_count)
+        if slot == self._slot + 1:
+            return float(self._slot_count)
+        return 0.0
+
+    def history_newest_first(self) -> list[Entry]:
+        return list(reversed(self.history)) if self.history else ([self.last] if self.last else [])
+
+    def walk(self) -> Iterator[TopicNode]:
+        """This node and every node below it, depth first."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(node.children.values())
+
+
+class FilterKind(Enum):
+    SUBSTRING = "substring"
+    WILDCARD = "wildcard"
+    REGEX = "regex"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicFilter:
+    """A filter as the user typed it. ``predicate()`` raises ValueError with an explanation when it is invalid."""
+
+    text: str
+    kind: FilterKind = FilterKind.SUBSTRING
+    search_payloads: bool = True
+
+    def predicate(self) -> Callable[[TopicNode], bool]:
+        text = self.text
+        if not text:
+            return lambda node: True
+        if self.kind is FilterKind.WILDCARD:
+            problem = topic_filter_problem(text)
+            if problem:
+                raise ValueError(problem)
+            return lambda node: matches(text, node.topic)
+        if self.kind is FilterKind.REGEX:
+            try:
+                pattern = re.compile(text, re.IGNORECASE)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+            search = pattern.search
+            if self.search_payloads:
+                return lambda node: (
+                    bool(search(node.topic))
+                    or (node.last is not None and bool(search(node.last.payload[:4096].decode(errors="replace"))))
+                )
+            return lambda node: bool(search(node.topic))
+        needle = text.casefold()
+        raw = text.encode()
+        if self.search_payloads:
+            return lambda node: needle in node.topic.casefold() or (node.last is not None and raw in node.last.payload)
+        return lambda node: needle in node.topic.casefold()
+
+
+class SortOrder(Enum):
+    NAME = "name"
+    COUNT = "count"
+    RECENCY = "recency"
+
+
+@dataclass(slots=True)
+class TreeStats:
+    messages: int = 0
+    bytes: int = 0
+    topics: int = 0
+    history_entries: int = 0
+    history_bytes: int = 0
+    #: History entries removed to stay within the byte budget (the latest message of a topic never is).
+    evicted_entries: int = 0
+    evicted_bytes: int = 0
+    #: History payloads cut at the per-entry limit.
+    truncated: int = 0
+    retained_topics: int = 0
+
+
+@dataclass
+class TopicTree:
+    history_per_topic: int = DEFAULT_HISTORY_PER_TOPIC
+    history_budget: int = DEFAULT_HISTORY_BUDGET
+    history_payload_limit: int = DEFAULT_HISTORY_PAYLOAD_LIMIT
+    root: TopicNode = field(default_factory=lambda: TopicNode("", "", None))
+    stats: TreeStats = field(default_factory=TreeStats)
+
+    def __post_init__(self) -> None:
+        #: Every node by topic (intermediate levels included).
+        self.nodes: dict[str, TopicNode] = {}
+        self._order: deque[tuple[TopicNode, Entry]] = deque()
+        self._dirty: set[TopicNode] = set()
+
+    def __len__(self) -> int:
+        """Topics that received at least one message."""
+        return self.stats.topics
+
+    def get(self, topic: str) -> TopicNode | None:
+        return self.nodes.get(topic)
+
+    def _node(self, topic: str) -> TopicNode:
+        node = self.nodes.get(topic)
+        if node is not None:
+            return node
+        head, sep, name = topic.rpartition("/")
+        parent = self._node(head) if sep else self.root
+        node = TopicNode(name, topic, parent)
+        parent.children[name] = node
+        self.nodes[topic] = node
+        return node
+
+    def ingest(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        dup: bool = False,
+        properties: Properties = EMPTY_PROPERTIES,
+        received_at: float = 0.0,
+    ) -> TopicNode:
+        """Record one message. O(levels); the payload is kept by reference (no copy)."""
+        node = self._node(topic)
+        stats = self.stats
+        size = len(payload)
+        stats.messages += 1
+        stats.bytes += size
+        entry = Entry(payload, size, qos, retain, dup, properties, received_at)
+        first = node.messages == 0
+        node.messages += 1
+        node.last = entry
+        if retain:
+            was_retained = node.retained_entry is not None
+            node.retained_entry = entry if size else None  # an empty retained message deletes it
+            if was_retained != (size > 0):
+                stats.retained_topics += 1 if size else -1
+        if first:
+            stats.topics += 1
+        # The history ring and the global byte budget.
+        if self.history_per_topic > 0:
+            kept = entry
+            if size > self.history_payload_limit:
+                kept = Entry(payload[: self.history_payload_limit], size, qos, retain, dup, properties, received_at)
+                stats.truncated += 1
+            ring = node.history
+            if ring is None:
+                ring = node.history = deque()
+            if len(ring) >= self.history_per_topic:
+                old = ring.popleft()
+                old.alive = False
+                stats.history_entries -= 1
+                stats.history_bytes -= len(old.payload)
+            ring.append(kept)
+            self._order.append((node, kept))
+            stats.history_entries += 1
+            stats.history_bytes += len(kept.payload)
+            if stats.history_bytes > self.history_budget:
+                self._evict()
+        # Counts, rates and recency up to the root.
+        slot = int(received_at)
+        current: TopicNode | None = node
+        while current is not None:
+            current.subtree_messages += 1
+            if first and current is not node:
+                current.topics_below += 1
+            current.changed_at = max(current.changed_at, received_at)
+            if current._slot != slot:
+                current._prev_count = current._slot_count if slot == current._slot + 1 else 0
+                current._slot = slot
+                current._slot_count = 0
+            current._slot_count += 1
+            current = current.parent
+        self._dirty.add(node)
+        return node
+
+    def _evict(self) -> None:
+        stats = self.stats
+        order = self._order
+        while stats.history_bytes > self.history_budget and order:
+            node, entry = order.popleft()
+            if not entry.alive:
+                continue  # already pushed out of its ring
+            ring = node.history
+            if ring and ring[0] is entry:
+                ring.popleft()
+            entry.alive = False
+            stats.history_entries -= 1
+            stats.history_bytes -= len(entry.payload)
+            stats.evicted_entries += 1
+            stats.evicted_bytes += len(entry.payload)
+        if len(order) > 4 * max(stats.history_entries, 1024):
+            self._order = deque(item for item in order if item[1].alive)
+
+    def take_dirty(self) -> set[TopicNode]:
+        """Nodes that received messages since the last call, and their ancestors (whose counts changed)."""
+        dirty = self._dirty
+        self._dirty = set()
+        out: set[TopicNode] = set()
+        for node in dirty:
+            current: TopicNode | None = node
+            while current is not None and current not in out and current is not self.root:
+                out.add(current)
+                current = current.parent
+        return out
+
+    # ------------------------------------------------------------------------------------------ queries
+
+    def visible(self, topic_filter: TopicFilter) -> set[TopicNode] | None:
+        """The nodes to show for a filter: matching topics and their ancestors; None means everything."""
+        if not topic_filter.text:
+            return None
+        predicate = topic_filter.predicate()
+        out: set[TopicNode] = set()
+        for node in self.nodes.values():
+            if node.messages and predicate(node):
+                current: TopicNode | None = node
+                while current is not None and current not in out and current is not self.root:
+                    out.add(current)
+                    current = current.parent
+        return out
+
+    @staticmethod
+    def sorted_children(node: TopicNode, order: SortOrder) -> list[TopicNode]:
+        children = list(node.children.values())
+        if order is SortOrder.COUNT:
+            children.sort(key=lambda n: (-n.subtree_messages, n.name))
+        elif order is SortOrder.RECENCY:
+            children.sort(key=lambda n: (-n.changed_at, n.name))
+        else:
+            children.sort(key=lambda n: n.name)
+        return children
+
+    def retained_nodes(self) -> list[TopicNode]:
+        return [node for node in self.nodes.values() if node.retained]
+
+    def clear(self) -> None:
+        self.root = TopicNode("", "", None)
+        self.nodes.clear()
+        self._order.clear()
+        self._dirty.clear()
+        self.stats = TreeStats()
