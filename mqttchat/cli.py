@@ -15,7 +15,8 @@ from mqttchat import __version__
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mqttchat",
-        description="Terminal MQTT chat and explorer, with its own MQTT client and an embedded broker.",
+        description="Terminal MQTT chat and explorer, with its own MQTT client and an embedded broker. "
+        "Run `mqttchat [URL]` for the app (see `mqttchat app --help` for its options), or a command below.",
         add_help=False,
     )
     parser.add_argument("--help", action="help", help="show this help and exit")
@@ -30,9 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+SUBCOMMANDS = ("pub", "sub", "broker", "passwd")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("--help", "--version")):
+        from mqttchat.commands import app
+
+        return app.main(args_list)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

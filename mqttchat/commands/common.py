@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
@@ -212,3 +213,10 @@ def run(prog: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     except OSError as exc:
         print(f"{prog}: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
         return 1
+    except Exception as exc:  # a bug of ours: still one line, never a traceback (MQTTCHAT_DEBUG=1 shows it)
+        if os.environ.get("MQTTCHAT_DEBUG"):
+            raise
+        print(
+            f"{prog}: internal error: {type(exc).__name__}: {exc} (set MQTTCHAT_DEBUG=1 for details)", file=sys.stderr
+        )
+        return 70

@@ -50,7 +50,8 @@ async def publish(args: argparse.Namespace) -> int:
     publish_props = props.get("publish", Properties())
     payload: bytes | None = None
     if args.message is not None:
-        payload = args.message.encode()
+        # Arguments that are not UTF-8 reach Python as surrogate escapes: send the original bytes.
+        payload = args.message.encode("utf-8", "surrogateescape")
     elif args.file is not None:
         with open(args.file, "rb") as f:
             payload = f.read()

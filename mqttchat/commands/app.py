@@ -1,0 +1,55 @@
+"""``mqttchat [URL] [options]``: the terminal app, connecting like ``mqttchat sub`` does."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from mqttchat.commands.common import CommandError, add_connection_arguments, client_options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mqttchat",
+        description="Terminal MQTT explorer and chat. With no broker configured and nothing listening on "
+        "127.0.0.1:1883, it starts its embedded broker there.",
+        add_help=False,
+    )
+    parser.add_argument("--help", action="help", help="show this help and exit")
+    parser.add_argument("target", nargs="?", help="broker URL, e.g. mqtt://broker:1883 or wss://host/mqtt")
+    parser.add_argument("-t", "--topic", action="append", help="subscribe to this filter (repeatable; default #)")
+    parser.add_argument("-q", "--qos", type=int, choices=(0, 1, 2), default=0, help="QoS of the subscriptions")
+    parser.add_argument("--no-embedded-broker", action="store_true", help="never start the embedded broker")
+    parser.add_argument("--profile", help="use a saved connection profile")
+    add_connection_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if args.target and args.target.startswith("app"):
+        args.target = None
+    if args.target:
+        if args.url:
+            print("mqttchat: give the broker either as URL or with -L, not both", file=sys.stderr)
+            return 2
+        args.url = args.target
+    try:
+        options, _ = client_options(args, "")
+    except CommandError as exc:
+        print(f"mqttchat: {exc}", file=sys.stderr)
+        return 2
+    from dataclasses import replace
+
+    options = replace(options, reconnect=True)
+    topics = tuple((t, args.qos) for t in (args.topic or ["#"]))
+    logging.basicConfig(level=logging.WARNING, handlers=[logging.NullHandler()])
+    from mqttchat.runtime import Runtime
+    from mqttchat.ui.app import MQTTChatApp
+
+    runtime = Runtime(options, topics, embed_broker=not args.no_embedded_broker)
+    MQTTChatApp(runtime).run()
+    return 0

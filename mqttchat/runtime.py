@@ -1,0 +1,147 @@
+"""The running connection behind the app: client, optional embedded broker, and the models it feeds.
+
+The client's reader calls :meth:`Runtime._on_message` for every message; it only updates the pure models
+(topic tree, counters), never the screen, and never awaits. The UI reads the models on its own timer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mqttchat.client import ClientOptions, ConnectionRefused, Message, MQTTClient, StateChange, Status
+from mqttchat.explorer.tree import TopicTree
+from mqttchat.protocol import Packet, RetainHandling, Subscription
+
+log = logging.getLogger("mqttchat.runtime")
+
+#: Targets for which a refused connection starts the embedded broker there instead.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+DEFAULT_PORT = 1883
+
+
+@dataclass(slots=True)
+class TraceRecord:
+    """One packet seen by the packet inspector (described lazily, when shown)."""
+
+    at: float
+    direction: str
+    packet: Packet
+    size: int
+
+
+@dataclass
+class Rates:
+    """Messages per second in and out, over the last whole second (updated by :meth:`Runtime.tick`)."""
+
+    in_per_s: float = 0.0
+    out_per_s: float = 0.0
+    _last_in: int = 0
+    _last_out: int = 0
+    _last_at: float = 0.0
+
+
+@dataclass
+class Runtime:
+    options: ClientOptions
+    subscriptions: tuple[tuple[str, int], ...] = (("#", 0),)
+    tree: TopicTree = field(default_factory=TopicTree)
+    #: Start the embedded broker when the target is this machine's default port and nothing listens there.
+    embed_broker: bool = True
+    trace_size: int = 10_000
+
+    def __post_init__(self) -> None:
+        self.client = MQTTClient(self.options)
+        self.client.add_message_handler(self._on_message)
+        self.client.add_trace_hook(self._on_packet)
+        self.client.add_state_listener(self._on_state)
+        self.broker: Any = None
+        self.trace: deque[TraceRecord] = deque(maxlen=self.trace_size)
+        self.trace_paused = False
+        self.trace_total = 0
+        self.rates = Rates()
+        self.state: StateChange | None = None
+        self.events: deque[str] = deque(maxlen=200)
+        self.sys_stats: dict[str, str] = {}
+
+    # ------------------------------------------------------------------------------------------ reader side
+
+    def _on_message(self, message: Message) -> None:
+        if message.topic.startswith("$SYS/broker/"):
+            self.sys_stats[message.topic[len("$SYS/broker/") :]] = message.payload.decode(errors="replace")
+        self.tree.ingest(
+            message.topic, message.payload, message.qos, message.retain, message.dup, message.properties,
+            message.received_at,
+        )  # fmt: skip
+
+    def _on_packet(self, direction: str, packet: Packet, size: int) -> None:
+        self.trace_total += 1
+        if not self.trace_paused:
+            self.trace.append(TraceRecord(time.time(), direction, packet, size))
+
+    def _on_state(self, change: StateChange) -> None:
+        self.state = change
+        text = change.status.value
+        if change.status is Status.RECONNECTING:
+            text = f"reconnecting (attempt {change.attempt}, in {change.delay:.1f} s)"
+        if change.error is not None and change.status is not Status.CONNECTED:
+            text += f": {change.error}"
+        self.events.append(f"{time.strftime('%H:%M:%S')} {text}")
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    @property
+    def is_local_default(self) -> bool:
+        target = self.options.target
+        return not target.tls and not target.websocket and target.host in LOCAL_HOSTS and target.port == DEFAULT_PORT
+
+    async def start(self) -> None:
+        """Connect; when the default local broker is absent, start the embedded one there first."""
+        try:
+            await self.client.connect()
+        except ConnectionRefused:
+            if not (self.embed_broker and self.is_local_default):
+                raise
+            await self.start_embedded_broker()
+            await self.client.connect()
+        await self.subscribe_initial()
+
+    async def start_embedded_broker(self, port: int | None = None) -> None:
+        from mqttchat.broker.config import default_config, with_overrides
+        from mqttchat.broker.server import Broker
+
+        target = self.options.target
+        config = with_overrides(default_config(), port=target.port if port is None else port, host="127.0.0.1")
+        config = replace(config, log_connections=False)
+        self.broker = Broker(config)
+        await self.broker.start()
+        self.events.append(f"{time.strftime('%H:%M:%S')} started the embedded broker on {self.broker.url}")
+        log.info("started the embedded broker on %s", self.broker.url)
+
+    async def subscribe_initial(self) -> None:
+        v5 = self.options.version == 5
+        subs = [
+            Subscription(topic_filter, qos, False, v5, RetainHandling.SEND_ON_SUBSCRIBE)
+            for topic_filter, qos in self.subscriptions
+        ]
+        if subs:
+            await self.client.subscribe(*subs)
+
+    async def stop(self) -> None:
+        await self.client.disconnect()
+        if self.broker is not None:
+            await self.broker.stop()
+            self.broker = None
+
+    def tick(self, now: float) -> None:
+        """Update the in/out rates (called by the UI timer about once a second)."""
+        stats = self.client.sync_stats()
+        r = self.rates
+        if r._last_at:
+            dt = max(now - r._last_at, 1e-6)
+            r.in_per_s = (stats.messages_in - r._last_in) / dt
+            r.out_per_s = (stats.messages_out - r._last_out) / dt
+        r._last_in, r._last_out, r._last_at = stats.messages_in, stats.messages_out, now

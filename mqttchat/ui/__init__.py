@@ -1,0 +1,1 @@
+"""The Textual user interface: explorer, retained inspector, publish pane, packets, chat."""

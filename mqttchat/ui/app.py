@@ -1,0 +1,121 @@
+"""MQTTChatApp: wires the runtime (client, embedded broker, models) to the screens, and flushes at ~15 Hz."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from typing import ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from mqttchat.client import ClientError
+from mqttchat.protocol import MQTTError
+from mqttchat.runtime import Runtime
+from mqttchat.ui.screens.main import MainScreen
+from mqttchat.ui.widgets.topic_tree import TopicTreeView
+
+
+class MQTTChatApp(App[None]):
+    """The terminal MQTT explorer (and chat).
+
+    The client's reader writes into the runtime's models; a timer takes what changed and updates the widgets
+    inside one ``batch_update()``. Nothing is rendered per packet, so a busy broker cannot stall the screen or
+    the client's acknowledgements.
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "mqttchat"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "toggle_help", "Help"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, runtime: Runtime, *, connect: bool = True, flush_hz: float = 15.0) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.connect_on_start = connect
+        self.flush_hz = flush_hz
+        self._ticks = 0
+        self._last_tick = 0.0
+        self._help = False
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen(self.runtime))
+        self.set_interval(1 / self.flush_hz, self.flush)
+        if self.connect_on_start:
+            self.start_runtime()
+
+    @work(exclusive=True, group="mqtt", exit_on_error=False)
+    async def start_runtime(self) -> None:
+        try:
+            await self.runtime.start()
+        except (ClientError, MQTTError, OSError) as exc:
+            self.notify(f"cannot connect: {exc}", severity="error", timeout=15)
+            return
+        if self.runtime.broker is not None:
+            self.notify(f"No broker was running: started the embedded broker on {self.runtime.broker.url}")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place where an unexpected worker failure becomes a notification instead of a traceback."""
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            self.notify(f"{event.worker.name or 'task'} failed: {event.worker.error}", severity="error", timeout=10)
+
+    def flush(self) -> None:
+        """Move what the models gained since the last flush onto the screen."""
+        screen = self.screen
+        if not isinstance(screen, MainScreen) or not screen.ready:
+            return
+        dirty = bool(self.runtime.tree.take_dirty())
+        now = time.time()
+        self._ticks += 1
+        slow = self._ticks % max(1, int(self.flush_hz // 2)) == 0
+        if now - self._last_tick >= 1.0:
+            self._last_tick = now
+            self.runtime.tick(now)
+        with self.batch_update(), contextlib.suppress(NoMatches):  # NoMatches: the screen is being torn down
+            screen.flush(dirty, slow)
+
+    def action_toggle_help(self) -> None:
+        if self._help:
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+        self._help = not self._help
+
+    async def action_quit(self) -> None:
+        try:
+            await self.runtime.stop()
+        finally:
+            self.exit()
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, MainScreen):
+            tree = screen.query_one(TopicTreeView)
+            yield SystemCommand("Filter topics", "Focus the topic filter (/)", screen.action_focus_filter)
+            yield SystemCommand("Jump to topic", "Select a topic by name (g)", screen.action_jump)
+            yield SystemCommand(
+                "Publish a message", "Open the publish pane (p)", lambda: screen.action_show_tab("publish")
+            )
+            yield SystemCommand(
+                "Retained messages",
+                "Browse, edit and delete retained messages",
+                lambda: screen.action_show_tab("retained"),
+            )
+            yield SystemCommand(
+                "Packet inspector", "Every packet in and out", lambda: screen.action_show_tab("packets")
+            )
+            yield SystemCommand(
+                "Broker capabilities",
+                "What the broker said in CONNACK, and $SYS",
+                lambda: screen.action_show_tab("broker"),
+            )
+            yield SystemCommand("Expand all topics", "Expand every node (+)", tree.action_expand_all)
+            yield SystemCommand("Collapse all topics", "Collapse every node (-)", tree.action_collapse_all)
+            yield SystemCommand("Sort topics", "Cycle name / count / recency (s)", tree.action_cycle_sort)

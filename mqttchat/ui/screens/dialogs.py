@@ -1,0 +1,108 @@
+"""Modal dialogs: edit a retained value, confirm a bulk delete, ask for a file path."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static, TextArea
+
+
+class _Dialog(ModalScreen[str | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS: ClassVar[str] = """
+    _Dialog { align: center middle; }
+    _Dialog > Vertical { width: 80; height: auto; max-height: 90%; border: thick $accent; background: $surface;
+                         padding: 1 2; }
+    _Dialog .title { text-style: bold; margin-bottom: 1; }
+    _Dialog .buttons { height: auto; margin-top: 1; align-horizontal: right; }
+    _Dialog .buttons Button { margin-left: 2; }
+    _Dialog TextArea { height: 10; }
+    _Dialog .error { color: $error; }
+    _Dialog .text { width: 1fr; height: auto; }
+    """
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class EditValueDialog(_Dialog):
+    """Edit a retained message's value; dismisses with the new text, or None."""
+
+    def __init__(self, topic: str, value: str) -> None:
+        super().__init__()
+        self.topic = topic
+        self.value = value
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Retained value of {self.topic}", classes="title")
+            yield TextArea(self.value, id="edit-value", language="json" if self.value[:1] in "{[" else None)
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Publish retained", id="ok", variant="primary")
+
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        self.dismiss(self.query_one("#edit-value", TextArea).text)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmDialog(_Dialog):
+    """Yes/no with an explanation; dismisses with "yes" or None."""
+
+    def __init__(self, title: str, text: str, yes: str = "Yes") -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, classes="title")
+            yield Static(self.text, classes="text")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button(self.yes, id="ok", variant="error")
+
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        self.dismiss("yes")
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PathDialog(_Dialog):
+    """Ask for a file path; dismisses with it, or None."""
+
+    def __init__(self, title: str, default: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, classes="title")
+            yield Input(self.default, id="path")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("OK", id="ok", variant="primary")
+
+    @on(Input.Submitted, "#path")
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        value = self.query_one("#path", Input).value.strip()
+        self.dismiss(value or None)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,319 @@
+"""MainScreen: the topic tree on the left; message, history, publish, retained, packets and broker on the right."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, ProgressBar, TabbedContent, TabPane
+
+from mqttchat.explorer.tree import FilterKind, TopicFilter
+from mqttchat.ui.screens.dialogs import ConfirmDialog, EditValueDialog, PathDialog
+from mqttchat.ui.widgets.broker_panel import BrokerPanel
+from mqttchat.ui.widgets.history_view import HistoryView
+from mqttchat.ui.widgets.message_view import MessageView
+from mqttchat.ui.widgets.packet_log import PacketLog
+from mqttchat.ui.widgets.publish_pane import PublishPane
+from mqttchat.ui.widgets.retained_table import RetainedTable
+from mqttchat.ui.widgets.status_bar import StatusBar
+from mqttchat.ui.widgets.topic_tree import TopicTreeView
+
+if TYPE_CHECKING:
+    from mqttchat.runtime import Runtime
+
+#: Bulk deletes of retained messages go out at most this many per second, so a broker is never flooded.
+DELETE_RATE = 200
+
+
+def parse_filter(text: str) -> TopicFilter:
+    """``/regex/`` → regex; text with ``+`` or ``#`` → MQTT wildcard filter; anything else → substring."""
+    text = text.strip()
+    if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+        return TopicFilter(text[1:-1], FilterKind.REGEX)
+    if "+" in text or "#" in text:
+        return TopicFilter(text, FilterKind.WILDCARD)
+    return TopicFilter(text, FilterKind.SUBSTRING)
+
+
+class MainScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("g", "jump", "Jump to topic"),
+        Binding("p", "show_tab('publish')", "Publish"),
+        Binding("m", "show_tab('message')", "Message", show=False),
+        Binding("h", "show_tab('history')", "History", show=False),
+        Binding("r", "show_tab('retained')", "Retained", show=False),
+        Binding("k", "show_tab('packets')", "Packets", show=False),
+        Binding("b", "show_tab('broker')", "Broker", show=False),
+        Binding("escape", "focus_tree", "Tree", show=False),
+    ]
+
+    def __init__(self, runtime: Runtime) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self._filter_text = ""
+        self._filter_at = 0.0
+        self.ready = False
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Input(placeholder="/ filter: text, a/+/b, /regex/", id="tree-filter")
+                yield Label("", id="tree-filter-error")
+                yield TopicTreeView(self.runtime.tree, id="tree")
+            with TabbedContent(id="tabs", initial="message"):
+                with TabPane("Message", id="message"):
+                    yield MessageView(id="message-view")
+                with TabPane("History", id="history"):
+                    yield HistoryView(id="history-view")
+                with TabPane("Publish", id="publish"):
+                    yield PublishPane(id="publish-pane")
+                with TabPane("Retained", id="retained"), Vertical():
+                    yield Input(placeholder="filter retained topics", id="retained-filter")
+                    yield RetainedTable(self.runtime.tree, id="retained-table")
+                    yield ProgressBar(id="retained-progress", show_eta=False)
+                with TabPane("Packets", id="packets"):
+                    yield PacketLog(id="packet-log-panel")
+                with TabPane("Broker", id="broker"):
+                    yield BrokerPanel(id="broker-panel")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TopicTreeView).focus()
+        self.query_one("#retained-progress", ProgressBar).display = False
+        self.ready = True
+
+    # ------------------------------------------------------------------------------------------ flush
+
+    def flush(self, dirty: bool, slow: bool) -> None:
+        """Bring the widgets up to date with the models (the app calls this about 15 times a second)."""
+        tree_view = self.query_one(TopicTreeView)
+        if self._filter_text and (slow or not dirty):
+            self._apply_filter(self._filter_text, quiet=True)
+        tree_view.update_from_model(dirty)
+        node = tree_view.highlighted
+        active = self.query_one(TabbedContent).active
+        if active == "message":
+            self.query_one(MessageView).show(node)
+        elif active == "history":
+            self.query_one(HistoryView).show(node)
+        elif active == "retained" and slow:
+            self.query_one(RetainedTable).refresh_from_model()
+        elif active == "packets":
+            self.query_one(PacketLog).refresh_from(self.runtime)
+        elif active == "broker" and slow:
+            self.query_one(BrokerPanel).refresh_from(self.runtime)
+        self.query_one(StatusBar).refresh_from(self.runtime)
+
+    # ------------------------------------------------------------------------------------------ tree & filter
+
+    @on(TopicTreeView.TopicHighlighted)
+    def _highlighted(self, event: TopicTreeView.TopicHighlighted) -> None:
+        node = self.runtime.tree.get(event.topic)
+        self.query_one(MessageView).show(node)
+        if node is not None and node.messages:
+            self.query_one(PublishPane).set_topic(node.topic)
+
+    @on(Input.Changed, "#tree-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._apply_filter(event.value)
+
+    def _apply_filter(self, text: str, quiet: bool = False) -> None:
+        self._filter_text = text.strip()
+        error = self.query_one("#tree-filter-error", Label)
+        try:
+            visible = self.runtime.tree.visible(parse_filter(text))
+        except ValueError as exc:
+            error.update(str(exc))
+            error.add_class("error")
+            return
+        error.update("")
+        error.remove_class("error")
+        self.query_one(TopicTreeView).set_filter(visible)
+
+    @on(Input.Submitted, "#tree-filter")
+    def _filter_done(self) -> None:
+        self.query_one(TopicTreeView).focus()
+
+    @on(Input.Changed, "#retained-filter")
+    def _retained_filter(self, event: Input.Changed) -> None:
+        table = self.query_one(RetainedTable)
+        table.filter = parse_filter(event.value)
+        table.refresh_from_model()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#tree-filter", Input).focus()
+
+    def action_focus_tree(self) -> None:
+        self.query_one(TopicTreeView).focus()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        if tab == "publish":
+            self.query_one("#pub-topic", Input).focus()
+
+    def action_jump(self) -> None:
+        def go(topic: str | None) -> None:
+            if topic and not self.query_one(TopicTreeView).select_topic(topic):
+                self.notify(f"no topic {topic!r} has been seen", severity="warning")
+
+        self.app.push_screen(PathDialog("Jump to topic", ""), go)
+
+    # ------------------------------------------------------------------------------------------ publishing
+
+    @on(PublishPane.PublishRequested)
+    def _publish(self, event: PublishPane.PublishRequested) -> None:
+        self.publish_draft(event.draft)
+
+    @work(group="publish", exit_on_error=False)
+    async def publish_draft(self, draft: Any) -> None:
+        pane = self.query_one(PublishPane)
+        started = time.perf_counter()
+        try:
+            result = await self.runtime.client.publish(draft.topic, draft.payload, draft.qos, draft.retain,
+                                                       draft.properties)  # fmt: skip
+        except Exception as exc:  # every client error becomes a message, never a traceback
+            pane.show_outcome(f"not sent: {exc}", error=True)
+            return
+        took = (time.perf_counter() - started) * 1000
+        what = {0: "sent (QoS 0: no acknowledgement)", 1: "acknowledged (PUBACK)", 2: "completed (PUBCOMP)"}[draft.qos]
+        if result.ok:
+            pane.show_outcome(f"{what}: {result.reason_code.title} in {took:.1f} ms")
+        else:
+            detail = f": {result.reason_string}" if result.reason_string else ""
+            pane.show_outcome(f"refused by the broker: {result.reason_code.title}{detail}", error=True)
+
+    # ------------------------------------------------------------------------------------------ retained
+
+    @on(RetainedTable.ActionRequested)
+    def _retained_action(self, event: RetainedTable.ActionRequested) -> None:
+        table = event.table
+        topic = event.topic
+        if event.action == "edit" and topic:
+            node = self.runtime.tree.get(topic)
+            value = node.retained_entry.payload.decode(errors="replace") if node and node.retained_entry else ""
+
+            def edited(text: str | None) -> None:
+                if text is not None:
+                    self.send_retained([(topic, text.encode(), 1)], "updated")
+
+            self.app.push_screen(EditValueDialog(topic, value), edited)
+        elif event.action == "delete" and topic:
+
+            def confirmed(answer: str | None) -> None:
+                if answer:
+                    self.delete_retained([topic])
+
+            dialog = ConfirmDialog("Delete retained message", f"Clear the retained message on {topic}?", "Delete")
+            self.app.push_screen(dialog, confirmed)
+        elif event.action == "delete_shown":
+            topics = table.shown_topics
+            if not topics:
+                self.notify("no retained messages are shown", severity="warning")
+                return
+
+            def bulk(answer: str | None) -> None:
+                if answer:
+                    self.delete_retained(topics)
+
+            text = (
+                f"This would delete {len(topics)} retained message(s) (dry run: nothing sent yet), at most "
+                f"{DELETE_RATE} a second (about {len(topics) / DELETE_RATE:.0f} s)."
+            )
+            self.app.push_screen(ConfirmDialog("Delete retained messages", text, f"Delete {len(topics)}"), bulk)
+        elif event.action == "export":
+            shown = table.shown_topics
+
+            def export(path: str | None) -> None:
+                if path:
+                    self.export_retained(Path(path), shown)
+
+            self.app.push_screen(PathDialog("Export the shown retained messages to", "retained.json"), export)
+        elif event.action == "import":
+
+            def load(path: str | None) -> None:
+                if path:
+                    self.import_retained(Path(path))
+
+            self.app.push_screen(PathDialog("Import retained messages from", "retained.json"), load)
+
+    def delete_retained(self, topics: list[str]) -> None:
+        self.send_retained([(topic, b"", 1) for topic in topics], "deleted")
+
+    @work(group="retained", exclusive=True, exit_on_error=False)
+    async def send_retained(self, items: list[tuple[str, bytes, int]], verb: str) -> None:
+        """Publish retained messages at most DELETE_RATE per second, with progress."""
+        import asyncio
+
+        progress = self.query_one("#retained-progress", ProgressBar)
+        progress.display = len(items) > 1
+        progress.update(total=len(items), progress=0)
+        client = self.runtime.client
+        sent = 0
+        try:
+            for i, (topic, payload, qos) in enumerate(items):
+                result = await client.publish(topic, payload, qos, retain=True)
+                if not result.ok:
+                    self.notify(f"{topic}: refused ({result.reason_code.title})", severity="error")
+                    continue
+                sent += 1
+                progress.advance(1)
+                if (i + 1) % DELETE_RATE == 0:
+                    await asyncio.sleep(1.0)
+        except Exception as exc:
+            self.notify(f"stopped after {sent} of {len(items)}: {exc}", severity="error")
+            return
+        finally:
+            progress.display = False
+        self.notify(f"{verb} {sent} retained message(s)")
+
+    def export_retained(self, path: Path, topics: list[str]) -> None:
+        import base64
+
+        records = []
+        for topic in topics:
+            node = self.runtime.tree.get(topic)
+            if node is None or node.retained_entry is None:
+                continue
+            entry = node.retained_entry
+            record: dict[str, Any] = {"topic": topic, "qos": entry.qos}
+            try:
+                record["payload"] = entry.payload.decode()
+            except UnicodeDecodeError:
+                record["payload_base64"] = base64.b64encode(entry.payload).decode()
+            records.append(record)
+        try:
+            path.write_text(json.dumps({"retained": records}, indent=2, ensure_ascii=False))
+        except OSError as exc:
+            self.notify(f"cannot write {path}: {exc.strerror}", severity="error")
+            return
+        self.notify(f"exported {len(records)} retained message(s) to {path}")
+
+    def import_retained(self, path: Path) -> None:
+        import base64
+
+        try:
+            data = json.loads(path.read_text())
+            records = data["retained"]
+            items = []
+            for record in records:
+                payload = (
+                    base64.b64decode(record["payload_base64"]) if "payload_base64" in record
+                    else str(record["payload"]).encode()
+                )  # fmt: skip
+                items.append((str(record["topic"]), payload, int(record.get("qos", 1))))
+        except OSError as exc:
+            self.notify(f"cannot read {path}: {exc.strerror}", severity="error")
+            return
+        except (ValueError, KeyError, TypeError) as exc:
+            self.notify(f"{path} is not a retained-message export: {exc}", severity="error")
+            return
+        self.send_retained(items, "imported")

@@ -1,0 +1,94 @@
+"""HistoryView: a topic's recent messages, newest first, each with its diff from the one before, and a plot."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Input, Label, Sparkline, Static
+
+from mqttchat.explorer.payload import diff, number, numeric_fields, preview
+from mqttchat.explorer.tree import Entry, TopicNode
+
+SHOWN = 50
+
+
+class HistoryView(VerticalScroll):
+    """The selected topic's history ring with diffs, and a sparkline of a numeric value or JSON field."""
+
+    DEFAULT_CSS: ClassVar[str] = """
+    HistoryView { padding: 0 1; }
+    HistoryView #plot-bar { height: 3; }
+    HistoryView #plot-field { width: 30; }
+    HistoryView Sparkline { height: 3; margin: 0 1; }
+    HistoryView #plot-label { padding: 1 1; color: $text-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._node: TopicNode | None = None
+        self._last: Entry | None = None
+        self.field: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="plot-bar"):
+            yield Input(placeholder="JSON field to plot (e.g. temp)", id="plot-field")
+            yield Sparkline([], id="plot")
+        yield Label("", id="plot-label")
+        yield Static("", id="history")
+
+    @on(Input.Changed, "#plot-field")
+    def _field_changed(self, event: Input.Changed) -> None:
+        self.field = event.value.strip() or None
+        self._last = None
+        self.show(self._node)
+
+    def show(self, node: TopicNode | None) -> None:
+        last = node.last if node is not None else None
+        if node is self._node and last is self._last:
+            return
+        if node is not self._node:
+            self._suggest_field(node)
+        self._node, self._last = node, last
+        entries = node.history_newest_first()[:SHOWN] if node is not None else []
+        self.query_one("#history", Static).update(render_history(entries))
+        values = [v for v in (number(e.payload, self.field) for e in reversed(entries)) if v is not None]
+        self.query_one("#plot", Sparkline).data = values
+        label = self.query_one("#plot-label", Label)
+        if values:
+            label.update(f"{self.field or 'value'}: last {values[-1]:g}, min {min(values):g}, max {max(values):g} "
+                         f"({len(values)} points)")  # fmt: skip
+        elif entries:
+            label.update("no numeric values to plot" + ("" if self.field else ": choose a JSON field above"))
+        else:
+            label.update("")
+
+    def _suggest_field(self, node: TopicNode | None) -> None:
+        if node is None or node.last is None or self.field:
+            return
+        fields = numeric_fields(node.last.payload)
+        if fields:
+            self.query_one("#plot-field", Input).placeholder = f"JSON field to plot, e.g. {fields[0]}"
+
+
+def render_history(entries: list[Entry]) -> RenderableType:
+    if not entries:
+        return Text("No history yet.", style="dim")
+    parts: list[RenderableType] = []
+    for i, entry in enumerate(entries):
+        stamp = dt.datetime.fromtimestamp(entry.received_at).strftime("%H:%M:%S.%f")[:-3]
+        head = Text(f"{stamp}  q{entry.qos}{' r' if entry.retain else ''}  {entry.size} B  ", style="bold")
+        head.append(preview(entry.payload, 60), style="")
+        if entry.truncated:
+            head.append(f"  (truncated: {len(entry.payload)} of {entry.size} bytes kept)", style="yellow")
+        parts.append(head)
+        if i + 1 < len(entries):
+            for line in diff(entries[i + 1].payload, entry.payload)[:12]:
+                style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+                parts.append(Text("    " + line, style=style))
+    return Group(*parts)

@@ -1,0 +1,217 @@
+"""Pilot tests of the explorer: keyboard and mouse interaction, offline and against a real (embedded) broker."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from textual.widgets import Input, Label, TabbedContent
+
+from mqttchat.broker.server import Broker
+from mqttchat.client import ClientOptions, MQTTClient, parse_url
+from mqttchat.runtime import Runtime
+from mqttchat.ui.app import MQTTChatApp
+from mqttchat.ui.screens.main import parse_filter
+from mqttchat.ui.widgets.message_view import MessageView
+from mqttchat.ui.widgets.packet_log import PacketLog
+from mqttchat.ui.widgets.publish_pane import PublishPane
+from mqttchat.ui.widgets.retained_table import RetainedTable
+from mqttchat.ui.widgets.topic_tree import TopicTreeView
+from tests.conftest import broker_config
+from tests.ui.conftest import make_app, text_of
+
+
+def topics(view: TopicTreeView) -> list[str]:
+    return [row.topic for row in view.rows]
+
+
+async def test_keyboard_navigation_and_expansion() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        view = app.screen.query_one(TopicTreeView)
+        assert topics(view) == ["$SYS", "devices", "garden", "home"]
+        await pilot.press("end", "right")  # expand "home"
+        assert topics(view)[-2:] == ["home/hall", "home/kitchen"]
+        await pilot.press("down", "down", "right", "down", "down")
+        assert view.highlighted is not None and view.highlighted.topic == "home/kitchen/temp"
+        await pilot.pause()
+        assert "home/kitchen/temp" in text_of(app.screen.query_one("#message-meta"))
+        await pilot.press("left", "left")  # to the parent, then collapse it
+        assert view.highlighted is not None and view.highlighted.topic == "home/kitchen"
+        await pilot.press("minus")
+        assert topics(view) == ["$SYS", "devices", "garden", "home"]
+        await pilot.press("plus")
+        assert "home/kitchen/temp" in topics(view) and "garden/sensor/raw" in topics(view)
+
+
+async def test_sorting_and_mouse_selection() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        view = app.screen.query_one(TopicTreeView)
+        await pilot.press("s")  # by message count
+        assert topics(view)[0] == "home"
+        await pilot.press("s")  # by recency
+        assert topics(view)[0] == "$SYS"
+        await pilot.click(TopicTreeView, offset=(4, 2))
+        assert view.cursor == 2
+
+
+async def test_filter_as_you_type_and_invalid_filters() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        view = app.screen.query_one(TopicTreeView)
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"kitchen")
+        assert [t for t in topics(view) if view.model.get(t).messages] == ["home/kitchen/light", "home/kitchen/temp"]  # type: ignore[union-attr]
+        app.screen.query_one("#tree-filter", Input).value = "home/+/light"
+        await pilot.pause()
+        assert [t for t in topics(view) if view.model.get(t).messages] == ["home/hall/light", "home/kitchen/light"]  # type: ignore[union-attr]
+        app.screen.query_one("#tree-filter", Input).value = "home/#/x"
+        await pilot.pause()
+        error = app.screen.query_one("#tree-filter-error", Label)
+        assert "'#' must be the last level" in text_of(error)
+        app.screen.query_one("#tree-filter", Input).value = '/"eco"|running/'  # a regex, over payloads too
+        await pilot.pause()
+        assert {t for t in topics(view) if view.model.get(t).messages} == {
+            "devices/thermostat/status",
+            "garden/pump/state",
+        }  # type: ignore[union-attr]
+
+
+def test_filter_kinds() -> None:
+    assert parse_filter("/a.b/").kind.value == "regex"
+    assert parse_filter("a/+/b").kind.value == "wildcard"
+    assert parse_filter("plain").kind.value == "substring"
+
+
+async def test_tabs_by_key() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        tabs = app.screen.query_one(TabbedContent)
+        for key, tab in (("h", "history"), ("r", "retained"), ("k", "packets"), ("b", "broker"), ("m", "message")):
+            await pilot.press(key)
+            assert tabs.active == tab
+        await pilot.press("p")
+        assert tabs.active == "publish" and app.focused is not None and app.focused.id == "pub-topic"
+
+
+async def test_publish_pane_validates_inline() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p")
+        pane = app.screen.query_one(PublishPane)
+        app.screen.query_one("#pub-topic", Input).value = "bad/#/topic"
+        app.screen.query_one("#pub-payload").text = '{"broken": '  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "wildcard" in text_of(app.screen.query_one("#pub-topic-error", Label))
+        assert "invalid JSON" in text_of(app.screen.query_one("#pub-payload-error", Label))
+        assert "fix the highlighted fields" in text_of(app.screen.query_one("#pub-outcome", Label))
+        assert pane.history == []
+
+
+async def live_app(broker: Broker) -> MQTTChatApp:
+    options = ClientOptions(parse_url(broker.url), client_id="ui-test")
+    return MQTTChatApp(Runtime(options, (("#", 1),), embed_broker=False), flush_hz=20)
+
+
+async def wait_until(pilot: object, condition: object, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # type: ignore[operator]
+            await pilot.pause(0.05)  # type: ignore[attr-defined]
+
+
+async def test_live_messages_publish_and_outcome() -> None:
+    async with Broker(broker_config()) as broker:
+        app = await live_app(broker)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: app.runtime.client.connected)
+            async with MQTTClient(broker.url) as device:
+                for i in range(20):
+                    await device.publish(f"plant/line{i % 4}/counter", str(i), qos=1)
+            view = app.screen.query_one(TopicTreeView)
+            await wait_until(pilot, lambda: app.runtime.tree.stats.messages >= 20)
+            await pilot.pause(0.2)
+            assert topics(view) == ["plant"]
+            await pilot.press("p")
+            app.screen.query_one("#pub-topic", Input).value = "plant/commands/stop"
+            app.screen.query_one("#pub-payload").text = '{"now": true}'  # type: ignore[attr-defined]
+            await pilot.press("ctrl+s")
+            outcome = app.screen.query_one("#pub-outcome", Label)
+            await wait_until(pilot, lambda: "acknowledged" in text_of(outcome))
+            assert "Success" in text_of(outcome)
+            await wait_until(pilot, lambda: app.runtime.tree.get("plant/commands/stop") is not None)
+            app.screen.query_one(TopicTreeView).focus()  # keys typed in the publish form stay there
+            await pilot.press("k")
+            await pilot.pause(0.3)
+            log_text = "\n".join(app.screen.query_one(PacketLog).query_one("#packet-log").lines)  # type: ignore[attr-defined]
+            assert "CONNECT v5" in log_text and "SUBSCRIBE" in log_text and "plant/commands/stop" in log_text
+
+
+async def test_retained_inspector_edit_and_delete_against_the_broker() -> None:
+    async with Broker(broker_config()) as broker:
+        async with MQTTClient(broker.url) as device:
+            for name in ("a", "b", "c"):
+                await device.publish(f"fleet/{name}/state", f"state-{name}", qos=1, retain=True)
+        app = await live_app(broker)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: len(app.runtime.tree.retained_nodes()) == 3)
+            await pilot.press("r")
+            table = app.screen.query_one(RetainedTable)
+            await wait_until(pilot, lambda: len(table.shown_topics) == 3)
+            table.focus()
+            await pilot.press("delete")
+            await pilot.pause(0.2)
+            await pilot.click("#ok")
+            await wait_until(pilot, lambda: len(broker.core.retained) == 2)
+            await wait_until(pilot, lambda: len(table.shown_topics) == 2)
+            await pilot.press("D")  # delete everything shown: a dry-run count first
+            await pilot.pause(0.2)
+            dialog_text = " ".join(text_of(widget) for widget in app.screen.query("Static"))
+            assert "would delete 2 retained" in dialog_text
+            await pilot.click("#ok")
+            await wait_until(pilot, lambda: len(broker.core.retained) == 0)
+
+
+async def test_connection_failure_is_a_notification_not_a_traceback() -> None:
+    from tests.helpers.brokers import free_port
+
+    options = ClientOptions(parse_url(f"mqtt://127.0.0.1:{free_port()}"), reconnect=False)
+    app = MQTTChatApp(Runtime(options, embed_broker=False))
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await wait_until(pilot, lambda: bool(app._notifications))
+        (note,) = list(app._notifications)
+        assert "cannot connect" in note.message and "connection refused" in note.message
+        assert note.severity == "error"
+
+
+async def test_default_target_starts_the_embedded_broker(unused_tcp_port: int) -> None:
+    options = ClientOptions(parse_url(f"mqtt://127.0.0.1:{unused_tcp_port}"))
+    runtime = Runtime(options)
+    runtime_default = dataclasses.replace(options.target, port=1883)
+    assert Runtime(dataclasses.replace(options, target=runtime_default)).is_local_default
+    assert not runtime.is_local_default  # only the default port triggers it...
+    await runtime.start_embedded_broker()  # ...but the mechanism is the same on any port
+    try:
+        await runtime.client.connect()
+        assert runtime.client.connected and runtime.broker is not None
+    finally:
+        await runtime.stop()
+
+
+async def test_message_view_marks_truncation() -> None:
+    from mqttchat.explorer.tree import TopicTree
+
+    tree = TopicTree()
+    tree.ingest("big/blob", b"x" * 100_000, received_at=1.0)
+    app = make_app(tree)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("right", "down")
+        await pilot.pause()
+        body = app.screen.query_one(MessageView).query_one("#message-payload")
+        assert "truncated: 65536 of 100000 bytes shown" in text_of(body)

@@ -1,0 +1,146 @@
+"""SVG snapshots of every screen and panel, with deterministic data (see conftest: fixed clock, UTC)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.pilot import Pilot
+
+from mqttchat.protocol import ConnAck, Connect, Properties, Publish, Subscribe, Subscription
+from mqttchat.runtime import TraceRecord
+from tests.ui.conftest import NOW, freeze, make_app
+
+SIZE = (120, 36)
+
+
+async def setup(pilot: Pilot[Any], *keys: str) -> None:
+    freeze(pilot.app)  # type: ignore[arg-type]
+    await pilot.pause()
+    await pilot.press(*keys)
+    freeze(pilot.app)  # type: ignore[arg-type]
+    pilot.app.flush()  # type: ignore[attr-defined]
+    await pilot.pause()
+
+
+def test_tree_and_message(snap_compare: Any) -> None:
+    """The tree with home/kitchen expanded, the cursor on home/kitchen/temp, its JSON in the Message tab."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "end", "right", "down", "down", "right", "down", "down")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_message_with_v5_properties(snap_compare: Any) -> None:
+    """devices/thermostat/status: content type, user property and response topic listed above the JSON."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "down", "right", "down", "right", "down")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_binary_payload_hex_dump(snap_compare: Any) -> None:
+    """garden/sensor/raw: a hex dump of 48 binary bytes."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "down", "down", "right", "down", "down", "right", "down")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_history_with_diffs_and_plot(snap_compare: Any) -> None:
+    """History of home/kitchen/temp newest first, each with its diff; a sparkline of the field t."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "end", "right", "down", "down", "right", "down", "down", "h")
+        pilot.app.screen.query_one("#plot-field").value = "t"  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_retained_table(snap_compare: Any) -> None:
+    """Every retained topic with its value, size, QoS and age."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "r")
+        pilot.app.screen.query_one("RetainedTable").refresh_from_model()  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_publish_pane_with_errors(snap_compare: Any) -> None:
+    """The publish form showing inline errors: a wildcard in the topic, invalid JSON in the payload."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "p")
+        pilot.app.screen.query_one("#pub-topic").value = "home/+/light"  # type: ignore[attr-defined]
+        pilot.app.screen.query_one("#pub-payload").text = '{"on": tru'  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_packet_inspector(snap_compare: Any) -> None:
+    """Packets in and out, decoded: CONNECT, CONNACK with properties, SUBSCRIBE, PUBLISH with properties."""
+    app = make_app()
+    trace = app.runtime.trace
+    trace.extend([
+        TraceRecord(NOW - 3, "out", Connect("snapshot", keep_alive=30), 22),
+        TraceRecord(NOW - 2.9, "in", ConnAck(False, properties=Properties(topic_alias_maximum=10)), 8),
+        TraceRecord(NOW - 2.8, "out", Subscribe(1, (Subscription("#", 1, retain_as_published=True),)), 9),
+        TraceRecord(NOW - 1, "in", Publish("home/kitchen/temp", b'{"t": 22}', 1, False, False, 7,
+                                           Properties(content_type="application/json")), 44),
+    ])  # fmt: skip
+    app.runtime.trace_total = 4
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "k")
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_broker_panel_offline(snap_compare: Any) -> None:
+    """The broker panel before any connection."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "b")
+        pilot.app.screen.query_one("BrokerPanel").refresh_from(pilot.app.runtime)  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_filter_with_error(snap_compare: Any) -> None:
+    """An invalid wildcard filter explains itself under the filter box."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "slash", *"home/#/x")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_delete_confirmation_dialog(snap_compare: Any) -> None:
+    """Deleting every retained message shown asks first, with a dry-run count and the send rate."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "r")
+        table = pilot.app.screen.query_one("RetainedTable")
+        table.refresh_from_model()  # type: ignore[attr-defined]
+        table.focus()
+        await pilot.press("D")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_help_panel(snap_compare: Any) -> None:
+    """? shows the key bindings of the focused widget."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "question_mark")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
