@@ -66,6 +66,8 @@ class Runtime:
         self.state: StateChange | None = None
         self.events: deque[str] = deque(maxlen=200)
         self.sys_stats: dict[str, str] = {}
+        #: A simulated house publishing to the broker (``mqttchat demo``).
+        self.demo: Any = None
 
     # ------------------------------------------------------------------------------------------ reader side
 
@@ -130,7 +132,29 @@ class Runtime:
         if subs:
             await self.client.subscribe(*subs)
 
+    async def start_demo(self) -> None:
+        """``mqttchat demo``: the embedded broker (on the default port if free, else any) and a simulated house."""
+        from mqttchat.client import parse_url
+        from mqttchat.demo import House
+
+        try:
+            await self.start_embedded_broker()
+        except OSError:
+            await self.start_embedded_broker(port=0)
+        assert self.broker is not None
+        target = parse_url(self.broker.url)
+        self.options = replace(self.options, target=target)
+        self.client.options = self.options
+        self.client.session.options = self.options
+        self.demo = House(self.broker.url)
+        await self.demo.start()
+        await self.client.connect()
+        await self.subscribe_initial()
+
     async def stop(self) -> None:
+        if self.demo is not None:
+            await self.demo.stop()
+            self.demo = None
         await self.client.disconnect()
         if self.broker is not None:
             await self.broker.stop()

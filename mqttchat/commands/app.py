@@ -28,8 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str]) -> int:
+    argv = list(argv)
+    demo = bool(argv) and argv[0] == "demo"
+    if demo:
+        argv = argv[1:]
     parser = build_parser()
-    args = parser.parse_args(list(argv))
+    args = parser.parse_args(argv)
     if args.target and args.target.startswith("app"):
         args.target = None
     if args.target:
@@ -51,5 +55,5 @@ def main(argv: Sequence[str]) -> int:
     from mqttchat.ui.app import MQTTChatApp
 
     runtime = Runtime(options, topics, embed_broker=not args.no_embedded_broker)
-    MQTTChatApp(runtime).run()
+    MQTTChatApp(runtime, demo=demo).run()
     return 0

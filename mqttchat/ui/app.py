@@ -36,9 +36,10 @@ class MQTTChatApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, runtime: Runtime, *, connect: bool = True, flush_hz: float = 15.0) -> None:
+    def __init__(self, runtime: Runtime, *, connect: bool = True, flush_hz: float = 15.0, demo: bool = False) -> None:
         super().__init__()
         self.runtime = runtime
+        self.demo = demo
         self.connect_on_start = connect
         self.flush_hz = flush_hz
         self._ticks = 0
@@ -54,11 +55,16 @@ class MQTTChatApp(App[None]):
     @work(exclusive=True, group="mqtt", exit_on_error=False)
     async def start_runtime(self) -> None:
         try:
-            await self.runtime.start()
+            if self.demo:
+                await self.runtime.start_demo()
+            else:
+                await self.runtime.start()
         except (ClientError, MQTTError, OSError) as exc:
             self.notify(f"cannot connect: {exc}", severity="error", timeout=15)
             return
-        if self.runtime.broker is not None:
+        if self.demo:
+            self.notify(f"Demo: a simulated house publishes to the embedded broker on {self.runtime.broker.url}")
+        elif self.runtime.broker is not None:
             self.notify(f"No broker was running: started the embedded broker on {self.runtime.broker.url}")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

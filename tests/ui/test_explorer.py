@@ -72,7 +72,7 @@ async def test_filter_as_you_type_and_invalid_filters() -> None:
         assert [t for t in topics(view) if view.model.get(t).messages] == ["home/hall/light", "home/kitchen/light"]  # type: ignore[union-attr]
         app.screen.query_one("#tree-filter", Input).value = "home/#/x"
         await pilot.pause()
-        error = app.screen.query_one("#tree-filter-error", Label)
+        error = app.screen.query_one("#tree-filter-error")
         assert "'#' must be the last level" in text_of(error)
         app.screen.query_one("#tree-filter", Input).value = '/"eco"|running/'  # a regex, over payloads too
         await pilot.pause()

@@ -22,7 +22,6 @@ class _Dialog(ModalScreen[str | None]):
     _Dialog .buttons { height: auto; margin-top: 1; align-horizontal: right; }
     _Dialog .buttons Button { margin-left: 2; }
     _Dialog TextArea { height: 10; }
-    _Dialog .error { color: $error; }
     _Dialog .text { width: 1fr; height: auto; }
     """
 

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, ProgressBar, TabbedContent, TabPane
+from textual.widgets import Footer, Input, ProgressBar, Static, TabbedContent, TabPane
 
 from mqttchat.explorer.tree import FilterKind, TopicFilter
 from mqttchat.ui.screens.dialogs import ConfirmDialog, EditValueDialog, PathDialog
@@ -66,7 +66,7 @@ class MainScreen(Screen[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield Input(placeholder="/ filter: text, a/+/b, /regex/", id="tree-filter")
-                yield Label("", id="tree-filter-error")
+                yield Static("", id="tree-filter-error")
                 yield TopicTreeView(self.runtime.tree, id="tree")
             with TabbedContent(id="tabs", initial="message"):
                 with TabPane("Message", id="message"):
@@ -128,15 +128,15 @@ class MainScreen(Screen[None]):
 
     def _apply_filter(self, text: str, quiet: bool = False) -> None:
         self._filter_text = text.strip()
-        error = self.query_one("#tree-filter-error", Label)
+        error = self.query_one("#tree-filter-error", Static)
         try:
             visible = self.runtime.tree.visible(parse_filter(text))
         except ValueError as exc:
             error.update(str(exc))
-            error.add_class("error")
+            error.add_class("shown")
             return
         error.update("")
-        error.remove_class("error")
+        error.remove_class("shown")
         self.query_one(TopicTreeView).set_filter(visible)
 
     @on(Input.Submitted, "#tree-filter")

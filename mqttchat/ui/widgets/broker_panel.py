@@ -33,7 +33,7 @@ class BrokerPanel(Static):
         table.add_row("protocol", "MQTT 5.0" if caps.version == 5 else "MQTT 3.1.1", "")
         table.add_row("client id", runtime.client.client_id or "(none)",
                       "assigned by the broker" if caps.assigned_client_identifier else "")  # fmt: skip
-        table.add_row("session present", _yes(caps.session_present), "the broker kept our session")
+        table.add_row("session present", _yes(caps.session_present), "whether the broker kept our session")
         table.add_row("receive maximum", str(caps.receive_maximum), "QoS 1/2 messages it accepts in flight from us")
         table.add_row("maximum QoS", str(caps.maximum_qos), "")
         table.add_row("retain available", _yes(caps.retain_available), "")

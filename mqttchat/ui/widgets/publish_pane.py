@@ -72,7 +72,7 @@ class PublishPane(VerticalScroll):
     PublishPane .row > Input { width: 1fr; }
     PublishPane #pub-payload { height: 8; }
     PublishPane #pub-qos { width: 16; }
-    PublishPane .error { color: $error; height: auto; width: 1fr; }
+    PublishPane .field-error { color: $error; height: auto; width: 1fr; }
     PublishPane #pub-outcome { height: auto; padding: 1 2; width: 1fr; }
     PublishPane .hint, PublishPane .section { color: $text-muted; margin-bottom: 1; }
     PublishPane .section { text-style: bold; }
@@ -99,9 +99,9 @@ class PublishPane(VerticalScroll):
         with Horizontal(classes="row"):
             yield Label("Topic")
             yield Input(placeholder="home/kitchen/light", id="pub-topic")
-        yield Label("", id="pub-topic-error", classes="error")
+        yield Label("", id="pub-topic-error", classes="field-error")
         yield TextArea("", id="pub-payload", language=None, soft_wrap=True, tab_behavior="indent")
-        yield Label("", id="pub-payload-error", classes="error")
+        yield Label("", id="pub-payload-error", classes="field-error")
         with Horizontal(classes="row"):
             yield Label("QoS")
             yield Select([("QoS 0", 0), ("QoS 1", 1), ("QoS 2", 2)], value=1, allow_blank=False, id="pub-qos")
@@ -129,7 +129,7 @@ class PublishPane(VerticalScroll):
         with Horizontal(classes="row"):
             yield Label("Correlation")
             yield Input(placeholder="correlation data (text)", id="pub-correlation")
-        yield Label("", id="pub-props-error", classes="error")
+        yield Label("", id="pub-props-error", classes="field-error")
 
     def set_topic(self, topic: str) -> None:
         """Prefill the topic (from the tree selection) unless the user is typing one."""
@@ -216,7 +216,7 @@ class PublishPane(VerticalScroll):
     def show_outcome(self, text: str, error: bool = False) -> None:
         label = self.query_one("#pub-outcome", Label)
         label.update(text)
-        label.set_class(error, "error")
+        label.set_class(error, "field-error")
 
     def action_recall(self, step: int) -> None:
         if not self.history:

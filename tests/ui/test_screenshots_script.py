@@ -1,0 +1,17 @@
+"""The screenshot script runs and writes one SVG (and PNG, with rsvg-convert) per screen."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mqttchat.screenshots import SCREENS, main
+
+
+def test_screenshots_script(tmp_path: Path) -> None:
+    assert main(["--out", str(tmp_path)]) == 0
+    for name in SCREENS:
+        svg = tmp_path / f"{name}.svg"
+        assert svg.exists() and "<svg" in svg.read_text()[:500]
+        if shutil.which("rsvg-convert"):
+            assert (tmp_path / f"{name}.png").stat().st_size > 1000
