@@ -58,6 +58,7 @@ class TopicNode:
         "name",
         "parent",
         "retained_entry",
+        "sorted_names",
         "subtree_messages",
         "topic",
         "topics_below",
@@ -81,6 +82,8 @@ class TopicNode:
         self._slot = 0
         self._slot_count = 0
         self._prev_count = 0
+        #: Children in name order, cached until a child is added (the tree view walks this many times a second).
+        self.sorted_names: list[TopicNode] | None = None
 
     def __repr__(self) -> str:
         return f"<TopicNode {self.topic!r} messages={self.messages} below={self.topics_below}>"
@@ -190,6 +193,8 @@ class TopicTree:
         self.nodes: dict[str, TopicNode] = {}
         self._order: deque[tuple[TopicNode, Entry]] = deque()
         self._dirty: set[TopicNode] = set()
+        #: Incremented whenever a node is added: views rebuild their rows only when it changed.
+        self.structure_version = 0
 
     def __len__(self) -> int:
         """Topics that received at least one message."""
@@ -206,7 +211,9 @@ class TopicTree:
         parent = self._node(head) if sep else self.root
         node = TopicNode(name, topic, parent)
         parent.children[name] = node
+        parent.sorted_names = None
         self.nodes[topic] = node
+        self.structure_version += 1
         return node
 
     def ingest(
@@ -291,6 +298,13 @@ class TopicTree:
         if len(order) > 4 * max(stats.history_entries, 1024):
             self._order = deque(item for item in order if item[1].alive)
 
+    def consume_changes(self) -> bool:
+        """Whether messages arrived since the last call (O(1); forgets which)."""
+        changed = bool(self._dirty)
+        if changed:
+            self._dirty = set()
+        return changed
+
     def take_dirty(self) -> set[TopicNode]:
         """Nodes that received messages since the last call, and their ancestors (whose counts changed)."""
         dirty = self._dirty
@@ -321,13 +335,16 @@ class TopicTree:
 
     @staticmethod
     def sorted_children(node: TopicNode, order: SortOrder) -> list[TopicNode]:
+        if order is SortOrder.NAME:
+            cached = node.sorted_names
+            if cached is None:
+                cached = node.sorted_names = sorted(node.children.values(), key=lambda n: n.name)
+            return cached
         children = list(node.children.values())
         if order is SortOrder.COUNT:
             children.sort(key=lambda n: (-n.subtree_messages, n.name))
-        elif order is SortOrder.RECENCY:
-            children.sort(key=lambda n: (-n.changed_at, n.name))
         else:
-            children.sort(key=lambda n: n.name)
+            children.sort(key=lambda n: (-n.changed_at, n.name))
         return children
 
     def retained_nodes(self) -> list[TopicNode]:
@@ -335,6 +352,7 @@ class TopicTree:
 
     def clear(self) -> None:
         self.root = TopicNode("", "", None)
+        self.structure_version += 1
         self.nodes.clear()
         self._order.clear()
         self._dirty.clear()

@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -115,44 +117,85 @@ class TopicTreeView(ScrollView, can_focus=True):
         self.shown: set[TopicNode] | None = None  # None: no filter
         self._structure = -1
         self._highlighted: str | None = None
+        self._builder: Iterator[None] | None = None
+        self._building: list[TopicNode] = []
         #: Clock for ages and flashes; tests replace it for deterministic snapshots.
         self.clock = time.time
 
     # ------------------------------------------------------------------------------------------ model → rows
 
-    def rebuild(self) -> None:
-        """Recompute the visible rows (after new topics, expansion, filtering or sorting)."""
-        highlighted = self.rows[self.cursor].topic if self.rows and self.cursor < len(self.rows) else None
+    def _build(self) -> Iterator[None]:
+        """Compute the visible rows into ``self._building``, yielding every few thousand nodes."""
         rows: list[TopicNode] = []
+        self._building = rows
         visible = self.shown
         order = self.order
         expanded = self.expanded
         filtering = visible is not None
-        stack: list[TopicNode] = list(reversed(TopicTree.sorted_children(self.model.root, order)))
+        sorted_children = TopicTree.sorted_children
+        stack: list[TopicNode] = list(reversed(sorted_children(self.model.root, order)))
+        count = 0
         while stack:
             node = stack.pop()
             if visible is not None and node not in visible:
                 continue
             rows.append(node)
             if node.children and (filtering or node.topic in expanded):
-                stack.extend(reversed(TopicTree.sorted_children(node, order)))
-        self.rows = rows
+                stack.extend(reversed(sorted_children(node, order)))
+            count += 1
+            if count % 2000 == 0:
+                yield
+
+    def _advance(self, budget: float) -> bool:
+        """Run the row builder for up to ``budget`` seconds; swap the rows in when done. True when finished."""
+        builder = self._builder
+        if builder is None:
+            return True
+        deadline = time.perf_counter() + budget
+        for _ in builder:
+            if time.perf_counter() >= deadline:
+                return False
+        self._builder = None
+        highlighted = self.highlighted
+        self.rows = self._building
+        self._building = []
         if highlighted is not None:
-            for i, node in enumerate(rows):
-                if node.topic == highlighted:
-                    self.cursor = i
-                    break
-        self.cursor = max(0, min(self.cursor, len(rows) - 1))
-        self.virtual_size = Size(self.size.width, len(rows))
+            with contextlib.suppress(ValueError):
+                self.cursor = self.rows.index(highlighted)
+        self.cursor = max(0, min(self.cursor, len(self.rows) - 1))
+        self.virtual_size = Size(self.size.width, len(self.rows))
         self.refresh()
+        return True
+
+    def rebuild(self, budget: float = 0.03) -> None:
+        """Recompute the visible rows (after new topics, expansion, filtering or sorting).
+
+        Small trees finish at once. A large one (100,000 expanded topics take ~50 ms to walk) is built in slices
+        of ``budget`` seconds on the following flushes, while the previous rows stay on screen: the event loop is
+        never blocked for long.
+        """
+        self._builder = self._build()
+        self._advance(budget)
+
+    def rebuild_now(self) -> None:
+        self._builder = self._build()
+        self._advance(3600.0)
 
     def update_from_model(self, changed: bool) -> None:
-        """Called by the app's flush timer: ``changed`` says whether messages arrived since the last call."""
-        if changed or self.order is not SortOrder.NAME or self._structure != len(self.model.nodes):
-            self._structure = len(self.model.nodes)
-            self.rebuild()
+        """Called by the app's flush timer: ``changed`` says whether messages arrived since the last call.
+
+        Rows are rebuilt when topics were added (or, sorting by count or recency, when counts moved), in time
+        slices of a few milliseconds per flush. Otherwise only the visible lines are redrawn.
+        """
+        if self._builder is not None:
+            self._advance(0.008)
         else:
-            self.refresh()  # ages and flashes move on
+            structure = self.model.structure_version
+            if structure != self._structure or (changed and self.order is not SortOrder.NAME):
+                self._structure = structure
+                self._builder = self._build()
+                self._advance(0.008)
+        self.refresh()  # counts, ages and flashes move on
         self._post_highlight()
 
     def set_filter(self, visible: set[TopicNode] | None) -> None:
@@ -185,14 +228,15 @@ class TopicTreeView(ScrollView, can_focus=True):
         while parent is not None and parent.topic:
             self.expanded.add(parent.topic)
             parent = parent.parent
-        self.rebuild()
-        for i, row in enumerate(self.rows):
-            if row is node:
-                self.cursor = i
-                self._scroll_to_cursor()
-                self._post_highlight()
-                return True
-        return False
+        self.rebuild_now()
+        try:
+            self.cursor = self.rows.index(node)
+        except ValueError:
+            return False
+        self._scroll_to_cursor()
+        self.refresh()
+        self._post_highlight()
+        return True
 
     # ------------------------------------------------------------------------------------------ drawing
 
