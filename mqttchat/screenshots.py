@@ -131,6 +131,7 @@ SCREENS: dict[str, tuple[str, Callable[[Any], Awaitable[None]]]] = {
     "publish": ("The publish pane", _publish),
     "packets": ("The packet inspector", lambda p: prepare(p, "k")),
     "broker": ("Broker capabilities", _broker),
+    "connect": ("Connection profiles", lambda p: prepare(p, "c")),
 }  # fmt: skip
 
 

@@ -41,15 +41,40 @@ def main(argv: Sequence[str]) -> int:
             print("mqttchat: give the broker either as URL or with -L, not both", file=sys.stderr)
             return 2
         args.url = args.target
-    try:
-        options, _ = client_options(args, "")
-    except CommandError as exc:
-        print(f"mqttchat: {exc}", file=sys.stderr)
-        return 2
     from dataclasses import replace
 
+    from mqttchat.broker.errors import ConfigError
+    from mqttchat.config import ProfileStore
+
+    explicit = bool(args.url or args.host or args.port)
+    profile = None
+    if args.profile or not explicit:
+        # A named profile, or with no target on the command line the default profile if one is saved.
+        store = ProfileStore()
+        try:
+            store.load()
+        except ConfigError as exc:
+            print(f"mqttchat: {exc}", file=sys.stderr)
+            return 2
+        if args.profile:
+            profile = store.get(args.profile)
+            if profile is None:
+                known = ", ".join(store.names()) or "none saved yet"
+                print(f"mqttchat: no profile {args.profile!r} in {store.path} (profiles: {known})", file=sys.stderr)
+                return 2
+        elif store.default_name:
+            profile = store.get(store.default_name)
+    try:
+        if profile is not None:
+            options = profile.to_client_options()
+            topics = tuple(profile.subscriptions) if not args.topic else tuple((t, args.qos) for t in args.topic)
+        else:
+            options, _ = client_options(args, "")
+            topics = tuple((t, args.qos) for t in (args.topic or ["#"]))
+    except (CommandError, ValueError) as exc:
+        print(f"mqttchat: {exc}", file=sys.stderr)
+        return 2
     options = replace(options, reconnect=True)
-    topics = tuple((t, args.qos) for t in (args.topic or ["#"]))
     logging.basicConfig(level=logging.WARNING, handlers=[logging.NullHandler()])
     from mqttchat.runtime import Runtime
     from mqttchat.ui.app import MQTTChatApp

@@ -6,7 +6,7 @@ import contextlib
 import gc
 import time
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -82,6 +82,24 @@ class MQTTChatApp(App[None]):
             self.notify(f"Demo: a simulated house publishes to the embedded broker on {self.runtime.broker.url}")
         elif self.runtime.broker is not None:
             self.notify(f"No broker was running: started the embedded broker on {self.runtime.broker.url}")
+
+    @work(exclusive=True, group="mqtt", exit_on_error=False)
+    async def switch_profile(self, profile: Any) -> None:
+        """Disconnect and connect again with ``profile`` (a mqttchat.config.Profile), on a fresh screen."""
+        try:
+            options = profile.to_client_options()
+        except ValueError as exc:
+            self.notify(f"cannot use profile {profile.name!r}: {exc}", severity="error", timeout=10)
+            return
+        old = self.runtime
+        await old.stop()
+        self.runtime = Runtime(options, profile.subscriptions, embed_broker=old.embed_broker)
+        await self.switch_screen(MainScreen(self.runtime))
+        self.notify(f"connecting to {options.target.url} (profile {profile.name!r})")
+        try:
+            await self.runtime.start()
+        except (ClientError, MQTTError, OSError) as exc:
+            self.notify(f"cannot connect: {exc}", severity="error", timeout=15)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place where an unexpected worker failure becomes a notification instead of a traceback."""

@@ -132,3 +132,14 @@ def test_help_panel(snap_compare: Any) -> None:
         await setup(pilot, "question_mark")
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_connect_screen(snap_compare: Any) -> None:
+    """The connection screen with the built-in default profile and an invalid URL explained inline."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "c")
+        pilot.app.screen.query_one("#f-url").value = "htp://broker"  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(120, 40), run_before=run_before)

@@ -53,6 +53,7 @@ class MainScreen(Screen[None]):
         Binding("k", "show_tab('packets')", "Packets", show=False),
         Binding("b", "show_tab('broker')", "Broker", show=False),
         Binding("escape", "focus_tree", "Tree", show=False),
+        Binding("c", "connections", "Connect"),
     ]
 
     def __init__(self, runtime: Runtime) -> None:
@@ -159,6 +160,15 @@ class MainScreen(Screen[None]):
         self.query_one(TabbedContent).active = tab
         if tab == "publish":
             self.query_one("#pub-topic", Input).focus()
+
+    def action_connections(self) -> None:
+        from mqttchat.ui.screens.connect import ConnectScreen
+
+        def chosen(profile: Any) -> None:
+            if profile is not None:
+                self.app.switch_profile(profile)  # type: ignore[attr-defined]
+
+        self.app.push_screen(ConnectScreen(), chosen)
 
     def action_jump(self) -> None:
         def go(topic: str | None) -> None:

@@ -1,0 +1,279 @@
+"""ConnectScreen: saved connection profiles and a form to edit, save, delete and connect with them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Select, Static, Switch
+from textual.widgets.option_list import Option
+
+from mqttchat.broker.errors import ConfigError
+from mqttchat.config import DEFAULT_PROFILE, Profile, ProfileStore
+
+NEW = "\x00new"
+
+#: Form fields: (id, label, placeholder); text inputs only (switches and selects are composed separately).
+TEXT_FIELDS = [
+    ("name", "Name", "local"),
+    ("url", "URL", "mqtt://127.0.0.1:1883, mqtts://host:8883, wss://host/mqtt"),
+    ("client_id", "Client id", "empty: assigned by the broker"),
+    ("username", "User name", ""),
+    ("password", "Password", "or ${ENV_VARIABLE}"),
+    ("keepalive", "Keepalive (s)", "60"),
+    ("session_expiry", "Session expiry", "seconds the broker keeps the session (MQTT 5)"),
+    ("subscriptions", "Subscribe to", "# , home/+/temp:1"),
+    ("ca_file", "CA file", "TLS: CA certificates (empty: system store)"),
+    ("cert_file", "Certificate", "TLS client certificate"),
+    ("key_file", "Key", "TLS client key"),
+    ("server_hostname", "Server name", "TLS: name to verify (empty: the host)"),
+    ("will_topic", "Will topic", "sent by the broker if we vanish"),
+    ("will_payload", "Will payload", "offline"),
+]
+
+
+def format_subscriptions(subs: tuple[tuple[str, int], ...]) -> str:
+    return ", ".join(f if qos == 0 else f"{f}:{qos}" for f, qos in subs)
+
+
+def parse_subscriptions(text: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        topic_filter, sep, qos = part.rpartition(":")
+        if sep and qos in ("0", "1", "2") and topic_filter:
+            out.append((topic_filter, int(qos)))
+        else:
+            out.append((part, 0))
+    return tuple(out)
+
+
+class ConnectScreen(ModalScreen[Profile | None]):
+    """Pick or edit a profile; dismisses with the profile to connect with (saved or not), or None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "save", "Save", priority=True),
+    ]
+
+    DEFAULT_CSS: ClassVar[str] = """
+    ConnectScreen { align: center middle; }
+    ConnectScreen > Horizontal { width: 110; height: 90%; border: thick $accent; background: $surface; }
+    ConnectScreen #profiles { width: 26; border-right: tall $panel; }
+    ConnectScreen #form { width: 1fr; padding: 0 1; }
+    ConnectScreen .field { height: auto; }
+    ConnectScreen .field > Label { width: 16; padding: 1 0; }
+    ConnectScreen .field > Input { width: 1fr; }
+    ConnectScreen .field > Select { width: 20; }
+    ConnectScreen .field > Label.inline { width: auto; padding: 1 1 1 2; }
+    ConnectScreen .problem { color: $error; height: auto; padding-left: 16; }
+    ConnectScreen #buttons { height: auto; margin: 1 0; }
+    ConnectScreen #buttons Button { margin-right: 2; }
+    ConnectScreen #form-status { height: auto; }
+    """
+
+    def __init__(self, store: ProfileStore | None = None) -> None:
+        super().__init__()
+        self.store = store or ProfileStore()
+        self.load_error: str | None = None
+        try:
+            self.store.load()
+        except ConfigError as exc:
+            self.load_error = str(exc)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            with Vertical(id="profiles"):
+                yield Label("Profiles", classes="title")
+                yield OptionList(id="profile-list")
+            with VerticalScroll(id="form"):
+                for field_id, label, placeholder in TEXT_FIELDS:
+                    with Horizontal(classes="field"):
+                        yield Label(label)
+                        yield Input(placeholder=placeholder, id=f"f-{field_id}", password=field_id == "password")
+                    yield Static("", id=f"e-{field_id}", classes="problem")
+                    if field_id == "url":
+                        with Horizontal(classes="field"):
+                            yield Label("MQTT version")
+                            yield Select([("5.0", 5), ("3.1.1", 311)], value=5, allow_blank=False, id="f-version")
+                            yield Label("Clean start", classes="inline")
+                            yield Switch(True, id="f-clean_start")
+                    if field_id == "password":
+                        with Horizontal(classes="field"):
+                            yield Label("Save password")
+                            yield Switch(False, id="f-save_password")
+                            yield Label("stored in clear text in the profiles file", classes="inline")
+                    if field_id == "server_hostname":
+                        with Horizontal(classes="field"):
+                            yield Label("Insecure TLS")
+                            yield Switch(False, id="f-insecure")
+                            yield Label("skip certificate checks", classes="inline")
+                    if field_id == "will_payload":
+                        with Horizontal(classes="field"):
+                            yield Label("Will QoS")
+                            yield Select([("QoS 0", 0), ("QoS 1", 1), ("QoS 2", 2)], value=0, allow_blank=False,
+                                         id="f-will_qos")  # fmt: skip
+                            yield Label("Retain", classes="inline")
+                            yield Switch(False, id="f-will_retain")
+                with Horizontal(id="buttons"):
+                    yield Button("Connect", id="connect", variant="primary")
+                    yield Button("Save (ctrl+s)", id="save")
+                    yield Button("Delete", id="delete", variant="error")
+                    yield Button("Cancel", id="cancel")
+                yield Static("", id="form-status")
+
+    def on_mount(self) -> None:
+        self._fill_list()
+        self.show_profile(self.store.default_profile())
+        if self.load_error:
+            self.status(self.load_error, error=True)
+
+    def _fill_list(self) -> None:
+        options = self.query_one("#profile-list", OptionList)
+        options.clear_options()
+        default = self.store.default_name
+        for profile in self.store.profiles():
+            mark = " ★" if profile.name == default else ""
+            options.add_option(Option(f"{profile.name}{mark}", id=profile.name))
+        options.add_option(Option("+ new profile", id=NEW))
+
+    def status(self, text: str, error: bool = False) -> None:
+        widget = self.query_one("#form-status", Static)
+        widget.update(text)
+        widget.styles.color = "red" if error else None
+
+    # ------------------------------------------------------------------------------------------ form ↔ profile
+
+    def show_profile(self, profile: Profile) -> None:
+        values = {
+            "name": profile.name, "url": profile.url, "client_id": profile.client_id,
+            "username": profile.username or "", "password": profile.password or "",
+            "keepalive": str(profile.keepalive), "session_expiry": str(profile.session_expiry),
+            "subscriptions": format_subscriptions(profile.subscriptions), "ca_file": profile.ca_file or "",
+            "cert_file": profile.cert_file or "", "key_file": profile.key_file or "",
+            "server_hostname": profile.server_hostname or "", "will_topic": profile.will_topic or "",
+            "will_payload": profile.will_payload,
+        }  # fmt: skip
+        for field_id, value in values.items():
+            self.query_one(f"#f-{field_id}", Input).value = value
+        self.query_one("#f-version", Select).value = 311 if profile.version == 311 else 5
+        self.query_one("#f-clean_start", Switch).value = profile.clean_start
+        self.query_one("#f-save_password", Switch).value = profile.save_password
+        self.query_one("#f-insecure", Switch).value = profile.insecure
+        self.query_one("#f-will_qos", Select).value = profile.will_qos
+        self.query_one("#f-will_retain", Switch).value = profile.will_retain
+        self.show_problems({})
+
+    def read_profile(self) -> tuple[Profile | None, dict[str, str]]:
+        """The form as a profile, and the problems of each field (empty when valid)."""
+
+        def text(field_id: str) -> str:
+            return self.query_one(f"#f-{field_id}", Input).value.strip()
+
+        problems: dict[str, str] = {}
+        numbers: dict[str, int] = {}
+        for field_id, default in (("keepalive", 60), ("session_expiry", 0)):
+            value = text(field_id)
+            try:
+                numbers[field_id] = int(value) if value else default
+            except ValueError:
+                problems[field_id] = f"{value!r} is not a whole number"
+        version = self.query_one("#f-version", Select).value
+        will_qos = self.query_one("#f-will_qos", Select).value
+        profile = Profile(
+            name=text("name"),
+            url=text("url"),
+            version=311 if version == 311 else 5,
+            client_id=text("client_id"),
+            username=text("username") or None,
+            password=self.query_one("#f-password", Input).value or None,
+            save_password=self.query_one("#f-save_password", Switch).value,
+            keepalive=numbers.get("keepalive", 60),
+            clean_start=self.query_one("#f-clean_start", Switch).value,
+            session_expiry=numbers.get("session_expiry", 0),
+            subscriptions=parse_subscriptions(text("subscriptions")),
+            ca_file=text("ca_file") or None,
+            cert_file=text("cert_file") or None,
+            key_file=text("key_file") or None,
+            insecure=self.query_one("#f-insecure", Switch).value,
+            server_hostname=text("server_hostname") or None,
+            will_topic=text("will_topic") or None,
+            will_payload=self.query_one("#f-will_payload", Input).value,
+            will_qos=will_qos if isinstance(will_qos, int) else 0,
+            will_retain=self.query_one("#f-will_retain", Switch).value,
+        )
+        problems.update(profile.validate())
+        return (None if problems else profile), problems
+
+    def show_problems(self, problems: dict[str, str]) -> None:
+        known = {field_id for field_id, _, _ in TEXT_FIELDS}
+        for field_id in known:
+            self.query_one(f"#e-{field_id}", Static).update(problems.get(field_id, ""))
+        others = [f"{name}: {text}" for name, text in problems.items() if name not in known]
+        if others:
+            self.status("; ".join(others), error=True)
+        elif problems:
+            self.status("fix the fields marked in red", error=True)
+        else:
+            self.status("")
+
+    # ------------------------------------------------------------------------------------------ events
+
+    @on(OptionList.OptionSelected, "#profile-list")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id == NEW:
+            self.show_profile(replace(DEFAULT_PROFILE, name="new"))
+            self.query_one("#f-name", Input).focus()
+            return
+        profile = self.store.get(str(event.option.id))
+        if profile is not None:
+            self.show_profile(profile)
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        if event.input.id and event.input.id.startswith("f-"):
+            _, problems = self.read_profile()
+            field_id = event.input.id[2:]
+            self.query_one(f"#e-{field_id}", Static).update(problems.get(field_id, ""))
+
+    @on(Button.Pressed, "#connect")
+    def _connect(self) -> None:
+        profile, problems = self.read_profile()
+        self.show_problems(problems)
+        if profile is not None:
+            self.dismiss(profile)
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        profile, problems = self.read_profile()
+        self.show_problems(problems)
+        if profile is None:
+            return
+        try:
+            self.store.save_profile(profile)
+        except (ConfigError, ValueError, OSError) as exc:
+            self.status(f"not saved: {exc}", error=True)
+            return
+        self._fill_list()
+        where = self.store.path
+        secret = " (with its password, in clear text)" if profile.save_password and profile.password else ""
+        self.status(f"saved {profile.name!r} to {where}{secret}")
+
+    @on(Button.Pressed, "#delete")
+    def _delete(self) -> None:
+        name = self.query_one("#f-name", Input).value.strip()
+        try:
+            deleted = self.store.delete_profile(name)
+        except (ConfigError, OSError) as exc:
+            self.status(f"not deleted: {exc}", error=True)
+            return
+        self._fill_list()
+        self.status(f"deleted {name!r}" if deleted else f"no saved profile {name!r}", error=not deleted)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
