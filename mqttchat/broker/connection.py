@@ -90,6 +90,7 @@ class BrokerConnection:
         "keepalive",
         "last_received",
         "listener",
+        "listener_limit",
         "paused",
         "peer",
         "session",
@@ -107,8 +108,11 @@ class BrokerConnection:
         peer: str,
         listener: str,
         transport_buffer: Callable[[], int] | None = None,
+        listener_limit: int = -1,
     ) -> None:
         self.broker = broker
+        #: The listener's own max_connections (-1: none).
+        self.listener_limit = listener_limit
         self.write_raw = write
         self.close_transport = close
         self.transport_buffer = transport_buffer
@@ -267,12 +271,14 @@ class BrokerConnection:
         log.info("refused %r from %s: %s (%s)", connect.client_id, self.peer, reason.title, why)
         self.broker.stats.connections_refused += 1
         if connect.protocol_version == V5:
-            props = (
-                Properties(reason_string=why)
-                if connect.properties.request_problem_information != 0
-                else EMPTY_PROPERTIES
+            wants_reason = connect.properties.request_problem_information != 0
+            data = ConnAck(False, reason, Properties(reason_string=why) if wants_reason else EMPTY_PROPERTIES).encode(
+                V5
             )
-            self._write_now(ConnAck(False, reason, props).encode(V5))
+            limit = connect.properties.maximum_packet_size
+            if limit is not None and len(data) > limit:
+                data = ConnAck(False, reason).encode(V5)  # the reason string would not fit: leave it out
+            self._write_now(data)
         else:
             self._write_now(bytes((0x20, 2, 0, connack_code_v311(reason))))
         self.close(clean=False)
@@ -286,6 +292,13 @@ class BrokerConnection:
         version = connect.protocol_version
         if version == 3:
             self._refuse(connect, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, "MQTT 3.1 is not supported; use 3.1.1 or 5")
+            return
+        will = connect.will
+        if will is not None and will.qos > config.maximum_qos:
+            self._refuse(connect, ReasonCode.QOS_NOT_SUPPORTED, f"the will's QoS is above {config.maximum_qos}")
+            return
+        if will is not None and will.retain and not config.retain_available:
+            self._refuse(connect, ReasonCode.RETAIN_NOT_SUPPORTED, "retained wills are not available")
             return
         self.version = version
         props = connect.properties
@@ -340,11 +353,12 @@ class BrokerConnection:
                 self._refuse(connect, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "a client identifier is required")
                 return
             client_id = assigned = broker.new_client_id()
-        if (
-            config.max_connections >= 0
-            and sum(1 for c in broker.connections if c.state is _CONNECTED) >= config.max_connections
-        ):
+        connected = [c for c in broker.connections if c.state is _CONNECTED]
+        if config.max_connections >= 0 and len(connected) >= config.max_connections:
             self._refuse(connect, ReasonCode.SERVER_BUSY, "too many connections")
+            return
+        if self.listener_limit >= 0 and sum(1 for c in connected if c.listener == self.listener) >= self.listener_limit:
+            self._refuse(connect, ReasonCode.SERVER_BUSY, f"too many connections on listener {self.listener}")
             return
         access = broker.acl.for_client(username, client_id) if broker.acl is not None else None
         # Session.
@@ -369,7 +383,8 @@ class BrokerConnection:
         session.max_packet_size = (props.maximum_packet_size or 0) if version == V5 else 0
         self.keepalive = connect.keep_alive
         server_keep_alive = None
-        if config.max_keepalive and (self.keepalive == 0 or self.keepalive > config.max_keepalive):
+        if version == V5 and config.max_keepalive and (self.keepalive == 0 or self.keepalive > config.max_keepalive):
+            # Announced as Server Keep Alive. A 3.1.1 client cannot be told, so its own keepalive stands.
             self.keepalive = server_keep_alive = config.max_keepalive
         self.state = _CONNECTED
         self._aliases = InboundTopicAliases(config.max_topic_alias if version == V5 else 0)
@@ -428,7 +443,11 @@ class BrokerConnection:
             raise RemoteProtocolError("retained messages are not available", ReasonCode.RETAIN_NOT_SUPPORTED)
         reason = _SUCCESS
         access = session.access
-        if access is not None and not access.can_publish(publish.topic):
+        if publish.topic.startswith("$SYS"):
+            # The broker's own statistics: clients may read them, never forge them (MQTT 4.7.2).
+            reason = ReasonCode.NOT_AUTHORIZED
+            log.info("publish by %r to %r refused: $SYS topics are the broker's", self.client_id, publish.topic)
+        elif access is not None and not access.can_publish(publish.topic):
             reason = ReasonCode.NOT_AUTHORIZED
             log.info("publish by %r to %r refused by the ACL", self.client_id, publish.topic)
         elif config.message_size_limit and len(publish.payload) > config.message_size_limit:
@@ -499,8 +518,8 @@ class BrokerConnection:
             if session.expiry_interval == 0 and expiry != 0:
                 raise RemoteProtocolError("DISCONNECT may not set a session expiry when CONNECT set none")
             session.expiry_interval = expiry
-        clean = packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE
-        self.close(clean=clean)
+        # Only a normal disconnection (0x00) discards the will (MQTT 5.0 3.14.4); 0x04 and error codes publish it.
+        self.close(clean=packet.reason_code == 0)
 
     def protocol_error(self, exc: RemoteProtocolError) -> None:
         self.broker.stats.protocol_errors += 1
@@ -516,7 +535,11 @@ class BrokerConnection:
         elif self.version == V5 and self.state is _CONNECTED:
             if reason not in VALID_REASON_CODES[PacketType.DISCONNECT] or not reason.is_error:
                 reason = ReasonCode.PROTOCOL_ERROR
-            self._write_now(Disconnect(reason, Properties(reason_string=exc.message[:200])).encode(V5))
+            data = Disconnect(reason, Properties(reason_string=exc.message[:200])).encode(V5)
+            limit = self.session.max_packet_size if self.session is not None else 0
+            if limit and len(data) > limit:
+                data = Disconnect(reason).encode(V5)  # the reason string would not fit: leave it out
+            self._write_now(data)
         self.close(clean=False)
 
     def takeover(self) -> None:
@@ -541,12 +564,12 @@ class BrokerConnection:
         if self.state is _CLOSED:
             return
         was_connected = self.state is _CONNECTED
+        self.flush()  # what was answered before the end (e.g. acknowledgements read with the DISCONNECT) still goes
         self.state = _CLOSED
         self._clean = clean
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.flush()
         self.close_transport(True)
         self.broker.connections.discard(self)
         session = self.session

@@ -126,8 +126,8 @@ class BrokerCore:
         if session.will_handle is not None:
             session.will_handle.cancel()
             session.will_handle = None
-            if send_will and session.will is not None:
-                self.publish_will(session)
+        if send_will and session.will is not None and session.connection is None:
+            self.publish_will(session)
         if session.expiry_handle is not None:
             session.expiry_handle.cancel()
             session.expiry_handle = None
@@ -342,8 +342,11 @@ class BrokerCore:
                 sub_id = entry.subscription_id
                 return self._deliver_to(session, message, opts.qos, opts.retain_as_published,
                                         [sub_id] if sub_id else [], expires_at)  # fmt: skip
-        # Several matches: one copy per session, at the highest granted QoS, with every subscription identifier.
+        # Several matches: one copy per session for its own subscriptions, at the highest granted QoS, with every
+        # subscription identifier; each shared subscription delivers its own copy to one member (MQTT 5.0 4.8.2),
+        # which may be a session that also got the first copy.
         best: dict[str, tuple[SubEntry, int, bool, list[int]]] = {}
+        count = 0
         for key, value in matched:
             if type(key) is str:
                 entry = value
@@ -351,7 +354,12 @@ class BrokerCore:
                 picked = value.pick()
                 if picked is None:
                     continue
-                entry = picked
+                opts = picked.options
+                if not (opts.no_local and picked.session is sender):
+                    sub_ids = [picked.subscription_id] if picked.subscription_id else []
+                    count += self._deliver_to(picked.session, message, opts.qos, opts.retain_as_published, sub_ids,
+                                              expires_at)  # fmt: skip
+                continue
             session = entry.session
             opts = entry.options
             if opts.no_local and session is sender:
@@ -370,7 +378,6 @@ class BrokerCore:
                     current[2] or opts.retain_as_published,
                     ids,
                 )
-        count = 0
         for entry, qos, rap, ids in best.values():
             count += self._deliver_to(entry.session, message, qos, rap, ids, expires_at)
         return count

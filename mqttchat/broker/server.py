@@ -21,11 +21,12 @@ log = logging.getLogger("mqttchat.broker")
 class _TCPProtocol(asyncio.Protocol):
     """Plain or TLS MQTT: bytes straight to the BrokerConnection."""
 
-    __slots__ = ("conn", "core", "listener", "transport")
+    __slots__ = ("conn", "core", "limit", "listener", "transport")
 
-    def __init__(self, core: BrokerCore, listener: str) -> None:
+    def __init__(self, core: BrokerCore, listener: str, limit: int = -1) -> None:
         self.core = core
         self.listener = listener
+        self.limit = limit
         self.conn: BrokerConnection | None = None
         self.transport: asyncio.Transport | None = None
 
@@ -36,7 +37,7 @@ class _TCPProtocol(asyncio.Protocol):
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.conn = BrokerConnection(
             self.core, transport.write, lambda _: transport.close(), where, self.listener,
-            transport.get_write_buffer_size,
+            transport.get_write_buffer_size, self.limit,
         )  # fmt: skip
 
     def data_received(self, data: bytes) -> None:
@@ -66,8 +67,8 @@ class _WebSocketProtocol(_TCPProtocol):
 
     __slots__ = ("path", "ws")
 
-    def __init__(self, core: BrokerCore, listener: str, path: str) -> None:
-        super().__init__(core, listener)
+    def __init__(self, core: BrokerCore, listener: str, path: str, limit: int = -1) -> None:
+        super().__init__(core, listener, limit)
         from websockets.server import ServerProtocol
         from websockets.typing import Subprotocol
 
@@ -118,7 +119,7 @@ class _WebSocketProtocol(_TCPProtocol):
                     where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
                     self.conn = BrokerConnection(
                         self.core, self._write, self._close, where, self.listener,
-                        self.transport.get_write_buffer_size,
+                        self.transport.get_write_buffer_size, self.limit,
                     )  # fmt: skip
             elif isinstance(event, Frame) and event.opcode in (Opcode.BINARY, Opcode.CONT) and self.conn is not None:
                 self.conn.data_received(bytes(event.data))
@@ -199,15 +200,16 @@ class Broker:
                         str(listener.cafile) if listener.cafile else None, listener.require_certificate,
                     )  # fmt: skip
                 name = f"{listener.protocol}:{listener.host}:{listener.port}"
+                limit = listener.max_connections
                 if listener.protocol == "websockets":
                     path = listener.path
 
-                    def factory(name: str = name, path: str = path) -> asyncio.Protocol:
-                        return _WebSocketProtocol(core, name, path)
+                    def factory(name: str = name, path: str = path, limit: int = limit) -> asyncio.Protocol:
+                        return _WebSocketProtocol(core, name, path, limit)
                 else:
 
-                    def factory(name: str = name) -> asyncio.Protocol:  # type: ignore[misc]
-                        return _TCPProtocol(core, name)
+                    def factory(name: str = name, limit: int = limit) -> asyncio.Protocol:  # type: ignore[misc]
+                        return _TCPProtocol(core, name, limit)
 
                 server = await loop.create_server(factory, listener.host, listener.port, ssl=context,
                                                   reuse_address=True, backlog=1024)  # fmt: skip
