@@ -1,0 +1,136 @@
+"""The chat wire protocol and model, without a broker: order, duplicates, gaps, catch-up, presence, history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mqttchat.chat import protocol as p
+from mqttchat.chat.history import History
+from mqttchat.chat.model import ChatModel, Delivery
+
+
+def msg(sender: p.Sender, text: str, ts: float = 100.0) -> bytes:
+    return sender.envelope(text, now=ts).to_json()
+
+
+def test_topics_round_trip_and_names() -> None:
+    assert p.parse_topic(p.room_messages("lobby", "alice")) == p.Parsed("message", "lobby", "alice")
+    assert p.parse_topic(p.room_typing("lobby", "bob")) == p.Parsed("typing", "lobby", "bob")
+    assert p.parse_topic(p.direct("bob", "alice")) == p.Parsed("direct", None, "alice", "bob")
+    assert p.parse_topic(p.presence("alice")) == p.Parsed("presence", None, "alice")
+    assert p.parse_topic("home/kitchen").kind == "other"
+    assert p.name_problem("lobby") is None
+    for bad in ("", "a/b", "a+", "#", "$sys", " padded", "x" * 65):
+        assert p.name_problem(bad) is not None
+    assert p.subscriptions("alice", ["lobby"]) == ["mqttchat/v1/rooms/lobby/#", "mqttchat/v1/direct/alice/+",
+                                                   "mqttchat/v1/presence/+"]  # fmt: skip
+
+
+def test_envelope_round_trip_and_errors() -> None:
+    sender = p.Sender("Alice")
+    envelope = sender.envelope("hello *world*", now=12.5)
+    decoded = p.decode_envelope(envelope.to_json())
+    assert decoded == envelope and decoded.seq == 1
+    assert ("seq", "1") in envelope.properties().user_property
+    assert envelope.properties().content_type == p.CONTENT_TYPE
+    for bad, why in ((b"nope", "not JSON"), (b"[1]", "not a JSON object"), (b'{"v": 2}', "unsupported version"),
+                     (b'{"v": 1, "id": "x"}', "missing or bad field"),
+                     (b'{"v":1,"id":"x","seq":0,"ts":1,"nick":"a","text":"b"}', "seq must be")):  # fmt: skip
+        with pytest.raises(p.EnvelopeError, match=why):
+            p.decode_envelope(bad)
+
+
+def test_order_duplicates_and_gaps() -> None:
+    model = ChatModel("me")
+    alice = p.Sender("Alice")
+    payloads = [msg(alice, str(i)) for i in range(1, 6)]
+    topic = p.room_messages("lobby", "alice")
+    for payload in payloads[:2]:
+        model.ingest(topic, payload, 1.0)
+    model.ingest(topic, payloads[1], 2.0)  # a QoS 1 redelivery: dropped by id
+    model.ingest(topic, payloads[4], 3.0)  # 3 and 4 never arrive
+    room = model.rooms["lobby"]
+    assert [m.text for m in room.messages] == ["1", "2", "5"]
+    assert [m.gap_before for m in room.messages] == [0, 0, 2]
+    assert model.duplicates == 1 and model.gaps == 2
+    assert room.members == {"alice"}
+    bob = p.Sender("Bob")  # another sender's numbering is independent
+    model.ingest(p.room_messages("lobby", "bob"), msg(bob, "hi"), 4.0)
+    assert room.messages[-1].gap_before == 0
+    restarted = p.Sender("Alice")  # a new session of alice starts again at 1: not a gap
+    model.ingest(topic, msg(restarted, "back"), 5.0)
+    assert room.messages[-1].gap_before == 0
+
+
+def test_catch_up_is_marked_away_and_own_messages_have_delivery_states() -> None:
+    model = ChatModel("me")
+    model.room("lobby")
+    model.connected_at = 1000.0
+    alice = p.Sender("Alice")
+    model.ingest(p.room_messages("lobby", "alice"), msg(alice, "while you slept", ts=500.0), 1000.2)
+    model.ingest(p.room_messages("lobby", "alice"), msg(alice, "live", ts=1001.0), 1001.0)
+    assert [m.away for m in model.rooms["lobby"].messages] == [True, False]
+    me = p.Sender("Me")
+    envelope = me.envelope("mine", now=1002.0)
+    own = model.add_own("lobby", envelope, 1002.0)
+    assert own.delivery is Delivery.SENDING
+    model.ingest(p.room_messages("lobby", "me"), envelope.to_json(), 1002.1)  # the broker echoes it back
+    assert len(model.rooms["lobby"].messages) == 3
+    model.delivered(envelope.id, True)
+    assert own.delivery is Delivery.ACKED
+    failed = model.add_own("lobby", me.envelope("refused"), 1003.0)
+    model.delivered(failed.envelope.id, False, "Not authorized")
+    assert failed.delivery is Delivery.FAILED and failed.error == "Not authorized"
+
+
+def test_unread_counts_presence_typing_and_direct_messages() -> None:
+    model = ChatModel("me")
+    model.room("lobby")
+    model.room("dev")
+    model.select("lobby")
+    alice = p.Sender("Alice")
+    model.ingest(p.room_messages("dev", "alice"), msg(alice, "x"), 1.0)
+    assert model.rooms["dev"].unread == 1 and model.rooms["lobby"].unread == 0
+    model.select("dev")
+    assert model.rooms["dev"].unread == 0
+    model.ingest(p.presence("alice"), p.presence_payload("online", "Alice", ["lobby"], "mqttchat"), 2.0)
+    model.ingest(p.presence("bob"), p.presence_payload("offline", "Bob", ["lobby"], "mqttchat"), 2.0)
+    assert model.members("lobby") == [("alice", "online"), ("bob", "offline")]
+    model.ingest(p.presence("bob"), b"", 3.0)  # cleared
+    assert "bob" not in model.presence
+    model.ingest(p.room_typing("lobby", "alice"), b'{"typing": true}', 10.0)
+    assert model.rooms["lobby"].typing_now(12.0) == ["alice"]
+    assert model.rooms["lobby"].typing_now(20.0) == []
+    model.ingest(p.direct("me", "alice"), msg(alice, "psst"), 11.0)
+    assert [m.text for m in model.rooms["@alice"].messages] == ["psst"]
+    assert model.rooms["@alice"].kind == "direct"
+    model.ingest(p.room_messages("lobby", "x"), b"garbage", 12.0)
+    assert model.invalid == 1
+
+
+def test_history_pages_and_search(tmp_path: Path) -> None:
+    history = History(tmp_path / "chat.sqlite3")
+    model = ChatModel("me")
+    alice = p.Sender("Alice")
+    for i in range(450):
+        message = model.ingest(
+            p.room_messages("lobby", "alice"), msg(alice, f"line {i} {'needle' if i % 100 == 7 else ''}"), float(i)
+        )
+        assert message is not None
+        history.add(message)
+    history.flush()
+    newest = history.page("lobby")
+    assert len(newest) == 200 and newest[-1].text.startswith("line 449") and newest[0].text.startswith("line 250")
+    older = history.page("lobby", before=newest[0].received_at)
+    assert older[-1].text.startswith("line 249") and len(older) == 200
+    assert len(history.page("lobby", before=older[0].received_at)) == 50
+    hits = history.search("needle")
+    assert [m.text.split()[1] for m in hits] == ["407", "307", "207", "107", "7"]
+    assert history.search("50%") == []  # LIKE wildcards in the query are literal
+    assert history.rooms() == ["lobby"]
+    history.close()
+    again = History(tmp_path / "chat.sqlite3")
+    assert len(again.page("lobby", limit=10)) == 10  # survives a restart
+    again.close()
