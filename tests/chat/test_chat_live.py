@@ -1,0 +1,167 @@
+"""Chat members talking through the embedded broker and through mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mqttchat.broker.auth import PasswordFile
+from mqttchat.broker.server import Broker
+from mqttchat.chat import CHAT_ACL
+from mqttchat.chat import protocol as p
+from mqttchat.chat.model import Delivery
+from mqttchat.chat.service import ChatService, chat_client_options
+from mqttchat.client import ClientOptions, MQTTClient, parse_url
+from tests.conftest import broker_config
+from tests.helpers.brokers import RunningBroker
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def member(url: str, nick: str, rooms: list[str] | None = None, **options: Any) -> ChatService:
+    base = dataclasses.replace(ClientOptions(parse_url(url)), **options)
+    client = MQTTClient(chat_client_options(base, nick, rooms or ["lobby"]))
+    service = ChatService(client, nick, rooms or ["lobby"])
+    await client.connect()
+    await service.start()
+    return service
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+async def url(request: pytest.FixtureRequest, mosquitto: RunningBroker) -> AsyncIterator[str]:
+    if request.param == "mosquitto":
+        yield mosquitto.url
+        return
+    async with Broker(broker_config()) as broker:
+        yield broker.url
+
+
+async def test_two_members_chat_with_presence_and_delivery_states(url: str) -> None:
+    alice = await member(url, "alice")
+    bob = await member(url, "bob")
+    await until(lambda: ("bob", "online") in alice.model.members("lobby"))
+    for i in range(20):
+        await alice.command("lobby", f"message {i}")
+    await alice.command("lobby", "/me waves")
+    await until(lambda: len(bob.model.rooms["lobby"].messages) == 21)
+    got = bob.model.rooms["lobby"].messages
+    assert [m.text for m in got[:20]] == [f"message {i}" for i in range(20)]  # in the order sent
+    assert got[-1].envelope.kind == "action" and got[-1].sender == "alice"
+    await until(lambda: all(m.delivery is Delivery.ACKED for m in alice.model.rooms["lobby"].messages))
+    # A clean exit says offline; a killed connection is announced by the will.
+    await bob.stop()
+    await bob.client.disconnect()
+    await until(lambda: ("bob", "offline") in alice.model.members("lobby"))
+    carol = await member(url, "carol")
+    await until(lambda: ("carol", "online") in alice.model.members("lobby"))
+    assert carol.client._link is not None
+    carol.client._link.abort()  # no DISCONNECT, no offline message: the broker publishes the will
+    await until(lambda: ("carol", "offline") in alice.model.members("lobby"))
+    await carol.client.disconnect()
+    await alice.stop()
+    await alice.client.disconnect()
+
+
+async def test_offline_member_catches_up_in_order(url: str) -> None:
+    alice = await member(url, "alice")
+    bob = await member(url, "bob")
+    await bob.stop()
+    await bob.client.disconnect()
+    for i in range(10):
+        await alice.send("lobby", f"while away {i}")
+    await until(lambda: all(m.delivery is Delivery.ACKED for m in alice.model.rooms["lobby"].messages))
+    await asyncio.sleep(1.1)  # the catch-up is recognised by timestamps older than the new connection
+    bob_again = await member(url, "bob")
+    await until(lambda: len(bob_again.model.rooms["lobby"].messages) >= 10)
+    got = bob_again.model.rooms["lobby"].messages
+    assert [m.text for m in got] == [f"while away {i}" for i in range(10)]
+    assert all(m.away for m in got)
+    for service in (alice, bob_again):
+        await service.stop()
+        await service.client.disconnect()
+
+
+async def test_duplicates_are_dropped_and_gaps_shown() -> None:
+    async with Broker(broker_config()) as broker:
+        bob = await member(broker.url, "bob")
+        async with MQTTClient(broker.url) as raw:
+            sender = p.Sender("mallory-test")
+            first, _, third = (sender.envelope(f"m{i}") for i in range(1, 4))
+            topic = p.room_messages("lobby", "tester")
+            await raw.publish(topic, first.to_json(), 1)
+            await raw.publish(topic, first.to_json(), 1)  # redelivered: same id
+            await raw.publish(topic, third.to_json(), 1)  # the second never sent
+        await until(lambda: len(bob.model.rooms["lobby"].messages) == 2)
+        await asyncio.sleep(0.2)
+        got = bob.model.rooms["lobby"].messages
+        assert [m.text for m in got] == ["m1", "m3"] and got[1].gap_before == 1
+        assert bob.model.duplicates == 1
+        await bob.stop()
+        await bob.client.disconnect()
+
+
+async def test_impersonation_is_refused_by_the_chat_acl(tmp_path: Path) -> None:
+    passwords = PasswordFile()
+    passwords.set_password("alice", "a-secret", iterations=1000)
+    passwords.set_password("bob", "b-secret", iterations=1000)
+    passwords.save(tmp_path / "passwd")
+    config = broker_config(allow_anonymous=False, password_file=tmp_path / "passwd", acl_file=CHAT_ACL)
+    async with Broker(config) as broker:
+        alice = await member(broker.url, "alice", username="alice", password="a-secret")
+        bob = await member(broker.url, "bob", username="bob", password="b-secret")
+        await alice.send("lobby", "honest")
+        await until(lambda: len(bob.model.rooms["lobby"].messages) == 1)
+        forged = p.Sender("bob").envelope("I am bob, trust me")
+        result = await alice.client.publish(p.room_messages("lobby", "bob"), forged.to_json(), 1)
+        assert result.reason_code.title == "Not authorized"
+        result = await alice.client.publish(p.presence("bob"), b'{"status": "offline"}', 1, retain=True)
+        assert not result.ok
+        await asyncio.sleep(0.3)
+        assert [m.text for m in bob.model.rooms["lobby"].messages] == ["honest"]
+        assert alice.identity == "alice" and bob.model.rooms["lobby"].messages[0].sender == "alice"
+        for service in (alice, bob):
+            await service.stop()
+            await service.client.disconnect()
+
+
+async def test_raw_rooms_work_with_mosquitto_clients(mosquitto: RunningBroker) -> None:
+    chat = await member(mosquitto.url, "alice")
+    assert await chat.command("lobby", "/raw plain/room") is None
+    subprocess.run(["mosquitto_pub", "-p", str(mosquitto.port), "-t", "plain/room", "-m", "hello from mosquitto_pub"],
+                   check=True, timeout=10)  # fmt: skip
+    await until(lambda: [m.text for m in chat.model.rooms["#plain/room"].messages] == ["hello from mosquitto_pub"])
+    sub = subprocess.Popen(["mosquitto_sub", "-p", str(mosquitto.port), "-t", "plain/room", "-C", "1"],
+                           stdout=subprocess.PIPE)  # fmt: skip
+    await asyncio.sleep(0.5)
+    own = await chat.send("#plain/room", "hello from mqttchat")
+    assert own is not None
+    await until(lambda: own.delivery is Delivery.ACKED)
+    out, _ = await asyncio.to_thread(sub.communicate, timeout=10)
+    assert out == b"hello from mqttchat\n"
+    await chat.stop()
+    await chat.client.disconnect()
+
+
+async def test_commands_explain_themselves() -> None:
+    async with Broker(broker_config()) as broker:
+        chat = await member(broker.url, "alice")
+        assert "/join ROOM" in (await chat.command("lobby", "/help") or "")
+        assert "unknown command /frobnicate" in (await chat.command("lobby", "/frobnicate") or "")
+        assert "may not contain" in (await chat.command("lobby", "/join a/b") or "")
+        assert "usage: /msg" in (await chat.command("lobby", "/msg") or "")
+        assert "mqttchat/v1/rooms/lobby/messages/alice" in (await chat.command("lobby", "/topic") or "")
+        assert await chat.command("lobby", "/join dev") is None and chat.model.current == "dev"
+        assert await chat.command("dev", "/nick Alice2") == "you are now Alice2"
+        assert "alice (online)" in (await chat.command("lobby", "/who") or "")
+        await chat.stop()
+        await chat.client.disconnect()
