@@ -181,6 +181,9 @@ class BrokerCore:
         if access is not None and not access.can_publish(will.topic):
             log.info("will of %r on %r not published: not authorized", session.client_id, will.topic)
             return
+        if will.topic.startswith("$SYS"):
+            log.info("will of %r on %r not published: $SYS topics are the broker's", session.client_id, will.topic)
+            return
         props = will.properties.without(PropertyId.WILL_DELAY_INTERVAL)
         self.publish(Publish(will.topic, will.payload, will.qos, will.retain, False, None, props), None)
 

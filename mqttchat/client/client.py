@@ -57,6 +57,9 @@ from mqttchat.protocol import (
 )
 from mqttchat.protocol.fastinit import fast_init
 
+#: A connection that lasted this long (seconds) resets the reconnect backoff.
+STABLE_CONNECTION = 10.0
+
 log = logging.getLogger("mqttchat.client")
 
 _FLUSH_THRESHOLD = 64 * 1024
@@ -291,6 +294,7 @@ class MQTTClient:
         self._last_sent = loop.time()
         self._ping_sent = None
         self._keepalive_task = asyncio.create_task(self._keepalive(self._link), name="mqtt keepalive")
+        self._connected_at = time.monotonic()
         self._set_status(Status.CONNECTED, capabilities=caps)
         log.info("connected to %s as %r (MQTT %s)", self.target, self.client_id, caps.version)
         return caps
@@ -301,6 +305,7 @@ class MQTTClient:
 
     async def _supervise(self) -> None:
         """Wait for the connection to drop, then reconnect with exponential backoff and jitter."""
+        attempt = 0
         while not self._closed:
             lost = self._lost
             if lost is None:
@@ -308,10 +313,16 @@ class MQTTClient:
             error = await asyncio.shield(lost)
             if self._stopped():
                 return
-            if not self.options.reconnect:
+            taken_over = isinstance(error, ConnectionLost) and error.reason_code is ReasonCode.SESSION_TAKEN_OVER
+            if not self.options.reconnect or taken_over:
+                # Another connection with our client id replaced this one: reconnecting would replace it in turn,
+                # and the two would take turns for ever.
                 self._finish(error if isinstance(error, BaseException) else ConnectionLost("connection lost"))
                 return
-            attempt = 0
+            if time.monotonic() - self._connected_at >= STABLE_CONNECTION:
+                attempt = 0
+            # else: the last connection did not last; keep backing off (a broker that accepts and then drops
+            # us, or another client taking our id over and over, must not become a reconnect storm)
             while not self._closed:
                 attempt += 1
                 delay = min(self.options.reconnect_max_delay, self.options.reconnect_min_delay * 2 ** (attempt - 1))
@@ -475,6 +486,7 @@ class MQTTClient:
             self._auth_waiter.set_result(None)
 
     _lost_error: ClientError | None = None
+    _connected_at = 0.0
 
     def link_lost(self, exc: BaseException | None) -> None:
         error: BaseException

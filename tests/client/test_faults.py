@@ -134,3 +134,38 @@ async def test_cut_at_each_step_loses_and_duplicates_nothing(
         assert len(got) == n, f"QoS 2 duplicated: {len(got) - n}"
     await pub.disconnect()
     await sub.disconnect()
+
+
+async def test_a_taken_over_session_does_not_reconnect(broker_factory) -> None:
+    """Two clients with one id and reconnect on would take the session from each other for ever: an MQTT 5
+    broker says "Session taken over" (0x8E) and the replaced client stops."""
+    broker = await broker_factory()
+    changes: list[StateChange] = []
+    first = MQTTClient(broker.url, client_id="twin", reconnect_min_delay=0.05, reconnect_max_delay=0.1)
+    first.add_state_listener(changes.append)
+    await first.connect()
+    second = MQTTClient(broker.url, client_id="twin", reconnect_min_delay=0.05, reconnect_max_delay=0.1)
+    await second.connect()
+    await wait_for(lambda: first.status is Status.CLOSED)
+    assert "Session taken over" in str(changes[-1].error)
+    await asyncio.sleep(0.5)
+    assert second.connected and second.stats.connects == 1 and first.stats.connects == 1
+    await second.disconnect()
+
+
+async def test_short_lived_connections_keep_backing_off(mosquitto: RunningBroker) -> None:
+    """mosquitto 2.0 closes a taken-over 3.1.1/5.0 connection without a reason: the backoff must keep growing
+    across connections that do not last, instead of restarting at the minimum delay every time."""
+    changes: list[StateChange] = []
+    options = {"client_id": "twin", "reconnect_min_delay": 0.05, "reconnect_max_delay": 5.0}
+    first = MQTTClient(mosquitto.url, **options)
+    second = MQTTClient(mosquitto.url, **options)
+    first.add_state_listener(changes.append)
+    await first.connect()
+    await second.connect()
+    await asyncio.sleep(3)
+    attempts = [c.attempt for c in changes if c.status is Status.RECONNECTING]
+    assert attempts[:3] == [1, 2, 3] and attempts == sorted(attempts)
+    assert first.stats.connects + second.stats.connects < 30  # without the backoff: hundreds
+    await first.disconnect()
+    await second.disconnect()
