@@ -16,7 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mqttchat",
         description="Terminal MQTT chat and explorer, with its own MQTT client and an embedded broker. "
-        "Run `mqttchat [URL]` for the app (see `mqttchat app --help` for its options), or a command below.",
+        "Run `mqttchat [URL]` for the explorer (`mqttchat app --help` lists its options), `mqttchat chat [URL]` "
+        "to chat (`mqttchat chat --help`), `mqttchat demo` to try it on a simulated house, or a command below.",
         add_help=False,
     )
     parser.add_argument("--help", action="help", help="show this help and exit")

@@ -6,21 +6,34 @@ The client's reader calls :meth:`Runtime._on_message` for every message; it only
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mqttchat.client import ClientOptions, ConnectionRefused, Message, MQTTClient, StateChange, Status
+from mqttchat.config import data_dir
 from mqttchat.explorer.tree import TopicTree
 from mqttchat.protocol import Packet, RetainHandling, Subscription
+
+if TYPE_CHECKING:
+    from mqttchat.chat.service import ChatService
 
 log = logging.getLogger("mqttchat.runtime")
 
 #: Targets for which a refused connection starts the embedded broker there instead.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 1883
+
+
+def history_path(url: str, identity: str) -> Path:
+    """The chat history file for one broker and one identity, under the platformdirs data dir."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", url).strip("_")
+    return data_dir() / "chat" / f"{slug}-{identity}.sqlite"
 
 
 @dataclass(slots=True)
@@ -52,6 +65,10 @@ class Runtime:
     #: Start the embedded broker when the target is this machine's default port and nothing listens there.
     embed_broker: bool = True
     trace_size: int = 10_000
+    #: The chat: its nick (None: the settings' or the OS user's), rooms and session expiry (seconds).
+    chat_nick: str | None = None
+    chat_rooms: tuple[str, ...] = ("lobby",)
+    chat_session_expiry: int = 7 * 24 * 3600
 
     def __post_init__(self) -> None:
         self.client = MQTTClient(self.options)
@@ -68,6 +85,12 @@ class Runtime:
         self.sys_stats: dict[str, str] = {}
         #: A simulated house publishing to the broker (``mqttchat demo``).
         self.demo: Any = None
+        #: The chat (a second connection with a persistent session), once the chat view asked for it.
+        self.chat: ChatService | None = None
+        #: Why the chat could not start, or why its connection is down.
+        self.chat_error: str | None = None
+        self.chat_state_error: str | None = None
+        self._chat_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------------------------------ reader side
 
@@ -151,7 +174,53 @@ class Runtime:
         await self.client.connect()
         await self.subscribe_initial()
 
+    async def start_chat(self) -> ChatService:
+        """Connect the chat: its own client (persistent session, presence will), service and local history."""
+        async with self._chat_lock:  # the chat view and the start-up may both ask for it
+            if self.chat is not None:
+                return self.chat
+            return await self._start_chat()
+
+    async def _start_chat(self) -> ChatService:
+        from mqttchat.chat.history import History
+        from mqttchat.chat.service import ChatService, chat_client_options, chat_identity, default_nick
+
+        nick = self.chat_nick or default_nick()
+        rooms = list(self.chat_rooms)
+        # The explorer's client id is its own: the chat's is derived from who chats, so that the broker keeps
+        # one persistent session per person.
+        base = replace(self.options, client_id="")
+        options = chat_client_options(base, nick, rooms, self.chat_session_expiry)
+        client = MQTTClient(options)
+        history = History(history_path(options.target.url, chat_identity(options, nick)))
+        service = ChatService(client, nick, rooms, history)
+        client.add_state_listener(self._on_chat_state)
+        try:
+            await client.connect()
+            await service.start()
+        except BaseException:
+            history.close()
+            await client.disconnect()
+            raise
+        self.chat = service
+        self.chat_error = None
+        self.events.append(f"{time.strftime('%H:%M:%S')} chat connected as {nick} ({options.client_id})")
+        return service
+
+    def _on_chat_state(self, change: StateChange) -> None:
+        if change.status is Status.CONNECTED:
+            self.chat_state_error = None
+        elif change.error is not None:
+            error = str(change.error)
+            if "taken over" in error.lower():
+                error = "another mqttchat is chatting with this identity now (session taken over): use --nick"
+            self.chat_state_error = error
+
     async def stop(self) -> None:
+        chat, self.chat = self.chat, None
+        if chat is not None:
+            await chat.stop()
+            await chat.client.disconnect()
         if self.demo is not None:
             await self.demo.stop()
             self.demo = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from mqttchat.client import BrokerCapabilities, ClientOptions, parse_url
+from mqttchat.client import BrokerCapabilities, ClientOptions, Status, parse_url
 from mqttchat.explorer.tree import TopicTree
 from mqttchat.protocol import ConnAck, Connect, Properties, Publish, Subscribe, Subscription
 from mqttchat.runtime import Runtime, TraceRecord
@@ -55,7 +56,85 @@ def sample_trace() -> list[TraceRecord]:
     ]  # fmt: skip
 
 
-def make_app(tree: TopicTree | None = None) -> Any:
+def sample_chat(runtime: Runtime) -> Any:
+    """A chat as alice sees it: rooms with unread counts, presence, formatting, a mention, an action, a gap,
+    catch-up from while she was away, and her own messages in each delivery state."""
+    from mqttchat.chat.model import ChatMessage, Delivery
+    from mqttchat.chat.protocol import Envelope, Presence
+    from mqttchat.chat.service import ChatService, chat_client_options
+    from mqttchat.client import MQTTClient
+
+    options = chat_client_options(runtime.options, "alice", ["lobby", "dev"])
+    chat = ChatService(MQTTClient(options), "alice", ["lobby", "dev"])
+    model = chat.model
+    model.connected_at = NOW - 600
+    rooms = ("lobby", "dev")
+    for user, status in (("alice", "online"), ("bob", "online"), ("carol", "away"), ("dave", "offline")):
+        model.presence[user] = Presence(status, user.title() if user == "carol" else user, rooms, "mqttchat")
+    lobby = model.room("lobby")
+    model.room("dev")
+    model.room("@carol", "direct")
+    model.room("#sensors/+/temp", "raw", "sensors/+/temp")
+    seq: dict[str, int] = {}
+
+    def say(room: str, user: str, text: str, at: float, kind: str = "message", **fields: Any) -> ChatMessage:
+        seq[user] = seq.get(user, 0) + 1 + fields.get("gap_before", 0)
+        envelope = Envelope(f"{user}-{seq[user]}", seq[user], f"s-{user}", at, user, text, kind)
+        message = ChatMessage(room, user, envelope, at, **fields)
+        model._append(model.rooms[room], message)
+        return message
+
+    say("lobby", "bob", "morning all, the lab broker moves to the new rack today", NOW - 86_400 - 3_000)
+    say("lobby", "dave", "deploying the **new firmware** to the thermostats at 08:30", NOW - 1_500, away=True)
+    say("lobby", "bob", "ok, I'll watch `lab/thermostat/+/status` meanwhile", NOW - 1_450, away=True)
+    say(
+        "lobby",
+        "alice",
+        "thanks! the dashboard is at https://lab.example/mqtt",
+        NOW - 500,
+        own=True,
+        delivery=Delivery.ACKED,
+    )
+    say(
+        "lobby",
+        "carol",
+        "@alice can you check the _retained_ states under lab/hall? they look stale since the "
+        "move, and the door sensor still reports the old firmware version",
+        NOW - 420,
+    )
+    say("lobby", "bob", "my uplink dropped for a minute there", NOW - 300, gap_before=2)
+    say("lobby", "bob", "waves from the new rack", NOW - 290, "action")
+    say("lobby", "alice", "looking now", NOW - 60, own=True, delivery=Delivery.ACKED)
+    say(
+        "lobby",
+        "alice",
+        "pushing a retained fix to lab/hall/door",
+        NOW - 20,
+        own=True,
+        delivery=Delivery.FAILED,
+        error="Not authorized",
+    )
+    say("lobby", "alice", "asking dave for the ACL instead", NOW - 5, own=True, delivery=Delivery.SENDING)
+    model.add_notice("lobby", "in lobby: alice (online), bob (online), carol (away), dave (offline)", NOW - 3)
+    for user in ("alice", "bob", "carol", "dave"):
+        lobby.members.add(user)
+    lobby.typing["carol"] = NOW + 5
+    for i in range(3):
+        say("dev", "dave", f"build {41 + i} passed", NOW - 200 + i)
+    say("@carol", "carol", "got a minute?", NOW - 100)
+    model._append(model.rooms["#sensors/+/temp"], ChatMessage("#sensors/+/temp", "sensors/attic/temp",
+                  Envelope("raw-1", 1, "", NOW - 30, "attic", "21.5"), NOW - 30))  # fmt: skip
+    model.select("lobby")
+    chat.joined = list(rooms)
+    # As if connected: what the CONNACK said.
+    chat.client.session.capabilities = BrokerCapabilities(
+        version=5, session_present=True, topic_alias_maximum=10, assigned_client_identifier=None
+    )
+    chat.client._status = Status.CONNECTED
+    return chat
+
+
+def make_app(tree: TopicTree | None = None, view: str = "explorer") -> Any:
     from mqttchat.ui.app import MQTTChatApp
 
     options = ClientOptions(parse_url("mqtt://127.0.0.1:1883"), client_id="snapshot")
@@ -73,13 +152,19 @@ def make_app(tree: TopicTree | None = None) -> Any:
         "retained messages/count": "5", "subscriptions/count": "7",
     })  # fmt: skip
     runtime.events.extend(["07:58:00 connecting", "07:58:00 connected"])
-    return MQTTChatApp(runtime, connect=False, flush_hz=15)
+    if view == "chat":
+        runtime.chat = sample_chat(runtime)
+    return MQTTChatApp(runtime, connect=False, flush_hz=15, view=view)
 
 
 def freeze(app: Any) -> None:
     """Fix every clock the widgets read."""
+    from mqttchat.ui.screens.chat import ChatScreen
     from mqttchat.ui.widgets.retained_table import RetainedTable
     from mqttchat.ui.widgets.topic_tree import TopicTreeView
+
+    if isinstance(app.screen, ChatScreen):
+        app.screen.clock = lambda: NOW
 
     for view in app.screen.query(TopicTreeView):
         view.clock = lambda: NOW
@@ -135,15 +220,55 @@ SCREENS: dict[str, tuple[str, Callable[[Any], Awaitable[None]]]] = {
 }  # fmt: skip
 
 
+async def _chat(pilot: Any) -> None:
+    await prepare(pilot)
+
+
+async def _chat_raw(pilot: Any) -> None:
+    await prepare(pilot)
+    pilot.app.runtime.chat.model.select("#sensors/+/temp")
+    pilot.app.flush()
+    await pilot.pause()
+
+
+CHAT_SCREENS = {
+    "chat": ("The chat: rooms, presence, delivery states, catch-up", _chat),
+    "chat-raw": ("A raw MQTT topic as a chat room", _chat_raw),
+}
+SCREENS.update(CHAT_SCREENS)
+
+
 async def render(out: Path) -> list[Path]:
     written = []
     for name, (_, setup) in SCREENS.items():
-        app = make_app()
+        app = make_app(view="chat" if name in CHAT_SCREENS else "explorer")
+        app.runtime.client._status = Status.CONNECTED  # the status bar as it looks when connected (no link)
         async with app.run_test(size=SIZE) as pilot:
             await setup(pilot)
             path = app.save_screenshot(filename=f"{name}.svg", path=str(out))
             written.append(Path(path))
     return written
+
+
+_LEADING_SPACES = re.compile(
+    r'(<text [^>]*?x=")([\d.]+)("[^>]*?textLength=")([\d.]+)("[^>]*>)((?:&#160;)+)([^<]*</text>)'
+)
+
+
+def for_rsvg(svg: str) -> str:
+    """Move the leading spaces of each text span into its x position: rsvg-convert drops them, which glued
+    words together in the PNGs ("new firmwareto the")."""
+
+    def shift(match: re.Match[str]) -> str:
+        spaces = match.group(6).count("&#160;")
+        rest = match.group(7)[: -len("</text>")]
+        chars = spaces + len(re.sub(r"&#?\w+;", "x", rest))
+        width = float(match.group(4)) / chars if chars else 0.0
+        x = float(match.group(2)) + spaces * width
+        length = float(match.group(4)) - spaces * width
+        return f"{match.group(1)}{x:.1f}{match.group(3)}{length:.1f}{match.group(5)}{match.group(7)}"
+
+    return _LEADING_SPACES.sub(shift, svg)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         print(svg)
         if converter:
             png = svg.with_suffix(".png")
-            subprocess.run([converter, "-b", "#1e1e1e", "-o", str(png), str(svg)], check=True)
+            fixed = svg.with_suffix(".rsvg.svg")
+            fixed.write_text(for_rsvg(svg.read_text()))
+            try:
+                subprocess.run([converter, "-b", "#1e1e1e", "-o", str(png), str(fixed)], check=True)
+            finally:
+                fixed.unlink()
             print(png)
     if not converter:
         print("rsvg-convert not found (apt-get install -y librsvg2-bin): PNGs not rendered", file=sys.stderr)

@@ -88,6 +88,7 @@ class ChatModel:
         self.invalid = 0
         self.duplicates = 0
         self.gaps = 0
+        self._notices = 0
 
     def room(self, name: str, kind: str = "room", topic: str | None = None) -> Room:
         room = self.rooms.get(name)
@@ -96,6 +97,11 @@ class ChatModel:
             if not self.current:
                 self.current = name
         return room
+
+    def ordered_rooms(self) -> list[Room]:
+        """Rooms as listed: chat rooms, then direct conversations, then raw topics, each in the order opened."""
+        rank = {"room": 0, "direct": 1, "raw": 2}
+        return sorted(self.rooms.values(), key=lambda room: rank.get(room.kind, 3))
 
     def _remember(self, message_id: str) -> bool:
         """False if the id was seen before (a duplicate)."""
@@ -180,6 +186,16 @@ class ChatModel:
                             sender, text)  # fmt: skip
         message = ChatMessage(room_name, topic, envelope, received_at)
         self._append(room, message)
+        return message
+
+    def add_notice(self, room_name: str, text: str, now: float) -> ChatMessage:
+        """A local line (command output, errors): shown in the room, never sent or stored."""
+        room = self.room(room_name) if room_name else self.room("lobby")
+        self._notices += 1
+        envelope = Envelope(f"notice-{self._notices}", 0, "", now, "", text, "notice")
+        message = ChatMessage(room.name, "", envelope, now)
+        room.messages.append(message)
+        room.version += 1
         return message
 
     # ------------------------------------------------------------------------------------------ own messages

@@ -28,16 +28,17 @@ WEEK = 7 * 24 * 3600
 TYPING_INTERVAL = 3.0
 
 HELP = """Commands:
-  /join ROOM          join (or switch to) a room
-  /leave              leave the current room
-  /nick NAME          change your display name
-  /me ACTION          say what you are doing
-  /msg NICK TEXT      a direct message to one user
-  /who                who is in the room
-  /topic              the MQTT topic of the room
-  /raw TOPIC          open any MQTT topic as a plain-text room (works with mosquitto_pub/sub)
-  /search TEXT        search the local history
-  /help               this list"""
+/join ROOM      join a room (or switch to it)
+/leave          leave this room
+/nick NAME      change your display name
+/me ACTION      say what you are doing
+/msg NICK TEXT  a direct message to one user
+/who            who is in this room
+/topic          the MQTT topic of this room
+/raw TOPIC      any MQTT topic as a plain-text room
+/search TEXT    search the local history
+/help           this list
+Alt+↑ Alt+↓ switch rooms, PgUp PgDn scroll, ↑ ↓ recall what you sent"""
 
 
 def default_nick() -> str:

@@ -6,17 +6,29 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from mqttchat.commands.common import CommandError, add_connection_arguments, client_options
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mqttchat",
-        description="Terminal MQTT explorer and chat. With no broker configured and nothing listening on "
-        "127.0.0.1:1883, it starts its embedded broker there.",
-        add_help=False,
-    )
+def build_parser(chat: bool = False) -> argparse.ArgumentParser:
+    if chat:
+        parser = argparse.ArgumentParser(
+            prog="mqttchat chat",
+            description="Chat over MQTT: rooms, presence, direct messages, history. With no broker configured "
+            "and nothing listening on 127.0.0.1:1883, it starts its embedded broker there, so two people on one "
+            "machine can chat with `mqttchat chat --nick alice` and `mqttchat chat --nick bob`.",
+            add_help=False,
+        )
+        parser.add_argument("--room", action="append", help="join this room (repeatable; default lobby)")
+        parser.add_argument("--nick", help="your name in the chat (default: the settings' chat_nick or your OS user)")
+    else:
+        parser = argparse.ArgumentParser(
+            prog="mqttchat",
+            description="Terminal MQTT explorer and chat. With no broker configured and nothing listening on "
+            "127.0.0.1:1883, it starts its embedded broker there.",
+            add_help=False,
+        )
     parser.add_argument("--help", action="help", help="show this help and exit")
     parser.add_argument("target", nargs="?", help="broker URL, e.g. mqtt://broker:1883 or wss://host/mqtt")
     parser.add_argument("-t", "--topic", action="append", help="subscribe to this filter (repeatable; default #)")
@@ -30,9 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     argv = list(argv)
     demo = bool(argv) and argv[0] == "demo"
-    if demo:
+    chat = bool(argv) and argv[0] == "chat"
+    if demo or chat:
         argv = argv[1:]
-    parser = build_parser()
+    parser = build_parser(chat)
     args = parser.parse_args(argv)
     if args.target and args.target.startswith("app"):
         args.target = None
@@ -79,6 +92,29 @@ def main(argv: Sequence[str]) -> int:
     from mqttchat.runtime import Runtime
     from mqttchat.ui.app import MQTTChatApp
 
-    runtime = Runtime(options, topics, embed_broker=not args.no_embedded_broker)
-    MQTTChatApp(runtime, demo=demo).run()
+    chat_settings: dict[str, Any] = {}
+    if chat:
+        from mqttchat.chat import protocol as chat_protocol
+        from mqttchat.config import load_settings
+
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            print(f"mqttchat: {exc}", file=sys.stderr)
+            return 2
+        nick = args.nick or settings.chat_nick
+        rooms = tuple(args.room or ["lobby"])
+        for name, what in [(nick, "nick"), *((room, "room name") for room in rooms)]:
+            problem = chat_protocol.name_problem(name, what) if name is not None else None
+            if problem:
+                print(f"mqttchat chat: {problem}", file=sys.stderr)
+                return 2
+        chat_settings = {"chat_nick": nick, "chat_rooms": rooms}
+        if options.session_expiry is not None:  # -x / --session-expiry: how long the broker keeps our messages
+            chat_settings["chat_session_expiry"] = options.session_expiry
+            options = replace(options, session_expiry=None)  # not for the explorer's connection
+        if not args.topic and profile is None:
+            topics = ((f"{chat_protocol.PREFIX}/#", 0),)  # the explorer shows the chat's topics
+    runtime = Runtime(options, topics, embed_broker=not args.no_embedded_broker, **chat_settings)
+    MQTTChatApp(runtime, demo=demo, view="chat" if chat else "explorer").run()
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from textual import work
@@ -18,6 +18,7 @@ from textual.worker import Worker, WorkerState
 from mqttchat.client import ClientError
 from mqttchat.protocol import MQTTError
 from mqttchat.runtime import Runtime
+from mqttchat.ui.screens.chat import ChatScreen
 from mqttchat.ui.screens.main import MainScreen
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
 
@@ -50,20 +51,34 @@ class MQTTChatApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, runtime: Runtime, *, connect: bool = True, flush_hz: float = 15.0, demo: bool = False) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        connect: bool = True,
+        flush_hz: float = 15.0,
+        demo: bool = False,
+        view: str = "explorer",
+    ) -> None:
         super().__init__()
         self.runtime = runtime
+        self.initial_view = view
+        #: The chat connects when its view is first shown (or at start with ``mqttchat chat``).
+        self.chat_wanted = view == "chat"
         self.demo = demo
         self.connect_on_start = connect
         self.flush_hz = flush_hz
         self._ticks = 0
         self._last_tick = 0.0
         self._help = False
+        self._generation = 0
+        self._chat_starting = False
 
     def on_mount(self) -> None:
         configure_gc()
         self.set_interval(600, self._quiet_gc)
-        self.push_screen(MainScreen(self.runtime))
+        self._add_view_modes()
+        self.switch_mode(self._mode(self.initial_view))
         self.set_interval(1 / self.flush_hz, self.flush)
         if self.connect_on_start:
             self.start_runtime()
@@ -77,11 +92,62 @@ class MQTTChatApp(App[None]):
                 await self.runtime.start()
         except (ClientError, MQTTError, OSError) as exc:
             self.notify(f"cannot connect: {exc}", severity="error", timeout=15)
+            self.runtime.chat_error = f"cannot connect: {exc}"
             return
         if self.demo:
             self.notify(f"Demo: a simulated house publishes to the embedded broker on {self.runtime.broker.url}")
         elif self.runtime.broker is not None:
             self.notify(f"No broker was running: started the embedded broker on {self.runtime.broker.url}")
+        if self.chat_wanted:
+            await self._start_chat()
+
+    def ensure_chat(self) -> None:
+        """The chat view is showing: connect the chat if that has not happened yet."""
+        self.chat_wanted = True
+        runtime = self.runtime
+        if runtime.chat is None and runtime.client.connected:
+            self.start_chat()
+
+    @work(exclusive=True, group="chat", exit_on_error=False)
+    async def start_chat(self) -> None:
+        await self._start_chat()
+
+    async def _start_chat(self) -> None:
+        runtime = self.runtime
+        if runtime.chat is not None or self._chat_starting:
+            return
+        self._chat_starting = True
+        try:
+            chat = await runtime.start_chat()
+        except (ClientError, MQTTError, OSError) as exc:
+            runtime.chat_error = f"cannot connect the chat: {exc}"
+            self.notify(runtime.chat_error, severity="error", timeout=15)
+            return
+        finally:
+            self._chat_starting = False
+        self.notify(f"chatting as {chat.nick} in {', '.join(chat.joined) or 'no room'}: /help for commands")
+
+    def _screen_factory(self, view: str) -> Callable[[], Screen[None]]:
+        if view == "chat":
+            return lambda: ChatScreen(self.runtime)
+        return lambda: MainScreen(self.runtime)
+
+    def action_show_view(self, view: str) -> None:
+        """Switch between the explorer and the chat (Ctrl+T)."""
+        if self.current_mode != self._mode(view):
+            self.switch_mode(self._mode(view))
+
+    @property
+    def current_view(self) -> str:
+        return self.current_mode.partition("-")[0]
+
+    def _mode(self, view: str) -> str:
+        return f"{view}-{self._generation}"
+
+    def _add_view_modes(self) -> None:
+        """One Textual mode per view; a new connection gets new ones (a mode's base screen cannot be replaced)."""
+        for view in ("explorer", "chat"):
+            self.add_mode(self._mode(view), self._screen_factory(view))
 
     @work(exclusive=True, group="mqtt", exit_on_error=False)
     async def switch_profile(self, profile: Any) -> None:
@@ -93,13 +159,22 @@ class MQTTChatApp(App[None]):
             return
         old = self.runtime
         await old.stop()
-        self.runtime = Runtime(options, profile.subscriptions, embed_broker=old.embed_broker)
-        await self.switch_screen(MainScreen(self.runtime))
+        self.runtime = Runtime(options, profile.subscriptions, embed_broker=old.embed_broker,
+                               chat_nick=old.chat_nick, chat_rooms=old.chat_rooms)  # fmt: skip
+        old_modes = [self._mode(view) for view in ("explorer", "chat")]
+        self._generation += 1
+        self._add_view_modes()
+        await self.switch_mode(self._mode(self.current_view))
+        for mode in old_modes:  # their screens belonged to the old connection
+            await self.remove_mode(mode)
         self.notify(f"connecting to {options.target.url} (profile {profile.name!r})")
         try:
             await self.runtime.start()
         except (ClientError, MQTTError, OSError) as exc:
             self.notify(f"cannot connect: {exc}", severity="error", timeout=15)
+            return
+        if self.chat_wanted:
+            await self._start_chat()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place where an unexpected worker failure becomes a notification instead of a traceback."""
@@ -109,7 +184,7 @@ class MQTTChatApp(App[None]):
     def flush(self) -> None:
         """Move what the models gained since the last flush onto the screen."""
         screen = self.screen
-        if not isinstance(screen, MainScreen) or not screen.ready:
+        if not isinstance(screen, (MainScreen, ChatScreen)) or not screen.ready:
             return
         dirty = self.runtime.tree.consume_changes()
         now = time.time()

@@ -143,3 +143,40 @@ def test_connect_screen(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_chat_view(snap_compare: Any) -> None:
+    """The chat: rooms with unread counts, members with presence, a day separator, catch-up marked "while you
+    were away", a sequence gap, a mention, an action, formatting, and own messages acknowledged, failed and
+    still being sent."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot)
+
+    assert snap_compare(make_app(view="chat"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_chat_raw_room(snap_compare: Any) -> None:
+    """A raw MQTT topic opened as a room: payloads as lines; the members panel explains the room."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot)
+        pilot.app.runtime.chat.model.select("#sensors/+/temp")  # type: ignore[attr-defined]
+        pilot.app.flush()  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(make_app(view="chat"), terminal_size=SIZE, run_before=run_before)
+
+
+def test_chat_help_and_narrow_terminal(snap_compare: Any) -> None:
+    """/help answers in the room as a local notice; at 80 columns long lines wrap under the text column."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot)
+        await pilot.press(*"/help", "enter")
+        await pilot.pause(0.2)
+        freeze(pilot.app)  # type: ignore[arg-type]
+        pilot.app.flush()  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(make_app(view="chat"), terminal_size=(80, 36), run_before=run_before)

@@ -24,6 +24,7 @@ from mqttchat.ui.widgets.publish_pane import PublishPane
 from mqttchat.ui.widgets.retained_table import RetainedTable
 from mqttchat.ui.widgets.status_bar import StatusBar
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
+from mqttchat.ui.widgets.view_tabs import ViewTabs
 
 if TYPE_CHECKING:
     from mqttchat.runtime import Runtime
@@ -54,6 +55,7 @@ class MainScreen(Screen[None]):
         Binding("b", "show_tab('broker')", "Broker", show=False),
         Binding("escape", "focus_tree", "Tree", show=False),
         Binding("c", "connections", "Connect"),
+        Binding("ctrl+t", "app.show_view('chat')", "Chat"),
     ]
 
     def __init__(self, runtime: Runtime) -> None:
@@ -64,6 +66,7 @@ class MainScreen(Screen[None]):
         self.ready = False
 
     def compose(self) -> ComposeResult:
+        yield ViewTabs("explorer")
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield Input(placeholder="/ filter: text, a/+/b, /regex/", id="tree-filter")

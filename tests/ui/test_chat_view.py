@@ -1,0 +1,244 @@
+"""The chat view under Pilot: two app instances chatting through a broker, commands, rooms, scroll-back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from mqttchat.broker.server import Broker
+from mqttchat.chat.history import History
+from mqttchat.chat.model import ChatMessage, Delivery
+from mqttchat.chat.protocol import Envelope
+from mqttchat.client import ClientOptions, parse_url
+from mqttchat.runtime import Runtime
+from mqttchat.ui.app import MQTTChatApp
+from mqttchat.ui.screens.chat import ChatScreen
+from mqttchat.ui.widgets.chat_log import ChatLog
+from mqttchat.ui.widgets.chat_panels import MemberList, RoomList
+from tests.conftest import broker_config
+from tests.helpers.brokers import RunningBroker
+from tests.ui.conftest import make_app, text_of
+
+SIZE = (120, 36)
+
+
+async def until(pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await pilot.pause(0.05)
+
+
+async def type_line(pilot: Pilot[Any], text: str) -> None:
+    """Put ``text`` in the chat input (as pasted: a key press per character is slow under Pilot) and press Enter."""
+    chat_input = pilot.app.screen.query_one("#chat-input", Input)
+    chat_input.focus()
+    chat_input.value = text
+    await pilot.press("enter")
+
+
+def log_text(app: MQTTChatApp) -> str:
+    """What the chat log shows on screen now."""
+    log = app.screen.query_one(ChatLog)
+    return "\n".join(log.render_line(y).text.rstrip() for y in range(log.size.height))
+
+
+def chat_app(url: str, nick: str, rooms: tuple[str, ...] = ("lobby",)) -> MQTTChatApp:
+    runtime = Runtime(ClientOptions(parse_url(url)), (("mqttchat/v1/#", 0),), embed_broker=False, chat_nick=nick,
+                      chat_rooms=rooms)  # fmt: skip
+    return MQTTChatApp(runtime, view="chat")
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+async def url(request: pytest.FixtureRequest, mosquitto: RunningBroker) -> AsyncIterator[str]:
+    if request.param == "mosquitto":
+        yield mosquitto.url
+        return
+    async with Broker(broker_config()) as broker:
+        yield broker.url
+
+
+async def test_two_app_instances_chat(url: str) -> None:
+    alice, bob = chat_app(url, "alice"), chat_app(url, "bob")
+    async with alice.run_test(size=SIZE) as pa, bob.run_test(size=SIZE) as pb:
+        await until(pa, lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected)
+        await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+        # Presence: each sees the other online in the member list.
+        await until(pa, lambda: "● bob" in text_of(alice.screen.query_one(MemberList)))
+        await until(pb, lambda: "● alice" in text_of(bob.screen.query_one(MemberList)))
+
+        await type_line(pa, "hello **bob**")
+        await type_line(pa, "second line")
+        await until(pb, lambda: "second line" in log_text(bob))
+        shown = log_text(bob)
+        assert shown.index("hello bob") < shown.index("second line")  # in the order sent, markers rendered
+        await until(pa, lambda: log_text(alice).count("✓") == 2)  # both acknowledged by the broker (PUBACK)
+
+        await type_line(pb, "hi @alice")
+        await until(pa, lambda: "hi @alice" in log_text(alice))
+        await type_line(pb, "/me waves")
+        await until(pa, lambda: "bob waves" in log_text(alice))
+
+        # A direct message opens a room on both sides, with an unread count for the reader.
+        await type_line(pb, "/msg alice psst")
+        rooms = alice.runtime.chat.model.rooms  # type: ignore[union-attr]
+        await until(pa, lambda: "@bob" in rooms)
+        assert "@alice" not in rooms
+        await until(pa, lambda: "bob 1" in str(alice.screen.query_one(RoomList).get_option_at_index(1).prompt))
+        await pa.press("alt+down")
+        await until(pa, lambda: "psst" in log_text(alice))
+
+        # Commands answer in the room; errors explain themselves.
+        await type_line(pb, "/frobnicate")
+        await until(pb, lambda: "unknown command /frobnicate" in log_text(bob))
+        await type_line(pb, "/join dev")
+        await until(pb, lambda: bob.runtime.chat.model.current == "dev")  # type: ignore[union-attr]
+        assert "# dev" in str(bob.screen.query_one(RoomList).get_option_at_index(1).prompt)
+
+        # Ctrl+T: the explorer shows the chat's own topics.
+        await pb.press("ctrl+t")
+        await until(pb, lambda: not isinstance(bob.screen, ChatScreen))
+        await until(pb, lambda: bob.runtime.tree.get("mqttchat/v1/presence/alice") is not None)
+        await pb.press("ctrl+t")
+        await until(pb, lambda: isinstance(bob.screen, ChatScreen))
+
+        # Quitting says "offline"; the other side sees it.
+        await pb.press("ctrl+q")
+        await until(pa, lambda: "○ bob" in text_of(alice.screen.query_one(MemberList)))
+
+
+async def test_typing_indicator_and_input_recall() -> None:
+    async with Broker(broker_config()) as broker:
+        alice, bob = chat_app(broker.url, "alice"), chat_app(broker.url, "bob")
+        async with alice.run_test(size=SIZE) as pa, bob.run_test(size=SIZE) as pb:
+            await until(pa, lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected)
+            await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+            await pb.press("h", "e", "l")
+            await until(pa, lambda: "bob is typing…" in text_of(alice.screen.query_one("#chat-typing")))
+            await pb.press("l", "o", "enter")
+            await until(pa, lambda: "hello" in log_text(alice))
+            await until(pa, lambda: text_of(alice.screen.query_one("#chat-typing")).strip() == "")
+            await pb.press("up")
+            assert bob.screen.query_one("#chat-input").value == "hello"  # type: ignore[attr-defined]
+            await pb.press("down")
+            assert bob.screen.query_one("#chat-input").value == ""  # type: ignore[attr-defined]
+
+
+async def test_unreachable_broker_is_a_status_not_a_traceback() -> None:
+    app = chat_app("mqtt://127.0.0.1:1", "alice")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "not chatting" in text_of(app.screen.query_one("#chat-status")) or "cannot"
+                    in text_of(app.screen.query_one("#chat-status")))  # fmt: skip
+        await type_line(pilot, "anyone?")
+        await pilot.pause()
+        assert isinstance(app.screen, ChatScreen)
+
+
+def _message(room: str, user: str, i: int, at: float) -> ChatMessage:
+    return ChatMessage(room, user, Envelope(f"{user}-{i}", i, "s", at, user, f"message number {i}"), at)
+
+
+async def test_scrolling_back_loads_older_history_and_keeps_the_place(tmp_path: Path) -> None:
+    history = History(tmp_path / "history.sqlite")
+    start = time.time() - 100_000
+    for i in range(1, 1001):
+        history.add(_message("lobby", "bob", i, start + i))
+    history.flush()
+    app = make_app(view="chat")
+    chat = app.runtime.chat
+    lobby = chat.model.rooms["lobby"]
+    lobby.messages.clear()
+    lobby.history_exhausted = False
+    chat.history = history
+    assert chat.load_history("lobby") == 200  # the newest page
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.flush()
+        await pilot.pause()
+        assert "message number 1000" in log_text(app)
+        log = app.screen.query_one(ChatLog)
+        log.focus()
+        await pilot.press("home")  # the top of the newest page: message 801
+        app.flush()  # at the top: the page before is loaded in front, and the reader stays where they were
+        await pilot.pause()
+        assert len(lobby.messages) == 400
+        assert "message number 801" in "".join(log_text(app).split("\n")[:2])
+        for _ in range(10):
+            if lobby.history_exhausted:
+                break
+            await pilot.press("home")
+            app.flush()
+            await pilot.pause()
+        await pilot.press("home")
+        assert len(lobby.messages) == 1000 and lobby.history_exhausted
+        assert [m.envelope.seq for m in lobby.messages] == list(range(1, 1001))  # oldest first, nothing twice
+        assert "message number 1\n" in log_text(app) + "\n"
+
+
+async def test_a_room_of_100k_messages_renders_only_what_is_visible() -> None:
+    app = make_app(view="chat")
+    chat = app.runtime.chat
+    lobby = chat.model.rooms["lobby"]
+    now = time.time()
+    lobby.messages[:] = [_message("lobby", f"user{i % 7}", i, now - 100_000 + i) for i in range(1, 100_001)]
+    lobby.version += 1
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.flush()
+        await pilot.pause()
+        log = app.screen.query_one(ChatLog)
+        assert log.total_lines >= 100_000
+        assert "message number 100000" in log_text(app)
+        assert len(log._cache) <= 3 * log.size.height  # only blocks that were on screen were rendered
+        log.focus()
+        await pilot.press("home")
+        assert "message number 1\n" in log_text(app) + "\n"
+        await pilot.press("end")
+        assert "message number 100000" in log_text(app)
+        # New messages arrive while reading at the bottom: the view follows.
+        chat.model._append(lobby, _message("lobby", "bob", 100_001, now))
+        app.flush()
+        await pilot.pause()
+        assert "message number 100001" in log_text(app)
+        # Scrolled up, the reader's place is kept when more arrive.
+        await pilot.press("pageup", "pageup")
+        before = log_text(app)
+        chat.model._append(lobby, _message("lobby", "bob", 100_002, now))
+        app.flush()
+        await pilot.pause()
+        assert log_text(app) == before
+
+
+async def test_own_message_states_follow_the_broker(tmp_path: Path) -> None:
+    """A message refused by the broker's ACL is marked failed with the reason; others are acknowledged."""
+    from mqttchat.broker.auth import PasswordFile
+    from mqttchat.chat import CHAT_ACL
+
+    passwords = PasswordFile()
+    passwords.set_password("alice", "secret", iterations=1000)
+    passwords.save(tmp_path / "passwd")
+    acl = tmp_path / "acl"
+    acl.write_text(CHAT_ACL.read_text() + "\nuser alice\ntopic deny mqttchat/v1/rooms/quiet/#\n")
+    config = broker_config(allow_anonymous=False, password_file=tmp_path / "passwd", acl_file=acl)
+    async with Broker(config) as broker:
+        options = ClientOptions(parse_url(broker.url), username="alice", password="secret")
+        runtime = Runtime(options, (), embed_broker=False, chat_nick="alice", chat_rooms=("lobby", "quiet"))
+        app = MQTTChatApp(runtime, view="chat")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: runtime.chat is not None and runtime.chat.client.connected)
+            await until(pilot, lambda: runtime.chat.model.current == "lobby")  # type: ignore[union-attr]
+            await type_line(pilot, "fine here")
+            await until(pilot, lambda: "fine here ✓" in log_text(app))
+            await type_line(pilot, "/join quiet")
+            await type_line(pilot, "not here")
+            await until(pilot, lambda: "✗ not delivered: Not authorized" in log_text(app))
+            chat = runtime.chat
+            assert chat is not None
+            states = [m.delivery for m in chat.model.rooms["quiet"].messages if m.own]
+            assert states == [Delivery.FAILED]
