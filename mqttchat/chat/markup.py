@@ -16,10 +16,14 @@ Piece = tuple[str, str]
 _TOKENS = re.compile(
     r"(?P<code>`[^`\n]+`)"
     r"|(?P<bold>\*\*(?=\S)[^*\n]+?(?<=\S)\*\*)"
-    r"|(?P<star>(?<![\w*])\*(?=[^\s*])[^*\n]*?(?<=[^\s*])\*(?![\w*]))"
-    r"|(?P<under>(?<![\w_])_(?=[^\s_])[^_\n]*?(?<=[^\s_])_(?![\w_]))"
+    # The look-behinds come after the first character, so that every marker alternative starts with a literal
+    # and the regex engine can skip to the next marker character quickly.
+    r"|(?P<star>\*(?<![\w*]\*)(?=[^\s*])[^*\n]*?(?<=[^\s*])\*(?![\w*]))"
+    r"|(?P<under>_(?<![\w_]_)(?=[^\s_])[^_\n]*?(?<=[^\s_])_(?![\w_]))"
     r"|(?P<link>\b(?:https?|mqtts?|wss?)://[^\s<>\"']+)"
 )
+#: The same markers without links: every alternative starts with a marker character, so scanning is quick.
+_MARKERS = re.compile(_TOKENS.pattern.rsplit("|(?P<link>", 1)[0])
 #: Trailing characters that end a sentence rather than a URL.
 _URL_TRAILERS = ".,;:!?)]}'\""
 
@@ -51,6 +55,20 @@ def _split_mentions(text: str, pattern: re.Pattern[str] | None) -> list[Piece]:
     if at < len(text):
         pieces.append((text[at:], ""))
     return pieces
+
+
+def _unmark(match: re.Match[str]) -> str:
+    token = match.group()
+    return token[2:-2] if match.lastgroup == "bold" else token[1:-1]
+
+
+def plain(text: str) -> str:
+    """The text :func:`inline` shows, without its markers (the same as joining its pieces, only faster)."""
+    if "*" not in text and "_" not in text and "`" not in text:
+        return text
+    if "://" in text:  # a link's characters are never markers: let inline() decide
+        return "".join(piece for piece, _ in inline(text))
+    return _MARKERS.sub(_unmark, text)
 
 
 def inline(text: str, names: Iterable[str] = ()) -> list[Piece]:

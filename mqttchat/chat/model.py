@@ -81,7 +81,7 @@ class ChatModel:
         self.current = ""
         self.presence: dict[str, Presence] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._last_seq: dict[tuple[str, str], int] = {}
+        self._last_seq: dict[tuple[str, str, str], int] = {}
         self._own: dict[str, ChatMessage] = {}
         #: When the current connection was established: older envelopes arriving now are catch-up.
         self.connected_at = 0.0
@@ -163,7 +163,7 @@ class ChatModel:
         else:
             other = parsed.user if parsed.to == self.me else parsed.to
             room = self.room(f"@{other}", "direct")
-        key = (parsed.user, envelope.session)
+        key = (parsed.user, envelope.session, room.name)
         last = self._last_seq.get(key)
         gap = 0
         if last is not None and envelope.seq > last + 1:

@@ -92,7 +92,8 @@ class Envelope:
     """A chat message as it travels: JSON, mirrored in MQTT 5 user properties."""
 
     id: str
-    #: The sender session's sequence number: 1, 2, 3, ... (a gap means messages were lost).
+    #: The sender session's sequence number in this room or direct conversation: 1, 2, 3, ... (a gap means
+    #: messages were lost).
     seq: int
     #: A random id per sender session (an app run): sequence numbers restart with it.
     session: str
@@ -153,16 +154,17 @@ def decode_envelope(payload: bytes) -> Envelope:
 
 
 class Sender:
-    """Makes this member's envelopes: a fresh session id per run, sequence numbers from 1."""
+    """Makes this member's envelopes: a fresh session id per run, and sequence numbers from 1 per room (or
+    direct conversation), so that a reader of one room sees a gap only when a message of that room is lost."""
 
     def __init__(self, nick: str, session: str | None = None) -> None:
         self.nick = nick
         self.session = session or uuid.uuid4().hex[:12]
-        self.seq = 0
+        self.seq: dict[str, int] = {}
 
-    def envelope(self, text: str, kind: str = "message", now: float | None = None) -> Envelope:
-        self.seq += 1
-        return Envelope(uuid.uuid4().hex, self.seq, self.session, time.time() if now is None else now, self.nick,
+    def envelope(self, text: str, kind: str = "message", room: str = "", now: float | None = None) -> Envelope:
+        seq = self.seq[room] = self.seq.get(room, 0) + 1
+        return Envelope(uuid.uuid4().hex, seq, self.session, time.time() if now is None else now, self.nick,
                         text, kind)  # fmt: skip
 
 

@@ -221,11 +221,11 @@ class ChatService:
             if topic_name_problem(room.topic):
                 self.notices.append(f"{room.topic} is a filter: open a single topic to publish to it")
                 return None
-            envelope = self.sender.envelope(text)
+            envelope = self.sender.envelope(text, room=room_name)
             own = self.model.add_own(room_name, envelope, time.time())
             self._publish(own, room.topic, text.encode(), Properties())
             return own
-        envelope = self.sender.envelope(text, kind)
+        envelope = self.sender.envelope(text, kind, room_name)
         own = self.model.add_own(room_name, envelope, time.time())
         self._store(own)
         if room.kind == "direct":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -110,15 +111,25 @@ async def test_duplicates_are_dropped_and_gaps_shown() -> None:
         await bob.client.disconnect()
 
 
-async def test_impersonation_is_refused_by_the_chat_acl(tmp_path: Path) -> None:
+@pytest.mark.parametrize("peer", ["embedded", "mosquitto"])
+async def test_impersonation_is_refused_by_the_chat_acl(
+    tmp_path: Path, peer: str, mosquitto_factory: Callable[..., RunningBroker]
+) -> None:
+    """The shipped chat ACL, in mosquitto's format, works in the embedded broker and in mosquitto itself."""
     passwords = PasswordFile()
     passwords.set_password("alice", "a-secret", iterations=1000)
     passwords.set_password("bob", "b-secret", iterations=1000)
     passwords.save(tmp_path / "passwd")
-    config = broker_config(allow_anonymous=False, password_file=tmp_path / "passwd", acl_file=CHAT_ACL)
-    async with Broker(config) as broker:
-        alice = await member(broker.url, "alice", username="alice", password="a-secret")
-        bob = await member(broker.url, "bob", username="bob", password="b-secret")
+    async with contextlib.AsyncExitStack() as stack:
+        if peer == "mosquitto":
+            url = mosquitto_factory(
+                f"allow_anonymous false\npassword_file {tmp_path / 'passwd'}\nacl_file {CHAT_ACL}\n"
+            ).url
+        else:
+            config = broker_config(allow_anonymous=False, password_file=tmp_path / "passwd", acl_file=CHAT_ACL)
+            url = (await stack.enter_async_context(Broker(config))).url
+        alice = await member(url, "alice", username="alice", password="a-secret")
+        bob = await member(url, "bob", username="bob", password="b-secret")
         await alice.send("lobby", "honest")
         await until(lambda: len(bob.model.rooms["lobby"].messages) == 1)
         forged = p.Sender("bob").envelope("I am bob, trust me")
@@ -126,8 +137,20 @@ async def test_impersonation_is_refused_by_the_chat_acl(tmp_path: Path) -> None:
         assert result.reason_code.title == "Not authorized"
         result = await alice.client.publish(p.presence("bob"), b'{"status": "offline"}', 1, retain=True)
         assert not result.ok
+        # Reading someone else's direct messages is refused too: at SUBACK (embedded) or at delivery (mosquitto).
+        codes = await alice.client.subscribe(f"{p.PREFIX}/direct/bob/+", qos=1)
+        assert codes[0].title == ("Granted QoS 1" if peer == "mosquitto" else "Not authorized")
+        stream = alice.client.messages()
+        await alice.command("lobby", "/msg bob psst")
+        await until(lambda: "@alice" in bob.model.rooms)
+        await bob.send("lobby", "got it")  # arrives after any copy of the direct message would have
+        await until(lambda: len(alice.model.rooms["lobby"].messages) == 2)
+        received = []
+        while (message := stream.get_nowait()) is not None:
+            received.append(message.topic)
+        assert received and not [topic for topic in received if topic.startswith(f"{p.PREFIX}/direct/bob/")]
         await asyncio.sleep(0.3)
-        assert [m.text for m in bob.model.rooms["lobby"].messages] == ["honest"]
+        assert [m.text for m in bob.model.rooms["lobby"].messages] == ["honest", "got it"]  # no forgery shown
         assert alice.identity == "alice" and bob.model.rooms["lobby"].messages[0].sender == "alice"
         for service in (alice, bob):
             await service.stop()

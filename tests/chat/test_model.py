@@ -64,6 +64,20 @@ def test_order_duplicates_and_gaps() -> None:
     assert room.messages[-1].gap_before == 0
 
 
+def test_sequence_numbers_count_per_room() -> None:
+    """A reader of one room must not see a gap for what the sender said in rooms the reader is not in."""
+    model = ChatModel("me")
+    alice = p.Sender("Alice")
+    model.ingest(p.room_messages("lobby", "alice"), alice.envelope("1", room="lobby").to_json(), 1.0)
+    for i in range(3):
+        alice.envelope(f"elsewhere {i}", room="dev")  # published to dev, which this reader does not follow
+    model.ingest(p.room_messages("lobby", "alice"), alice.envelope("2", room="lobby").to_json(), 2.0)
+    assert [m.gap_before for m in model.rooms["lobby"].messages] == [0, 0] and model.gaps == 0
+    alice.envelope("lost", room="lobby")
+    model.ingest(p.room_messages("lobby", "alice"), alice.envelope("4", room="lobby").to_json(), 3.0)
+    assert model.rooms["lobby"].messages[-1].gap_before == 1
+
+
 def test_catch_up_is_marked_away_and_own_messages_have_delivery_states() -> None:
     model = ChatModel("me")
     model.room("lobby")

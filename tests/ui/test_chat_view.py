@@ -14,7 +14,7 @@ from textual.widgets import Input
 
 from mqttchat.broker.server import Broker
 from mqttchat.chat.history import History
-from mqttchat.chat.model import ChatMessage, Delivery
+from mqttchat.chat.model import ChatMessage, Delivery, Room
 from mqttchat.chat.protocol import Envelope
 from mqttchat.client import ClientOptions, parse_url
 from mqttchat.runtime import Runtime
@@ -193,9 +193,14 @@ async def test_a_room_of_100k_messages_renders_only_what_is_visible() -> None:
         app.flush()
         await pilot.pause()
         log = app.screen.query_one(ChatLog)
-        assert log.total_lines >= 100_000
+        # Shown at once: the newest messages are laid out first, the rest in the background.
         assert "message number 100000" in log_text(app)
         assert len(log._cache) <= 3 * log.size.height  # only blocks that were on screen were rendered
+        async with asyncio.timeout(20):
+            while log._pending is not None or log._layout is None or log._layout.base:
+                app.flush()
+                await pilot.pause(0.01)
+        assert log.total_lines >= 100_000 and "message number 100000" in log_text(app)  # the place is kept
         log.focus()
         await pilot.press("home")
         assert "message number 1\n" in log_text(app) + "\n"
@@ -213,6 +218,63 @@ async def test_a_room_of_100k_messages_renders_only_what_is_visible() -> None:
         app.flush()
         await pilot.pause()
         assert log_text(app) == before
+        # A resize lays the room out again in the background; the reader stays on the same messages.
+        first_shown = before.split("\n")[0].split("│")[1].strip()
+        await pilot.resize_terminal(SIZE[0] - 30, SIZE[1])
+        await pilot.pause()
+        app.flush()
+        async with asyncio.timeout(20):
+            while log._pending is not None or log._layout is None or log._layout.width != log.text_width:
+                app.flush()
+                await pilot.pause(0.01)
+        assert first_shown in log_text(app).split("\n")[0]
+
+
+def test_layout_operations_match_a_fresh_layout() -> None:
+    """Appending in chunks, history put in front, and outcomes of own messages give the same heights and
+    starts as laying the room out from scratch."""
+    import random
+
+    from mqttchat.ui.widgets.chat_log import Layout
+
+    rng = random.Random(7)
+    log = ChatLog()
+    log.me = ("me",)
+    room = Room("lobby")
+    start = time.time() - 10 * 86_400
+
+    def make(i: int) -> ChatMessage:
+        text = " ".join(rng.choice(["word", "**b**", "a" * 50, "\n", "日本"]) for _ in range(rng.randint(1, 25)))
+        message = _message("lobby", "bob", i, start + i * 3000)
+        message.envelope = Envelope(f"m{i}", i, "s", start + i * 3000, "bob", text, rng.choice(["message", "action"]))
+        message.own = rng.random() < 0.3
+        message.delivery = Delivery.SENDING if message.own else Delivery.RECEIVED
+        message.away = rng.random() < 0.1
+        return message
+
+    def fresh() -> Layout:
+        layout = Layout(room, 40, log)
+        layout.extend()
+        return layout
+
+    room.messages = [make(i) for i in range(300, 600)]
+    layout = Layout(room, 40, log)
+    while not layout.done:
+        layout.extend(37)
+    assert (layout.heights, layout.starts, layout.total) == (fresh().heights, fresh().starts, fresh().total)
+    room.messages[:0] = [make(i) for i in range(100, 300)]
+    layout.prepend(200)
+    assert (layout.heights, layout.starts, layout.total) == (fresh().heights, fresh().starts, fresh().total)
+    for message in room.messages:
+        if message.own:
+            message.delivery = rng.choice([Delivery.ACKED, Delivery.FAILED])
+            message.error = "Quota exceeded, and a long explanation from the broker"
+    assert layout.outcome_changed()
+    assert (layout.heights, layout.starts, layout.total) == (fresh().heights, fresh().starts, fresh().total)
+    partial = Layout(room, 40, log, base=450)
+    partial.extend()
+    assert partial.heights == fresh().heights[450:] and partial.index_at(0) == 450
+    assert partial.line_of(449) is None and partial.line_of(450) == 0
 
 
 async def test_own_message_states_follow_the_broker(tmp_path: Path) -> None:
@@ -242,3 +304,39 @@ async def test_own_message_states_follow_the_broker(tmp_path: Path) -> None:
             assert chat is not None
             states = [m.delivery for m in chat.model.rooms["quiet"].messages if m.own]
             assert states == [Delivery.FAILED]
+
+
+@pytest.mark.parametrize("width", [60, 80, 120, 200])
+async def test_layout_heights_match_the_rendered_blocks(width: int) -> None:
+    """The Line API depends on it: each message's precomputed height is the number of lines it renders to."""
+    import random
+
+    rng = random.Random(width)
+    words = ["mqtt", "**bold**", "_it_", "`code`", "https://mqtt.org/x", "@alice", "日本語の文字", "a" * 70, "\n"]
+    app = make_app(view="chat")
+    chat = app.runtime.chat
+    lobby = chat.model.rooms["lobby"]
+    start = time.time() - 5 * 86_400
+    messages = []
+    for i in range(1, 400):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 30)))
+        kind = rng.choice(["message", "message", "action", "notice"])
+        message = _message("lobby", rng.choice(["alice", "bob", "a-very-long-nickname"]), i, start + i * 1500)
+        message.envelope = Envelope(message.envelope.id, i, "s", start + i * 1500, "n", text, kind)
+        message.own = rng.random() < 0.2
+        message.delivery = rng.choice(list(Delivery)) if message.own else Delivery.RECEIVED
+        message.error = "Not authorized" if message.delivery is Delivery.FAILED else None
+        message.away = 100 < i < 140
+        message.gap_before = rng.choice([0, 0, 0, 2])
+        messages.append(message)
+    lobby.messages[:] = messages
+    lobby.version += 1
+    async with app.run_test(size=(width, 40)) as pilot:
+        await pilot.pause()
+        app.flush()
+        await pilot.pause()
+        log = app.screen.query_one(ChatLog)
+        assert log.total_lines == sum(log._heights) > len(messages)
+        for index in range(len(messages)):
+            assert len(log._render_block(lobby.messages, index)) == log._heights[index], index
+            assert log._heights[index] == log._extra_lines(lobby.messages, index) + log._body_height(messages[index])

@@ -47,8 +47,8 @@ class ChatScreen(Screen[None]):
         Binding("ctrl+t", "app.show_view('explorer')", "Explorer"),
         Binding("alt+down", "next_room(1)", "Next room"),
         Binding("alt+up", "next_room(-1)", "Previous room", show=False),
-        Binding("pageup", "log('page_up')", "Page up", show=False),
-        Binding("pagedown", "log('page_down')", "Page down", show=False),
+        Binding("pageup", "log('page', -1)", "Page up", show=False),
+        Binding("pagedown", "log('page', 1)", "Page down", show=False),
         Binding("escape", "focus_input", "Type", show=False),
     ]
 
@@ -111,6 +111,7 @@ class ChatScreen(Screen[None]):
         room = model.rooms.get(model.current)
         log.me = (chat.nick, chat.identity)
         log.show(room)
+        log.prepare(model.ordered_rooms())
         if (
             room is not None
             and not room.history_exhausted
@@ -139,7 +140,9 @@ class ChatScreen(Screen[None]):
         room = chat.model.rooms.get(chat.model.current)
         if room is None:
             return "/join ROOM to start"
-        where = f"@{room.name[1:]}" if room.kind == "direct" else room.name if room.kind == "raw" else f"#{room.name}"
+        if room.kind == "raw" and room.topic and ("+" in room.topic or "#" in room.topic):
+            return f"{room.topic} is a filter: read only (/raw a single topic to publish to it)"
+        where = f"@{room.name[1:]}" if room.kind == "direct" else room.topic if room.kind == "raw" else f"#{room.name}"
         return f"message {where}  (/help for commands)"
 
     def _title(self) -> Text:
@@ -156,14 +159,15 @@ class ChatScreen(Screen[None]):
             text.append(f"@{room.name[1:]}", "bold")
             text.append("  direct messages", "dim")
         elif room.kind == "raw":
-            text.append(room.name, "bold")
-            text.append(f"  raw MQTT topic {room.topic}", "dim")
+            text.append(f"≡ {room.topic}", "bold")
+            text.append("  a raw MQTT topic: payloads as lines of text", "dim")
         else:
             members = model.members(room.name)
             online = sum(1 for _, s in members if s == "online")
             text.append(f"#{room.name}", "bold")
             text.append(f"  {online} online, {len(members)} members", "dim")
-        text.append(f"  │ {len(room.messages):,} messages", "dim")
+        count = len(room.messages)
+        text.append(f"  │ {count:,} message{'' if count == 1 else 's'}", "dim")
         return text
 
     def _status_without_chat(self) -> Text:
@@ -277,9 +281,8 @@ class ChatScreen(Screen[None]):
         chat.model.select(names[(current + step) % len(names)])
         self.app.flush()  # type: ignore[attr-defined]
 
-    def action_log(self, action: str) -> None:
-        log = self.query_one(ChatLog)
-        getattr(log, f"action_{action}")()
+    def action_log(self, unit: str, direction: int) -> None:
+        self.query_one(ChatLog).action_move(unit, direction)
 
     def action_focus_input(self) -> None:
         self.query_one("#chat-input", Input).focus()

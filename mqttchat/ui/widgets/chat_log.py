@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
+import time
 from bisect import bisect_right
 from collections import OrderedDict
 from functools import lru_cache
+from itertools import accumulate
 from typing import ClassVar
 
 from rich.cells import cell_len
@@ -29,7 +32,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from mqttchat.chat.markup import inline, mentions
+from mqttchat.chat.markup import inline, mentions, plain
 from mqttchat.chat.model import ChatMessage, Delivery, Room
 
 #: Width of the nick column (longer nicks are cut with an ellipsis).
@@ -37,6 +40,8 @@ NICK_WIDTH = 12
 #: "12:34 " + nick column + " │ "
 GUTTER = 6 + NICK_WIDTH + 3
 BLOCK_CACHE = 2_000
+#: Rooms up to this many messages are laid out at once after a resize; bigger ones in the background.
+SYNC_LAYOUT = 2_000
 
 #: Nick colours that read well on dark and light themes.
 NICK_COLOURS = (
@@ -65,16 +70,229 @@ def _quarter_day(quarter: int) -> dt.date:
     return dt.datetime.fromtimestamp(quarter * 900).date()
 
 
+def wrap_breaks(text: str, width: int) -> list[int]:
+    """Where ``text`` breaks into lines of at most ``width`` cells: at spaces (the spaces stay at the end of the
+    line, where they are not drawn), at newlines, and inside words longer than a line. Returns the offset of
+    each line after the first. The layout counts lines with it and the renderer breaks with it, so a message's
+    height and its drawing always agree."""
+    if "\n" not in text:
+        if text.isascii():
+            return [] if len(text) <= width else _ascii_breaks(text, 0, len(text), width)
+        return [] if cell_len(text) <= width else _cell_breaks(text, 0, len(text), width)
+    breaks: list[int] = []
+    start = 0
+    for paragraph in text.split("\n"):
+        end = start + len(paragraph)
+        if start:
+            breaks.append(start)
+        if paragraph.isascii():
+            if len(paragraph) > width:
+                breaks.extend(_ascii_breaks(text, start, end, width))
+        elif cell_len(paragraph) > width:
+            breaks.extend(_cell_breaks(text, start, end, width))
+        start = end + 1
+    return breaks
+
+
+def _ascii_breaks(text: str, start: int, end: int, width: int) -> list[int]:
+    """Greedy word wrap of ``text[start:end]`` (one cell per character): a few C-level searches per line."""
+    breaks: list[int] = []
+    find = text.rfind
+    line = start
+    while end - line > width:
+        cut = find(" ", line + 1, line + width + 1)
+        if cut <= line:
+            line += width  # no space to break at: fold the word
+        else:
+            line = cut + 1
+            while line < end and text[line] == " ":
+                line += 1  # the spaces at a break stay on the line before
+            if line >= end:
+                break
+        breaks.append(line)
+    return breaks
+
+
+_WORDS = re.compile(r" +|[^ ]+")
+
+
+def _cell_breaks(text: str, start: int, end: int, width: int) -> list[int]:
+    """Greedy word wrap of ``text[start:end]`` measured in cells (wide characters take two)."""
+    breaks: list[int] = []
+    column = 0
+    for match in _WORDS.finditer(text, start, end):
+        token = match.group()
+        begin = match.start()
+        size = cell_len(token)
+        if token[0] == " ":
+            column += size  # may pass the edge: trailing spaces are not drawn
+            continue
+        if column and column + size > width:
+            breaks.append(begin)
+            column = 0
+        if column + size <= width:
+            column += size
+            continue
+        for index, char in enumerate(token):  # a word longer than the line: fold it
+            char_size = cell_len(char)
+            if column + char_size > width and column:
+                breaks.append(begin + index)
+                column = 0
+            column += char_size
+    return breaks
+
+
+class Layout:
+    """The heights of a room's messages at one text width, from message ``base`` on (a room shown before its
+    older messages are laid out starts late), with the first line of each."""
+
+    __slots__ = ("base", "end", "first", "heights", "log", "room", "sending", "starts", "total", "width")
+
+    def __init__(self, room: Room, width: int, log: ChatLog, base: int = 0) -> None:
+        self.room = room
+        self.width = width
+        self.log = log
+        self.base = base
+        #: The next message to lay out (an index into room.messages).
+        self.end = base
+        self.heights: list[int] = []  # by index - base
+        self.starts: list[int] = []
+        self.total = 0
+        self.first: ChatMessage | None = room.messages[0] if room.messages else None
+        #: Own messages still being sent, by index: their outcome may take more lines.
+        self.sending: dict[int, ChatMessage] = {}
+
+    @property
+    def done(self) -> bool:
+        return self.end >= len(self.room.messages)
+
+    def stale(self) -> bool:
+        """The room's messages were replaced or removed (not only appended to)."""
+        messages = self.room.messages
+        return len(messages) < self.end or (bool(messages) and messages[0] is not self.first)
+
+    def index_at(self, line: int) -> int | None:
+        """The message drawn on ``line``."""
+        if not self.starts:
+            return None
+        return self.base + max(0, bisect_right(self.starts, line) - 1)
+
+    def line_of(self, index: int) -> int | None:
+        """The first line of message ``index``, if it is laid out."""
+        relative = index - self.base
+        return self.starts[relative] if 0 <= relative < len(self.starts) else None
+
+    def height_of(self, index: int) -> int:
+        return self.heights[index - self.base]
+
+    def _measure(self, index: int) -> int:
+        messages = self.room.messages
+        return ChatLog._extra_lines(messages, index) + self.log._body_height(messages[index], self.width)
+
+    def _restart_from(self, relative: int) -> None:
+        """Recompute the running starts from ``relative`` on (C speed: 100,000 in a few milliseconds)."""
+        head = self.starts[relative] if relative < len(self.starts) else self.total
+        self.starts[relative:] = accumulate(self.heights[relative:-1], initial=head) if self.heights[relative:] else []
+        self.total = head + sum(self.heights[relative:])
+
+    def outcome_changed(self) -> bool:
+        """Own messages that were being sent got their outcome; their blocks may need more lines now. Returns
+        whether any height changed."""
+        changed = -1
+        for index, message in list(self.sending.items()):
+            if message.delivery is not Delivery.SENDING:
+                del self.sending[index]
+                height = self._measure(index)
+                if height != self.height_of(index):
+                    self.heights[index - self.base] = height
+                    changed = index - self.base if changed < 0 else min(changed, index - self.base)
+        if changed >= 0:
+            self._restart_from(changed)
+        return changed >= 0
+
+    def prepend(self, added: int) -> None:
+        """``added`` older messages were put in front of the room."""
+        self.first = self.room.messages[0]
+        self.sending = {index + added: message for index, message in self.sending.items()}
+        old_base = self.base
+        self.base += added
+        self.end += added
+        if old_base:
+            return  # they are before what this layout covers
+        # Lay out the new ones, and the old first message again (its day separator may have gone).
+        front = Layout(self.room, self.width, self.log)
+        front.extend(added + 1)
+        self.heights[:1] = front.heights
+        self.sending.update(front.sending)
+        self.base = 0
+        self.starts = [0]
+        self._restart_from(0)
+
+    def extend_until(self, deadline: float, chunk: int = 2_000) -> bool:
+        """Lay out new messages in chunks until done or ``deadline`` (perf_counter); True when done."""
+        while not self.done:
+            if time.perf_counter() >= deadline:
+                return False
+            self.extend(chunk)
+        return True
+
+    def extend(self, limit: int | None = None) -> int:
+        """Lay out the messages added since the last call (at most ``limit``); return how many."""
+        messages = self.room.messages
+        begin = self.end
+        end = len(messages) if limit is None else min(len(messages), begin + limit)
+        if begin >= end:
+            return 0
+        # One tight loop: the common message is one line, on the same day as the one before, not away, and
+        # without a gap.
+        heights, starts, sending = self.heights, self.starts, self.sending
+        width = self.width
+        body_height = self.log._body_height
+        day_of = _day
+        total = self.total
+        if begin:
+            before = messages[begin - 1]
+            previous_day: dt.date | None = day_of(before.envelope.ts or before.received_at)
+            previous_away = before.away
+        else:
+            previous_day, previous_away = None, False
+        for index in range(begin, end):
+            message = messages[index]
+            envelope = message.envelope
+            day = day_of(envelope.ts or message.received_at)
+            height = (day != previous_day) + (message.away and not previous_away) + (message.gap_before > 0)
+            previous_day, previous_away = day, message.away
+            text = envelope.text
+            if message.own:
+                if message.delivery is Delivery.SENDING:
+                    sending[index] = message
+                height += body_height(message, width)
+            elif (
+                envelope.kind == "message"
+                and (len(text) * 2 <= width or (len(text) <= width and text.isascii()))
+                and "\n" not in text
+            ):
+                height += 1  # fits (markers only make the text shorter)
+            else:
+                height += body_height(message, width)
+            starts.append(total)
+            heights.append(height)
+            total += height
+        self.total = total
+        self.end = end
+        return end - begin
+
+
 class ChatLog(ScrollView, can_focus=True):
     """The messages of one :class:`~mqttchat.chat.model.Room`; the chat screen calls :meth:`show` on its timer."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "scroll_up", "Up", show=False),
-        Binding("down", "scroll_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "scroll_home", "Oldest", show=False),
-        Binding("end", "scroll_end", "Newest", show=False),
+        Binding("up", "move('line', -1)", "Up", show=False),
+        Binding("down", "move('line', 1)", "Down", show=False),
+        Binding("pageup", "move('page', -1)", "Page up", show=False),
+        Binding("pagedown", "move('page', 1)", "Page down", show=False),
+        Binding("home", "move('all', -1)", "Oldest", show=False),
+        Binding("end", "move('all', 1)", "Newest", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -111,19 +329,15 @@ class ChatLog(ScrollView, can_focus=True):
         self.room: Room | None = None
         #: Names that count as mentioning the reader.
         self.me: tuple[str, ...] = ()
-        self._count = 0
-        self._first: ChatMessage | None = None
+        #: The layout of the room shown, and those of the other rooms (kept up to date by :meth:`prepare`).
+        self._layout: Layout | None = None
+        self._layouts: dict[int, Layout] = {}
         self._version = -1
-        self._width = 0
-        self._heights: list[int] = []
-        self._starts: list[int] = []
-        self._total = 0
         self._cache: OrderedDict[tuple[int, Delivery], list[Strip]] = OrderedDict()
         self._follow = True
         self._scrolling_to_end = False
-        self._text_width = 10
-        #: Own messages still being sent, by index: their delivery mark may need more lines later.
-        self._sending: dict[int, ChatMessage] = {}
+        #: The shown room's layout at a new width, being built by prepare().
+        self._pending: Layout | None = None
 
     # ------------------------------------------------------------------------------------------ updates
 
@@ -136,6 +350,18 @@ class ChatLog(ScrollView, can_focus=True):
         """Whether the view follows new messages (it does until the reader scrolls up)."""
         return self._follow
 
+    @property
+    def total_lines(self) -> int:
+        return self._layout.total if self._layout is not None else 0
+
+    @property
+    def _heights(self) -> list[int]:
+        return self._layout.heights if self._layout is not None else []
+
+    @property
+    def _starts(self) -> list[int]:
+        return self._layout.starts if self._layout is not None else []
+
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
         if not self._scrolling_to_end:
@@ -145,6 +371,7 @@ class ChatLog(ScrollView, can_focus=True):
         """Scroll to the newest line once the new virtual size has been laid out."""
         self._follow = True
         self._scrolling_to_end = True
+        self.scroll_end(animate=False, immediate=True)  # now, and again once the new size is laid out
 
         def scroll() -> None:
             self.scroll_end(animate=False, immediate=True)
@@ -153,134 +380,142 @@ class ChatLog(ScrollView, can_focus=True):
 
         self.call_after_refresh(scroll)
 
-    @property
-    def total_lines(self) -> int:
-        return self._total
+    def action_move(self, unit: str, direction: int) -> None:
+        """Scroll by a line, a page or all the way, at once (no animation: a chat log is read, not watched)."""
+        step = {"line": 1, "page": max(1, self.scrollable_content_region.height - 1), "all": self.total_lines}[unit]
+        self.scroll_to(y=self.scroll_y + direction * step, animate=False, immediate=True)
+
+    def _set_virtual_size(self) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, self.total_lines)
+
+    def prepare(self, rooms: list[Room], seconds: float = 0.008) -> None:
+        """Lay out in the background, at most ``seconds`` per call: first what the shown room still needs (its
+        older messages, or all of them at a new width), then the new messages of the other rooms, so that
+        switching rooms costs nothing."""
+        deadline = time.perf_counter() + seconds
+        pending = self._pending
+        if pending is not None:
+            if pending.room is not self.room or pending.stale() or pending.width != self.text_width:
+                self._pending = None
+            elif pending.extend_until(deadline):
+                self._swap_in(pending)
+        width = self.text_width
+        live = {id(room) for room in rooms}
+        for key in [key for key in self._layouts if key not in live]:
+            del self._layouts[key]
+        for room in rooms:
+            if time.perf_counter() >= deadline:
+                return
+            if room is self.room:
+                continue
+            layout = self._layouts.get(id(room))
+            if layout is None or layout.width != width or layout.stale():
+                layout = self._layouts[id(room)] = Layout(room, width, self)
+            layout.extend_until(deadline)
+
+    def _keep_place(self, old: Layout | None, new: Layout, follow: bool) -> None:
+        """After switching layouts, show the message that was at the top (or follow the newest)."""
+        top = old.index_at(int(self.scroll_y)) if old is not None else None
+        offset = 0
+        if old is not None and top is not None:
+            line = old.line_of(top)
+            offset = int(self.scroll_y) - line if line is not None else 0
+        self._set_virtual_size()
+        line = new.line_of(top) if top is not None else None
+        if follow or line is None:
+            self._to_end()
+        else:
+            offset = min(offset, new.height_of(top) - 1) if top is not None else 0
+            self.scroll_to(y=line + offset, animate=False, immediate=True)
+
+    def _swap_in(self, layout: Layout) -> None:
+        """Draw the shown room with ``layout`` (complete now), keeping the reader's place."""
+        old, follow = self._layout, self.at_bottom
+        self._pending = None
+        self._cache.clear()
+        self._layout = self._layouts[id(layout.room)] = layout
+        self._keep_place(old, layout, follow)
+        self.refresh()
+
+    def _lay_out(self, room: Room, width: int) -> Layout:
+        """A layout to draw ``room`` with now: complete, or, for a room of many messages not laid out yet, its
+        newest messages only, while the whole room is laid out in the background (``_pending``)."""
+        layout = self._layouts.get(id(room))
+        if layout is None or layout.width != width or layout.stale():
+            layout = self._layouts[id(room)] = Layout(room, width, self)
+        missing = len(room.messages) - layout.end
+        if missing <= SYNC_LAYOUT:
+            layout.extend()
+            return layout
+        self._pending = layout
+        newest = Layout(room, width, self, base=len(room.messages) - SYNC_LAYOUT)
+        newest.extend()
+        return newest
 
     def show(self, room: Room | None, force: bool = False) -> None:
         """Show ``room``; cheap when nothing changed. New messages keep the view at the bottom if it was there."""
-        width = self.size.width
+        width = self.text_width
         if room is not self.room:
             self.room = room
-            self._relayout()
+            self._cache.clear()
+            self._pending = None
+            self._layout = None if room is None else self._lay_out(room, width)
+            self._version = room.version if room is not None else -1
+            self._set_virtual_size()
             self._to_end()
             self.refresh()
             return
-        if room is None or (room.version == self._version and width == self._width and not force):
+        layout = self._layout
+        if room is None or layout is None or (room.version == self._version and width == layout.width and not force):
             return
+        self._version = room.version
         follow = self.at_bottom
         messages = room.messages
-        added = len(messages) - self._count
-        if width == self._width and added > 0 and self._first is not None and messages[added] is self._first:
+        added = len(messages) - layout.end
+        if added > 0 and layout.first is not None and messages[added] is layout.first and width == layout.width:
             self.prepend_layout(added)  # older history was put in front
-        elif width != self._width or not messages or messages[0] is not self._first or added < 0:
-            top = self._message_at(int(self.scroll_y))
-            offset = int(self.scroll_y) - self._starts[top] if top is not None else 0
-            self._relayout()
-            if follow or top is None or top >= len(self._starts):
-                self._to_end()
-            else:
-                self.scroll_to(y=self._starts[top] + min(offset, self._heights[top] - 1), animate=False,
-                               immediate=True)  # fmt: skip
-        elif self._delivery_changed_height(messages):
-            top = self._message_at(int(self.scroll_y))
-            self._relayout()
-            if follow or top is None or top >= len(self._starts):
-                self._to_end()
-            else:
-                self.scroll_to(y=self._starts[top], animate=False, immediate=True)
-        else:
-            for index in range(self._count, len(messages)):
-                self._add_height(messages, index)
-            self._count = len(messages)
-            self._version = room.version
-            self.virtual_size = Size(self.scrollable_content_region.width, self._total)
-            if follow:
-                self._to_end()
+            return
+        if layout.stale() or width != layout.width:
+            # Replaced messages, or a resize: lay out again (a big room in the background, drawn meanwhile
+            # at the old width).
+            self._cache.clear()
+            if layout.stale() or len(messages) - layout.base <= SYNC_LAYOUT:
+                new = self._lay_out(room, width)
+                old, self._layout = layout, new
+                self._keep_place(old, new, follow)
+            elif self._pending is None or self._pending.width != width:
+                self._pending = Layout(room, width, self)
+            self.refresh()
+            return
+        if layout.outcome_changed():
+            self._cache.clear()
+        if added > 0:
+            layout.extend()
+        self._set_virtual_size()
+        if follow and added > 0:
+            self._to_end()
         self.refresh()
 
-    def _relayout(self) -> None:
-        self._cache.clear()
-        self._sending.clear()
-        self._heights = []
-        self._starts = []
-        self._total = 0
-        self._width = self.size.width
-        room = self.room
-        if room is None:
-            self._count = 0
-            self._first = None
-            self.virtual_size = Size(self.scrollable_content_region.width, 0)
-            return
-        messages = room.messages
-        self._text_width = width = self.text_width
-        # One tight loop (this lays out every message of the room): the common message is one line, on the
-        # same day as the one before, not away, without a gap.
-        heights, starts, sending = self._heights, self._starts, self._sending
-        total = 0
-        previous_day = None
-        previous_away = False
-        body_height = self._body_height
-        day_of = _day
-        plain = "message"
-        for index, message in enumerate(messages):
-            envelope = message.envelope
-            day = day_of(envelope.ts or message.received_at)
-            height = (day != previous_day) + (message.away and not previous_away) + (message.gap_before > 0)
-            previous_day, previous_away = day, message.away
-            text = envelope.text
-            if message.own or envelope.kind != plain or "\n" in text:
-                height += body_height(message)
-                if message.own and message.delivery is Delivery.SENDING:
-                    sending[index] = message
-            elif len(text) * 2 <= width or cell_len(text) <= width:
-                height += 1
-            else:
-                height += body_height(message)
-            starts.append(total)
-            heights.append(height)
-            total += height
-        self._total = total
-        self._count = len(messages)
-        self._first = messages[0] if messages else None
-        self._version = room.version
-        self.virtual_size = Size(self.scrollable_content_region.width, self._total)
-
-    def _delivery_changed_height(self, messages: list[ChatMessage]) -> bool:
-        """Own messages that were being sent got their outcome: does a block need more lines now?"""
-        changed = False
-        for index in list(self._sending):
-            message = messages[index] if index < len(messages) else None
-            if message is None or message.delivery is not Delivery.SENDING:
-                del self._sending[index]
-                if message is not None:
-                    height = self._extra_lines(messages, index) + self._body_height(message)
-                    changed = changed or height != self._heights[index]
-        return changed
-
-    def _add_height(self, messages: list[ChatMessage], index: int) -> None:
-        message = messages[index]
-        if message.own and message.delivery is Delivery.SENDING:
-            self._sending[index] = message
-        height = self._extra_lines(messages, index) + self._body_height(message)
-        self._starts.append(self._total)
-        self._heights.append(height)
-        self._total += height
-
     def _message_at(self, line: int) -> int | None:
-        if not self._starts:
-            return None
-        return max(0, bisect_right(self._starts, line) - 1)
+        return self._layout.index_at(line) if self._layout is not None else None
 
     def prepend_layout(self, added: int) -> None:
-        """``added`` older messages were put in front: lay out again and keep the reader's place."""
-        offset_in_block = 0
-        top = self._message_at(int(self.scroll_y))
+        """``added`` older messages were put in front: lay them out and keep the reader's place."""
+        layout = self._layout
+        if layout is None:
+            return
+        top = layout.index_at(int(self.scroll_y))
+        line = layout.line_of(top) if top is not None else None
+        offset = int(self.scroll_y) - line if line is not None else 0
+        layout.prepend(added)
+        if self._pending is not None:
+            self._pending.prepend(added)
+        self._cache.clear()
+        self._set_virtual_size()
         if top is not None:
-            offset_in_block = int(self.scroll_y) - self._starts[top]
-        self._relayout()
-        if top is not None and top + added < len(self._starts):
-            self.scroll_to(y=self._starts[top + added] + offset_in_block, animate=False, immediate=True)
+            new_line = layout.line_of(top + added)
+            if new_line is not None:
+                self.scroll_to(y=new_line + offset, animate=False, immediate=True)
         self.refresh()
 
     # ------------------------------------------------------------------------------------------ layout
@@ -312,12 +547,6 @@ class ChatLog(ScrollView, can_focus=True):
             extras.append((f"⚠ {count} {what} from {message.sender} missing here (lost on the way)", "chat-log--gap"))
         return extras
 
-    def _body_text(self, message: ChatMessage) -> str:
-        envelope = message.envelope
-        if envelope.kind == "action":
-            return f"{envelope.nick or message.sender} {envelope.text}"
-        return envelope.text
-
     @staticmethod
     def _suffix(message: ChatMessage) -> str:
         """The delivery mark after one's own messages."""
@@ -331,22 +560,46 @@ class ChatLog(ScrollView, can_focus=True):
             return f" ✗ not delivered: {message.error or 'failed'}"
         return ""
 
-    def _body_height(self, message: ChatMessage) -> int:
+    @staticmethod
+    def _is_raw(message: ChatMessage) -> bool:
+        return message.room.startswith("#") and message.envelope.session == ""
+
+    def _plain_body(self, message: ChatMessage) -> str:
+        """The text :meth:`_styled_body` shows, without styles (what the layout measures)."""
         envelope = message.envelope
         text = envelope.text
-        size = len(text)
-        if message.own or envelope.kind != "message":
-            text = self._body_text(message) + self._suffix(message)
-            size = len(text)
-        width = self._text_width
-        if "\n" not in text and (size * 2 <= width or cell_len(text) <= width):
-            return 1
-        return len(self._wrap(message))
+        if envelope.kind == "notice":
+            return text
+        if not self._is_raw(message):
+            text = plain(text)
+        if envelope.kind == "action":
+            text = f"{envelope.nick or message.sender} {text}"
+        return text + self._suffix(message)
+
+    def _body_height(self, message: ChatMessage, width: int | None = None) -> int:
+        width = self._layout.width if width is None and self._layout is not None else width or self.text_width
+        envelope = message.envelope
+        text = envelope.text
+        if (
+            not message.own
+            and envelope.kind == "message"
+            and (len(text) * 2 <= width or (len(text) <= width and text.isascii()))
+            and "\n" not in text
+        ):
+            return 1  # the common case, without measuring
+        return len(wrap_breaks(self._plain_body(message), width)) + 1
 
     def _wrap(self, message: ChatMessage) -> list[Text]:
+        """The body in lines of the layout's width (the breaks :func:`wrap_breaks` chose for its height)."""
         text = self._styled_body(message)
-        lines = text.wrap(self.app.console, self._text_width, overflow="fold")
-        return list(lines) or [Text("")]
+        width = self._layout.width if self._layout is not None else self.text_width
+        breaks = wrap_breaks(text.plain, width)
+        if not breaks:
+            return [text]
+        lines = list(text.divide(breaks))
+        for line in lines:
+            line.rstrip()
+        return lines
 
     def _styled_body(self, message: ChatMessage) -> Text:
         envelope = message.envelope
@@ -363,7 +616,7 @@ class ChatLog(ScrollView, can_focus=True):
         text = Text()
         if envelope.kind == "action":
             text.append(f"{envelope.nick or message.sender} ", Style(color=nick_colour(message.sender), bold=True))
-        if message.room.startswith("#") and message.envelope.session == "":  # raw rooms: payloads as typed
+        if self._is_raw(message):  # raw rooms: payloads as typed
             text.append(envelope.text)
         else:
             for piece, kind in inline(envelope.text, self.me):
@@ -388,11 +641,15 @@ class ChatLog(ScrollView, can_focus=True):
         width = self.size.width
         base = self.rich_style
         room = self.room
-        if room is None or line >= self._total or not self._starts:
+        layout = self._layout
+        if room is None or layout is None or line >= layout.total:
             return Strip.blank(width, base)
-        index = bisect_right(self._starts, line) - 1
+        index = layout.index_at(line)
+        if index is None or index >= len(room.messages):
+            return Strip.blank(width, base)
         block = self._block(room.messages, index)
-        offset = line - self._starts[index]
+        start = layout.line_of(index) or 0
+        offset = line - start
         if offset >= len(block):
             return Strip.blank(width, base)
         return block[offset].crop_extend(scroll_x, scroll_x + width, base)
