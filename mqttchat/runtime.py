@@ -230,7 +230,9 @@ class Runtime:
             self.broker = None
 
     def tick(self, now: float) -> None:
-        """Update the in/out rates (called by the UI timer about once a second)."""
+        """Update the in/out rates and write the chat history (called by the UI timer about once a second)."""
+        if self.chat is not None and self.chat.history is not None:
+            self.chat.history.flush()
         stats = self.client.sync_stats()
         r = self.rates
         if r._last_at:

@@ -12,6 +12,7 @@ import contextlib
 import getpass
 import logging
 import time
+from collections import deque
 from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
@@ -90,6 +91,8 @@ class ChatService:
         self.notices: list[str] = []
         self._initial_rooms = rooms
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: (topic, payload) of plain-text messages we published to raw rooms, to recognise them coming back.
+        self._raw_echoes: deque[tuple[str, bytes]] = deque(maxlen=100)
         # Listen before the client connects: a resumed session delivers what was queued for us at once.
         self.model.connected_at = time.time()
         self._removers = [client.add_message_handler(self._on_message), client.add_state_listener(self._on_state)]
@@ -144,6 +147,9 @@ class ChatService:
         topic = message.topic
         for room, topic_filter in self.raw.items():
             if matches(topic_filter, topic):
+                if (topic, message.payload) in self._raw_echoes:
+                    self._raw_echoes.remove((topic, message.payload))
+                    return
                 added = self.model.ingest_raw(room, topic, message.payload, message.received_at)
                 self._store(added)
                 return
@@ -207,7 +213,8 @@ class ChatService:
         name = f"#{topic_filter}"
         self.model.room(name, "raw", topic_filter)
         self.raw[name] = topic_filter
-        await self.client.subscribe(topic_filter, qos=1)
+        # MQTT 5 "No Local": what we publish there is not sent back to us (we show it already).
+        await self.client.subscribe(topic_filter, qos=1, no_local=self.client.options.version == 5)
         self.model.select(name)
         return None
 
@@ -223,6 +230,8 @@ class ChatService:
                 return None
             envelope = self.sender.envelope(text, room=room_name)
             own = self.model.add_own(room_name, envelope, time.time())
+            if self.client.options.version != 5:  # 3.1.1 has no No Local: recognise the echo instead
+                self._raw_echoes.append((room.topic, text.encode()))
             self._publish(own, room.topic, text.encode(), Properties())
             return own
         envelope = self.sender.envelope(text, kind, room_name)
@@ -274,11 +283,15 @@ class ChatService:
         if name == "help":
             return HELP
         if name == "join":
-            return (await self.join(rest)) if rest else "usage: /join ROOM"
+            if not rest or " " in rest:
+                return "usage: /join ROOM (a room name is one word)"
+            return await self.join(rest)
         if name == "leave":
             await self.leave(room_name)
             return f"left {room_name}"
         if name == "nick":
+            if not rest or " " in rest:
+                return "usage: /nick NAME (one word)"
             problem = p.name_problem(rest, "nick")
             if problem:
                 return problem

@@ -230,7 +230,9 @@ class ChatScreen(Screen[None]):
         if chat is None:
             self.notify("the chat is not connected yet", severity="warning")
             return
-        event.input.value = ""
+        # Clear what was sent, not what may have been typed since.
+        typed = event.input.value
+        event.input.value = typed[len(event.value) :].lstrip() if typed.startswith(event.value) else typed
         self._sent_lines.append(line)
         del self._sent_lines[:-INPUT_HISTORY]
         self._recall = len(self._sent_lines)

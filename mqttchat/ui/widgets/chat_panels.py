@@ -41,18 +41,22 @@ class RoomList(OptionList):
         self._signature = signature
         options = []
         highlighted = None
+        room_width = max(8, self.size.width - 6)
         for index, (name, kind, unread, status, current) in enumerate(rows):
             text = Text(no_wrap=True, overflow="ellipsis")
+            shown = name[1:] if kind in ("direct", "raw") else name
+            if len(shown) > room_width:
+                shown = shown[: room_width - 1] + "…"
             if kind == "direct":
                 mark, colour = _mark(status or "unknown")
                 text.append(f"{mark} ", colour)
-                text.append(name[1:], nick_colour(name[1:]))
+                text.append(shown, nick_colour(name[1:]))
             elif kind == "raw":
                 text.append("≡ ", "cyan")
-                text.append(name[1:])
+                text.append(shown)
             else:
                 text.append("# ", "bold blue")
-                text.append(name, "bold" if unread else "")
+                text.append(shown, "bold" if unread else "")
             if unread:
                 text.append(f" {unread if unread < 1000 else '999+'}", "bold reverse yellow")
             options.append(Option(text, id=name))
