@@ -35,13 +35,13 @@ class RoomList(OptionList):
             presence = model.presence.get(room.name[1:]) if room.kind == "direct" else None
             status = presence.status if presence is not None else ""
             rows.append((room.name, room.kind, room.unread, status, room.name == model.current))
-        signature = tuple(rows)
+        room_width = max(8, self.size.width - 6) if self.size.width else 64
+        signature = (room_width, *rows)
         if signature == self._signature:
             return
         self._signature = signature
         options = []
         highlighted = None
-        room_width = max(8, self.size.width - 6)
         for index, (name, kind, unread, status, current) in enumerate(rows):
             text = Text(no_wrap=True, overflow="ellipsis")
             shown = name[1:] if kind in ("direct", "raw") else name
