@@ -154,8 +154,10 @@ class BrokerConnection:
         self.broker.stats.bytes_sent += len(data)
         self._schedule_flush()
 
-    def send_publish(self, packet: Publish) -> None:
-        data = packet.encode(self.version)
+    def send_publish(self, packet: Publish, data: bytes | None = None) -> None:
+        """Send an application message; ``data`` is its encoding when the caller already has it."""
+        if data is None:
+            data = packet.encode(self.version)
         session = self.session
         limit = session.max_packet_size if session is not None else 0
         if limit and len(data) > limit:
@@ -202,8 +204,11 @@ class BrokerConnection:
                 packet = reader.next_packet()
                 if packet is None:
                     break
-                if type(packet) is Publish:
-                    self._on_publish(packet)
+                kind = type(packet)
+                if kind is Publish:
+                    self._on_publish(packet)  # type: ignore[arg-type]
+                elif kind is PubAck:  # only after CONNECT: the reader accepts nothing else first
+                    self._on_ack(packet)  # type: ignore[arg-type]
                 else:
                     self._on_control(packet)
         except UnsupportedProtocolVersion as exc:
@@ -479,9 +484,18 @@ class BrokerConnection:
     def _on_ack(self, packet: PubAck | PubRec | PubComp) -> None:
         session = self.session
         assert session is not None
-        if session.outgoing_flow is None:
+        flow = session.outgoing_flow
+        if flow is None:
             return
-        out = session.outgoing_flow.receive(packet)
+        if (
+            type(packet) is PubAck
+            and (self.broker.persistence is None or not session.persistent)
+            and flow.settle_puback(packet.packet_id)
+        ):
+            if session.queue:
+                self.broker.pump(session)
+            return
+        out = flow.receive(packet)
         for p in out.packets:
             self.send(p)
         store = self.broker.persistence

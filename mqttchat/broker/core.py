@@ -63,6 +63,10 @@ class BrokerCore:
         self.trie: SubscriptionTrie[Any, Any] = SubscriptionTrie()
         #: topic → trie matches, for topics published again and again; cleared on any subscription change.
         self._matches: dict[str, list[tuple[Any, Any]]] = {}
+        #: The last message sent and its encoding per protocol version, so that a fan-out encodes it once:
+        #: QoS 0 copies are identical; QoS 1/2 copies differ only in the packet identifier (see _encoded).
+        self._encoded_for: Publish | None = None
+        self._encodings: dict[int, tuple[bytes, int]] = {}
         self.shared: dict[tuple[str, str], SharedGroup] = {}
         self.retained = RetainedStore()
         self.stats = BrokerStats()
@@ -409,7 +413,7 @@ class BrokerCore:
         if conn is not None and not session.queue:
             if message.qos == 0:
                 if conn.writable:
-                    conn.send_publish(message)
+                    conn.send_publish(message, self._encoded(message, message, conn.version))
                 else:
                     self.count_drop(session, "its connection is not draining")
                 return
@@ -421,9 +425,32 @@ class BrokerCore:
                 assert packet is not None
                 if row is not None:
                     store.add_message(session, row, packet, expires_at)
-                conn.send_publish(packet)
+                conn.send_publish(packet, self._encoded(message, packet, conn.version))
                 return
         self.enqueue(session, message, expires_at)
+
+    def _encoded(self, message: Publish, packet: Publish, version: int) -> bytes:
+        """``packet`` (``message`` as sent to one subscriber) encoded, reusing the last encoding of ``message``.
+
+        The first copy is encoded in full; later copies of the same message object for the same protocol version
+        reuse those bytes, with the packet identifier spliced in for QoS 1/2 (nothing else differs).
+        """
+        if message is not self._encoded_for:
+            self._encoded_for = message
+            self._encodings.clear()
+        known = self._encodings.get(version)
+        if known is None:
+            data = packet.encode(version)
+            # Where the packet identifier sits: after the fixed header and the length-prefixed topic name.
+            header = 2
+            while data[header - 1] & 0x80:
+                header += 1
+            self._encodings[version] = (data, header + 2 + ((data[header] << 8) | data[header + 1]))
+            return data
+        data, at = known
+        if packet.qos == 0:
+            return data
+        return data[:at] + packet.packet_id.to_bytes(2, "big") + data[at + 2 :]  # type: ignore[union-attr]
 
     def enqueue(self, session: Session, message: Publish, expires_at: float | None) -> None:
         config = self.config

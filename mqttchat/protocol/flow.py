@@ -202,6 +202,22 @@ class OutgoingFlow:
         out.completed.append(Completed(entry.token, entry.publish, reason, props))
         self._fill_window(out)
 
+    def settle_puback(self, packet_id: int) -> bool:
+        """The fast path of :meth:`receive` for a PUBACK when no message waits for the window.
+
+        Returns True when the PUBACK completed a QoS 1 flow (and nothing else had to happen: no packet to send,
+        no window to fill); False when the caller must use :meth:`receive`. The completion is not reported, so
+        only a sender that needs no :class:`Completed` for it (a broker session without persistence) uses this.
+        """
+        if self.waiting or self.held:
+            return False
+        entry = self.inflight.get(packet_id)
+        if entry is None or entry.state is not _AWAIT_PUBACK:
+            return False
+        del self.inflight[packet_id]
+        self.packet_ids.release(packet_id)
+        return True
+
     def receive(self, packet: PubAck | PubRec | PubComp) -> FlowOutput:
         """Handle an acknowledgement from the receiver.
 

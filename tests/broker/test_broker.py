@@ -41,6 +41,44 @@ async def test_versions_talk_to_each_other(broker: Broker) -> None:
         assert (await get(new_stream)).payload == b"from 3.1.1"
 
 
+async def test_fan_out_to_mixed_versions_and_qos_reuses_one_encoding_correctly(broker: Broker) -> None:
+    """One message to many subscribers is encoded once per version; each copy carries its own packet id."""
+    grants = [(5, 0), (5, 1), (5, 2), (4, 0), (4, 1), (4, 2), (5, 1), (4, 2)]
+    clients = [MQTTClient(broker.url, version=v, client_id=f"fan-{i}") for i, (v, _) in enumerate(grants)]
+    for client in clients:
+        await client.connect()
+    try:
+        streams = [client.messages() for client in clients]
+        for i, (client, (_, qos)) in enumerate(zip(clients, grants, strict=True)):
+            await client.subscribe(f"private/{i}", qos=2)
+            await client.subscribe("fan/#", qos=qos)
+        async with MQTTClient(broker.url, client_id="fan-publisher") as publisher:
+            for i in range(len(clients)):  # packet ids of the subscribers' sessions drift apart
+                for _ in range(i * 3):
+                    await publisher.publish(f"private/{i}", "warm-up", qos=1)
+            for i, stream in enumerate(streams):
+                for _ in range(i * 3):
+                    assert (await get(stream)).payload == b"warm-up"
+            props = Properties(content_type="text/plain", user_property=[("k", "v")])
+            for n in range(40):
+                await publisher.publish(f"fan/{n % 3}", f"message {n}", qos=n % 3, properties=props)
+        for (version, granted), stream in zip(grants, streams, strict=True):
+            got = [await get(stream) for _ in range(40)]
+            assert [m.payload for m in got] == [f"message {n}".encode() for n in range(40)]
+            assert [m.qos for m in got] == [min(n % 3, granted) for n in range(40)]
+            if version == 5:
+                assert all(m.properties.user_property == (("k", "v"),) for m in got)
+        assert broker.core.stats.messages_dropped == 0
+        # Every copy was acknowledged under the packet id it was sent with: nothing is left in flight.
+        sessions = [broker.core.sessions[f"fan-{i}"] for i in range(len(clients))]
+        async with asyncio.timeout(5):
+            while any(session.outgoing.inflight for session in sessions):
+                await asyncio.sleep(0.01)
+    finally:
+        for client in clients:
+            await client.disconnect()
+
+
 async def test_no_matching_subscribers_reason_code(broker: Broker) -> None:
     async with MQTTClient(broker.url) as client:
         result = await client.publish("nobody/listens", "x", qos=1)

@@ -374,3 +374,23 @@ def test_pubrels_are_resent_in_pubrec_order() -> None:
     sender.receive(PubRec(first.packet_id))
     out = sender.resume(True)
     assert out.packets == [PubRel(second.packet_id), PubRel(first.packet_id)]
+
+
+def test_settle_puback_fast_path_agrees_with_receive() -> None:
+    sender = OutgoingFlow(receive_maximum=2)
+    first = sender.publish(Publish("t", b"1", qos=1))
+    second = sender.publish(Publish("t", b"2", qos=2))
+    assert first is not None and second is not None and first.packet_id and second.packet_id
+    assert not sender.settle_puback(999)  # unknown id: the caller's slow path ignores it
+    assert not sender.settle_puback(second.packet_id)  # a QoS 2 flow: the slow path raises the protocol error
+    with pytest.raises(RemoteProtocolError):
+        sender.receive(PubAck(second.packet_id))
+    assert sender.publish(Publish("t", b"3", qos=1)) is None  # waits for the window
+    assert not sender.settle_puback(first.packet_id)  # the window must be refilled: the slow path does that
+    out = sender.receive(PubAck(first.packet_id))
+    assert [p.payload for p in out.packets] == [b"3"]  # type: ignore[attr-defined]
+    third = out.packets[0]
+    assert sender.settle_puback(third.packet_id)  # type: ignore[attr-defined]
+    assert third.packet_id not in sender.inflight  # type: ignore[attr-defined]
+    assert sender.in_window == 1
+    assert sender.packet_ids.allocate() == 4  # identifiers keep advancing past the settled one
