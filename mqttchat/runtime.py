@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from mqttchat.client import ClientOptions, ConnectionRefused, Message, MQTTClient, StateChange, Status
 from mqttchat.config import data_dir
-from mqttchat.explorer.tree import TopicTree
-from mqttchat.protocol import Packet, RetainHandling, Subscription
+from mqttchat.explorer.recording import Recorder
+from mqttchat.explorer.tree import TopicFilter, TopicTree
+from mqttchat.protocol import Packet, ReasonCode, RetainHandling, Subscription
 
 if TYPE_CHECKING:
     from mqttchat.chat.service import ChatService
@@ -44,6 +45,16 @@ class TraceRecord:
     direction: str
     packet: Packet
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionRow:
+    """One active subscription as the subscriptions panel shows it."""
+
+    subscription: Subscription
+    #: The SUBACK's answer for it (granted QoS or a failure), None while the SUBSCRIBE is unanswered.
+    granted: ReasonCode | None
+    subscription_identifier: int | None
 
 
 @dataclass
@@ -91,10 +102,19 @@ class Runtime:
         self.chat_error: str | None = None
         self.chat_state_error: str | None = None
         self._chat_lock = asyncio.Lock()
+        #: What the broker answered for each filter this app subscribed to (SUBACK reason codes).
+        self.granted: dict[str, ReasonCode] = {}
+        #: Bumped whenever the set of subscriptions changes, so the panel redraws only then.
+        self.subscriptions_version = 0
+        #: Writes the messages matching a filter to a JSONL file, while the user records.
+        self.recorder: Recorder | None = None
 
     # ------------------------------------------------------------------------------------------ reader side
 
     def _on_message(self, message: Message) -> None:
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.offer(message)
         if message.topic.startswith("$SYS/broker/"):
             self.sys_stats[message.topic[len("$SYS/broker/") :]] = message.payload.decode(errors="replace")
         self.tree.ingest(
@@ -153,7 +173,57 @@ class Runtime:
             for topic_filter, qos in self.subscriptions
         ]
         if subs:
-            await self.client.subscribe(*subs)
+            codes = await self.client.subscribe(*subs)
+            self._granted(subs, codes)
+
+    # ------------------------------------------------------------------------------------------ recording
+
+    def start_recording(self, topic_filter: TopicFilter, path: str | Path) -> Recorder:
+        """Record what arrives and matches ``topic_filter`` to ``path`` (replacing any recording running).
+
+        Raises:
+            OSError: the file cannot be created. ValueError: the filter is invalid.
+        """
+        self.stop_recording()
+        self.recorder = Recorder(Path(path).expanduser(), topic_filter)
+        return self.recorder
+
+    def stop_recording(self) -> Recorder | None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.close()
+        return recorder
+
+    # ------------------------------------------------------------------------------------------ subscriptions
+
+    def _granted(self, subs: list[Subscription], codes: list[ReasonCode]) -> None:
+        for sub, code in zip(subs, codes, strict=False):
+            if code.is_error:
+                self.granted.pop(sub.topic_filter, None)
+            else:
+                self.granted[sub.topic_filter] = code
+        self.subscriptions_version += 1
+
+    async def subscribe(self, subscription: Subscription, subscription_identifier: int | None = None) -> ReasonCode:
+        """Subscribe while connected; the SUBACK's reason code (granted QoS or failure) is returned and kept."""
+        codes = await self.client.subscribe(subscription, subscription_identifier=subscription_identifier)
+        self._granted([subscription], codes)
+        return codes[0]
+
+    async def unsubscribe(self, topic_filter: str) -> ReasonCode:
+        codes = await self.client.unsubscribe(topic_filter)
+        if not codes[0].is_error:
+            self.granted.pop(topic_filter, None)
+        self.subscriptions_version += 1
+        return codes[0]
+
+    def subscription_rows(self) -> list[SubscriptionRow]:
+        """The client session's subscriptions (what a reconnect restores), with the broker's answers."""
+        rows = []
+        for topic_filter, (sub, props) in self.client.session.subscriptions.items():
+            ids = props.subscription_identifier
+            rows.append(SubscriptionRow(sub, self.granted.get(topic_filter), ids[0] if ids else None))
+        return rows
 
     async def start_demo(self) -> None:
         """``mqttchat demo``: the embedded broker (on the default port if free, else any) and a simulated house."""
@@ -217,6 +287,7 @@ class Runtime:
             self.chat_state_error = error
 
     async def stop(self) -> None:
+        self.stop_recording()
         chat, self.chat = self.chat, None
         if chat is not None:
             await chat.stop()
@@ -233,6 +304,8 @@ class Runtime:
         """Update the in/out rates and write the chat history (called by the UI timer about once a second)."""
         if self.chat is not None and self.chat.history is not None:
             self.chat.history.flush()
+        if self.recorder is not None:
+            self.recorder.flush()
         stats = self.client.sync_stats()
         r = self.rates
         if r._last_at:

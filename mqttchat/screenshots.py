@@ -20,7 +20,16 @@ from typing import Any
 
 from mqttchat.client import BrokerCapabilities, ClientOptions, Status, parse_url
 from mqttchat.explorer.tree import TopicTree
-from mqttchat.protocol import ConnAck, Connect, Properties, Publish, Subscribe, Subscription
+from mqttchat.protocol import (
+    ConnAck,
+    Connect,
+    Properties,
+    Publish,
+    ReasonCode,
+    RetainHandling,
+    Subscribe,
+    Subscription,
+)
 from mqttchat.runtime import Runtime, TraceRecord
 
 #: The moment every screenshot is taken at.
@@ -152,6 +161,17 @@ def make_app(tree: TopicTree | None = None, view: str = "explorer") -> Any:
         "retained messages/count": "5", "subscriptions/count": "7",
     })  # fmt: skip
     runtime.events.extend(["07:58:00 connecting", "07:58:00 connected"])
+    # The subscriptions and what the broker granted (one below the QoS asked).
+    subscriptions = [
+        (Subscription("#", 1, False, True), Properties(), ReasonCode.GRANTED_QOS_1),
+        (Subscription("$SYS/broker/#", 0), Properties(), ReasonCode.SUCCESS),
+        (Subscription("home/+/temp", 2, True, False, RetainHandling.DO_NOT_SEND),
+         Properties(subscription_identifier=7), ReasonCode.GRANTED_QOS_1),
+        (Subscription("$share/team/jobs/#", 1), Properties(), ReasonCode.GRANTED_QOS_1),
+    ]  # fmt: skip
+    for sub, props, code in subscriptions:
+        runtime.client.session.subscriptions[sub.topic_filter] = (sub, props)
+        runtime.granted[sub.topic_filter] = code
     if view == "chat":
         runtime.chat = sample_chat(runtime)
     return MQTTChatApp(runtime, connect=False, flush_hz=15, view=view)
@@ -206,6 +226,13 @@ async def _publish(pilot: Any) -> None:
     await pilot.pause()
 
 
+async def _record(pilot: Any) -> None:
+    await prepare(pilot, "e")
+    pilot.app.screen.query_one("#rec-filter").value = "home/#"
+    pilot.app.screen.query_one("TopicTreeView").focus()
+    await pilot.pause()
+
+
 SCREENS: dict[str, tuple[str, Callable[[Any], Awaitable[None]]]] = {
     "explorer": ("The topic tree and the selected message", lambda p: prepare(p, "end", "right", "down", "down",
                                                                               "right", "down", "down")),
@@ -214,7 +241,9 @@ SCREENS: dict[str, tuple[str, Callable[[Any], Awaitable[None]]]] = {
     "history": ("History with diffs and a plot", _history),
     "retained": ("The retained-message inspector", _retained),
     "publish": ("The publish pane", _publish),
+    "record": ("Record messages to JSONL and replay them", _record),
     "packets": ("The packet inspector", lambda p: prepare(p, "k")),
+    "subscriptions": ("Subscriptions with their options and what the broker granted", lambda p: prepare(p, "u")),
     "broker": ("Broker capabilities", _broker),
     "connect": ("Connection profiles", lambda p: prepare(p, "c")),
 }  # fmt: skip

@@ -131,15 +131,20 @@ class TopicFilter:
     kind: FilterKind = FilterKind.SUBSTRING
     search_payloads: bool = True
 
-    def predicate(self) -> Callable[[TopicNode], bool]:
+    def matcher(self) -> Callable[[str, bytes | None], bool]:
+        """``match(topic, payload)`` for one message; a payload of None matches on the topic alone.
+
+        Raises:
+            ValueError: the filter is invalid (the message explains why).
+        """
         text = self.text
         if not text:
-            return lambda node: True
+            return lambda topic, payload: True
         if self.kind is FilterKind.WILDCARD:
             problem = topic_filter_problem(text)
             if problem:
                 raise ValueError(problem)
-            return lambda node: matches(text, node.topic)
+            return lambda topic, payload: matches(text, topic)
         if self.kind is FilterKind.REGEX:
             try:
                 pattern = re.compile(text, re.IGNORECASE)
@@ -147,16 +152,34 @@ class TopicFilter:
                 raise ValueError(f"invalid regular expression: {exc}") from None
             search = pattern.search
             if self.search_payloads:
-                return lambda node: (
-                    bool(search(node.topic))
-                    or (node.last is not None and bool(search(node.last.payload[:4096].decode(errors="replace"))))
+                return lambda topic, payload: (
+                    bool(search(topic))
+                    or (payload is not None and bool(search(payload[:4096].decode(errors="replace"))))
                 )
-            return lambda node: bool(search(node.topic))
+            return lambda topic, payload: bool(search(topic))
         needle = text.casefold()
         raw = text.encode()
         if self.search_payloads:
-            return lambda node: needle in node.topic.casefold() or (node.last is not None and raw in node.last.payload)
-        return lambda node: needle in node.topic.casefold()
+            return lambda topic, payload: needle in topic.casefold() or (payload is not None and raw in payload)
+        return lambda topic, payload: needle in topic.casefold()
+
+    def predicate(self) -> Callable[[TopicNode], bool]:
+        """Whether a node matches, on its topic and its latest payload."""
+        match = self.matcher()
+        return lambda node: match(node.topic, node.last.payload if node.last is not None else None)
+
+
+def parse_filter_text(text: str, search_payloads: bool = True) -> TopicFilter:
+    """``/regex/`` → regex; text with ``+`` or ``#`` → MQTT wildcard filter; anything else → substring.
+
+    Surrounding white space is ignored. The result is not checked: ``matcher()`` raises ValueError when invalid.
+    """
+    text = text.strip()
+    if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+        return TopicFilter(text[1:-1], FilterKind.REGEX, search_payloads)
+    if "+" in text or "#" in text:
+        return TopicFilter(text, FilterKind.WILDCARD, search_payloads)
+    return TopicFilter(text, FilterKind.SUBSTRING, search_payloads)
 
 
 class SortOrder(Enum):

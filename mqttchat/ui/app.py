@@ -6,6 +6,7 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from textual import work
@@ -16,6 +17,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from mqttchat.client import ClientError
+from mqttchat.config import AppSettings, ConfigError, load_settings, save_settings, settings_path
 from mqttchat.protocol import MQTTError
 from mqttchat.runtime import Runtime
 from mqttchat.ui.screens.chat import ChatScreen
@@ -73,8 +75,11 @@ class MQTTChatApp(App[None]):
         self._help = False
         self._generation = 0
         self._chat_starting = False
+        #: The theme in the settings file; None until :meth:`apply_settings_theme` has run.
+        self._settings_theme: str | None = None
 
     def on_mount(self) -> None:
+        self.apply_settings_theme()
         configure_gc()
         self.set_interval(600, self._quiet_gc)
         self._add_view_modes()
@@ -82,6 +87,32 @@ class MQTTChatApp(App[None]):
         self.set_interval(1 / self.flush_hz, self.flush)
         if self.connect_on_start:
             self.start_runtime()
+
+    def apply_settings_theme(self) -> None:
+        """Use the theme of the settings; unreadable settings or an unknown theme are reported, and the default used."""
+        default = AppSettings().theme
+        try:
+            saved = load_settings().theme
+        except ConfigError as exc:
+            self.notify(str(exc), title="Cannot read the settings", severity="error", timeout=15)
+            saved = default
+        theme = saved
+        if theme not in self.available_themes:
+            self.notify(f"unknown theme {theme!r} in {settings_path()}: using {default!r}", severity="warning")
+            theme = default
+        self.theme = theme
+        self._settings_theme = saved  # only now, so that applying it does not write it back
+
+    def watch_theme(self, theme: str) -> None:
+        """Save a theme the user chose (e.g. with "Change theme" in the command palette) in the settings."""
+        if self._settings_theme is None or theme == self._settings_theme:
+            return
+        try:
+            save_settings(replace(load_settings(), theme=theme))
+        except (ConfigError, ValueError, OSError) as exc:
+            self.notify(f"the theme is not saved: {exc}", severity="error", timeout=15)
+            return
+        self._settings_theme = theme
 
     @work(exclusive=True, group="mqtt", exit_on_error=False)
     async def start_runtime(self) -> None:
@@ -227,6 +258,16 @@ class MQTTChatApp(App[None]):
                 "Retained messages",
                 "Browse, edit and delete retained messages",
                 lambda: screen.action_show_tab("retained"),
+            )
+            yield SystemCommand(
+                "Subscriptions",
+                "Add or remove subscriptions with QoS and MQTT 5 options (u)",
+                lambda: screen.action_show_tab("subscriptions"),
+            )
+            yield SystemCommand(
+                "Record and replay",
+                "Record matching messages to JSONL, replay a recording (e)",
+                lambda: screen.action_show_tab("record"),
             )
             yield SystemCommand(
                 "Packet inspector", "Every packet in and out", lambda: screen.action_show_tab("packets")

@@ -82,6 +82,27 @@ def test_publish_pane_with_errors(snap_compare: Any) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
 
+def test_subscriptions_panel(snap_compare: Any) -> None:
+    """Four subscriptions with their options, one granted below the QoS asked; the form to add one."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "u")
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_record_panel(snap_compare: Any) -> None:
+    """The Record tab: a filter typed, the file, start; replay with its speed and progress."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "e")
+        pilot.app.screen.query_one("#rec-filter").value = "home/#"  # type: ignore[attr-defined]
+        pilot.app.screen.query_one("TopicTreeView").focus()
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
 def test_packet_inspector(snap_compare: Any) -> None:
     """Packets in and out, decoded: CONNECT, CONNACK with properties, SUBSCRIBE, PUBLISH with properties."""
 

@@ -1,7 +1,8 @@
-"""Modal dialogs: edit a retained value, confirm a bulk delete, ask for a file path."""
+"""Modal dialogs: edit a retained value, confirm a bulk delete, ask for a file path or a name."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import on
@@ -23,6 +24,7 @@ class _Dialog(ModalScreen[str | None]):
     _Dialog .buttons Button { margin-left: 2; }
     _Dialog TextArea { height: 10; }
     _Dialog .text { width: 1fr; height: auto; }
+    _Dialog .field-error { color: $error; height: auto; width: 1fr; }
     """
 
     def action_cancel(self) -> None:
@@ -100,6 +102,45 @@ class PathDialog(_Dialog):
     @on(Button.Pressed, "#ok")
     def _ok(self) -> None:
         value = self.query_one("#path", Input).value.strip()
+        self.dismiss(value or None)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+class NameDialog(_Dialog):
+    """Ask for a name; dismisses with it (stripped), or None.
+
+    ``check`` says what is wrong with a name (None: nothing); the dialog stays open and shows the problem.
+    """
+
+    def __init__(
+        self, title: str, default: str = "", *, placeholder: str = "", check: Callable[[str], str | None] | None = None
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.default = default
+        self.placeholder = placeholder
+        self.check = check
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.title_text, classes="title")
+            yield Input(self.default, placeholder=self.placeholder, id="name")
+            yield Label("", id="name-error", classes="field-error")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("OK", id="ok", variant="primary")
+
+    @on(Input.Submitted, "#name")
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        value = self.query_one("#name", Input).value.strip()
+        problem = self.check(value) if self.check is not None else None
+        if problem:
+            self.query_one("#name-error", Label).update(problem)
+            return
         self.dismiss(value or None)
 
     @on(Button.Pressed, "#cancel")

@@ -14,15 +14,17 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static, TabbedContent, TabPane
 
-from mqttchat.explorer.tree import FilterKind, TopicFilter
+from mqttchat.explorer.tree import TopicFilter, parse_filter_text
 from mqttchat.ui.screens.dialogs import ConfirmDialog, EditValueDialog, PathDialog
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
 from mqttchat.ui.widgets.history_view import HistoryView
 from mqttchat.ui.widgets.message_view import MessageView
 from mqttchat.ui.widgets.packet_log import PacketLog
 from mqttchat.ui.widgets.publish_pane import PublishPane
+from mqttchat.ui.widgets.record_panel import RecordPanel
 from mqttchat.ui.widgets.retained_table import RetainedTable
 from mqttchat.ui.widgets.status_bar import StatusBar
+from mqttchat.ui.widgets.subscriptions_panel import SubscriptionsPanel
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
 from mqttchat.ui.widgets.view_tabs import ViewTabs
 
@@ -31,16 +33,13 @@ if TYPE_CHECKING:
 
 #: Bulk deletes of retained messages go out at most this many per second, so a broker is never flooded.
 DELETE_RATE = 200
+#: A replay publishes at most this many messages a second, whatever the speed chosen.
+REPLAY_RATE = 1000
 
 
 def parse_filter(text: str) -> TopicFilter:
     """``/regex/`` → regex; text with ``+`` or ``#`` → MQTT wildcard filter; anything else → substring."""
-    text = text.strip()
-    if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
-        return TopicFilter(text[1:-1], FilterKind.REGEX)
-    if "+" in text or "#" in text:
-        return TopicFilter(text, FilterKind.WILDCARD)
-    return TopicFilter(text, FilterKind.SUBSTRING)
+    return parse_filter_text(text)
 
 
 class MainScreen(Screen[None]):
@@ -51,6 +50,8 @@ class MainScreen(Screen[None]):
         Binding("m", "show_tab('message')", "Message", show=False),
         Binding("h", "show_tab('history')", "History", show=False),
         Binding("r", "show_tab('retained')", "Retained", show=False),
+        Binding("u", "show_tab('subscriptions')", "Subscriptions", show=False),
+        Binding("e", "show_tab('record')", "Record", show=False),
         Binding("k", "show_tab('packets')", "Packets", show=False),
         Binding("b", "show_tab('broker')", "Broker", show=False),
         Binding("escape", "focus_tree", "Tree", show=False),
@@ -83,6 +84,10 @@ class MainScreen(Screen[None]):
                     yield Input(placeholder="filter retained topics", id="retained-filter")
                     yield RetainedTable(self.runtime.tree, id="retained-table")
                     yield ProgressBar(id="retained-progress", show_eta=False)
+                with TabPane("Subs", id="subscriptions"):
+                    yield SubscriptionsPanel(id="subscriptions-panel")
+                with TabPane("Record", id="record"):
+                    yield RecordPanel(id="record-panel")
                 with TabPane("Packets", id="packets"):
                     yield PacketLog(id="packet-log-panel")
                 with TabPane("Broker", id="broker"):
@@ -113,6 +118,10 @@ class MainScreen(Screen[None]):
             self.query_one(RetainedTable).refresh_from_model()
         elif active == "packets":
             self.query_one(PacketLog).refresh_from(self.runtime)
+        elif active == "subscriptions":
+            self.query_one(SubscriptionsPanel).refresh_from(self.runtime)
+        elif active == "record":
+            self._show_recording()
         elif active == "broker" and slow:
             self.query_one(BrokerPanel).refresh_from(self.runtime)
         self.query_one(StatusBar).refresh_from(self.runtime)
@@ -163,6 +172,11 @@ class MainScreen(Screen[None]):
         self.query_one(TabbedContent).active = tab
         if tab == "publish":
             self.query_one("#pub-topic", Input).focus()
+        elif tab == "subscriptions":
+            self.query_one(SubscriptionsPanel).refresh_from(self.runtime)
+            self.query_one("#sub-filter", Input).focus()
+        elif tab == "record":
+            self.query_one("#rec-filter", Input).focus()
 
     def action_connections(self) -> None:
         from mqttchat.ui.screens.connect import ConnectScreen
@@ -203,6 +217,120 @@ class MainScreen(Screen[None]):
         else:
             detail = f": {result.reason_string}" if result.reason_string else ""
             pane.show_outcome(f"refused by the broker: {result.reason_code.title}{detail}", error=True)
+
+    # ------------------------------------------------------------------------------------------ subscriptions
+
+    @on(SubscriptionsPanel.SubscribeRequested)
+    def _subscribe(self, event: SubscriptionsPanel.SubscribeRequested) -> None:
+        self.change_subscription(event.subscription.topic_filter, event.subscription, event.subscription_identifier)
+
+    @on(SubscriptionsPanel.UnsubscribeRequested)
+    def _unsubscribe(self, event: SubscriptionsPanel.UnsubscribeRequested) -> None:
+        self.change_subscription(event.topic_filter, None, None)
+
+    @work(group="subscriptions", exit_on_error=False)
+    async def change_subscription(self, topic_filter: str, sub: Any, ident: int | None) -> None:
+        """Subscribe (``sub`` given) or unsubscribe, and say what the broker answered."""
+        panel = self.query_one(SubscriptionsPanel)
+        try:
+            if sub is not None:
+                code = await self.runtime.subscribe(sub, ident)
+            else:
+                code = await self.runtime.unsubscribe(topic_filter)
+        except Exception as exc:  # not connected, a protocol refusal: a message, never a traceback
+            panel.show_error(f"{topic_filter}: {exc}")
+            return
+        finally:
+            panel.refresh_from(self.runtime)
+        if code.is_error:
+            verb = "subscription" if sub is not None else "unsubscribe"
+            panel.show_error(f"{topic_filter}: {verb} refused by the broker: {code.title}")
+        elif sub is not None:
+            granted = int(code)
+            note = f" (asked QoS {sub.qos})" if granted < sub.qos else ""
+            self.notify(f"subscribed to {topic_filter}: granted QoS {granted}{note}")
+        else:
+            self.notify(f"unsubscribed from {topic_filter}")
+
+    # ------------------------------------------------------------------------------------------ record & replay
+
+    def _show_recording(self) -> None:
+        recorder = self.runtime.recorder
+        if recorder is not None:
+            error = recorder.error is not None
+            self.query_one(RecordPanel).show_recording(recorder.active, recorder.summary(), error=error)
+
+    @on(RecordPanel.RecordRequested)
+    def _record(self, event: RecordPanel.RecordRequested) -> None:
+        panel = self.query_one(RecordPanel)
+        try:
+            recorder = self.runtime.start_recording(event.topic_filter, event.path)
+        except (OSError, ValueError) as exc:
+            panel.show_recording(False, str(exc), error=True)
+            return
+        panel.show_recording(True, recorder.summary())
+
+    @on(RecordPanel.StopRecordRequested)
+    def _stop_record(self) -> None:
+        recorder = self.runtime.stop_recording()
+        if recorder is not None:
+            text = recorder.summary().replace("recording", "recorded", 1)
+            self.query_one(RecordPanel).show_recording(False, text, error=recorder.error is not None)
+            self.notify(text)
+
+    @on(RecordPanel.ReplayRequested)
+    def _replay(self, event: RecordPanel.ReplayRequested) -> None:
+        self.replay(Path(event.path).expanduser(), event.speed)
+
+    @on(RecordPanel.StopReplayRequested)
+    def _stop_replay(self) -> None:
+        self.workers.cancel_group(self, "replay")
+
+    @work(group="replay", exclusive=True, exit_on_error=False)
+    async def replay(self, path: Path, speed: float) -> None:
+        """Publish a recording again with its original timing divided by ``speed`` (0: as fast as allowed).
+
+        Messages keep their topic, payload, QoS, retain flag and properties. QoS 1/2 messages are awaited one by
+        one (the broker's acknowledgement paces the replay) and nothing goes out faster than REPLAY_RATE a second.
+        """
+        import asyncio
+
+        from mqttchat.explorer.recording import RecordingError, load_recording, replay_delays
+
+        panel = self.query_one(RecordPanel)
+        try:
+            records = await asyncio.to_thread(load_recording, path)
+        except (OSError, RecordingError) as exc:
+            text = f"cannot read {path}: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+            panel.show_replay(False, 0, 0, text, error=True)
+            return
+        total = len(records)
+        delays = replay_delays(records, speed)
+        client = self.runtime.client
+        done = 0
+        shown_at = 0.0
+        loop = asyncio.get_running_loop()
+        panel.show_replay(True, 0, total, f"replaying {total} message(s) from {path}")
+        try:
+            for record, delay in zip(records, delays, strict=True):
+                await asyncio.sleep(max(delay, 1 / REPLAY_RATE))
+                result = await client.publish(record.topic, record.payload, record.qos, record.retain,
+                                              record.publish_properties)  # fmt: skip
+                if not result.ok:
+                    self.notify(f"{record.topic}: refused ({result.reason_code.title})", severity="warning")
+                done += 1
+                now = loop.time()
+                if now - shown_at > 0.1:
+                    shown_at = now
+                    panel.show_replay(True, done, total, f"replaying {path}: {done} of {total}")
+        except asyncio.CancelledError:
+            panel.show_replay(False, done, total, f"stopped after {done} of {total} message(s)")
+            raise
+        except Exception as exc:  # not connected, a refusal: a message, never a traceback
+            panel.show_replay(False, done, total, f"stopped after {done} of {total}: {exc}", error=True)
+            return
+        panel.show_replay(False, done, total, f"replayed {done} message(s) from {path}")
+        self.notify(f"replayed {done} message(s) from {path}")
 
     # ------------------------------------------------------------------------------------------ retained
 

@@ -1,4 +1,7 @@
-"""PublishPane: topic, payload, QoS, retain and MQTT 5 properties; posts PublishRequested, shows the outcome."""
+"""PublishPane: topic, payload, QoS, retain and MQTT 5 properties; posts PublishRequested, shows the outcome.
+
+Saved templates (the whole form under a name) live in ``templates.toml`` (see :mod:`mqttchat.config`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on
@@ -16,7 +20,17 @@ from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Select, Switch, TextArea
 
+from mqttchat.config import (
+    ConfigError,
+    PublishTemplate,
+    delete_template,
+    load_templates,
+    save_template,
+    template_name_problem,
+)
+from mqttchat.config import templates_path as default_templates_path
 from mqttchat.protocol import Properties, topic_name_problem
+from mqttchat.ui.screens.dialogs import ConfirmDialog, NameDialog
 
 TEMPLATE_HELP = "{{uuid}} {{timestamp}} {{counter}} are replaced when sending"
 
@@ -56,6 +70,11 @@ class PublishPane(VerticalScroll):
     | --- | --- |
     | ctrl+s | publish |
     | ctrl+up / ctrl+down | recall earlier publishes |
+
+    Under the form, "Template" lists the saved templates (choosing one fills the form), "Save as template" saves
+    the form under a name (replacing a template of that name) and "Delete template" removes the chosen one. They
+    are kept in ``templates_path`` (``templates.toml`` in the config directory by default); a file that cannot be
+    read or written is reported in a notification.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -76,6 +95,8 @@ class PublishPane(VerticalScroll):
     PublishPane #pub-outcome { height: auto; padding: 1 2; width: 1fr; }
     PublishPane .hint, PublishPane .section { color: $text-muted; margin-bottom: 1; }
     PublishPane .section { text-style: bold; }
+    PublishPane #pub-template { width: 1fr; }
+    PublishPane #pub-template-delete { margin-left: 2; }
     """
 
     @dataclass
@@ -89,11 +110,15 @@ class PublishPane(VerticalScroll):
         def control(self) -> PublishPane:
             return self.pane
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, templates_path: Path | None = None, id: str | None = None) -> None:
+        """``templates_path``: the saved templates file; ``templates.toml`` in the config directory when None."""
         super().__init__(id=id)
         self.history: list[PublishDraft] = []
         self._recall = 0
         self.counter = 0
+        self.templates_path = templates_path if templates_path is not None else default_templates_path()
+        #: The saved templates as last read, by name in file order.
+        self.templates: dict[str, PublishTemplate] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row"):
@@ -130,6 +155,17 @@ class PublishPane(VerticalScroll):
             yield Label("Correlation")
             yield Input(placeholder="correlation data (text)", id="pub-correlation")
         yield Label("", id="pub-props-error", classes="field-error")
+        yield Label("Saved templates", classes="section")
+        with Horizontal(classes="row"):
+            yield Label("Template")
+            yield Select[str]([], prompt="choose a saved template", id="pub-template")
+        with Horizontal(classes="row"):
+            yield Label("")
+            yield Button("Save as template", id="pub-template-save")
+            yield Button("Delete template", id="pub-template-delete", variant="error")
+
+    def on_mount(self) -> None:
+        self.reload_templates()
 
     def set_topic(self, topic: str) -> None:
         """Prefill the topic (from the tree selection) unless the user is typing one."""
@@ -227,3 +263,138 @@ class PublishPane(VerticalScroll):
         self.query_one("#pub-payload", TextArea).text = draft.payload.decode(errors="replace")
         self.query_one("#pub-qos", Select).value = draft.qos
         self.query_one("#pub-retain", Switch).value = draft.retain
+
+    # ------------------------------------------------------------------------------------------ templates
+
+    def reload_templates(self, select: str | None = None) -> None:
+        """Read the templates file again and list its templates; ``select`` one of them (without filling the form).
+
+        A file that cannot be read is reported in a notification, and no template is listed.
+        """
+        try:
+            self.templates = load_templates(self.templates_path)
+        except ConfigError as exc:
+            self.templates = {}
+            self.notify(str(exc), title="Cannot read the publish templates", severity="error", timeout=15)
+        field = self.query_one("#pub-template", Select)
+        with self.prevent(Select.Changed):
+            field.set_options((name, name) for name in self.templates)
+            if select is not None and select in self.templates:
+                field.value = select
+
+    def selected_template(self) -> str | None:
+        """The name chosen in "Template", or None."""
+        value = self.query_one("#pub-template", Select).value
+        return value if isinstance(value, str) else None
+
+    def template_from_form(self, name: str) -> PublishTemplate:
+        """The form as it is, as a template named ``name`` (the payload keeps its placeholders).
+
+        Raises:
+            ValueError: the user properties or the expiry cannot be read.
+        """
+        expiry_text = self.query_one("#pub-expiry", Input).value.strip()
+        try:
+            expiry = int(expiry_text) if expiry_text else None
+        except ValueError:
+            raise ValueError(f"expiry: {expiry_text!r} is not a whole number of seconds") from None
+        qos = self.query_one("#pub-qos", Select).value
+        return PublishTemplate(
+            name=name,
+            topic=self.query_one("#pub-topic", Input).value.strip(),
+            payload=self.query_one("#pub-payload", TextArea).text,
+            qos=qos if isinstance(qos, int) else 0,
+            retain=bool(self.query_one("#pub-retain", Switch).value),
+            content_type=self.query_one("#pub-content-type", Input).value.strip(),
+            user_properties=tuple(parse_user_properties(self.query_one("#pub-user-props", Input).value)),
+            message_expiry_interval=expiry,
+            response_topic=self.query_one("#pub-response-topic", Input).value.strip(),
+            correlation_data=self.query_one("#pub-correlation", Input).value,
+        )
+
+    def fill_from_template(self, template: PublishTemplate) -> None:
+        """Put a template into the form: every field it has, the others emptied."""
+        self.query_one("#pub-topic", Input).value = template.topic
+        self.query_one("#pub-payload", TextArea).text = template.payload
+        self.query_one("#pub-qos", Select).value = template.qos
+        self.query_one("#pub-retain", Switch).value = template.retain
+        self.query_one("#pub-content-type", Input).value = template.content_type
+        self.query_one("#pub-user-props", Input).value = "; ".join(
+            f"{name}={value}" for name, value in template.user_properties
+        )
+        expiry = template.message_expiry_interval
+        self.query_one("#pub-expiry", Input).value = "" if expiry is None else str(expiry)
+        self.query_one("#pub-response-topic", Input).value = template.response_topic
+        self.query_one("#pub-correlation", Input).value = template.correlation_data
+        self.query_one("#pub-props-error", Label).update("")
+
+    @on(Select.Changed, "#pub-template")
+    def _template_chosen(self, event: Select.Changed) -> None:
+        template = self.templates.get(event.value) if isinstance(event.value, str) else None
+        if template is not None:
+            self.fill_from_template(template)
+            self.show_outcome(f"filled from template {template.name!r}")
+
+    @on(Button.Pressed, "#pub-template-save")
+    def _ask_template_name(self) -> None:
+        # A form that cannot be saved is reported before asking for a name.
+        try:
+            problems = self.template_from_form("-").validate()
+        except ValueError as exc:
+            problems = {"properties": str(exc)}
+        if problems:
+            detail = "; ".join(f"{key}: {problem}" for key, problem in problems.items())
+            self.notify(detail, title="Cannot save the template", severity="error")
+            return
+        self.app.push_screen(
+            NameDialog(
+                "Save the form as a template (a template of the same name is replaced)",
+                self.selected_template() or "",
+                placeholder="template name",
+                check=template_name_problem,
+            ),
+            self.save_template_as,
+        )
+
+    def save_template_as(self, name: str | None) -> None:
+        """Save the form as the template ``name`` (None: do nothing), replacing one of that name."""
+        if name is None:
+            return
+        try:
+            template = self.template_from_form(name)
+            save_template(template, self.templates_path)
+        except (ValueError, ConfigError, OSError) as exc:
+            self.notify(_reason(exc), title="Cannot save the template", severity="error", timeout=15)
+            return
+        replaced = name in self.templates
+        self.reload_templates(select=name)
+        self.notify(f"{'replaced' if replaced else 'saved'} template {name!r} in {self.templates_path}")
+
+    @on(Button.Pressed, "#pub-template-delete")
+    def _ask_delete_template(self) -> None:
+        name = self.selected_template()
+        if name is None:
+            self.notify("choose a template to delete first", severity="warning")
+            return
+        self.app.push_screen(
+            ConfirmDialog(f"Delete the template {name!r}?", f"It is removed from {self.templates_path}.", "Delete"),
+            lambda answer: self.remove_template(name) if answer == "yes" else None,
+        )
+
+    def remove_template(self, name: str) -> None:
+        """Remove the saved template ``name`` from the file and the list."""
+        try:
+            found = delete_template(name, self.templates_path)
+        except (ConfigError, OSError) as exc:
+            self.notify(_reason(exc), title="Cannot delete the template", severity="error", timeout=15)
+            return
+        self.reload_templates()
+        self.notify(f"deleted template {name!r}" if found else f"there was no template {name!r} any more")
+
+
+def _reason(exc: Exception) -> str:
+    """An error as one line for a notification (an OSError with its file name, a ConfigError as it reads)."""
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return str(exc)

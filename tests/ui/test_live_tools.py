@@ -1,0 +1,191 @@
+"""Pilot tests of the explorer's tools against the embedded broker and against mosquitto: subscriptions, record and
+replay."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Select, Switch
+
+from mqttchat.broker.server import Broker
+from mqttchat.client import ClientOptions, MQTTClient, parse_url
+from mqttchat.explorer.recording import load_recording
+from mqttchat.protocol import Properties
+from mqttchat.runtime import Runtime
+from mqttchat.ui.app import MQTTChatApp
+from mqttchat.ui.widgets.record_panel import RecordPanel
+from mqttchat.ui.widgets.subscriptions_panel import SubscriptionsPanel
+from tests.conftest import broker_config
+from tests.helpers.brokers import RunningBroker
+from tests.ui.conftest import text_of
+
+SIZE = (130, 40)
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+async def url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    if request.param == "mosquitto":
+        mosquitto: RunningBroker = request.getfixturevalue("mosquitto")
+        yield mosquitto.url
+        return
+    async with Broker(broker_config()) as broker:
+        yield broker.url
+
+
+def live_app(url: str, version: int = 5) -> MQTTChatApp:
+    options = ClientOptions(parse_url(url), client_id="ui-tools", version=version)
+    return MQTTChatApp(Runtime(options, (("#", 1),), embed_broker=False), flush_hz=20)
+
+
+async def until(pilot: object, condition: object, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # type: ignore[operator]
+            await pilot.pause(0.05)  # type: ignore[attr-defined]
+
+
+async def click(pilot: object, selector: str) -> None:
+    """Scroll the widget into view (the panels scroll on small terminals), then click it."""
+    app = pilot.app  # type: ignore[attr-defined]
+    widget = app.screen.query_one(selector)
+    widget.scroll_visible(animate=False)
+    await pilot.pause()  # type: ignore[attr-defined]
+    await pilot.click(selector)  # type: ignore[attr-defined]
+
+
+def table_rows(panel: SubscriptionsPanel) -> list[str]:
+    table = panel.query_one(DataTable)
+    return [" | ".join(str(cell) for cell in table.get_row_at(i)) for i in range(table.row_count)]
+
+
+async def test_manage_subscriptions_while_connected(url: str) -> None:
+    app = live_app(url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.runtime.client.connected and app.runtime.granted)
+        await pilot.press("u")
+        panel = app.screen.query_one(SubscriptionsPanel)
+        await until(pilot, lambda: len(table_rows(panel)) == 1)
+        assert table_rows(panel) == ["# | QoS 1 | QoS 1 |  | RAP, retained sent"]
+
+        # Unsubscribe '#' from the table: nothing arrives any more.
+        panel.query_one(DataTable).focus()
+        await pilot.press("delete")
+        await until(pilot, lambda: table_rows(panel) == [])
+        async with MQTTClient(url) as device:
+            await device.publish("plant/ignored", "x", qos=1)
+        await pilot.pause(0.3)
+        assert app.runtime.tree.get("plant/ignored") is None
+
+        # An invalid filter is refused inline; nothing is sent.
+        box = panel.query_one("#sub-filter", Input)
+        box.value = "sensors/#/temp"
+        box.focus()
+        await pilot.press("enter")
+        assert "#" in text_of(panel.query_one("#sub-error"))
+        assert app.runtime.client.session.subscriptions == {}
+
+        # Subscribe with MQTT 5 options: QoS 2, no local, retained never sent, subscription identifier 7.
+        box.value = "sensors/+/temp"
+        panel.query_one("#sub-qos", Select).value = 2
+        panel.query_one("#sub-nl", Switch).value = True
+        panel.query_one("#sub-rh", Select).value = 2
+        panel.query_one("#sub-id", Input).value = "7"
+        await pilot.click("#sub-add")
+        await until(pilot, lambda: len(table_rows(panel)) == 1 and "QoS 2 | QoS 2" in table_rows(panel)[0])
+        assert table_rows(panel)[0] == "sensors/+/temp | QoS 2 | QoS 2 | 7 | no local, no retained"
+        assert text_of(panel.query_one("#sub-error")).strip() == ""
+        async with MQTTClient(url) as device:
+            await device.publish("sensors/a/temp", "21.5", qos=2)
+            await device.publish("plant/ignored", "y", qos=1)
+        await until(pilot, lambda: app.runtime.tree.get("sensors/a/temp") is not None)
+        node = app.runtime.tree.get("sensors/a/temp")
+        assert node is not None and node.last is not None
+        assert node.last.properties.subscription_identifier == (7,)
+        assert node.last.qos == 2
+        assert app.runtime.tree.get("plant/ignored") is None
+
+        # No local: our own publish to the filter does not come back.
+        await app.runtime.client.publish("sensors/own/temp", "1", qos=1)
+        await pilot.pause(0.3)
+        assert app.runtime.tree.get("sensors/own/temp") is None
+
+
+async def test_subscriptions_on_mqtt_311(url: str) -> None:
+    app = live_app(url, version=4)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.runtime.client.connected and app.runtime.granted)
+        await pilot.press("u")
+        panel = app.screen.query_one(SubscriptionsPanel)
+        await until(pilot, lambda: len(table_rows(panel)) == 1)
+        assert panel.query_one("#sub-nl", Switch).disabled
+        assert panel.query_one("#sub-id", Input).disabled
+        box = panel.query_one("#sub-filter", Input)
+        box.value = "$share/g/a/#"
+        await pilot.press("enter")
+        assert "MQTT 5" in text_of(panel.query_one("#sub-error"))
+        box.value = "a/#"
+        panel.query_one("#sub-qos", Select).value = 1
+        await pilot.press("enter")
+        await until(pilot, lambda: len(table_rows(panel)) == 2)
+        assert "a/# | QoS 1 | QoS 1 |  | " in table_rows(panel)
+
+
+async def test_record_to_jsonl_and_replay(url: str, tmp_path: Path) -> None:
+    """Record what matches plant/# while devices publish; replay it to a subscriber: same messages, same order."""
+    app = live_app(url)
+    recording = tmp_path / "plant.jsonl"
+    props = Properties(content_type="application/json", user_property=[("site", "north")])
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.runtime.client.connected and app.runtime.granted)
+        await pilot.press("e")
+        panel = app.screen.query_one(RecordPanel)
+        panel.query_one("#rec-filter", Input).value = "plant/#"
+        panel.query_one("#rec-path", Input).value = str(recording)
+        await click(pilot, "#rec-toggle")
+        await until(pilot, lambda: app.runtime.recorder is not None)
+        async with MQTTClient(url) as device:
+            for i in range(20):
+                await device.publish(f"plant/line{i % 3}/count", str(i), qos=i % 3, properties=props)
+            await device.publish("plant/camera/frame", bytes(range(256)), qos=1)
+            await device.publish("office/printer", "ignored", qos=1)
+        await until(pilot, lambda: app.runtime.recorder is not None and app.runtime.recorder.written == 21)
+        await until(pilot, lambda: "21 messages" in text_of(panel.query_one("#rec-status")))
+        await click(pilot, "#rec-toggle")  # stop
+        await until(pilot, lambda: app.runtime.recorder is None)
+        assert "recorded" in text_of(panel.query_one("#rec-status"))
+        records = load_recording(recording)
+        assert [r.topic for r in records][-1] == "plant/camera/frame"
+        assert records[-1].payload == bytes(range(256))
+        assert records[0].properties.user_property == (("site", "north"),)
+
+        # Replay as fast as allowed to a listener: the 21 messages in order, with payloads, QoS and properties.
+        async with MQTTClient(url, client_id="replay-listener") as listener:
+            stream = listener.messages()
+            await listener.subscribe("plant/#", qos=2)
+            panel.query_one("#replay-path", Input).value = str(recording)
+            panel.query_one("#replay-speed", Select).value = 0.0
+            await click(pilot, "#replay-toggle")
+            got = []
+            async with asyncio.timeout(10):
+                while len(got) < 21:
+                    got.append(await stream.get())
+            assert [(m.topic, m.payload, m.qos) for m in got] == [(r.topic, r.payload, r.qos) for r in records]
+            assert got[0].properties.content_type == "application/json"
+            assert got[0].properties.user_property == (("site", "north"),)
+        await until(pilot, lambda: "replayed 21" in text_of(panel.query_one("#replay-status")))
+
+        # A damaged recording: the error names the file and the line, nothing is sent.
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(recording.read_text().splitlines()[0] + "\n{not json\n")
+        panel.query_one("#replay-path", Input).value = str(bad)
+        await click(pilot, "#replay-toggle")
+        await until(pilot, lambda: "line 2" in text_of(panel.query_one("#replay-status")))
+        assert str(bad) in text_of(panel.query_one("#replay-status"), width=300)
+
+        # A file that cannot be created: said inline, no recording starts.
+        panel.query_one("#rec-path", Input).value = str(tmp_path / "missing" / "dir" / "x.jsonl")
+        await click(pilot, "#rec-toggle")
+        await until(pilot, lambda: "No such file" in text_of(panel.query_one("#rec-status"), width=300))
+        assert app.runtime.recorder is None
