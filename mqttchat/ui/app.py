@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from textual import work
-from textual.app import App, SystemCommand
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
@@ -214,7 +214,10 @@ class MQTTChatApp(App[None]):
 
     def flush(self) -> None:
         """Move what the models gained since the last flush onto the screen."""
-        screen = self.screen
+        try:
+            screen = self.screen
+        except ScreenStackError:  # starting, switching mode or shutting down: no screen to update yet
+            return
         if not isinstance(screen, (MainScreen, ChatScreen)) or not screen.ready:
             return
         dirty = self.runtime.tree.consume_changes()

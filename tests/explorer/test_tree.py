@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mqttchat.explorer.tree import FilterKind, SortOrder, TopicFilter, TopicTree
+from mqttchat.explorer.tree import HISTORY_ENTRY_OVERHEAD, FilterKind, SortOrder, TopicFilter, TopicTree
 from mqttchat.protocol import Properties
 
 
@@ -70,11 +70,12 @@ def test_history_ring_and_latest_message() -> None:
     assert node is not None
     assert [e.payload for e in node.history_newest_first()] == [b"4", b"3", b"2"]
     assert node.last is not None and node.last.payload == b"4"
-    assert tree.stats.history_entries == 3 and tree.stats.history_bytes == 3
+    assert tree.stats.history_entries == 3 and tree.stats.history_bytes == 3 * (1 + HISTORY_ENTRY_OVERHEAD)
 
 
 def test_byte_budget_evicts_oldest_first_but_keeps_latest_in_full() -> None:
-    tree = TopicTree(history_per_topic=10, history_budget=1000, history_payload_limit=300)
+    tree = TopicTree(history_per_topic=10, history_budget=1000 + 10 * HISTORY_ENTRY_OVERHEAD,
+                     history_payload_limit=300)  # fmt: skip
     tree.ingest("big", b"B" * 5000, received_at=0.0)
     node_big = tree.get("big")
     assert node_big is not None and node_big.last is not None
@@ -83,13 +84,25 @@ def test_byte_budget_evicts_oldest_first_but_keeps_latest_in_full() -> None:
     assert tree.stats.truncated == 1
     for i in range(20):
         tree.ingest(f"t/{i}", bytes(100), received_at=1.0 + i)
-    assert tree.stats.history_bytes <= 1000
-    assert tree.stats.evicted_entries > 0 and tree.stats.evicted_bytes >= 300
+    assert tree.stats.history_bytes <= 1000 + 10 * HISTORY_ENTRY_OVERHEAD
+    assert tree.stats.evicted_entries > 0 and tree.stats.evicted_bytes >= 300 + HISTORY_ENTRY_OVERHEAD
     assert not node_big.history  # the oldest went first
     assert len(node_big.last.payload) == 5000  # still in full
     for i in range(20):
         node = tree.get(f"t/{i}")
         assert node is not None and node.last is not None and len(node.last.payload) == 100
+
+
+def test_small_messages_are_bounded_by_what_they_cost() -> None:
+    """A flood of tiny payloads: the budget counts each entry's objects, so it bounds their number too."""
+    budget = 1000 * (8 + HISTORY_ENTRY_OVERHEAD)
+    tree = TopicTree(history_per_topic=100, history_budget=budget)
+    for i in range(50_000):
+        tree.ingest(f"t/{i % 500}", b"%08d" % i, received_at=float(i))
+    assert tree.stats.history_entries <= 1000
+    assert tree.stats.history_bytes <= budget
+    assert tree.stats.evicted_entries == 50_000 - tree.stats.history_entries  # 100 a topic: no ring overflowed
+    assert all(node.last is not None for node in (tree.get(f"t/{i}") for i in range(500)))  # type: ignore[union-attr]
 
 
 def test_dirty_nodes_include_ancestors_once() -> None:
