@@ -195,7 +195,6 @@ class BrokerConnection:
     def data_received(self, data: bytes) -> None:
         if self.state is _CLOSED:
             return
-        self.last_received = self.broker.loop.time()
         self.broker.stats.bytes_received += len(data)
         reader = self._reader
         try:
@@ -204,6 +203,9 @@ class BrokerConnection:
                 packet = reader.next_packet()
                 if packet is None:
                     break
+                # Keepalive counts control packets, not bytes: a packet trickled a byte at a time does not
+                # keep a connection alive (MQTT-3.1.2-22).
+                self.last_received = self.broker.loop.time()
                 kind = type(packet)
                 if kind is Publish:
                     self._on_publish(packet)  # type: ignore[arg-type]
@@ -367,7 +369,7 @@ class BrokerConnection:
             return
         access = broker.acl.for_client(username, client_id) if broker.acl is not None else None
         # Session.
-        session, present = broker.take_session(client_id, connect.clean_start)
+        session, present = broker.take_session(client_id, connect.clean_start, username)
         self.session = session
         self.client_id = client_id
         session.connection = self

@@ -92,9 +92,20 @@ class BrokerCore:
             if client_id not in self.sessions:
                 return client_id
 
-    def take_session(self, client_id: str, clean_start: bool) -> tuple[Session, bool]:
-        """The session for ``client_id``: the existing one (resumed) or a new one. Returns (session, present)."""
+    def take_session(self, client_id: str, clean_start: bool, username: str | None = None) -> tuple[Session, bool]:
+        """The session for ``client_id``: the existing one (resumed) or a new one. Returns (session, present).
+
+        A session is resumed only by the user who owns it: when another user connects with its client id, the old
+        connection is taken over as usual but the session starts afresh, so that its queued messages, in-flight
+        messages and subscriptions never reach someone the ACL did not give them to.
+        """
         session = self.sessions.get(client_id)
+        if session is not None and session.username != username and not clean_start:
+            log.warning(
+                "client %r connected as user %r: its session belonged to user %r and starts afresh",
+                client_id, username, session.username,
+            )  # fmt: skip
+            clean_start = True
         if session is not None:
             old = session.connection
             if old is not None:
@@ -489,6 +500,12 @@ class BrokerCore:
                 return
             queue.popleft()
             session.queued_bytes -= len(message.payload) + len(message.topic)
+            access = session.access
+            if access is not None and not access.can_receive(message.topic):
+                # Defence in depth: what was queued under other rights is not sent under these.
+                if row is not None and self.persistence is not None:
+                    self.persistence.delete_messages([row])
+                continue
             if expires_at is not None:
                 remaining = expires_at - now
                 if remaining <= 0:

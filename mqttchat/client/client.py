@@ -511,6 +511,8 @@ class MQTTClient:
                 tls = self.options.tls
                 if self.options.target.tls and not (tls and tls.cert_file):
                     hint = " (if it requires a client certificate, give one)"
+                elif self.options.target.tls:
+                    hint = " (it may have refused the client certificate: expired, or not signed by a CA it trusts)"
                 error = ConnectError(f"{self.target} closed the connection before CONNACK{hint}")
             self._connack.set_exception(error)
         if self._keepalive_task is not None:

@@ -242,7 +242,18 @@ async def open_link(target: Target, tls: TLSOptions | None, sink: LinkSink, time
     except ConnectError:
         raise
     except OSError as exc:
-        raise ConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from None
+        reason = exc.strerror or str(exc) or _OS_ERROR_WORDS.get(type(exc), type(exc).__name__)
+        if target.tls and isinstance(exc, ConnectionResetError | BrokenPipeError):
+            reason += " during the TLS handshake: is it a TLS listener?"
+        raise ConnectError(f"cannot connect to {where}: {reason}") from None
+
+
+#: What to say for OS errors that carry no message (asyncio raises some bare).
+_OS_ERROR_WORDS: dict[type[OSError], str] = {
+    ConnectionResetError: "the connection was reset",
+    BrokenPipeError: "the connection was closed while sending",
+    ConnectionAbortedError: "the connection was aborted",
+}
 
 
 async def _peer_certificate_subject(target: Target, server_hostname: str | None) -> str | None:

@@ -26,6 +26,12 @@ class CertSet:
     wrong_host_key: Path
     self_signed_cert: Path
     self_signed_key: Path
+    #: A client certificate that signs itself (no CA vouches for it).
+    self_signed_client_cert: Path
+    self_signed_client_key: Path
+    #: A client certificate the CA signed, out of date.
+    expired_client_cert: Path
+    expired_client_key: Path
     other_ca: Path
 
 
@@ -111,6 +117,8 @@ def make_certs(directory: Path) -> CertSet:
         "expired": _leaf("127.0.0.1", ca, server, ExtendedKeyUsageOID.SERVER_AUTH, expired=True),
         "wrong_host": _leaf("broker.example.org", ca, ["broker.example.org"], ExtendedKeyUsageOID.SERVER_AUTH),
         "self_signed": _leaf("127.0.0.1", None, server, ExtendedKeyUsageOID.SERVER_AUTH),
+        "self_signed_client": _leaf("test-client", None, [], ExtendedKeyUsageOID.CLIENT_AUTH),
+        "expired_client": _leaf("test-client", ca, [], ExtendedKeyUsageOID.CLIENT_AUTH, expired=True),
     }.items():
         paths[f"{stem}_cert"], paths[f"{stem}_key"] = _write(directory, stem, cert, key)
     ca_path = directory / "ca.crt"

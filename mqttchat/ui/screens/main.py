@@ -274,7 +274,7 @@ class MainScreen(Screen[None]):
     def _stop_record(self) -> None:
         recorder = self.runtime.stop_recording()
         if recorder is not None:
-            text = recorder.summary().replace("recording", "recorded", 1)
+            text = recorder.summary()  # closed: "recorded ... to FILE: N messages"
             self.query_one(RecordPanel).show_recording(False, text, error=recorder.error is not None)
             self.notify(text)
 

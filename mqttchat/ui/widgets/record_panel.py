@@ -226,17 +226,27 @@ class RecordPanel(VerticalScroll):
 
     def show_recording(self, active: bool, text: str, error: bool = False) -> None:
         """Whether a recording runs, and a line about it (``recording home/# to x.jsonl: 120 messages, 14 KiB``)."""
+        started = active and not self.recording
+        had_focus = self.screen.focused
         self.recording = active
-        self.query_one("#rec-toggle", Button).label = "Stop recording" if active else "Start recording"
+        toggle = self.query_one("#rec-toggle", Button)
+        toggle.label = "Stop recording" if active else "Start recording"
         for selector in ("#rec-filter", "#rec-path"):
             self.query_one(selector, Input).disabled = active
+        if started and (had_focus is None or had_focus in self.query("*")):
+            toggle.focus()  # the fields are disabled now: Enter on the button stops the recording
         self._status("#rec-status", text, error)
 
     def show_replay(self, active: bool, done: int, total: int, text: str, error: bool = False) -> None:
         """Whether a replay runs, how far it is (``done`` of ``total`` messages), and a line about it."""
+        started = active and not self.replaying
+        had_focus = self.screen.focused
         self.replaying = active
-        self.query_one("#replay-toggle", Button).label = "Stop" if active else "Replay"
+        toggle = self.query_one("#replay-toggle", Button)
+        toggle.label = "Stop" if active else "Replay"
         self.query_one("#replay-path", Input).disabled = active
         self.query_one("#replay-speed", Select).disabled = active
+        if started and (had_focus is None or had_focus in self.query("*")):
+            toggle.focus()  # the fields are disabled now: Enter on the button stops the replay
         self.query_one("#replay-progress", ProgressBar).update(total=max(total, 1), progress=min(done, max(total, 1)))
         self._status("#replay-status", text, error)

@@ -1,0 +1,43 @@
+"""The short form of the security hardening scenarios (benchmarks/hardening/security.py) passes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.hardening import security
+from benchmarks.hardening.common import Report
+
+
+async def test_security_scenarios_short(tmp_path: Path) -> None:
+    reports = await security.run(False, tmp_path)
+    for report in reports:
+        print(report.format())
+    assert [r.format() for r in reports if r.problems] == []
+    by_name: dict[str, Report] = {r.name: r for r in reports}
+    assert len(by_name) == 6
+
+    logins = by_name["security: logins"].figures
+    assert logins["accepted"] == 0
+    assert logins["attempts"] == logins["refused"]
+    assert isinstance(logins["attempts"], int) and logins["attempts"] >= 20
+
+    acl = by_name["security: ACL bypass"].figures
+    assert acl["messages leaked"] == 0
+    assert isinstance(acl["refused"], int) and isinstance(acl["forbidden filters"], int)
+    assert acl["refused"] >= acl["forbidden filters"]
+    assert isinstance(acl["bait published"], int) and acl["bait published"] > 0
+
+    forged = by_name["security: forged chat identity"].figures
+    assert forged["forged messages delivered"] == 0
+    assert isinstance(forged["PUBACK/PUBREC 0x87 (MQTT 5)"], int) and forged["PUBACK/PUBREC 0x87 (MQTT 5)"] > 0
+
+    takeover = by_name["security: session takeover"].figures
+    assert takeover["queued messages leaked"] == 0
+    assert takeover["live messages leaked"] == 0
+
+    tls = by_name["security: TLS"].figures
+    assert tls["unexpected outcomes"] == 0
+    assert isinstance(tls["refused as expected"], int) and tls["refused as expected"] >= 10
+    assert tls["accepted as expected"] == 2
+
+    assert by_name["security: passwords kept secret"].figures["leaks found"] == 0
