@@ -464,6 +464,15 @@ class BrokerConnection:
             if reason is _SUCCESS:
                 broker.publish(publish, session)
             return
+        if qos == 1 and reason is _SUCCESS and broker.persistence is None:
+            # The common case, without objects: route it, then PUBACK (Success, or No matching subscribers).
+            count = broker.publish(publish, session)
+            pid = publish.packet_id.to_bytes(2, "big")  # type: ignore[union-attr]
+            data = b"\x40\x03" + pid + b"\x10" if count == 0 and self.version == V5 else b"\x40\x02" + pid
+            self._out.append(data)
+            broker.stats.bytes_sent += len(data)
+            self._schedule_flush()
+            return
         if self.version != V5 and reason.is_error:
             # MQTT 3.1.1 cannot refuse a message: acknowledge it and drop it, as mosquitto does.
             deliver, ack = session.incoming.receive_publish(publish)

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from operator import attrgetter
 
 from mqttchat.protocol import EMPTY_PROPERTIES, Properties, matches, topic_filter_problem
 
@@ -27,6 +28,11 @@ DEFAULT_HISTORY_PAYLOAD_LIMIT = 64 * 1024
 #: Bytes a history entry costs beyond its payload: the Entry object, the payload's bytes header, its slots in the
 #: ring and in the eviction order (measured with sys.getsizeof on CPython 3.11: about 220).
 HISTORY_ENTRY_OVERHEAD = 220
+
+
+_NAME = attrgetter("name")
+_COUNT = attrgetter("subtree_messages")
+_RECENCY = attrgetter("changed_at")
 
 
 @dataclass(slots=True, eq=False)
@@ -364,17 +370,14 @@ class TopicTree:
 
     @staticmethod
     def sorted_children(node: TopicNode, order: SortOrder) -> list[TopicNode]:
+        by_name = node.sorted_names
+        if by_name is None:
+            by_name = node.sorted_names = sorted(node.children.values(), key=_NAME)
         if order is SortOrder.NAME:
-            cached = node.sorted_names
-            if cached is None:
-                cached = node.sorted_names = sorted(node.children.values(), key=lambda n: n.name)
-            return cached
-        children = list(node.children.values())
-        if order is SortOrder.COUNT:
-            children.sort(key=lambda n: (-n.subtree_messages, n.name))
-        else:
-            children.sort(key=lambda n: (-n.changed_at, n.name))
-        return children
+            return by_name
+        # Most first, ties by name: a stable sort of the name order (``reverse`` keeps ties in order), with a
+        # C-level key: several times faster than a tuple key, which matters with 100,000 topics expanded.
+        return sorted(by_name, key=_COUNT if order is SortOrder.COUNT else _RECENCY, reverse=True)
 
     def retained_nodes(self) -> list[TopicNode]:
         return [node for node in self.nodes.values() if node.retained]

@@ -23,6 +23,7 @@ from mqttchat.chat.model import Delivery
 from mqttchat.client import Status
 from mqttchat.ui.widgets.chat_log import ChatLog
 from mqttchat.ui.widgets.chat_panels import MemberList, RoomList
+from mqttchat.ui.widgets.quiet import show
 from mqttchat.ui.widgets.view_tabs import ViewTabs
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class ChatScreen(Screen[None]):
         status = self.query_one("#chat-status", Static)
         if chat is None:
             log.show(None)
-            status.update(self._status_without_chat())
+            show(status, self._status_without_chat(), fixed_size=True)
             return
         model = chat.model
         room = model.rooms.get(model.current)
@@ -124,14 +125,14 @@ class ChatScreen(Screen[None]):
                 log.show(room)
         self.query_one(RoomList).refresh_from(model)
         self.query_one(MemberList).refresh_from(model)
-        self.query_one("#chat-title", Static).update(self._title())
+        show(self.query_one("#chat-title", Static), self._title(), fixed_size=True)
         typing = typing_line(room.typing_now(self.clock())) if room is not None else ""
-        self.query_one("#chat-typing", Static).update(typing)
+        show(self.query_one("#chat-typing", Static), typing, fixed_size=True)
         chat_input = self.query_one("#chat-input", Input)
         placeholder = self._placeholder()
         if chat_input.placeholder != placeholder:
             chat_input.placeholder = placeholder
-        status.update(self._status())
+        show(status, self._status(), fixed_size=True)
 
     def _placeholder(self) -> str:
         chat = self.chat

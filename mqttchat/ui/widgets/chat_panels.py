@@ -10,6 +10,7 @@ from textual.widgets.option_list import Option
 
 from mqttchat.chat.model import ChatModel
 from mqttchat.ui.widgets.chat_log import nick_colour
+from mqttchat.ui.widgets.quiet import show
 
 STATUS_MARK = {"online": ("●", "green"), "away": ("◐", "yellow"), "offline": ("○", "grey50")}
 
@@ -112,4 +113,4 @@ class MemberList(Static):
             if nick and nick != user:
                 text.append(f" ({nick})", "dim")
             text.append("\n")
-        self.update(text)
+        show(self, text)

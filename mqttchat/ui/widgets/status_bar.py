@@ -10,6 +10,7 @@ from textual.widgets import Static
 from mqttchat.client import Status
 from mqttchat.explorer.payload import size_label
 from mqttchat.runtime import Runtime
+from mqttchat.ui.widgets.quiet import show
 
 _STATUS_STYLE = {
     Status.CONNECTED: "bold green",
@@ -60,4 +61,4 @@ class StatusBar(Static):
         return text
 
     def refresh_from(self, runtime: Runtime) -> None:
-        self.update(self.render_status(runtime))
+        show(self, self.render_status(runtime), fixed_size=True)
