@@ -507,14 +507,22 @@ class BrokerConnection:
                 self.broker.pump(session)
             return
         out = flow.receive(packet)
-        for p in out.packets:
-            self.send(p)
         store = self.broker.persistence
         if store is not None and session.persistent:
             if out.completed:
                 store.completed(session, out.completed)
             if type(packet) is PubRec and packet.reason_code < 0x80:
                 store.released(session, packet.packet_id)
+            # PUBREL only once "released" is on disk: otherwise a crash right after the receiver's PUBCOMP
+            # would make us resend the PUBLISH, which the receiver (rightly) takes for a new message.
+            for p in out.packets:
+                if type(p) is PubRel:
+                    store.after_commit(self, p)
+                else:
+                    self.send(p)
+        else:
+            for p in out.packets:
+                self.send(p)
         self.broker.pump(session)
 
     # ------------------------------------------------------------------------------------------ (UN)SUBSCRIBE

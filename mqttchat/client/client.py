@@ -62,6 +62,9 @@ STABLE_CONNECTION = 10.0
 
 log = logging.getLogger("mqttchat.client")
 
+#: Packets handled per turn of the event loop; the rest of a big read waits for the next turn.
+PACKETS_PER_TURN = 500
+
 _FLUSH_THRESHOLD = 64 * 1024
 
 
@@ -152,6 +155,8 @@ class MQTTClient:
         self._keepalive_task: asyncio.Task[None] | None = None
         self._flush_scheduled = False
         self._write_paused = False
+        self._reading_paused = False
+        self._drain_scheduled = False
         self._can_write: asyncio.Event | None = None
         self._last_sent = 0.0
         self._ping_sent: float | None = None
@@ -270,6 +275,7 @@ class MQTTClient:
         self._lost = loop.create_future()
         self._connack = loop.create_future()
         self._write_paused = False
+        self._reading_paused = False
         try:
             self._link = await open_link(self.options.target, self.options.tls, self, self.options.connect_timeout)
         except ConnectError as exc:
@@ -406,7 +412,7 @@ class MQTTClient:
     def link_data(self, data: bytes) -> None:
         session = self.session
         try:
-            events = session.receive_data(data)
+            events = session.receive_data(data, PACKETS_PER_TURN)
         except RemoteProtocolError as exc:
             log.warning("protocol error from %s: %s (%s)", self.target, exc.message, exc.reason_code)
             self._flush()
@@ -444,6 +450,27 @@ class MQTTClient:
                     self._on_event(event)
         if session.pending_bytes:
             self._flush()
+        link = self._link
+        if session.more_buffered:
+            # A big read (hundreds of KiB under a flood): the rest on the next turn of the event loop, reading
+            # paused meanwhile, so that the application's timers and screen are never held up for long.
+            if link is not None and not self._reading_paused:
+                self._reading_paused = True
+                with contextlib.suppress(Exception):
+                    link.transport.pause_reading()
+            if not self._drain_scheduled and self._loop is not None:
+                self._drain_scheduled = True
+                self._loop.call_soon(self._drain_buffered)
+        elif self._reading_paused:
+            self._reading_paused = False
+            if link is not None:
+                with contextlib.suppress(Exception):
+                    link.transport.resume_reading()
+
+    def _drain_buffered(self) -> None:
+        self._drain_scheduled = False
+        if self._link is not None and self.session.more_buffered:
+            self.link_data(b"")
 
     def _on_completed(self, completed: Completed) -> None:
         token = completed.token
@@ -503,6 +530,7 @@ class MQTTClient:
         was_connecting = self.session.state.value == "connecting"
         self.session.connection_lost()
         self._write_paused = False
+        self._reading_paused = False
         if self._can_write is not None:
             self._can_write.set()
         if self._connack is not None and not self._connack.done():
@@ -532,6 +560,7 @@ class MQTTClient:
 
     def link_resume_writing(self) -> None:
         self._write_paused = False
+        self._reading_paused = False
         if self._can_write is not None:
             self._can_write.set()
 

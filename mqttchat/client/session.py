@@ -215,6 +215,8 @@ class ClientSession:
         self.trace: TraceHook | None = None
         self._out: list[bytes] = []
         self._out_size = 0
+        #: Whether receive_data stopped at its packet limit with more bytes buffered.
+        self.more_buffered = False
         self._reader = PacketReader(self.version, options.maximum_packet_size or MAX_PACKET_SIZE)
         self._aliases_in = InboundTopicAliases(0)
         self._aliases_out = OutboundTopicAliases(0)
@@ -281,6 +283,7 @@ class ClientSession:
         self._aliases_out = OutboundTopicAliases(0)
         self._out.clear()
         self._out_size = 0
+        self.more_buffered = False
         connect = self.build_connect()
         self._send(connect)
 
@@ -289,6 +292,7 @@ class ClientSession:
         self.state = SessionState.DISCONNECTED
         self._out.clear()
         self._out_size = 0
+        self.more_buffered = False
 
     def disconnect(self, reason: ReasonCode = ReasonCode.SUCCESS, properties: Properties = EMPTY_PROPERTIES) -> None:
         """Queue DISCONNECT (0x04 asks the broker to publish our will)."""
@@ -420,8 +424,12 @@ class ClientSession:
 
     # ------------------------------------------------------------------------------------------ input
 
-    def receive_data(self, data: bytes) -> list[Event]:
+    def receive_data(self, data: bytes, max_packets: int = 0) -> list[Event]:
         """Handle bytes from the broker; return what happened. Acknowledgements are queued as data to send.
+
+        ``max_packets`` (0: no limit) stops after that many packets, leaving the rest buffered: ``more_buffered``
+        then says so, and a call with ``b""`` goes on (the client spreads a big read over several turns of its
+        event loop so that its application never waits long).
 
         Raises:
             RemoteProtocolError: the broker broke the protocol; a DISCONNECT with the reason code is queued
@@ -432,8 +440,14 @@ class ClientSession:
         reader.feed(data)
         events: list[Event] = []
         trace = self.trace
+        left = max_packets or -1
+        self.more_buffered = False
         try:
             while True:
+                if left == 0:
+                    self.more_buffered = reader.buffered > 0
+                    return events
+                left -= 1
                 packet = reader.next_packet()
                 if packet is None:
                     return events

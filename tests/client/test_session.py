@@ -243,3 +243,20 @@ def test_urls() -> None:
     ):
         with pytest.raises(ValueError, match=message):
             parse_url(bad)
+
+
+def test_a_big_read_is_handled_in_turns_without_losing_or_reordering() -> None:
+    """max_packets stops after that many packets and says more is buffered; b"" goes on where it stopped."""
+    session = make()
+    connect(session)
+    data = b"".join(Publish(f"t/{i}", b"%d" % i, 1, packet_id=i + 1).encode(5) for i in range(1200))
+    data += Publish("t/partial", b"x" * 100, 0).encode(5)[:20]  # and the start of one more
+    first = session.receive_data(data, 500)
+    assert len(first) == 500 and session.more_buffered
+    second = session.receive_data(b"", 500)
+    assert len(second) == 500 and session.more_buffered
+    third = session.receive_data(b"", 500)
+    assert len(third) == 200 and not session.more_buffered  # a partial packet waits for its bytes, as always
+    payloads = [e.payload for e in [*first, *second, *third]]  # type: ignore[union-attr]
+    assert payloads == [b"%d" % i for i in range(1200)]
+    assert len(sent(session)) == 1200  # every QoS 1 message acknowledged
