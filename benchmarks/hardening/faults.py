@@ -285,9 +285,14 @@ async def chaos_run(name: str, workdir: Path, messages: int, seconds: float, kil
         delivered = sum(len(tallies[(sub_name, p)].seen) for p in pubs)
         lost = sum(len(acked[p] - tallies[(sub_name, p)].seen) for p in pubs)
         out_of_order = 0
+        examples: list[str] = []
         for p in pubs:
             seq = tallies[(sub_name, p)].first_seen
-            out_of_order += sum(1 for a, b in itertools.pairwise(seq) if b < a)
+            for i, (a, b) in enumerate(itertools.pairwise(seq)):
+                if b < a:
+                    out_of_order += 1
+                    if len(examples) < 3:
+                        examples.append(f"{p}:{b} after {p}:{a} (first seen: ...{seq[max(0, i - 3) : i + 4]}...)")
         report.figures[f"{sub_name} delivered"] = delivered
         report.figures[f"{sub_name} duplicated (QoS 1 publisher)"] = tallies[(sub_name, "A")].copies - len(
             tallies[(sub_name, "A")].seen
@@ -297,7 +302,8 @@ async def chaos_run(name: str, workdir: Path, messages: int, seconds: float, kil
         )
         report.figures[f"{sub_name} lost"] = lost
         report.check(lost == 0, f"{sub_name}: {lost} acknowledged message(s) never delivered")
-        report.check(out_of_order == 0, f"{sub_name}: {out_of_order} message(s) out of publisher order")
+        report.check(out_of_order == 0, f"{sub_name}: {out_of_order} message(s) out of publisher order: "
+                                        + "; ".join(examples))  # fmt: skip
     qos2 = tallies[("v5-qos2", "B")]
     report.check(qos2.copies == len(qos2.seen), f"QoS 2 delivered twice: {qos2.copies - len(qos2.seen)} time(s)")
     for kind, count in proxy.counts.items():
