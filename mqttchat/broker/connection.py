@@ -200,6 +200,12 @@ class BrokerConnection:
         try:
             reader.feed(data)
             while self.state is not _CLOSED and self.state is not _AUTHENTICATING:
+                if self.state is _CONNECTED:
+                    acked = reader.take_plain_pubacks()
+                    if acked:
+                        self.last_received = self.broker.loop.time()
+                        self._on_pubacks(acked)
+                        continue
                 packet = reader.next_packet()
                 if packet is None:
                     break
@@ -491,6 +497,21 @@ class BrokerConnection:
                 broker.persistence.after_commit(self, ack)
             else:
                 self.send(ack)
+
+    def _on_pubacks(self, packet_ids: list[int]) -> None:
+        """A run of plain PUBACKs (Success): settle them without packet objects when nothing else is due."""
+        session = self.session
+        assert session is not None
+        flow = session.outgoing_flow
+        if flow is None:
+            return
+        fast = self.broker.persistence is None or not session.persistent
+        settle = flow.settle_puback
+        for pid in packet_ids:
+            if not (fast and settle(pid)):
+                self._on_ack(PubAck(pid))
+        if session.queue:
+            self.broker.pump(session)
 
     def _on_ack(self, packet: PubAck | PubRec | PubComp) -> None:
         session = self.session

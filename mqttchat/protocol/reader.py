@@ -86,6 +86,30 @@ class PacketReader:
         self._chunks.clear()
         self._chunked = 0
 
+    def take_plain_pubacks(self, limit: int = 1 << 30) -> list[int]:
+        """Consume the plain PUBACKs (4 bytes: Success, no properties) at the head of the buffer; their ids.
+
+        A fast path for a server receiving acknowledgements in bulk: no packet objects. Stops at the first
+        other packet (or an incomplete one), which :meth:`next_packet` then returns as usual. A PUBACK with
+        packet identifier 0 is left for :meth:`next_packet` to refuse.
+        """
+        ids: list[int] = []
+        if self._need or self._error is not None or self.version is None:
+            return ids
+        buf = self._buf
+        pos = self._pos
+        end = len(buf) - 3
+        while pos < end and buf[pos] == 0x40 and buf[pos + 1] == 2 and len(ids) < limit:
+            pid = (buf[pos + 2] << 8) | buf[pos + 3]
+            if not pid:
+                break
+            ids.append(pid)
+            pos += 4
+        if ids:
+            self._pos = pos
+            self.last_size = 4
+        return ids
+
     def next_packet(self) -> Packet | None:
         """The next whole packet, or None until more bytes arrive.
 

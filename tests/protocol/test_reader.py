@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mqttchat.protocol import Connect, PacketReader, Publish
+from mqttchat.protocol import Connect, PacketReader, Publish, RemoteProtocolError
 from tests.protocol.samples import v5_packets, v311_packets
 
 
@@ -75,3 +75,32 @@ def test_server_reader_learns_the_version_from_connect() -> None:
         assert reader.version == version
         # After CONNECT the reader decodes with that version's rules: a 3.x PUBACK has no reason code.
         assert reader.read(bytes.fromhex("40020001"))
+
+
+def test_take_plain_pubacks_consumes_only_a_run_of_plain_pubacks() -> None:
+    from mqttchat.protocol import PubAck, ReasonCode
+
+    reader = PacketReader(5)
+    wire = (
+        PubAck(1).encode(5) + PubAck(2).encode(5)
+        + PubAck(3, ReasonCode.NO_MATCHING_SUBSCRIBERS).encode(5)  # not plain: left for next_packet
+        + PubAck(4).encode(5)
+    )  # fmt: skip
+    reader.feed(wire[:9])  # two whole PUBACKs and the first byte of the third
+    assert reader.take_plain_pubacks() == [1, 2]
+    assert reader.take_plain_pubacks() == []
+    reader.feed(wire[9:])
+    packet = reader.next_packet()
+    assert isinstance(packet, PubAck) and packet.packet_id == 3 and packet.reason_code == 0x10
+    assert reader.take_plain_pubacks() == [4]
+    assert reader.next_packet() is None
+    reader.feed(b"\x40\x02\x00\x00")  # packet identifier 0: refused by next_packet, not skipped
+    assert reader.take_plain_pubacks() == []
+    with pytest.raises(RemoteProtocolError):
+        reader.next_packet()
+
+
+def test_take_plain_pubacks_waits_for_connect_on_a_server() -> None:
+    reader = PacketReader(None)
+    reader.feed(b"\x40\x02\x00\x01")
+    assert reader.take_plain_pubacks() == []
