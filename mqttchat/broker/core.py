@@ -429,7 +429,7 @@ class BrokerCore:
                     self.count_drop(session, "its connection is not draining")
                 return
             flow = session.outgoing
-            if flow.in_window < flow.receive_maximum:
+            if flow.can_send:
                 store = self.persistence
                 row = store.next_row_id() if store is not None and session.persistent else None
                 packet = flow.publish(message, row)
@@ -494,7 +494,7 @@ class BrokerCore:
         now = time.monotonic()
         while queue:
             message, expires_at, row = queue[0]
-            if message.qos and flow.in_window >= flow.receive_maximum:
+            if message.qos and not flow.can_send:
                 return
             if message.qos == 0 and not conn.writable:
                 return

@@ -156,6 +156,15 @@ class OutgoingFlow:
         """Messages sent on this connection and not yet completed: what counts against Receive Maximum."""
         return len(self.inflight) - len(self.held)
 
+    @property
+    def can_send(self) -> bool:
+        """Whether a new QoS 1/2 message would go out now: the window has room and nothing older waits.
+
+        After a reconnect the resent messages are ``held`` until the window takes them; a sender that queues
+        messages itself must keep queueing until then, or newer messages would overtake older ones.
+        """
+        return not self.waiting and not self.held and len(self.inflight) < self.receive_maximum
+
     def __len__(self) -> int:
         """Messages not yet completed: in flight and waiting for the window."""
         return len(self.inflight) + len(self.waiting)

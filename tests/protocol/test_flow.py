@@ -394,3 +394,22 @@ def test_settle_puback_fast_path_agrees_with_receive() -> None:
     assert third.packet_id not in sender.inflight  # type: ignore[attr-defined]
     assert sender.in_window == 1
     assert sender.packet_ids.allocate() == 4  # identifiers keep advancing past the settled one
+
+
+def test_can_send_is_false_while_resent_messages_are_held() -> None:
+    """After a reconnect with a smaller window, held messages go first: a sender must not overtake them."""
+    sender = OutgoingFlow(receive_maximum=5)
+    for i in range(4):
+        assert sender.publish(Publish("t", b"%d" % i, qos=1)) is not None
+    assert sender.can_send  # 4 of 5 in flight
+    out = sender.resume(True, receive_maximum=2)
+    assert [p.payload for p in out.packets] == [b"0", b"1"]  # type: ignore[attr-defined]
+    assert not sender.can_send  # two held, window full
+    first = out.packets[0]
+    done = sender.receive(PubAck(first.packet_id))  # type: ignore[attr-defined]
+    assert [p.payload for p in done.packets] == [b"2"]  # type: ignore[attr-defined]
+    assert not sender.can_send  # b"3" is still held
+    second = out.packets[1]
+    sender.receive(PubAck(second.packet_id))  # type: ignore[attr-defined]
+    assert not sender.held and not sender.can_send  # window of 2 full with b"2" and b"3"
+    assert sender.publish(Publish("t", b"late", qos=1)) is None  # waits behind them, in order
