@@ -189,3 +189,54 @@ async def test_record_to_jsonl_and_replay(url: str, tmp_path: Path) -> None:
         await click(pilot, "#rec-toggle")
         await until(pilot, lambda: "No such file" in text_of(panel.query_one("#rec-status"), width=300))
         assert app.runtime.recorder is None
+
+
+async def retained_topics(url: str, topic_filter: str) -> set[str]:
+    """The topics that hold a retained message under ``topic_filter``, asked of the broker itself."""
+    async with MQTTClient(url, client_id="retained-probe") as probe:
+        stream = probe.messages()
+        await probe.subscribe(topic_filter, qos=1)
+        seen: set[str] = set()
+        while True:
+            try:
+                message = await asyncio.wait_for(stream.get(), 0.5)
+            except TimeoutError:
+                return seen
+            if message.retain:
+                seen.add(message.topic)
+
+
+async def test_publish_pane_and_retained_inspector(url: str) -> None:
+    """Publish from the pane (outcome shown), then edit and delete retained messages from the inspector."""
+    from mqttchat.ui.widgets.retained_table import RetainedTable
+
+    async with MQTTClient(url, client_id="fleet") as device:
+        for name in ("a", "b", "c"):
+            await device.publish(f"fleet/{name}/state", f"state-{name}", qos=1, retain=True)
+    app = live_app(url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: len(app.runtime.tree.retained_nodes()) == 3)
+        # Publish pane: a QoS 1 publish is acknowledged and says so.
+        await pilot.press("p")
+        app.screen.query_one("#pub-topic", Input).value = "fleet/commands/stop"
+        app.screen.query_one("#pub-payload").text = '{"now": true}'  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        outcome = app.screen.query_one("#pub-outcome")
+        await until(pilot, lambda: "acknowledged" in text_of(outcome))
+        await until(pilot, lambda: app.runtime.tree.get("fleet/commands/stop") is not None)
+        # Retained inspector: delete one, then every one shown (after the dry-run count).
+        app.screen.query_one("#tree").focus()
+        await pilot.press("r")
+        table = app.screen.query_one(RetainedTable)
+        await until(pilot, lambda: len(table.shown_topics) == 3)
+        table.focus()
+        await pilot.press("delete")
+        await pilot.pause(0.2)
+        await pilot.click("#ok")
+        await until(pilot, lambda: len(table.shown_topics) == 2, timeout=8)
+        assert len(await retained_topics(url, "fleet/#")) == 2
+        await pilot.press("D")
+        await pilot.pause(0.2)
+        await pilot.click("#ok")
+        await until(pilot, lambda: len(table.shown_topics) == 0, timeout=8)
+        assert await retained_topics(url, "fleet/#") == set()
