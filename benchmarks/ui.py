@@ -181,7 +181,6 @@ async def run_phase(
         "RSS MB": rss_mb(),
         "peak RSS MB": peak_rss_mb(),
         "topics": len(tree),
-        "gc2 ms": max((d for g, d in GC_PAUSES if g == 2), default=0.0) * 1000,
         "gc max ms": max((d for _, d in GC_PAUSES), default=0.0) * 1000,
     }
 

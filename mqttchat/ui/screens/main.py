@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static, TabbedContent, TabPane
 
-from mqttchat.explorer.tree import TopicFilter, parse_filter_text
+from mqttchat.explorer.tree import parse_filter_text
 from mqttchat.ui.screens.dialogs import ConfirmDialog, EditValueDialog, PathDialog
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
 from mqttchat.ui.widgets.history_view import HistoryView
@@ -37,9 +37,8 @@ DELETE_RATE = 200
 REPLAY_RATE = 1000
 
 
-def parse_filter(text: str) -> TopicFilter:
-    """``/regex/`` → regex; text with ``+`` or ``#`` → MQTT wildcard filter; anything else → substring."""
-    return parse_filter_text(text)
+#: The tree's filter syntax (``/regex/``, an MQTT wildcard filter, or a substring), shared with the recorder.
+parse_filter = parse_filter_text
 
 
 class MainScreen(Screen[None]):
