@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from benchmarks.certs import CertSet, make_certs
+from benchmarks.netlab import FaultProxy
 from mqttchat.broker.config import BrokerConfig, default_config, with_overrides
 from mqttchat.broker.server import Broker
 from tests.helpers.brokers import AmqttPorts, RunningBroker, run_amqtt, run_mosquitto, run_mqttchat_broker
-from tests.helpers.certs import CertSet, make_certs
-from tests.helpers.proxy import FaultProxy
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ def test_pub_from_file_stdin_and_lines(mosquitto: RunningBroker, tmp_path: Path)
     assert "payload_base64" in records[0]  # binary payloads are base64 in JSON
     assert records[1]["payload"] == "all of\nit"
     assert [r["payload"] for r in records[2:]] == ["first", "second", "third"]
-    assert all({"timestamp", "qos", "retain"} <= r.keys() for r in records)
+    assert all({"t", "qos", "retain"} <= r.keys() for r in records)
 
 
 def test_v5_properties_from_the_command_line(mosquitto: RunningBroker) -> None:
@@ -87,7 +87,7 @@ def test_v5_properties_from_the_command_line(mosquitto: RunningBroker) -> None:
     _, out, _ = finish(sub)
     record = json.loads(out)
     assert record["properties"]["content_type"] == "application/json"
-    assert record["properties"]["user_property"] == [["origin", "cli"]]
+    assert record["properties"]["user_properties"] == [["origin", "cli"]]
     assert 0 < record["properties"]["message_expiry_interval"] <= 60
 
 
@@ -165,3 +165,28 @@ def test_refused_credentials(mosquitto_factory, tmp_path: Path) -> None:
     assert b"the broker refused the connection: Not authorized (0x87)" in result.stderr  # mosquitto's choice
     ok = run("pub", "-p", str(broker.port), "-t", "t", "-m", "x", "-u", "bob", "-P", "pw")
     assert ok.returncode == 0, ok.stderr
+
+
+def test_json_output_is_a_recording_the_explorer_replays(mosquitto: RunningBroker, tmp_path: Path) -> None:
+    from mqttchat.explorer.recording import load_recording
+
+    sub = start_sub(mosquitto, "-t", "rec/#", "-F", "json", "-C", "2", "-q", "1")
+    pub(mosquitto, "-t", "rec/text", "-m", "21.5", "-q", "1", "-D", "publish", "user-property", "unit", "C")
+    pub(mosquitto, "-t", "rec/bin", "-f", str(_binary(tmp_path)), "-q", "1")
+    code, out, _ = finish(sub)
+    assert code == 0
+    recording = tmp_path / "rec.jsonl"
+    recording.write_bytes(out)
+    records = load_recording(recording)
+    assert [(r.topic, r.payload, r.qos) for r in records] == [
+        ("rec/text", b"21.5", 1),
+        ("rec/bin", bytes(range(256)), 1),
+    ]
+    assert records[0].properties.user_property == (("unit", "C"),)
+    assert records[0].t <= records[1].t
+
+
+def _binary(tmp_path: Path) -> Path:
+    path = tmp_path / "blob.bin"
+    path.write_bytes(bytes(range(256)))
+    return path

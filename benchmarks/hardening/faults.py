@@ -22,55 +22,23 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.hardening.common import BrokerProcess, Deadline, MemoryWatch, Report
+from benchmarks.netlab import DOWN, UP, Link, PacketProxy
 from mqttchat.client import Message, MQTTClient
-from tests.helpers.proxy import split_packets
 
 
-@dataclass
-class Link:
-    """One proxied connection: the two writers, and the faults applied to it."""
-
-    client: asyncio.StreamWriter
-    broker: asyncio.StreamWriter
-    #: Directions ("up": client to broker, "down") that silently discard everything (a dropped packet on a
-    #: stream that then never delivers again: only keepalive notices).
-    black_holes: set[str] = field(default_factory=set)
-    stalled_until: float = 0.0
-
-    def abort(self) -> None:
-        for writer in (self.client, self.broker):
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-
-
-class ChaosProxy:
+class ChaosProxy(PacketProxy):
     """A loopback proxy between MQTT clients and a broker that injects faults, reproducibly from ``seed``."""
 
     def __init__(self, upstream_port: int, seed: int, max_delay: float = 0.02, delay_rate: float = 0.02) -> None:
-        self.upstream_port = upstream_port
+        super().__init__(upstream_port)
         self.rng = random.Random(seed)
         self.max_delay = max_delay
         self.delay_rate = delay_rate
-        self.links: list[Link] = []
-        self.counts = {"connections": 0, "delays": 0, "cuts": 0, "drops": 0, "half-closes": 0, "stalls": 0}
-        self._server: asyncio.Server | None = None
-        self.port = 0
+        self.counts = {"delays": 0, "cuts": 0, "drops": 0, "half-closes": 0, "stalls": 0}
 
     async def start(self) -> ChaosProxy:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await super().start()
         return self
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    async def close(self) -> None:
-        for link in list(self.links):
-            link.abort()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
 
     def inject(self) -> str | None:
         """Apply one random fault to one random open link; return its name."""
@@ -82,14 +50,14 @@ class ChaosProxy:
             link.abort()
             kind = "cuts"
         elif roll < 0.65:
-            link.black_holes.add(self.rng.choice(("up", "down")))
+            link.black_holes.add(self.rng.choice((UP, DOWN)))
             kind = "drops"
         elif roll < 0.8:
             writer = self.rng.choice((link.client, link.broker))
             with contextlib.suppress(Exception):
                 if writer.can_write_eof():
                     writer.write_eof()
-            link.black_holes.add("down" if writer is link.client else "up")
+            link.black_holes.add(DOWN if writer is link.client else UP)
             kind = "half-closes"
         else:
             link.stalled_until = asyncio.get_running_loop().time() + self.rng.uniform(0.2, 1.5)
@@ -97,53 +65,16 @@ class ChaosProxy:
         self.counts[kind] += 1
         return kind
 
-    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        self.counts["connections"] += 1
-        try:
-            broker_reader, broker_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            client_writer.transport.abort()
-            return
-        link = Link(client_writer, broker_writer)
-        self.links.append(link)
-        try:
-            await asyncio.gather(
-                self._pump(client_reader, broker_writer, "up", link),
-                self._pump(broker_reader, client_writer, "down", link),
-                return_exceptions=True,
-            )
-        except asyncio.CancelledError:
-            pass  # the proxy is closing (asyncio would log a cancelled connection handler as an error)
-        finally:
-            link.abort()
-            self.links.remove(link)
-
-    async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str, link: Link
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        buf = bytearray()
-        try:
-            while True:
-                data = await reader.read(65_536)
-                if not data:
-                    break
-                buf += data
-                for packet in split_packets(buf):
-                    now = loop.time()
-                    if link.stalled_until > now:
-                        await asyncio.sleep(link.stalled_until - now)
-                    if direction in link.black_holes:
-                        continue
-                    if self.rng.random() < self.delay_rate:
-                        self.counts["delays"] += 1
-                        await asyncio.sleep(self.rng.uniform(0, self.max_delay))
-                    writer.write(packet)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            link.abort()
+    async def forward(self, link: Link, direction: str, packet: bytes) -> bool:
+        now = asyncio.get_running_loop().time()
+        if link.stalled_until > now:
+            await asyncio.sleep(link.stalled_until - now)
+        if direction in link.black_holes:
+            return False
+        if self.rng.random() < self.delay_rate:
+            self.counts["delays"] += 1
+            await asyncio.sleep(self.rng.uniform(0, self.max_delay))
+        return True
 
 
 @dataclass
@@ -306,6 +237,7 @@ async def chaos_run(name: str, workdir: Path, messages: int, seconds: float, kil
                                         + "; ".join(examples))  # fmt: skip
     qos2 = tallies[("v5-qos2", "B")]
     report.check(qos2.copies == len(qos2.seen), f"QoS 2 delivered twice: {qos2.copies - len(qos2.seen)} time(s)")
+    report.figures["connections"] = proxy.connections
     for kind, count in proxy.counts.items():
         report.figures[kind] = count
     report.figures["broker kills"] = killed

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import mqttchat.chat
+from benchmarks.certs import CertSet, make_certs
 from benchmarks.hardening.common import BrokerProcess, Deadline, MemoryWatch, Report
 from benchmarks.peers import free_port, wait_for_port
 from mqttchat.client import (
@@ -40,7 +41,6 @@ from mqttchat.client import (
     TLSOptions,
 )
 from mqttchat.protocol import Connect, ReasonCode, Will, matches
-from tests.helpers.certs import CertSet, make_certs
 
 USERS = ("alice", "bob", "admin")
 #: What alice may read under the ACL below, written out independently of the broker's ACL code.

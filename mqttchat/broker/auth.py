@@ -481,9 +481,11 @@ class ClientAccess:
     def can_subscribe(self, topic_filter: str) -> bool:
         """May the client subscribe to ``topic_filter`` (``$share/group/F`` is judged on F)?
 
-        A read/readwrite/subscribe rule must contain the filter (match every topic it can match), and no deny rule
-        may overlap it (match any topic it can match): a deny refuses the whole subscription rather than
-        silently thinning it out, which keeps the check simple and leaves no way around it.
+        As mosquitto does: the filter must overlap a read/readwrite/subscribe rule (some topic could reach the
+        client through it) and must not lie wholly inside a deny rule. A filter wider than the client's rights
+        (``#`` for a user limited to ``users/alice/#``) is granted, and every message is checked with
+        :meth:`can_receive` before it is sent (live, retained or queued), so only what the client may read arrives.
+        An explorer subscribed to ``#`` thus shows the part of the tree its user may see.
         """
         if topic_filter_problem(topic_filter) is not None:
             return False
@@ -493,9 +495,9 @@ class ClientAccess:
             return False
         if shared is not None:
             topic_filter = shared.topic_filter
-        if not any(filter_contains(rule, topic_filter) for rule in self._subscribe.filters):
+        if not any(filters_overlap(rule, topic_filter) for rule in self._subscribe.filters):
             return False
-        return not any(filters_overlap(rule, topic_filter) for rule in self._deny.filters)
+        return not any(filter_contains(rule, topic_filter) for rule in self._deny.filters)
 
     def can_receive(self, topic: str) -> bool:
         """May the client be sent a message published to ``topic``? A read/readwrite rule matches it and no deny

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
 import os
 import sys
-from datetime import UTC, datetime
-from typing import Any
 
 from mqttchat.client import Message, MQTTClient
 from mqttchat.commands.common import (
@@ -20,6 +16,7 @@ from mqttchat.commands.common import (
     debug_hook,
     run,
 )
+from mqttchat.explorer.recording import format_line
 from mqttchat.protocol import Subscription, topic_filter_problem
 
 #: With --retained-only: how long without a message means "all retained messages have arrived".
@@ -41,7 +38,12 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("-C", "--count", type=int, help="exit after receiving COUNT messages")
     p.add_argument("-W", "--timeout", type=float, help="exit after SECONDS (status 27 if COUNT was not reached)")
     p.add_argument("-v", "--verbose", action="store_true", help="print 'topic payload'")
-    p.add_argument("-F", "--format", help="'json' (one object a line), or a template with %%t %%p %%q %%r %%j")
+    p.add_argument(
+        "-F",
+        "--format",
+        help="'json' (one object a line, the explorer's recording format: replayable in its Record tab), "
+        "or a template with %%t %%p %%q %%r %%j",
+    )
     p.add_argument("-N", "--no-newline", action="store_true", help="do not end messages with a newline")
     p.add_argument("-R", "--no-retained", action="store_true", help="do not print stale retained messages")
     p.add_argument(
@@ -59,42 +61,24 @@ def main(args: argparse.Namespace) -> int:
     return run("mqttchat sub", lambda: subscribe(args))
 
 
-def to_json(message: Message) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "timestamp": datetime.fromtimestamp(message.received_at, UTC).isoformat(timespec="milliseconds"),
-        "topic": message.topic,
-        "qos": message.qos,
-        "retain": message.retain,
-    }
-    try:
-        record["payload"] = message.payload.decode()
-    except UnicodeDecodeError:
-        record["payload_base64"] = base64.b64encode(message.payload).decode()
-    if message.properties:
-        props: dict[str, Any] = {}
-        for name, value in message.properties.as_dict().items():
-            if isinstance(value, bytes):
-                props[name] = base64.b64encode(value).decode()
-            elif name == "user_property":
-                props[name] = [list(pair) for pair in value]
-            elif isinstance(value, tuple):
-                props[name] = list(value)
-            else:
-                props[name] = value
-        record["properties"] = props
-    return record
+def json_line(message: Message) -> str:
+    """The message as one line of the recording format (:mod:`mqttchat.explorer.recording`): what ``-F json``
+    prints can be replayed by the explorer's Record tab, and a recording reads like ``-F json`` output."""
+    return format_line(
+        message.topic, message.payload, message.qos, message.retain, message.properties, message.received_at
+    )
 
 
 def render(message: Message, args: argparse.Namespace) -> bytes:
     if args.format == "json":
-        return json.dumps(to_json(message), ensure_ascii=False).encode()
+        return json_line(message).encode()
     if args.format:
         out = args.format
         for token, value in (
             ("%t", message.topic),
             ("%q", str(message.qos)),
             ("%r", str(int(message.retain))),
-            ("%j", json.dumps(to_json(message), ensure_ascii=False)),
+            ("%j", json_line(message)),
             ("%%", "%"),
         ):
             out = out.replace(token, value)

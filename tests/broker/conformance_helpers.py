@@ -666,6 +666,7 @@ ACL = """\
 user alice
 topic readwrite home/#
 topic read $SYS/#
+topic write vault/#
 user bob
 topic read home/#
 topic write home/bob/#

@@ -440,7 +440,7 @@ DECISIONS: list[tuple[str | None, str, Op, str, bool]] = [
     (ANON, "anon1", SUB, "$SYS/#", True),
     (ANON, "anon1", SUB, "$SYS/broker/+", True),
     (ANON, "anon1", PUB, "$SYS/broker/uptime", False),
-    (ANON, "anon1", SUB, "#", False),
+    (ANON, "anon1", SUB, "#", True),  # wider than the rights: granted, filtered per message
     (ANON, "anon1", RECV, "public/news", True),
     (ANON, "anon1", PUB, "public/news", False),
     (ANON, "anon1", RECV, "chat/lobby", True),
@@ -457,9 +457,12 @@ DECISIONS: list[tuple[str | None, str, Op, str, bool]] = [
     ("alice", "a1", PUB, "home/secret", False),
     ("alice", "a1", RECV, "home/secret/x", False),
     ("alice", "a1", SUB, "home/secret/x", False),
-    ("alice", "a1", SUB, "home/#", False),  # overlaps the deny
-    ("alice", "a1", SUB, "home/+", False),  # home/secret matches both
-    ("alice", "a1", SUB, "home/+/light", False),
+    ("alice", "a1", SUB, "home/#", True),  # partly denied: granted, home/secret filtered out per message
+    ("alice", "a1", SUB, "home/+", True),
+    ("alice", "a1", SUB, "home/secret/#", False),  # wholly inside the deny
+    ("alice", "a1", SUB, "home/secret/+/x", False),
+    ("alice", "a1", SUB, "elsewhere/#", False),  # overlaps no rule: nothing could ever arrive
+    ("alice", "a1", SUB, "home/+/light", True),
     ("alice", "a1", SUB, "home/kitchen/#", True),
     ("alice", "a1", SUB, "home/kitchen/+", True),
     ("alice", "a1", PUB, "chat/lobby", True),
@@ -470,19 +473,22 @@ DECISIONS: list[tuple[str | None, str, Op, str, bool]] = [
     ("alice", "a1", PUB, "chat/v1/alice/muted", False),
     ("alice", "a1", RECV, "chat/v1/alice/muted", False),
     ("alice", "a1", RECV, "chat/v1/bob/muted", True),
-    ("alice", "a1", SUB, "chat/#", False),  # overlaps chat/v1/alice/muted
+    ("alice", "a1", SUB, "chat/#", True),  # chat/v1/alice/muted is filtered per message
     ("alice", "a1", SUB, "chat/+/msg", True),
     ("alice", "a1", SUB, "chat/lobby", True),
     ("alice", "a1", RECV, "$SYS/broker/uptime", False),  # anonymous rules do not apply to users
-    ("alice", "a1", SUB, "#", False),
+    ("alice", "a1", SUB, "#", True),
+    ("alice", "a1", SUB, "$SYS/#", False),  # `#` rules do not reach $SYS, and alice has no $SYS rule
     ("alice", "a1", SUB, "sensors/+/temp", True),
     ("alice", "a1", SUB, "sensors/kitchen/temp", True),
-    ("alice", "a1", SUB, "sensors/#", False),
-    ("alice", "a1", SUB, "sensors/+/+", False),
+    ("alice", "a1", SUB, "sensors/#", True),
+    ("alice", "a1", SUB, "sensors/+/+", True),
+    ("alice", "a1", RECV, "sensors/kitchen/humidity", False),
     ("alice", "a1", PUB, "sensors/kitchen/temp", False),
     ("alice", "a1", SUB, "$share/g/home/kitchen/#", True),
-    ("alice", "a1", SUB, "$share/g/home/#", False),
-    ("alice", "a1", SUB, "$share/g/#", False),
+    ("alice", "a1", SUB, "$share/g/home/#", True),
+    ("alice", "a1", SUB, "$share/g/home/secret/#", False),
+    ("alice", "a1", SUB, "$share/g/#", True),
     ("alice", "a1", SUB, "$share//x", False),
     ("alice", "a1", SUB, "home/kit+chen", False),  # not a valid filter
     ("alice", "a1", PUB, "home/+", False),  # not a valid topic name
@@ -492,8 +498,9 @@ DECISIONS: list[tuple[str | None, str, Op, str, bool]] = [
     # bob: read/subscribe/readwrite without an access word
     ("bob", "b1", SUB, "home/+/light", True),
     ("bob", "b1", RECV, "home/kitchen/light", True),
-    ("bob", "b1", SUB, "home/#", False),
-    ("bob", "b1", SUB, "home/+/+", False),
+    ("bob", "b1", SUB, "home/#", True),
+    ("bob", "b1", RECV, "home/kitchen/oven", False),
+    ("bob", "b1", SUB, "home/+/+", True),
     ("bob", "b1", SUB, "reports/#", True),  # `subscribe` may subscribe...
     ("bob", "b1", RECV, "reports/private/x", False),  # ...but does not grant receiving
     ("bob", "b1", RECV, "reports/public/x", True),
@@ -506,14 +513,16 @@ DECISIONS: list[tuple[str | None, str, Op, str, bool]] = [
     ("bob", "b1", PUB, "chat/v1/bob/x", True),
     ("bob", "b1", PUB, "chat/v1/alice/x", False),
     # ops: `#` does not reach $SYS
-    ("ops", "o1", SUB, "#", False),  # the deny pattern chat/v1/ops/muted overlaps
+    ("ops", "o1", SUB, "#", True),
     ("ops", "o1", SUB, "a/#", True),
     ("ops", "o1", SUB, "+/x", True),
     ("ops", "o1", RECV, "a/b", True),
     ("ops", "o1", SUB, "$SYS/#", False),
     ("ops", "o1", RECV, "$SYS/broker/uptime", False),
-    ("ops", "o1", SUB, "chat/#", False),
-    ("ops", "o1", SUB, "chat/v1/+/muted", False),
+    ("ops", "o1", SUB, "chat/#", True),
+    ("ops", "o1", SUB, "chat/v1/ops/muted", False),
+    ("ops", "o1", SUB, "chat/v1/+/muted", True),
+    ("ops", "o1", RECV, "chat/v1/ops/muted", False),
     ("ops", "o1", SUB, "chat/v1/+/msg", True),
     # an unknown user gets the patterns only
     ("carl", "c1", PUB, "chat/v1/carl/x", True),

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
+from benchmarks.certs import CertSet
 from mqttchat.broker.config import ListenerConfig
 from mqttchat.broker.server import Broker
 from mqttchat.client import ClientOptions, ConnackRefused, MQTTClient, TLSOptions, parse_url
 from mqttchat.protocol import Properties, ReasonCode
 from tests.conftest import broker_config
-from tests.helpers.certs import CertSet
 
 
 async def get(stream: Any, timeout: float = 5.0) -> Any:

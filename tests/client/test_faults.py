@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
+from benchmarks.netlab import DOWN, UP, FaultProxy
 from mqttchat.client import ClientError, MQTTClient, StateChange, Status
 from mqttchat.protocol import PacketType
 from tests.helpers.brokers import RunningBroker
-from tests.helpers.proxy import DOWN, UP, FaultProxy
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:

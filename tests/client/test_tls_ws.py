@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
+from benchmarks.certs import CertSet
 from mqttchat.client import ClientOptions, ConnectError, MQTTClient, TLSError, TLSOptions, parse_url
 from tests.helpers.brokers import AmqttPorts, RunningBroker
-from tests.helpers.certs import CertSet
 
 
 def tls_broker(

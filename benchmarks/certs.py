@@ -1,4 +1,5 @@
-"""Certificates generated for the TLS tests: a CA, server and client certificates, and bad ones."""
+"""Certificates generated for the TLS tests and the security scenarios: a CA, server and client certificates, and
+bad ones (expired, wrong host, self-signed)."""
 
 from __future__ import annotations
 
