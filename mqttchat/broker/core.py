@@ -435,7 +435,7 @@ class BrokerCore:
                 packet = flow.publish(message, row)
                 assert packet is not None
                 if row is not None:
-                    store.add_message(session, row, packet, expires_at)
+                    store.add_message(session, row, packet, packet.packet_id, expires_at)
                 conn.send_publish(packet, self._encoded(message, packet, conn.version))
                 return
         self.enqueue(session, message, expires_at)
@@ -480,7 +480,7 @@ class BrokerCore:
         store = self.persistence
         if store is not None and session.persistent and message.qos:
             row = store.next_row_id()
-            store.add_message(session, row, message, expires_at)
+            store.add_message(session, row, message, None, expires_at)
         queue.append((message, expires_at, row))
         session.queued_bytes += size
 

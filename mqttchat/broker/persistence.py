@@ -188,12 +188,20 @@ class Store:
                  int(o.retain_handling), entry.subscription_id),
             )  # fmt: skip
 
-    def add_message(self, session: Session, row: int, message: Publish, expires_at: float | None) -> None:
+    def add_message(
+        self, session: Session, row: int, message: Publish, packet_id: int | None, expires_at: float | None
+    ) -> None:
+        """Store a message for ``session``: sent under our ``packet_id``, or queued (None).
+
+        The identifier is always passed explicitly: a message being routed still carries its *publisher's*
+        identifier, which means nothing on the subscriber's side. Stored, it made a queued message come back from
+        a restart as "in flight" under a foreign identifier (and two publishers' equal identifiers collided).
+        """
         self._op(
             "INSERT INTO messages (id, client_id, topic, payload, qos, retain, properties, expires_at, packet_id)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row, session.client_id, message.topic, message.payload, message.qos, int(message.retain),
-             _props_blob(message.properties), _wall(expires_at), message.packet_id),
+             _props_blob(message.properties), _wall(expires_at), packet_id),
         )  # fmt: skip
 
     def set_packet_id(self, row: int, packet_id: int | None) -> None:
@@ -260,21 +268,33 @@ class Store:
             "SELECT id, client_id, topic, payload, qos, retain, properties, expires_at, packet_id, released"
             " FROM messages ORDER BY id"
         )
+        requeue: set[str] = set()
         for row, client_id, topic, payload, qos, retain, props, expires_wall, packet_id, released in rows:
             target = core.sessions.get(client_id)
             if target is None:
                 self._op("DELETE FROM messages WHERE id = ?", (row,))
                 continue
-            message = Publish(topic, payload, qos, bool(retain), False, packet_id, _props_from(props))
-            if packet_id is not None:
+            pid = packet_id
+            if pid is not None and not released and (client_id in requeue or pid in target.outgoing.inflight):
+                # Written by an older version that stored the publisher's identifier for queued messages: two
+                # rows share one. This one and the client's later ones (to keep their order) are queued again
+                # rather than lost.
+                if client_id not in requeue:
+                    requeue.add(client_id)
+                    log.warning("persistence: packet id %d is used twice for %r: its later messages are queued "
+                                "again", pid, client_id)  # fmt: skip
+                pid = None
+                self._op("UPDATE messages SET packet_id = NULL WHERE id = ?", (row,))
+            message = Publish(topic, payload, qos, bool(retain), False, pid, _props_from(props))
+            if pid is not None:
                 flow = target.outgoing
-                flow.packet_ids.claim(packet_id)
+                flow.packet_ids.claim(pid)
                 state = (
                     OutgoingState.AWAIT_PUBACK if qos == 1
                     else OutgoingState.AWAIT_PUBCOMP if released
                     else OutgoingState.AWAIT_PUBREC
                 )  # fmt: skip
-                flow.inflight[packet_id] = InFlight(message, state, row)
+                flow.inflight[pid] = InFlight(message, state, row)
             else:
                 if target.queue is None:
                     target.queue = deque()

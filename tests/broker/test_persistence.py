@@ -123,3 +123,79 @@ async def test_clean_sessions_and_expired_state_are_not_kept(
             assert len(stream) == 0  # the expired retained message is not delivered after the restart
     finally:
         broker.stop()
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "kill-9"])
+async def test_queued_messages_keep_their_order_whatever_the_publishers_packet_ids(
+    broker_process: Callable[..., RunningBroker], tmp_path: Path, kill: bool
+) -> None:
+    """Two publishers use the same packet identifiers (each counts from 1). Their messages queued for an offline
+    subscriber are stored without those identifiers: restored, they are still queued (not "in flight" under a
+    publisher's id, where equal ids overwrote each other and one message resurfaced after a later restart)."""
+    db = tmp_path / "state.sqlite3"
+    broker = broker_process(
+        f"persistence = true\npersistence_file = '{db}'\nmax_inflight_messages = 0\nmax_queued_messages = 0"
+    )
+    try:
+        away = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
+        await away.connect()
+        await away.subscribe("chat/#", qos=2)
+        await away.disconnect()
+        async with MQTTClient(broker.url, client_id="pa") as a, MQTTClient(broker.url, client_id="pb") as b:
+            for i in range(20):
+                assert (await a.publish("chat/a", f"a{i:02d}", qos=1)).ok
+                assert (await b.publish("chat/b", f"b{i:02d}", qos=2)).ok
+        broker = restart(broker, kill)
+        with sqlite3.connect(db) as conn:
+            ids = [row[0] for row in conn.execute("SELECT packet_id FROM messages WHERE client_id = 'away'")]
+        assert ids == [None] * 40  # queued, never sent: no packet identifier yet
+        expected = [f"{p}{i:02d}".encode() for i in range(20) for p in "ab"]
+        back = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
+        stream = back.messages()
+        await back.connect()
+        assert await drain(back, stream, 40) == expected
+        await asyncio.sleep(0.3)
+        await back.disconnect()
+        broker = restart(broker, kill)
+        again = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
+        stream = again.messages()
+        await again.connect()
+        await asyncio.sleep(0.5)
+        assert len(stream) == 0  # nothing left over to resurface
+        await again.disconnect()
+    finally:
+        broker.stop()
+
+
+async def test_rows_sharing_a_packet_id_from_an_older_store_are_all_delivered(
+    broker_process: Callable[..., RunningBroker], tmp_path: Path
+) -> None:
+    """A store written before the fix above may hold queued rows under equal (publisher) identifiers: each of
+    them is delivered once, in order, and none is left behind for a later restart."""
+    db = tmp_path / "state.sqlite3"
+    broker = broker_process(f"persistence = true\npersistence_file = '{db}'")
+    try:
+        away = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
+        await away.connect()
+        await away.subscribe("old/#", qos=1)
+        await away.disconnect()
+        broker.stop()
+        with sqlite3.connect(db) as conn:
+            for row, (payload, pid) in enumerate([(b"first", 7), (b"second", 7), (b"third", 8)], start=1):
+                conn.execute(
+                    "INSERT INTO messages (id, client_id, topic, payload, qos, retain, packet_id)"
+                    " VALUES (?, 'away', 'old/x', ?, 1, 0, ?)",
+                    (row, payload, pid),
+                )
+        broker = restart(broker, kill=False)
+        back = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
+        stream = back.messages()
+        await back.connect()
+        assert await drain(back, stream, 3) == [b"first", b"second", b"third"]
+        await asyncio.sleep(0.3)
+        await back.disconnect()
+        broker = restart(broker, kill=False)
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+    finally:
+        broker.stop()
