@@ -533,7 +533,9 @@ class BrokerConnection:
             if out.completed:
                 store.completed(session, out.completed)
             if type(packet) is PubRec and packet.reason_code < 0x80:
-                store.released(session, packet.packet_id)
+                entry = flow.inflight.get(packet.packet_id)
+                if entry is not None and isinstance(entry.token, int):
+                    store.released(entry.token)
             # PUBREL only once "released" is on disk: otherwise a crash right after the receiver's PUBCOMP
             # would make us resend the PUBLISH, which the receiver (rightly) takes for a new message.
             for p in out.packets:

@@ -214,11 +214,10 @@ class Store:
     def completed(self, session: Session, completed: list[Completed]) -> None:
         self.delete_messages(c.token for c in completed if isinstance(c.token, int))
 
-    def released(self, session: Session, packet_id: int) -> None:
-        """Our PUBREL is due for an outgoing QoS 2 message: after a restart, resend PUBREL, not PUBLISH."""
-        self._op(
-            "UPDATE messages SET released = 1 WHERE client_id = ? AND packet_id = ?", (session.client_id, packet_id)
-        )
+    def released(self, row: int) -> None:
+        """Our PUBREL is due for the outgoing QoS 2 message stored as ``row``: after a restart, resend PUBREL, not
+        PUBLISH."""
+        self._op("UPDATE messages SET released = 1 WHERE id = ?", (row,))
 
     def qos2_received(self, session: Session, packet_id: int) -> None:
         self._op("INSERT OR IGNORE INTO incoming_qos2 VALUES (?, ?)", (session.client_id, packet_id))
