@@ -29,6 +29,27 @@ async def drain(client: MQTTClient, stream: object, count: int, timeout: float =
     return got
 
 
+async def leave(broker: RunningBroker, topic_filter: str, qos: int) -> None:
+    """The persistent subscriber "away" subscribes, then goes offline."""
+    away = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
+    await away.connect()
+    await away.subscribe(topic_filter, qos=qos)
+    await away.disconnect()
+
+
+async def come_back(broker: RunningBroker, count: int) -> list[bytes]:
+    """ "away" reconnects: the ``count`` payloads it is sent, after checking that nothing more follows."""
+    back = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
+    stream = back.messages()
+    caps = await back.connect()
+    assert caps.session_present
+    got = await drain(back, stream, count)
+    await asyncio.sleep(0.4)
+    assert len(stream) == 0, "nothing twice, nothing left over"
+    await back.disconnect()
+    return got
+
+
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "kill-9"])
 async def test_retained_and_sessions_survive_a_restart(
     broker_process: Callable[..., RunningBroker], tmp_path: Path, kill: bool
@@ -137,10 +158,7 @@ async def test_queued_messages_keep_their_order_whatever_the_publishers_packet_i
         f"persistence = true\npersistence_file = '{db}'\nmax_inflight_messages = 0\nmax_queued_messages = 0"
     )
     try:
-        away = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
-        await away.connect()
-        await away.subscribe("chat/#", qos=2)
-        await away.disconnect()
+        await leave(broker, "chat/#", 2)
         async with MQTTClient(broker.url, client_id="pa") as a, MQTTClient(broker.url, client_id="pb") as b:
             for i in range(20):
                 assert (await a.publish("chat/a", f"a{i:02d}", qos=1)).ok
@@ -149,20 +167,9 @@ async def test_queued_messages_keep_their_order_whatever_the_publishers_packet_i
         with sqlite3.connect(db) as conn:
             ids = [row[0] for row in conn.execute("SELECT packet_id FROM messages WHERE client_id = 'away'")]
         assert ids == [None] * 40  # queued, never sent: no packet identifier yet
-        expected = [f"{p}{i:02d}".encode() for i in range(20) for p in "ab"]
-        back = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
-        stream = back.messages()
-        await back.connect()
-        assert await drain(back, stream, 40) == expected
-        await asyncio.sleep(0.3)
-        await back.disconnect()
+        assert await come_back(broker, 40) == [f"{p}{i:02d}".encode() for i in range(20) for p in "ab"]
         broker = restart(broker, kill)
-        again = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
-        stream = again.messages()
-        await again.connect()
-        await asyncio.sleep(0.5)
-        assert len(stream) == 0  # nothing left over to resurface
-        await again.disconnect()
+        assert await come_back(broker, 0) == []  # nothing left over to resurface after another restart
     finally:
         broker.stop()
 
@@ -175,10 +182,7 @@ async def test_rows_sharing_a_packet_id_from_an_older_store_are_all_delivered(
     db = tmp_path / "state.sqlite3"
     broker = broker_process(f"persistence = true\npersistence_file = '{db}'")
     try:
-        away = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
-        await away.connect()
-        await away.subscribe("old/#", qos=1)
-        await away.disconnect()
+        await leave(broker, "old/#", 1)
         broker.stop()
         with sqlite3.connect(db) as conn:
             for row, (payload, pid) in enumerate([(b"first", 7), (b"second", 7), (b"third", 8)], start=1):
@@ -188,12 +192,7 @@ async def test_rows_sharing_a_packet_id_from_an_older_store_are_all_delivered(
                     (row, payload, pid),
                 )
         broker = restart(broker, kill=False)
-        back = MQTTClient(broker.url, client_id="away", clean_start=False, session_expiry=3600)
-        stream = back.messages()
-        await back.connect()
-        assert await drain(back, stream, 3) == [b"first", b"second", b"third"]
-        await asyncio.sleep(0.3)
-        await back.disconnect()
+        assert await come_back(broker, 3) == [b"first", b"second", b"third"]
         broker = restart(broker, kill=False)
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
