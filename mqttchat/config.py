@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -27,6 +28,7 @@ from mqttchat.protocol.constants import MAX_STRING_LENGTH
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "INSTALL_ID_FILE",
     "PROFILES_FILE",
     "PROFILE_KEYS",
     "SETTINGS_FILE",
@@ -45,6 +47,7 @@ __all__ = [
     "data_dir",
     "delete_template",
     "expand_env",
+    "install_id",
     "load_settings",
     "load_templates",
     "save_settings",
@@ -58,6 +61,7 @@ APP_NAME = "mqttchat"
 PROFILES_FILE = "profiles.toml"
 SETTINGS_FILE = "settings.toml"
 TEMPLATES_FILE = "templates.toml"
+INSTALL_ID_FILE = "install-id"
 
 MAX_UINT16 = 65_535
 MAX_UINT32 = 4_294_967_295
@@ -149,6 +153,30 @@ def data_dir() -> Path:
     path = platformdirs.user_data_path(APP_NAME)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+_INSTALL_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def install_id(directory: Path | None = None) -> str:
+    """A random identifier of this installation (12 hex digits), made on first use and kept in the data directory.
+
+    The chat's client id ends with it: stable from one run to the next (so the broker's persistent session
+    carries over), different on each machine (so one person's laptop and desktop do not take each other's session
+    over), and unguessable (so another user cannot take over, or end, someone's chat session by client id).
+    A damaged file is replaced; when the directory cannot be written, the identifier lasts for this run only.
+    """
+    path = (directory or platformdirs.user_data_path(APP_NAME)) / INSTALL_ID_FILE
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        text = ""
+    if _INSTALL_ID.fullmatch(text):
+        return text
+    value = secrets.token_hex(6)
+    with contextlib.suppress(OSError):
+        _write_atomically(path, value + "\n", private=False)
+    return value
 
 
 def settings_path() -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mqttchat.client import ClientOptions, ConnectionRefused, Message, MQTTClient, StateChange, Status
-from mqttchat.config import data_dir
+from mqttchat.config import data_dir, install_id
 from mqttchat.explorer.recording import Recorder
 from mqttchat.explorer.tree import TopicFilter, TopicTree
 from mqttchat.protocol import Packet, ReasonCode, RetainHandling, Subscription
@@ -257,10 +257,10 @@ class Runtime:
 
         nick = self.chat_nick or default_nick()
         rooms = list(self.chat_rooms)
-        # The explorer's client id is its own: the chat's is derived from who chats, so that the broker keeps
-        # one persistent session per person.
+        # The explorer's client id is its own: the chat's is derived from who chats and from this installation,
+        # so that the broker keeps one persistent session per person and machine, which no one else can guess.
         base = replace(self.options, client_id="")
-        options = chat_client_options(base, nick, rooms, self.chat_session_expiry)
+        options = chat_client_options(base, nick, rooms, self.chat_session_expiry, install_id())
         client = MQTTClient(options)
         history = History(history_path(options.target.url, chat_identity(options, nick)))
         service = ChatService(client, nick, rooms, history)
@@ -283,7 +283,7 @@ class Runtime:
         elif change.error is not None:
             error = str(change.error)
             if "taken over" in error.lower():
-                error = "another mqttchat is chatting with this identity now (session taken over): use --nick"
+                error = "another mqttchat on this machine chats with this identity (session taken over): use --nick"
             self.chat_state_error = error
 
     async def stop(self) -> None:

@@ -23,6 +23,7 @@ from mqttchat.config import (
     config_dir,
     data_dir,
     expand_env,
+    install_id,
     load_settings,
     save_settings,
     settings_path,
@@ -107,6 +108,23 @@ def test_directories_come_from_platformdirs_and_are_created(dirs: tuple[Path, Pa
     assert data.is_dir()
     assert ProfileStore().path == config / "profiles.toml"
     assert settings_path() == config / "settings.toml"
+
+
+def test_install_id_is_made_once_and_kept(dirs: tuple[Path, Path]) -> None:
+    _, data = dirs
+    first = install_id()
+    assert len(first) == 12 and int(first, 16) >= 0
+    assert (data / "install-id").read_text() == first + "\n"
+    assert install_id() == first  # the next run finds it
+    (data / "install-id").write_text("not an id\n")
+    replaced = install_id()  # a damaged file is replaced
+    assert replaced != "not an id" and install_id() == replaced
+
+
+def test_install_id_when_it_cannot_be_kept(tmp_path: Path) -> None:
+    (tmp_path / "mqttchat").write_text("a file where the directory should be")
+    one, two = install_id(tmp_path / "mqttchat"), install_id(tmp_path / "mqttchat")
+    assert len(one) == 12 and int(one, 16) >= 0 and one != two  # valid, for this run only
 
 
 def test_platformdirs_follows_xdg_variables_here(tmp_path: Path) -> None:

@@ -620,7 +620,8 @@ async def forged_identity(report: Report, lab: Lab, long: bool, deadline: Deadli
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Session takeover: alice connects with bob's client id (the chat's is predictable: mqttchat-chat-bob)
+# Session takeover: alice connects with bob's client id (mqttchat's chat makes its id unguessable with a random
+# per-installation part; this scenario gives alice the id anyway, to test what the broker does with it)
 #
 # MQTT ties a session to the client id, not to the user, so alice can close bob's connection and resume his
 # session (mosquitto 2.0.11 does both as well: figures, not problems). What she must never get is bob's messages:

@@ -58,12 +58,16 @@ def chat_identity(options: ClientOptions, nick: str) -> str:
 
 
 def chat_client_options(
-    options: ClientOptions, nick: str, rooms: list[str], session_expiry: int = WEEK
+    options: ClientOptions, nick: str, rooms: list[str], session_expiry: int = WEEK, install: str = ""
 ) -> ClientOptions:
-    """Options for chatting: a stable client id, a persistent session, and an "offline" presence as the will."""
+    """Options for chatting: a stable client id, a persistent session, and an "offline" presence as the will.
+
+    The client id is ``mqttchat-chat-{identity}-{install}`` (``install``: :func:`mqttchat.config.install_id`), or
+    the one ``options`` sets.
+    """
     identity = chat_identity(options, nick)
     will = Will(p.presence(identity), p.presence_payload("offline", nick, rooms, "mqttchat"), 1, True)
-    client_id = options.client_id or f"mqttchat-chat-{identity}"
+    client_id = options.client_id or f"mqttchat-chat-{identity}" + (f"-{install}" if install else "")
     version5 = options.version == 5
     return replace(
         options,
@@ -95,6 +99,8 @@ class ChatService:
         self._raw_echoes: deque[tuple[str, bytes]] = deque(maxlen=100)
         # Listen before the client connects: a resumed session delivers what was queued for us at once.
         self.model.connected_at = time.time()
+        self._own_presence = p.presence(self.identity)
+        self._stopping = False
         self._removers = [client.add_message_handler(self._on_message), client.add_state_listener(self._on_state)]
         self._started = False
 
@@ -133,6 +139,7 @@ class ChatService:
 
     async def stop(self) -> None:
         """A clean exit: say so (the will is only for unclean ones)."""
+        self._stopping = True
         with contextlib.suppress(ClientError):
             if self.client.connected:
                 await self.announce("offline")
@@ -156,6 +163,12 @@ class ChatService:
         added_message = self.model.ingest(topic, message.payload, message.received_at)
         if added_message is not None:
             self._store(added_message)
+        if topic == self._own_presence and self._started and not self._stopping and self.client.connected:
+            # Our identity chats from more than one machine (each has its own session): when another one leaves,
+            # its "offline" (or its will) must not hide that we are still here.
+            said = p.decode_presence(message.payload)
+            if said is None or said.status == "offline":
+                self._spawn(self.announce("online"))
 
     def _store(self, message: ChatMessage) -> None:
         if self.history is not None and self.model.rooms[message.room].kind != "raw":

@@ -29,9 +29,9 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
             await asyncio.sleep(0.02)
 
 
-async def member(url: str, nick: str, rooms: list[str] | None = None, **options: Any) -> ChatService:
+async def member(url: str, nick: str, rooms: list[str] | None = None, install: str = "", **options: Any) -> ChatService:
     base = dataclasses.replace(ClientOptions(parse_url(url)), **options)
-    client = MQTTClient(chat_client_options(base, nick, rooms or ["lobby"]))
+    client = MQTTClient(chat_client_options(base, nick, rooms or ["lobby"], install=install))
     service = ChatService(client, nick, rooms or ["lobby"])
     await client.connect()
     await service.start()
@@ -71,6 +71,28 @@ async def test_two_members_chat_with_presence_and_delivery_states(url: str) -> N
     await carol.client.disconnect()
     await alice.stop()
     await alice.client.disconnect()
+
+
+async def test_one_identity_chats_from_two_machines(url: str) -> None:
+    """Each installation has its own client id (and session): alice on her laptop and her desktop are both
+    connected, both get what bob says, and when one leaves the other still shows her online."""
+    laptop = await member(url, "alice", install="0123456789ab")
+    desktop = await member(url, "alice", install="ba9876543210")
+    assert laptop.client.client_id != desktop.client.client_id
+    bob = await member(url, "bob")
+    await bob.command("lobby", "hello alice")
+    for alice in (laptop, desktop):
+        await until(lambda alice=alice: [m.text for m in alice.model.rooms["lobby"].messages] == ["hello alice"])
+    assert laptop.client.connected and desktop.client.connected  # neither took the other's session over
+    await until(lambda: ("alice", "online") in bob.model.members("lobby"))
+    await laptop.stop()
+    await laptop.client.disconnect()  # says "offline"; the desktop says "online" again
+    await until(lambda: ("alice", "online") in bob.model.members("lobby"))
+    await asyncio.sleep(0.3)
+    assert ("alice", "online") in bob.model.members("lobby")
+    for service in (desktop, bob):
+        await service.stop()
+        await service.client.disconnect()
 
 
 @pytest.mark.parametrize("version", [5, 4])
