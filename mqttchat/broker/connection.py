@@ -374,7 +374,14 @@ class BrokerConnection:
             self._refuse(connect, ReasonCode.SERVER_BUSY, f"too many connections on listener {self.listener}")
             return
         access = broker.acl.for_client(username, client_id) if broker.acl is not None else None
-        # Session.
+        # Session. With passwords, a client id whose session (connected, or kept for later) belongs to another user
+        # is refused: taking it over would end the owner's connection and discard what is queued for them.
+        owner = broker.sessions.get(client_id)
+        if owner is not None and broker.passwords is not None and owner.username != username:
+            log.warning("client %r refused to %s: its session belongs to %s", client_id,
+                        _who(username), _who(owner.username))  # fmt: skip
+            self._refuse(connect, ReasonCode.NOT_AUTHORIZED, "this client identifier belongs to another user's session")
+            return
         session, present = broker.take_session(client_id, connect.clean_start, username)
         self.session = session
         self.client_id = client_id
@@ -648,3 +655,7 @@ class BrokerConnection:
         self.paused = False
         if self.session is not None:
             self.broker.pump(self.session)
+
+
+def _who(username: str | None) -> str:
+    return "an anonymous client" if username is None else f"user {username!r}"

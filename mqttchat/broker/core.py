@@ -95,9 +95,10 @@ class BrokerCore:
     def take_session(self, client_id: str, clean_start: bool, username: str | None = None) -> tuple[Session, bool]:
         """The session for ``client_id``: the existing one (resumed) or a new one. Returns (session, present).
 
-        A session is resumed only by the user who owns it: when another user connects with its client id, the old
-        connection is taken over as usual but the session starts afresh, so that its queued messages, in-flight
-        messages and subscriptions never reach someone the ACL did not give them to.
+        A session is resumed only by the user who owns it. With passwords, the connection refuses another user
+        before this is called; without them (user names are unchecked claims) another user's connection takes the
+        old one over as usual but the session starts afresh, so that its queued messages, in-flight messages and
+        subscriptions never reach someone the ACL did not give them to.
         """
         session = self.sessions.get(client_id)
         if session is not None and session.username != username and not clean_start:

@@ -1574,10 +1574,10 @@ def secure_broker(security: str, tmp_path_factory: pytest.TempPathFactory) -> It
         no_crash(running)
 
 
-def _raw_connack(broker: RunningBroker, version: int, **kwargs: Any) -> int:
+def _raw_connack(broker: RunningBroker, version: int, client_id: str = "auth", **kwargs: Any) -> int:
     raw = RawClient(broker.port)
     try:
-        raw.send(connect_packet("auth", version, **kwargs))
+        raw.send(connect_packet(client_id, version, **kwargs))
         packets = raw.read_until_closed()
     finally:
         raw.close()
@@ -1597,6 +1597,30 @@ def test_wrong_password_and_anonymous_refused(secure_broker: RunningBroker, peer
     assert _raw_connack(secure_broker, version) in not_authorized
     alice = peers.new(secure_broker, "alice", version, username="alice", password="wonderland")
     assert alice.connack_reason is not None and alice.connack_reason.value == 0
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_client_id_of_another_users_session_refused(secure_broker: RunningBroker, peers: Peers, version: int) -> None:
+    """With passwords, a client id whose session belongs to another user is refused (5.0: 0x87, 3.1.1: 5), whether
+    its owner is connected or away: no one can close someone's connection or discard their queued messages by
+    taking their client id. The owner still resumes, and takes over its own older connection."""
+    refused = 0x87 if version == V5 else 5
+    bob = peers.new(secure_broker, f"bobs-device-{version}", version, username="bob", password="builder",
+                    **persistent(version))  # fmt: skip
+    bob.subscribe("home/#", 1)
+    args = {"username": "alice", "password": "wonderland"}
+    assert _raw_connack(secure_broker, version, client_id=f"bobs-device-{version}", **args) == refused
+    assert _raw_connack(secure_broker, version, client_id=f"bobs-device-{version}", clean=False, **args) == refused
+    alice = peers.new(secure_broker, "alice-pub", version, username="alice", password="wonderland")
+    assert alice.publish("home/alice/x", b"still here", 1) == 0
+    assert [m.payload for m in bob.expect(1)] == [b"still here"]  # bob was not disconnected
+    bob.disconnect()
+    assert alice.publish("home/alice/x", b"queued for bob", 1) == 0
+    assert _raw_connack(secure_broker, version, client_id=f"bobs-device-{version}", **args) == refused
+    again = peers.new(secure_broker, f"bobs-device-{version}", version, username="bob", password="builder",
+                      **persistent(version))  # fmt: skip
+    assert again.session_present
+    assert [m.payload for m in again.expect(1)] == [b"queued for bob"]
 
 
 @pytest.mark.parametrize("version", VERSIONS)

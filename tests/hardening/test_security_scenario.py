@@ -34,6 +34,9 @@ async def test_security_scenarios_short(tmp_path: Path) -> None:
     takeover = by_name["security: session takeover"].figures
     assert takeover["queued messages leaked"] == 0
     assert takeover["live messages leaked"] == 0
+    assert takeover["queued messages bob lost"] == 0
+    assert takeover["bob's live connection closed by alice"] == "no"
+    assert takeover["alice with bob's client id while bob is connected, clean start"] == "refused (0x87 Not authorized)"
 
     tls = by_name["security: TLS"].figures
     assert tls["unexpected outcomes"] == 0
