@@ -370,7 +370,7 @@ class BrokerCore:
             if type(key) is str:
                 entry = value
             else:
-                picked = value.pick()
+                picked = value.pick(topic)
                 if picked is None:
                     continue
                 opts = picked.options

@@ -250,6 +250,9 @@ class Store:
             session.expiry_interval = expiry
             session.version = version
             session.username = username
+            if core.acl is not None:
+                # Until its client comes back, what is queued for it is still filtered by its rights.
+                session.access = core.acl.for_client(username, client_id)
             session.persistent_id = 1
             core.sessions[client_id] = session
             if expiry != NEVER_EXPIRES:

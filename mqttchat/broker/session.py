@@ -36,9 +36,16 @@ class SharedGroup:
         self.members: dict[str, SubEntry] = {}
         self.next = 0
 
-    def pick(self) -> SubEntry | None:
-        """The next member, preferring one that is connected."""
-        members = list(self.members.values())
+    def pick(self, topic: str) -> SubEntry | None:
+        """The next member that may receive ``topic`` (its ACL), preferring one that is connected.
+
+        A member whose rights do not cover the topic is skipped, not chosen and then denied: with filters wider
+        than their rights, such members would otherwise swallow their share of the group's messages.
+        """
+        members = [
+            entry for entry in self.members.values()
+            if entry.session.access is None or entry.session.access.can_receive(topic)
+        ]  # fmt: skip
         if not members:
             return None
         n = len(members)
