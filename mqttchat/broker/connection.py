@@ -166,8 +166,11 @@ class BrokerConnection:
             if packet.qos and session is not None and session.outgoing_flow is not None:
                 pid = packet.packet_id
                 if pid is not None and pid in session.outgoing_flow.inflight:
-                    session.outgoing_flow.inflight.pop(pid)
+                    entry = session.outgoing_flow.inflight.pop(pid)
                     session.outgoing_flow.packet_ids.release(pid)
+                    store = self.broker.persistence
+                    if store is not None and isinstance(entry.token, int):
+                        store.delete_messages([entry.token])  # or it would come back after every restart
             return
         self._out.append(data)
         stats = self.broker.stats

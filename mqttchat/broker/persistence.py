@@ -96,6 +96,8 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self._next_id = (self.db.execute("SELECT MAX(id) FROM messages").fetchone()[0] or 0) + 1
+        #: ``released`` holds the order in which PUBRECs arrived (1, 2, ...): PUBRELs are resent in that order.
+        self._release_seq = self.db.execute("SELECT MAX(released) FROM messages").fetchone()[0] or 0
         self._ops: list[tuple[str, tuple[Any, ...]]] = []
         self._acks: list[tuple[BrokerConnection, Packet]] = []
         self._scheduled = False
@@ -216,8 +218,9 @@ class Store:
 
     def released(self, row: int) -> None:
         """Our PUBREL is due for the outgoing QoS 2 message stored as ``row``: after a restart, resend PUBREL, not
-        PUBLISH."""
-        self._op("UPDATE messages SET released = 1 WHERE id = ?", (row,))
+        PUBLISH, and in the order the PUBRECs arrived (MQTT-4.6.0-4)."""
+        self._release_seq += 1
+        self._op("UPDATE messages SET released = ? WHERE id = ?", (self._release_seq, row))
 
     def qos2_received(self, session: Session, packet_id: int) -> None:
         self._op("INSERT OR IGNORE INTO incoming_qos2 VALUES (?, ?)", (session.client_id, packet_id))
@@ -270,39 +273,44 @@ class Store:
             "SELECT id, client_id, topic, payload, qos, retain, properties, expires_at, packet_id, released"
             " FROM messages ORDER BY id"
         )
-        requeue: set[str] = set()
+        # A client's rows come in-flight ones (sent, with our packet id) first, then queued ones (no id yet): a
+        # message is sent only when nothing older waits. A store written before the publisher's identifier was
+        # kept out of queued rows can break that (an id after a queued row, or one id twice): such rows and the
+        # client's later ones are queued again, so that none is lost and their order holds.
+        queued: set[str] = set()
+        inflight: dict[str, list[tuple[int, int, InFlight]]] = {}
         for row, client_id, topic, payload, qos, retain, props, expires_wall, packet_id, released in rows:
             target = core.sessions.get(client_id)
             if target is None:
                 self._op("DELETE FROM messages WHERE id = ?", (row,))
                 continue
             pid = packet_id
-            if pid is not None and not released and (client_id in requeue or pid in target.outgoing.inflight):
-                # Written by an older version that stored the publisher's identifier for queued messages: two
-                # rows share one. This one and the client's later ones (to keep their order) are queued again
-                # rather than lost.
-                if client_id not in requeue:
-                    requeue.add(client_id)
-                    log.warning("persistence: packet id %d is used twice for %r: its later messages are queued "
-                                "again", pid, client_id)  # fmt: skip
+            if pid is not None and (client_id in queued or pid in target.outgoing.packet_ids):
+                log.warning("persistence: message %d for %r has packet id %d out of place (an older store): queued "
+                            "again", row, client_id, pid)  # fmt: skip
                 pid = None
-                self._op("UPDATE messages SET packet_id = NULL WHERE id = ?", (row,))
+                self._op("UPDATE messages SET packet_id = NULL, released = 0 WHERE id = ?", (row,))
             message = Publish(topic, payload, qos, bool(retain), False, pid, _props_from(props))
             if pid is not None:
-                flow = target.outgoing
-                flow.packet_ids.claim(pid)
+                target.outgoing.packet_ids.claim(pid)
                 state = (
                     OutgoingState.AWAIT_PUBACK if qos == 1
                     else OutgoingState.AWAIT_PUBCOMP if released
                     else OutgoingState.AWAIT_PUBREC
                 )  # fmt: skip
-                flow.inflight[pid] = InFlight(message, state, row)
+                inflight.setdefault(client_id, []).append((released or 0, row, InFlight(message, state, row)))
             else:
+                queued.add(client_id)
                 if target.queue is None:
                     target.queue = deque()
                 target.queue.append((message, _mono(expires_wall), row))
                 target.queued_bytes += len(payload) + len(topic)
             messages += 1
+        for client_id, entries in inflight.items():
+            flow = core.sessions[client_id].outgoing
+            # Unreleased ones in the order sent, then released ones in the order their PUBRECs arrived.
+            for _, _, entry in sorted(entries, key=lambda e: (e[0] > 0, e[0], e[1])):
+                flow.inflight[entry.publish.packet_id] = entry  # type: ignore[index]
         for client_id, packet_id in db.execute("SELECT * FROM incoming_qos2"):
             holder = core.sessions.get(client_id)
             if holder is not None:

@@ -177,23 +177,90 @@ async def test_queued_messages_keep_their_order_whatever_the_publishers_packet_i
 async def test_rows_sharing_a_packet_id_from_an_older_store_are_all_delivered(
     broker_process: Callable[..., RunningBroker], tmp_path: Path
 ) -> None:
-    """A store written before the fix above may hold queued rows under equal (publisher) identifiers: each of
-    them is delivered once, in order, and none is left behind for a later restart."""
+    """A store written before the fix above may hold queued rows under (publisher) identifiers, even marked
+    "released" by an id they shared with a real in-flight message. The real one gets its PUBREL; every other row
+    is delivered once, in order, and none is left behind for a later restart."""
     db = tmp_path / "state.sqlite3"
     broker = broker_process(f"persistence = true\npersistence_file = '{db}'")
     try:
-        await leave(broker, "old/#", 1)
+        await leave(broker, "old/#", 2)
         broker.stop()
+        rows = [  # payload, packet id, released
+            (b"in flight, PUBREC received", 7, 1),
+            (b"queued, shares its id", 7, 1),
+            (b"queued", None, 0),
+            (b"queued after a queued one", 8, 0),
+        ]
         with sqlite3.connect(db) as conn:
-            for row, (payload, pid) in enumerate([(b"first", 7), (b"second", 7), (b"third", 8)], start=1):
+            for row, (payload, pid, released) in enumerate(rows, start=1):
                 conn.execute(
-                    "INSERT INTO messages (id, client_id, topic, payload, qos, retain, packet_id)"
-                    " VALUES (?, 'away', 'old/x', ?, 1, 0, ?)",
-                    (row, payload, pid),
+                    "INSERT INTO messages (id, client_id, topic, payload, qos, retain, packet_id, released)"
+                    " VALUES (?, 'away', 'old/x', ?, 2, 0, ?, ?)",
+                    (row, payload, pid, released),
                 )
         broker = restart(broker, kill=False)
-        assert await come_back(broker, 3) == [b"first", b"second", b"third"]
+        assert await come_back(broker, 3) == [payload for payload, _, _ in rows[1:]]
         broker = restart(broker, kill=False)
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+    finally:
+        broker.stop()
+
+
+async def test_pubrels_are_resent_in_the_order_the_pubrecs_arrived(
+    broker_process: Callable[..., RunningBroker], tmp_path: Path
+) -> None:
+    """[MQTT-4.6.0-4] across a restart too: the store keeps the order of PUBRECs, not the order of sending."""
+    from tests.broker.conformance_helpers import CONNACK, PUBLISH, PUBREL, RawClient
+
+    resume = {"clean": False, "properties": b"\x05\x11\x00\x00\x0e\x10"}  # Session Expiry 3600
+
+    db = tmp_path / "state.sqlite3"
+    broker = broker_process(f"persistence = true\npersistence_file = '{db}'")
+    raw = RawClient(broker.port)
+    try:
+        await leave(broker, "rel/#", 2)
+        async with MQTTClient(broker.url, client_id="pub") as pub:
+            for i in range(3):
+                assert (await pub.publish("rel/x", f"m{i}", qos=2)).ok
+        # "away" receives the three, answers PUBREC for the last first, then stops (no PUBCOMP).
+        raw.connect("away", **resume)
+        publishes = [raw.expect(PUBLISH) for _ in range(3)]
+        ids = [p.body[len(b"rel/x") + 2 : len(b"rel/x") + 4] for p in publishes]
+        for pid in reversed(ids):
+            raw.send(b"\x50\x02" + pid)
+        assert [raw.expect(PUBREL).body[:2] for _ in range(3)] == list(reversed(ids))
+        raw.close()
+        broker = restart(broker, kill=True)
+        raw = RawClient(broker.port)
+        assert raw.connect("away", **resume).type == CONNACK
+        assert [raw.expect(PUBREL).body[:2] for _ in range(3)] == list(reversed(ids))
+    finally:
+        raw.close()
+        broker.stop()
+
+
+async def test_a_message_too_large_for_the_subscriber_leaves_no_row(
+    broker_process: Callable[..., RunningBroker], tmp_path: Path
+) -> None:
+    """A message over the subscriber's Maximum Packet Size is dropped (MQTT 5 3.1.2.11.4): not stored either, or it
+    would come back after every restart."""
+    db = tmp_path / "state.sqlite3"
+    broker = broker_process(f"persistence = true\npersistence_file = '{db}'")
+    try:
+        small = MQTTClient(broker.url, client_id="small", clean_start=False, session_expiry=600,
+                           maximum_packet_size=200)  # fmt: skip
+        stream = small.messages()
+        await small.connect()
+        await small.subscribe("big/#", qos=1)
+        async with MQTTClient(broker.url, client_id="pub") as pub:
+            assert (await pub.publish("big/x", b"x" * 1000, qos=1)).ok
+            assert (await pub.publish("big/x", b"fits", qos=1)).ok
+        async with asyncio.timeout(5):
+            assert (await stream.get()).payload == b"fits"
+        await asyncio.sleep(0.3)
+        await small.disconnect()
+        broker.stop()
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
     finally:
