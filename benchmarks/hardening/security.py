@@ -4,7 +4,7 @@ takeover across users, TLS verification both ways, and passwords kept out of log
 Every scenario runs against one ``mqttchat broker`` process (``-v``) with ``allow_anonymous = false``, a password
 file written by ``mqttchat passwd`` (alice, bob, admin), an ACL giving alice and bob their own ``users/%u/#`` plus
 the chat ACL shipped in ``mqttchat/chat/chat.acl`` and admin everything, and TLS listeners with good and bad
-certificates (``tests/helpers/certs.py``).
+certificates (``benchmarks/certs.py``).
 """
 
 from __future__ import annotations

@@ -134,12 +134,16 @@ class ChatService:
         task.add_done_callback(self._tasks.discard)
 
     async def announce(self, status: str) -> None:
+        if self._stopping and status != "offline":
+            return
         await self.client.publish(p.presence(self.identity), p.presence_payload(status, self.nick, self.joined,
                                   "mqttchat"), 1, retain=True)  # fmt: skip
 
     async def stop(self) -> None:
         """A clean exit: say so (the will is only for unclean ones)."""
         self._stopping = True
+        for task in list(self._tasks):  # an "online" still on its way must not follow our "offline"
+            task.cancel()
         with contextlib.suppress(ClientError):
             if self.client.connected:
                 await self.announce("offline")

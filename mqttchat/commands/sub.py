@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 
 from mqttchat.client import Message, MQTTClient
@@ -69,21 +70,34 @@ def json_line(message: Message) -> str:
     )
 
 
+_TEMPLATE_TOKEN = re.compile(r"%[tqrjp%]")
+
+
+def render_template(template: str, message: Message) -> bytes:
+    """``template`` with %t (topic), %q (QoS), %r (retain 0/1), %j (the JSON line), %p (the payload, bytes as
+    they came) and %% (a percent sign), replaced in one pass: what a token inserts is never read as a token."""
+    values = {"%t": message.topic, "%q": str(message.qos), "%r": str(int(message.retain)), "%%": "%"}
+    out = bytearray()
+    at = 0
+    for match in _TEMPLATE_TOKEN.finditer(template):
+        out += template[at : match.start()].encode()
+        token = match.group()
+        if token == "%p":
+            out += message.payload
+        elif token == "%j":
+            out += json_line(message).encode()
+        else:
+            out += values[token].encode()
+        at = match.end()
+    out += template[at:].encode()
+    return bytes(out)
+
+
 def render(message: Message, args: argparse.Namespace) -> bytes:
     if args.format == "json":
         return json_line(message).encode()
     if args.format:
-        out = args.format
-        for token, value in (
-            ("%t", message.topic),
-            ("%q", str(message.qos)),
-            ("%r", str(int(message.retain))),
-            ("%j", json_line(message)),
-            ("%%", "%"),
-        ):
-            out = out.replace(token, value)
-        parts = out.split("%p")
-        return message.payload.join(part.encode() for part in parts)
+        return render_template(args.format, message)
     if args.verbose:
         return message.topic.encode() + b" " + message.payload
     return message.payload

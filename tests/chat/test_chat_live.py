@@ -95,6 +95,21 @@ async def test_one_identity_chats_from_two_machines(url: str) -> None:
         await service.client.disconnect()
 
 
+async def test_an_online_announcement_on_its_way_does_not_outlive_stop(url: str) -> None:
+    """stop() says "offline" last: an "online" scheduled just before (after a reconnect, or when another of our
+    machines left) is cancelled, so the retained presence does not claim we are still here."""
+    alice = await member(url, "alice")
+    alice._spawn(alice.announce("online"))
+    await alice.stop()
+    await alice.client.disconnect()
+    async with MQTTClient(url, client_id="presence-reader") as reader:
+        stream = reader.messages()
+        await reader.subscribe(p.presence("alice"), qos=1)
+        async with asyncio.timeout(5):
+            presence = p.decode_presence((await stream.get()).payload)
+    assert presence is not None and presence.status == "offline"
+
+
 @pytest.mark.parametrize("version", [5, 4])
 async def test_offline_member_catches_up_in_order(url: str, version: int) -> None:
     """A persistent session (MQTT 5: clean start off and a session expiry; 3.1.1: clean session off) keeps what
