@@ -378,9 +378,10 @@ class BrokerConnection:
             return
         access = broker.acl.for_client(username, client_id) if broker.acl is not None else None
         # Session. With passwords, a client id whose session (connected, or kept for later) belongs to another user
-        # is refused: taking it over would end the owner's connection and discard what is queued for them.
+        # (one who logged in with a password) is refused: taking it over would end the owner's connection and
+        # discard what is queued for them.
         owner = broker.sessions.get(client_id)
-        if owner is not None and broker.passwords is not None and owner.username != username:
+        if owner is not None and owner.authenticated and broker.passwords is not None and owner.username != username:
             log.warning("client %r refused to %s: its session belongs to %s", client_id,
                         _who(username), _who(owner.username))  # fmt: skip
             self._refuse(connect, ReasonCode.NOT_AUTHORIZED, "this client identifier belongs to another user's session")
@@ -391,6 +392,8 @@ class BrokerConnection:
         session.connection = self
         session.version = version
         session.username = username
+        # _accept runs for a user name only once its password was checked, when there is a password file.
+        session.authenticated = username is not None and broker.passwords is not None
         session.access = access
         session.will = connect.will
         if version == V5:

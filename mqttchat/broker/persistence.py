@@ -95,6 +95,9 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(sessions)")}
+        if "authenticated" not in columns:  # a store from before sessions had owners
+            self.db.execute("ALTER TABLE sessions ADD COLUMN authenticated INTEGER NOT NULL DEFAULT 0")
         self._next_id = (self.db.execute("SELECT MAX(id) FROM messages").fetchone()[0] or 0) + 1
         #: ``released`` holds the order in which PUBRECs arrived (1, 2, ...): PUBRELs are resent in that order.
         self._release_seq = self.db.execute("SELECT MAX(released) FROM messages").fetchone()[0] or 0
@@ -160,9 +163,13 @@ class Store:
 
     def session_connected(self, session: Session) -> None:
         if session.persistent:
+            row = (session.client_id, session.expiry_interval, session.version, session.username,
+                   int(session.authenticated))  # fmt: skip
             self._op(
-                "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, NULL)",
-                (session.client_id, session.expiry_interval, session.version, session.username),
+                "INSERT OR REPLACE INTO sessions"
+                " (client_id, expiry_interval, version, username, disconnected_at, authenticated)"
+                " VALUES (?, ?, ?, ?, NULL, ?)",
+                row,
             )
             session.persistent_id = 1
         elif session.persistent_id is not None:
@@ -243,7 +250,10 @@ class Store:
             core.retained.set(RetainedMessage(topic, payload, qos, _props_from(props), _mono(expires_wall), stored_at))
             retained += 1
         sessions = 0
-        for client_id, expiry, version, username, disconnected_at in db.execute("SELECT * FROM sessions").fetchall():
+        sessions_rows = db.execute(
+            "SELECT client_id, expiry_interval, version, username, disconnected_at, authenticated FROM sessions"
+        ).fetchall()
+        for client_id, expiry, version, username, disconnected_at, authenticated in sessions_rows:
             gone_since = disconnected_at if disconnected_at is not None else now_wall
             if expiry != NEVER_EXPIRES and gone_since + expiry <= now_wall:
                 session = Session(client_id)
@@ -253,6 +263,7 @@ class Store:
             session.expiry_interval = expiry
             session.version = version
             session.username = username
+            session.authenticated = bool(authenticated)
             if core.acl is not None:
                 # Until its client comes back, what is queued for it is still filtered by its rights.
                 session.access = core.acl.for_client(username, client_id)

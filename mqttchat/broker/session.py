@@ -67,6 +67,7 @@ class Session:
 
     __slots__ = (
         "access",
+        "authenticated",
         "client_id",
         "connection",
         "dropped",
@@ -102,6 +103,9 @@ class Session:
         self.will: Will | None = None
         self.will_handle: asyncio.TimerHandle | None = None
         self.username: str | None = None
+        #: Whether ``username`` was checked against the password file: only then does the session belong to that
+        #: user (another user is refused its client id); an unchecked name is a claim anyone can make.
+        self.authenticated = False
         self.access: Any = None
         self.version = 5
         #: The in-flight window towards the client: min(max_inflight_messages, the client's Receive Maximum).

@@ -9,8 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mqttchat.broker.auth import PasswordFile
-from mqttchat.client import MQTTClient
+from mqttchat.client import ConnackRefused, MQTTClient
+from mqttchat.protocol import ReasonCode
 from tests.helpers.brokers import RunningBroker, start_mqttchat_broker
 
 ACL = """\
@@ -101,5 +104,44 @@ async def test_a_restored_session_is_still_filtered_by_its_rights(
         await asyncio.sleep(0.3)
         assert len(stream) == 0
         await back.disconnect()
+    finally:
+        broker.stop()
+
+
+async def test_client_id_ownership_survives_a_restart_and_needs_a_checked_login(
+    broker_process: Callable[..., RunningBroker], tmp_path: Path
+) -> None:
+    """A session made with a checked password belongs to its user across a restart (another user is refused its
+    client id). One from a store written before sessions had owners (as when a password file is added to an open
+    broker) belongs to no one: any user may take its client id, with a fresh session."""
+    passwd, acl = security_files(tmp_path / "security")
+    db = tmp_path / "state.sqlite3"
+    with sqlite3.connect(db) as conn:  # the sessions table as older versions wrote it
+        conn.execute(
+            "CREATE TABLE sessions (client_id TEXT PRIMARY KEY, expiry_interval INTEGER NOT NULL, "
+            "version INTEGER NOT NULL, username TEXT, disconnected_at REAL)"
+        )
+        conn.execute("INSERT INTO sessions VALUES ('old-device', 4294967295, 4, 'mallory', NULL)")
+    broker = broker_process(
+        f"persistence = true\npersistence_file = '{db}'\npassword_file = '{passwd}'\nacl_file = '{acl}'\n"
+        "allow_anonymous = false"
+    )
+    try:
+        worker = MQTTClient(url(broker.port, "worker"), client_id="old-device", clean_start=False, version=4)
+        caps = await worker.connect()
+        assert not caps.session_present  # mallory's unchecked session was not handed over
+        await worker.disconnect()
+        owned = MQTTClient(url(broker.port, "worker"), client_id="worker-box", clean_start=False, session_expiry=600)
+        await owned.connect()
+        await owned.disconnect()
+        broker.stop()
+        broker = start_mqttchat_broker(broker.directory / "broker.toml", broker.port, broker.log)
+        thief = MQTTClient(url(broker.port, "alice"), client_id="worker-box", reconnect=False)
+        with pytest.raises(ConnackRefused) as refused:
+            await thief.connect()
+        assert refused.value.reason_code == ReasonCode.NOT_AUTHORIZED
+        again = MQTTClient(url(broker.port, "worker"), client_id="worker-box", clean_start=False, session_expiry=600)
+        assert (await again.connect()).session_present
+        await again.disconnect()
     finally:
         broker.stop()
