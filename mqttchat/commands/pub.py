@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
+import secrets
 import sys
 
 from mqttchat.client import MQTTClient
@@ -46,7 +46,7 @@ async def publish(args: argparse.Namespace) -> int:
         raise CommandError(problem)
     if args.repeat < 1:
         raise CommandError("--repeat must be at least 1")
-    options, props = client_options(args, f"mqttchat-pub-{os.getpid()}")
+    options, props = client_options(args, f"mqttchat-pub-{secrets.token_hex(4)}")
     publish_props = props.get("publish", Properties())
     payload: bytes | None = None
     if args.message is not None:

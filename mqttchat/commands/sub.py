@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
+import secrets
 import sys
 
 from mqttchat.client import Message, MQTTClient
@@ -112,7 +112,7 @@ async def subscribe(args: argparse.Namespace) -> int:
             raise CommandError(problem)
     if args.count is not None and args.count < 1:
         raise CommandError("-C must be at least 1")
-    options, _ = client_options(args, f"mqttchat-sub-{os.getpid()}")
+    options, _ = client_options(args, f"mqttchat-sub-{secrets.token_hex(4)}")
     client = MQTTClient(options)
     if args.debug:
         client.add_trace_hook(debug_hook("mqttchat sub"))
