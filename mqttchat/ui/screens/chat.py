@@ -166,7 +166,8 @@ class ChatScreen(Screen[None]):
             members = model.members(room.name)
             online = sum(1 for _, s in members if s == "online")
             text.append(f"#{room.name}", "bold")
-            text.append(f"  {online} online, {len(members)} members", "dim")
+            count_members = len(members)
+            text.append(f"  {online} online, {count_members} member{'' if count_members == 1 else 's'}", "dim")
         count = len(room.messages)
         text.append(f"  │ {count:,} message{'' if count == 1 else 's'}", "dim")
         return text
