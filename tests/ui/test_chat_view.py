@@ -100,6 +100,7 @@ async def test_two_app_instances_chat(url: str) -> None:
         await type_line(pb, "/join dev")
         await until(pb, lambda: bob.runtime.chat.model.current == "dev")  # type: ignore[union-attr]
         assert "# dev" in str(bob.screen.query_one(RoomList).get_option_at_index(1).prompt)
+        await until(pb, lambda: "1 online, 1 member " in bob.screen._title().plain)  # type: ignore[attr-defined]
 
         # Ctrl+T: the explorer shows the chat's own topics.
         await pb.press("ctrl+t")

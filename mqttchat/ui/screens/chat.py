@@ -24,6 +24,7 @@ from mqttchat.client import Status
 from mqttchat.ui.widgets.chat_log import ChatLog
 from mqttchat.ui.widgets.chat_panels import MemberList, RoomList
 from mqttchat.ui.widgets.quiet import show
+from mqttchat.ui.widgets.topic_tree import plural
 from mqttchat.ui.widgets.view_tabs import ViewTabs
 
 if TYPE_CHECKING:
@@ -166,8 +167,7 @@ class ChatScreen(Screen[None]):
             members = model.members(room.name)
             online = sum(1 for _, s in members if s == "online")
             text.append(f"#{room.name}", "bold")
-            count_members = len(members)
-            text.append(f"  {online} online, {count_members} member{'' if count_members == 1 else 's'}", "dim")
+            text.append(f"  {online} online, {plural(len(members), 'member')}", "dim")
         count = len(room.messages)
         text.append(f"  │ {count:,} message{'' if count == 1 else 's'}", "dim")
         return text
