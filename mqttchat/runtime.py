@@ -7,10 +7,12 @@ The client's reader calls :meth:`Runtime._on_message` for every message; it only
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,7 @@ from mqttchat.client import ClientOptions, ConnectionRefused, Message, MQTTClien
 from mqttchat.config import data_dir, install_id
 from mqttchat.explorer.recording import Recorder
 from mqttchat.explorer.tree import TopicFilter, TopicTree
+from mqttchat.hosting import LOCAL_RECONNECT_MAX_DELAY, EmbeddedHost, Peer, embedded_store_path, watch_for_take_over
 from mqttchat.protocol import Packet, ReasonCode, RetainHandling, Subscription
 
 if TYPE_CHECKING:
@@ -82,6 +85,12 @@ class Runtime:
     chat_session_expiry: int = 7 * 24 * 3600
 
     def __post_init__(self) -> None:
+        #: The embedded broker this instance hosts (or may take over hosting), for the local default target.
+        self.host: EmbeddedHost | None = None
+        if self.embed_broker and self.is_local_default:
+            # A take-over by another local instance is found within seconds, not after a 30 s back-off.
+            delay = min(self.options.reconnect_max_delay, LOCAL_RECONNECT_MAX_DELAY)
+            self.options = replace(self.options, reconnect_max_delay=delay)
         self.client = MQTTClient(self.options)
         self.client.add_message_handler(self._on_message)
         self.client.add_trace_hook(self._on_packet)
@@ -108,6 +117,9 @@ class Runtime:
         self.subscriptions_version = 0
         #: Writes the messages matching a filter to a JSONL file, while the user records.
         self.recorder: Recorder | None = None
+        #: Called with a sentence for the user when something happens on its own (this instance took over hosting).
+        self.notice: Callable[[str], None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------------------ reader side
 
@@ -145,26 +157,62 @@ class Runtime:
 
     async def start(self) -> None:
         """Connect; when the default local broker is absent, start the embedded one there first."""
+        local = self.embed_broker and self.is_local_default
         try:
             await self.client.connect()
         except ConnectionRefused:
-            if not (self.embed_broker and self.is_local_default):
+            if not local:
                 raise
             await self.start_embedded_broker()
             await self.client.connect()
+        if local and self._watch_task is None:
+            host = self._embedded_host()
+            self._watch_task = asyncio.create_task(
+                watch_for_take_over(host, lambda: self.client.connected, self._took_over), name="hosting watch"
+            )
         await self.subscribe_initial()
 
-    async def start_embedded_broker(self, port: int | None = None) -> None:
-        from mqttchat.broker.config import default_config, with_overrides
-        from mqttchat.broker.server import Broker
+    def _embedded_host(self, port: int | None = None, persistent: bool = True) -> EmbeddedHost:
+        if self.host is None:
+            target_port = self.options.target.port if port is None else port
+            store = embedded_store_path(data_dir(), target_port) if persistent and target_port else None
+            self.host = EmbeddedHost("127.0.0.1", target_port, store, persistent=persistent)
+        return self.host
 
-        target = self.options.target
-        config = with_overrides(default_config(), port=target.port if port is None else port, host="127.0.0.1")
-        config = replace(config, log_connections=False)
-        self.broker = Broker(config)
-        await self.broker.start()
-        self.events.append(f"{time.strftime('%H:%M:%S')} started the embedded broker on {self.broker.url}")
-        log.info("started the embedded broker on %s", self.broker.url)
+    async def start_embedded_broker(self, port: int | None = None, *, persistent: bool = True) -> None:
+        """Host the embedded broker on this machine's default address (or ``port``), with its store in the data
+        directory unless ``persistent`` is false, waiting briefly for a previous host to let go of the store."""
+        host = self._embedded_host(port, persistent)
+        self.broker = await host.start()
+        self._hosting_started("started the embedded broker on " + self.broker.url)
+
+    def _hosting_started(self, text: str) -> None:
+        assert self.host is not None and self.host.broker is not None
+        self.broker = self.host.broker
+        if self.host.store_problem:
+            text += f" ({self.host.store_problem})"
+        elif self.host.persistent:
+            text += f", sessions and retained messages kept in {self.host.store}"
+        self.events.append(f"{time.strftime('%H:%M:%S')} {text}")
+        log.info("%s", text)
+
+    def _took_over(self) -> None:
+        assert self.host is not None and self.host.broker is not None
+        self._hosting_started("the instance that hosted the broker quit: took over hosting on " + self.host.broker.url)
+        if self.notice is not None:
+            self.notice(f"The broker's host quit: this mqttchat hosts it now on {self.host.broker.url}")
+
+    def hosted_peers(self) -> list[Peer]:
+        """Who uses the broker this instance hosts, other than this instance (empty when it hosts none)."""
+        if self.host is None or not self.host.hosting:
+            return []
+        own = [self.client.client_id]
+        if self.chat is not None:
+            own.append(self.chat.client.client_id)
+        peers = self.host.peers(own)
+        if self.demo is not None:  # the simulated house is this instance's too
+            peers = [peer for peer in peers if not peer.client_id.startswith("demo-")]
+        return peers
 
     async def subscribe_initial(self) -> None:
         v5 = self.options.version == 5
@@ -231,9 +279,10 @@ class Runtime:
         from mqttchat.demo import House
 
         try:
-            await self.start_embedded_broker()
+            await self.start_embedded_broker(persistent=False)
         except OSError:
-            await self.start_embedded_broker(port=0)
+            self.host = None
+            await self.start_embedded_broker(port=0, persistent=False)
         assert self.broker is not None
         target = parse_url(self.broker.url)
         self.options = replace(self.options, target=target)
@@ -287,6 +336,11 @@ class Runtime:
             self.chat_state_error = error
 
     async def stop(self) -> None:
+        watch, self._watch_task = self._watch_task, None
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         self.stop_recording()
         chat, self.chat = self.chat, None
         if chat is not None:
@@ -296,9 +350,11 @@ class Runtime:
             await self.demo.stop()
             self.demo = None
         await self.client.disconnect()
-        if self.broker is not None:
+        if self.host is not None:
+            await self.host.stop()
+        elif self.broker is not None:
             await self.broker.stop()
-            self.broker = None
+        self.broker = None
 
     def tick(self, now: float) -> None:
         """Update the in/out rates and write the chat history (called by the UI timer about once a second)."""

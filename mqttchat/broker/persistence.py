@@ -10,7 +10,9 @@ operating system crash may lose the last transactions).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections import deque
@@ -82,6 +84,37 @@ def _mono(expires_wall: float | None) -> float | None:
     return None if expires_wall is None else time.monotonic() + (expires_wall - time.time())
 
 
+class StoreInUse(OSError):
+    """Another broker (in this process or another) has the store open."""
+
+
+def _lock(path: Path) -> int | None:
+    """Take the store's lock (``<store>.lock``, held while the broker runs); None where locks are unsupported.
+
+    Two brokers writing one store would each overwrite the other's sessions; and a broker taking over from one
+    that is shutting down must load the store only after the last commit.
+
+    Raises:
+        StoreInUse: another broker holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here; one broker per store is then the user's business
+        return None
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise StoreInUse(
+            f"{path} is in use by another broker" + (f" (pid {holder})" if holder.isdigit() else "")
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 class Store:
     """The broker's SQLite store; see the module docstring for the durability rules."""
 
@@ -89,6 +122,14 @@ class Store:
         if path is None:
             raise ValueError("persistence needs a persistence_file")
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock(path)
+        try:
+            self._open(core, path)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open(self, core: BrokerCore, path: Path) -> None:
         self.core = core
         self.path = path
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -338,6 +379,14 @@ class Store:
                 self.session_disconnected(session)
         self.commit()
         self.db.close()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            os.close(fd)  # closing the descriptor releases the lock
 
 
 async def flush_soon(store: Store) -> None:  # pragma: no cover - a helper for tests that want a commit now

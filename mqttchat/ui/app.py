@@ -21,6 +21,7 @@ from mqttchat.config import AppSettings, ConfigError, load_settings, save_settin
 from mqttchat.protocol import MQTTError
 from mqttchat.runtime import Runtime
 from mqttchat.ui.screens.chat import ChatScreen
+from mqttchat.ui.screens.dialogs import HostQuitDialog
 from mqttchat.ui.screens.main import MainScreen
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
 
@@ -65,6 +66,7 @@ class MQTTChatApp(App[None]):
     ) -> None:
         super().__init__()
         self.runtime = runtime
+        runtime.notice = self._notice
         self.initial_view = view
         #: The chat connects when its view is first shown (or at start with ``mqttchat chat``).
         self.chat_wanted = view == "chat"
@@ -193,6 +195,7 @@ class MQTTChatApp(App[None]):
         await old.stop()
         self.runtime = Runtime(options, profile.subscriptions, embed_broker=old.embed_broker,
                                chat_nick=old.chat_nick, chat_rooms=old.chat_rooms)  # fmt: skip
+        self.runtime.notice = self._notice
         old_modes = [self._mode(view) for view in ("explorer", "chat")]
         self._generation += 1
         self._add_view_modes()
@@ -251,7 +254,26 @@ class MQTTChatApp(App[None]):
             self.action_show_help_panel()
         self._help = not self._help
 
+    def _notice(self, text: str) -> None:
+        """Something the runtime did on its own (it took over hosting the broker)."""
+        self.notify(text, timeout=10, markup=False)
+
     async def action_quit(self) -> None:
+        """Quit; when this instance hosts the broker for others, first say who and what happens to them."""
+        if isinstance(self.screen, HostQuitDialog):  # Ctrl+Q again in the dialog: the user means it
+            self.screen.dismiss("yes")
+            return
+        peers = self.runtime.hosted_peers()
+        if peers:
+            self.push_screen(HostQuitDialog(self.runtime, peers), self._quit_answered)
+            return
+        await self._quit()
+
+    async def _quit_answered(self, answer: str | None) -> None:
+        if answer == "yes":
+            await self._quit()
+
+    async def _quit(self) -> None:
         try:
             await self.runtime.stop()
         finally:

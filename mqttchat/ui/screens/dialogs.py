@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -11,6 +11,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from mqttchat.hosting import Peer
+    from mqttchat.runtime import Runtime
 
 
 class _Dialog(ModalScreen[str | None]):
@@ -57,9 +63,13 @@ class EditValueDialog(_Dialog):
 
 
 class ConfirmDialog(_Dialog):
-    """Yes/no with an explanation; dismisses with "yes" or None."""
+    """Yes/no with an explanation; dismisses with "yes" or None.
 
-    def __init__(self, title: str, text: str, yes: str = "Yes") -> None:
+    ``text`` holding anything from the network must be a ``Text`` (``mqttchat.ui.safe.network_text``): a string
+    is parsed as markup.
+    """
+
+    def __init__(self, title: str, text: str | Text, yes: str = "Yes") -> None:
         super().__init__()
         self.title_text = title
         self.text = text
@@ -146,3 +156,32 @@ class NameDialog(_Dialog):
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
         self.dismiss(None)
+
+
+class HostQuitDialog(ConfirmDialog):
+    """Asked on quit when this instance hosts the embedded broker for others: who they are, what happens to them.
+
+    Dismisses with "yes" (quit) or None (stay). Ctrl+Q pressed again in it quits.
+    """
+
+    #: At most this many chat members are named; the rest are counted.
+    SHOWN = 8
+
+    def __init__(self, runtime: Runtime, peers: list[Peer]) -> None:
+        from mqttchat.hosting import describe_peers
+        from mqttchat.ui.safe import network_text
+
+        url = runtime.broker.url if runtime.broker is not None else "this machine"
+        host = runtime.host
+        kept = (
+            f" Their sessions, queued messages and retained messages are kept in {host.store}."
+            if host is not None and host.persistent and not host.store_problem
+            else " The broker keeps its state in memory only: their queued and retained messages will be lost."
+        )
+        text = network_text(
+            f"This mqttchat hosts the broker on {url}. Connected through it: {describe_peers(peers, self.SHOWN)}.\n\n"
+            "If you quit, another mqttchat running on this machine takes over hosting within seconds and they "
+            f"reconnect to it.{kept} If no other mqttchat runs here, they wait until one starts.",
+            keep="\n",
+        )
+        super().__init__("Others are connected through this broker", text, yes="Quit")
