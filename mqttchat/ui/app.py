@@ -74,6 +74,8 @@ class MQTTChatApp(App[None]):
         self.connect_on_start = connect
         self.flush_hz = flush_hz
         self._ticks = 0
+        #: How many times the refresh timer fired (whatever screen is showing): tests type between refreshes.
+        self.flush_count = 0
         self._last_tick = 0.0
         self._help = False
         self._generation = 0
@@ -218,6 +220,7 @@ class MQTTChatApp(App[None]):
 
     def flush(self) -> None:
         """Move what the models gained since the last flush onto the screen."""
+        self.flush_count += 1
         try:
             screen = self.screen
         except ScreenStackError:  # starting, switching mode or shutting down: no screen to update yet
