@@ -56,6 +56,7 @@ from mqttchat.protocol import (
     Subscription,
 )
 from mqttchat.protocol.fastinit import fast_init
+from mqttchat.untrusted import loggable
 
 #: A connection that lasted this long (seconds) resets the reconnect backoff.
 STABLE_CONNECTION = 10.0
@@ -414,40 +415,10 @@ class MQTTClient:
         try:
             events = session.receive_data(data, PACKETS_PER_TURN)
         except RemoteProtocolError as exc:
-            log.warning("protocol error from %s: %s (%s)", self.target, exc.message, exc.reason_code)
-            self._flush()
-            if self._link is not None:
-                self._link.close()
-            self._lost_error = ConnectionLost(f"the broker broke the protocol: {exc.message}", exc.reason_code)
-            if self._connack is not None and not self._connack.done():
-                version = "5.0" if self.session.version == 5 else "3.1.1"
-                self._connack.set_exception(
-                    ConnectError(
-                        f"{self.target} answered CONNECT with an invalid packet ({exc.message}): "
-                        f"does it speak MQTT {version}? Try the other protocol version."
-                    )
-                )
+            self._protocol_error(exc)
             return
         if events:
-            now = time.time()
-            streams = self._streams
-            handlers = self._handlers
-            for event in events:
-                kind = type(event)
-                if kind is Publish:
-                    if streams or handlers:
-                        message = Message.from_publish(event, now)  # type: ignore[arg-type]
-                        for stream in streams:
-                            stream.put(message)
-                        for handler in handlers:
-                            try:
-                                handler(message)
-                            except Exception:
-                                log.exception("message handler failed")
-                elif kind is Completed:
-                    self._on_completed(event)  # type: ignore[arg-type]
-                else:
-                    self._on_event(event)
+            self._dispatch(events)
         if session.pending_bytes:
             self._flush()
         link = self._link
@@ -466,6 +437,54 @@ class MQTTClient:
             if link is not None:
                 with contextlib.suppress(Exception):
                     link.transport.resume_reading()
+
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        """The broker broke the protocol: close, and fail what can no longer be answered, with the reason."""
+        session = self.session
+        log.warning("protocol error from %s: %s (%s)", self.target, loggable(exc.message), exc.reason_code)
+        error = ConnectionLost(f"the broker broke the protocol: {exc.message}", exc.reason_code)
+        # What arrived before the bad packet in the same read is handled as usual (a QoS 1 message acknowledged
+        # in that read is delivered), then the operations the bad packet answered fail with the error.
+        before, session.events_before_error = session.events_before_error, []
+        failed, session.failed_tokens = session.failed_tokens, []
+        if before:
+            self._dispatch(before)
+        for token in failed:
+            if isinstance(token, asyncio.Future) and not token.done():
+                token.set_exception(error)
+        self._flush()
+        if self._link is not None:
+            self._link.close()
+        self._lost_error = error
+        if self._connack is not None and not self._connack.done():
+            version = "5.0" if self.session.version == 5 else "3.1.1"
+            self._connack.set_exception(
+                ConnectError(
+                    f"{self.target} answered CONNECT with an invalid packet ({exc.message}): "
+                    f"does it speak MQTT {version}? Try the other protocol version."
+                )
+            )
+
+    def _dispatch(self, events: list[Any]) -> None:
+        now = time.time()
+        streams = self._streams
+        handlers = self._handlers
+        for event in events:
+            kind = type(event)
+            if kind is Publish:
+                if streams or handlers:
+                    message = Message.from_publish(event, now)
+                    for stream in streams:
+                        stream.put(message)
+                    for handler in handlers:
+                        try:
+                            handler(message)
+                        except Exception:
+                            log.exception("message handler failed")
+            elif kind is Completed:
+                self._on_completed(event)
+            else:
+                self._on_event(event)
 
     def _drain_buffered(self) -> None:
         self._drain_scheduled = False

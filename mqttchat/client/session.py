@@ -217,6 +217,11 @@ class ClientSession:
         self._out_size = 0
         #: Whether receive_data stopped at its packet limit with more bytes buffered.
         self.more_buffered = False
+        #: After receive_data raised RemoteProtocolError: the events of the same read that came before the bad
+        #: packet (still to be handled), and the tokens of the operations the bad packet answered (to be failed
+        #: with the error: they will never be answered on this connection).
+        self.events_before_error: list[Event] = []
+        self.failed_tokens: list[object] = []
         self._reader = PacketReader(self.version, options.maximum_packet_size or MAX_PACKET_SIZE)
         self._aliases_in = InboundTopicAliases(0)
         self._aliases_out = OutboundTopicAliases(0)
@@ -461,6 +466,7 @@ class ClientSession:
             if self.version == ProtocolVersion.MQTT_5 and self.state is SessionState.CONNECTED:
                 self._send(Disconnect(exc.reason_code, Properties(reason_string=exc.message[:200])))
             self.state = SessionState.DISCONNECTED
+            self.events_before_error = events
             raise
 
     def _on_publish(self, publish: Publish, events: list[Event]) -> None:
@@ -522,6 +528,10 @@ class ClientSession:
             assert isinstance(pending.packet, Subscribe)
             subs = pending.packet.subscriptions
             if len(packet.reason_codes) != len(subs):
+                # This subscribe will never be answered properly: its caller gets the error (it is not resent).
+                for sub in subs:
+                    self.subscriptions.pop(sub.topic_filter, None)
+                self.failed_tokens.append(pending.token)
                 raise RemoteProtocolError(
                     f"SUBACK has {len(packet.reason_codes)} reason codes for {len(subs)} topic filters"
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -200,6 +201,9 @@ def debug_hook(prefix: str) -> Callable[[str, object, int], None]:
 
 def run(prog: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run a command's coroutine: errors become one line on stderr and a non-zero exit status, never a traceback."""
+    # The error that ends the command is its one line; the library's log lines would repeat it (Python prints
+    # warnings of unconfigured loggers on stderr).
+    logging.getLogger("mqttchat").addHandler(logging.NullHandler())
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:

@@ -117,17 +117,27 @@ async def subscribe(args: argparse.Namespace) -> int:
     if args.debug:
         client.add_trace_hook(debug_hook("mqttchat sub"))
     stream = client.messages(maxsize=1_000_000)
-    await client.connect()
+    loop = asyncio.get_running_loop()
+    # -W covers the whole run: a broker that never answers CONNECT or SUBSCRIBE cannot keep us waiting longer.
+    deadline = loop.time() + args.timeout if args.timeout else None
+    try:
+        async with asyncio.timeout_at(deadline):
+            await client.connect()
+    except TimeoutError:
+        await client.disconnect()
+        return EXIT_TIMEOUT
     out = sys.stdout.buffer
     end = b"" if args.no_newline else b"\n"
     received = 0
     status = 0
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + args.timeout if args.timeout else None
     try:
         # -R still asks for retained messages (the broker marks them) and skips them here, like mosquitto_sub.
         subscriptions = [Subscription(f, args.qos, args.no_local) for f in args.topic]
-        codes = await client.subscribe(*subscriptions)
+        try:
+            async with asyncio.timeout_at(deadline):
+                codes = await client.subscribe(*subscriptions)
+        except TimeoutError:
+            return EXIT_TIMEOUT
         for topic_filter, code in zip(args.topic, codes, strict=True):
             if code.is_error:
                 raise CommandError(f"the broker refused the subscription to {topic_filter!r}: {code.title}")
