@@ -31,7 +31,7 @@ from typing import Any
 from textual._xterm_parser import XTermParser
 from textual.pilot import Pilot
 
-__all__ = ["KEY_BYTES", "spell", "terminal_bytes", "type_burst", "type_slowly", "until", "wait_for_refreshes"]
+__all__ = ["KEY_BYTES", "settle", "spell", "terminal_bytes", "type_burst", "type_slowly", "until", "wait_for_refreshes"]
 
 #: What a terminal (xterm, tmux) sends for the named keys. Single characters are sent as themselves.
 KEY_BYTES: dict[str, str] = {
@@ -99,29 +99,46 @@ def _deliver(pilot: Pilot[Any], data: str) -> None:
         driver.process_message(event)  # as the driver's input thread does: queued for the app, in order
 
 
+async def settle(pilot: Pilot[Any], rounds: int = 50) -> None:
+    """Let the app handle what its message queues hold, and what that posts (a key, the ``Changed`` it causes,
+    that message bubbling up), until every queue of the app and its screen is empty (at most ``rounds`` rounds).
+
+    Unlike ``pilot.pause()`` this does not wait for the process to look idle (which, with a refresh timer
+    running, often means waiting its full second).
+    """
+    app = pilot.app
+    for _ in range(rounds):
+        await pilot._wait_for_screen()
+        if app._exception is not None:
+            return
+        nodes = [app, *app.screen.walk_children(with_self=True)]
+        if all(node._message_queue.empty() for node in nodes):
+            return
+
+
 async def wait_for_refreshes(pilot: Pilot[Any], count: int = 2, *, fallback_pause: float = 0.15) -> None:
-    """Let the app's refresh timer fire ``count`` times (or pause ``fallback_pause`` s), then let it go idle."""
+    """Let the app's refresh timer fire ``count`` times (or pause ``fallback_pause`` s), then let it settle."""
     app = pilot.app
     if hasattr(app, "flush_count"):
         target = app.flush_count + count
         await until(pilot, lambda: app.flush_count >= target, what=f"{count} refreshes of the screen")
     else:
-        await pilot.pause(fallback_pause)
-    await pilot.pause()
+        await asyncio.sleep(fallback_pause)
+    await settle(pilot)
 
 
 async def type_slowly(pilot: Pilot[Any], *keys: str, refreshes: int = 2, fallback_pause: float = 0.15) -> None:
     """Type ``keys`` one at a time as a person does: after each, the screen refreshes ``refreshes`` times."""
     for key in keys:
         _deliver(pilot, terminal_bytes(key))
-        await pilot.pause()
+        await settle(pilot)
         await wait_for_refreshes(pilot, refreshes, fallback_pause=fallback_pause)
 
 
 async def type_burst(pilot: Pilot[Any], *keys: str) -> None:
     """Deliver ``keys`` in one terminal read (a paste, a fast typist), then wait until the app is idle."""
     _deliver(pilot, "".join(terminal_bytes(key) for key in keys))
-    await pilot.pause()
+    await settle(pilot)
     await wait_for_refreshes(pilot, 1)
 
 
@@ -132,6 +149,7 @@ async def until(pilot: Pilot[Any], condition: Callable[[], object], timeout: flo
             while not condition():
                 if pilot.app._exception is not None:  # the app crashed: run_test raises it on the way out
                     return
-                await pilot.pause(0.02)
+                await asyncio.sleep(0.01)
+                await settle(pilot, rounds=3)
     except TimeoutError:
         raise AssertionError(f"not true after {timeout} s: {what or condition}") from None

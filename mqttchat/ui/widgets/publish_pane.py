@@ -181,7 +181,14 @@ class PublishPane(VerticalScroll):
         text = event.text_area.text.strip()
         area = event.text_area
         looks_json = text[:1] in ("{", "[")
-        area.language = "json" if looks_json else None
+        language = "json" if looks_json else None
+        if area.language != language:
+            # Setting the language rebuilds the document and puts the cursor at the start, so it is set only
+            # when it changes, and the cursor goes back where the user left it (setting it on every change
+            # made each key land at the start: typing "world" gave "dlrow").
+            selection = area.selection
+            area.language = language
+            area.selection = selection
         error = self.query_one("#pub-payload-error", Label)
         if looks_json and self.query_one("#pub-json", Switch).value:
             try:
