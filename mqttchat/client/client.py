@@ -281,6 +281,7 @@ class MQTTClient:
             self._link = await open_link(self.options.target, self.options.tls, self, self.options.connect_timeout)
         except ConnectError as exc:
             self._lost = None
+            self._connack = None  # nobody waits for it: a link that failed while opening must not set it
             self._set_status(Status.DISCONNECTED, error=exc)
             raise
         self.session.start_connection()

@@ -101,6 +101,9 @@ class _WebSocketProtocol(_StreamProtocol):
         host = f"[{target.host}]" if ":" in target.host else target.host
         uri = parse_uri(f"{'wss' if target.tls else 'ws'}://{host}:{target.port}{target.path}")
         self.ws = ClientProtocol(uri, subprotocols=[Subprotocol("mqtt")], max_size=None)
+        self.where = target.url
+        #: The upgrade succeeded: from then on the client owns the link and hears of its end.
+        self.upgraded = False
         self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -127,10 +130,13 @@ class _WebSocketProtocol(_StreamProtocol):
                 if self.handshake.done():
                     continue
                 if self.ws.handshake_exc is not None:
-                    self.handshake.set_exception(WebSocketError(f"WebSocket upgrade refused: {self.ws.handshake_exc}"))
+                    self.handshake.set_exception(
+                        WebSocketError(f"{self.where} refused the WebSocket upgrade: {self.ws.handshake_exc}")
+                    )
                 elif event.headers.get("Sec-WebSocket-Protocol") != "mqtt":
-                    self.handshake.set_exception(WebSocketError("the server did not accept the 'mqtt' subprotocol"))
+                    self.handshake.set_exception(WebSocketError(f"{self.where} did not accept the 'mqtt' subprotocol"))
                 else:
+                    self.upgraded = True
                     self.handshake.set_result(None)
             elif isinstance(event, Frame) and event.opcode in (Opcode.BINARY, Opcode.CONT):
                 self.sink.link_data(bytes(event.data))
@@ -139,8 +145,13 @@ class _WebSocketProtocol(_StreamProtocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.handshake.done():
-            self.handshake.set_exception(WebSocketError("the connection closed during the WebSocket upgrade"))
+        if not self.upgraded:
+            # open_link reports this (it awaits the handshake); the client never had this link.
+            if self.handshake.done():
+                return
+            reason = f"{self.where} closed the connection during the WebSocket upgrade: is it a WebSocket listener?"
+            self.handshake.set_exception(WebSocketError(reason))
+            return
         super().connection_lost(exc)
 
 

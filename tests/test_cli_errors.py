@@ -1,10 +1,12 @@
-"""`mqttchat sub -W`: the deadline covers connecting and subscribing, and a broken SUBACK fails at once."""
+"""`mqttchat sub -W`: the deadline covers connecting and subscribing, a broken SUBACK fails at once; connection
+errors are one line."""
 
 from __future__ import annotations
 
 import time
 
 from mqttchat.protocol import Packet, ReasonCode, SubAck, Subscribe
+from tests.helpers.brokers import RunningBroker
 from tests.helpers.fake_broker import connack_then, fake_broker
 from tests.test_cli_pubsub import run
 
@@ -40,3 +42,13 @@ def test_a_suback_with_the_wrong_number_of_codes_is_one_error_line() -> None:
     assert result.returncode == 1
     lines = result.stderr.decode().splitlines()
     assert lines == ["mqttchat sub: the broker broke the protocol: SUBACK has 2 reason codes for 1 topic filters"]
+
+
+def test_websocket_url_to_an_mqtt_port_is_one_error_line(mosquitto: RunningBroker) -> None:
+    """A plain MQTT listener closes the connection on an HTTP upgrade request: one line, no asyncio noise."""
+    result = run("pub", "-L", f"ws://127.0.0.1:{mosquitto.port}/mqtt", "-t", "a", "-m", "b")
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == [
+        f"mqttchat pub: ws://127.0.0.1:{mosquitto.port}/mqtt closed the connection during the WebSocket upgrade: "
+        "is it a WebSocket listener?"
+    ]
