@@ -35,6 +35,13 @@ def mosquitto(extra_config: str = "") -> Iterator[int]:
     QoS 2 it has already acknowledged when an MQTT 3.1.1 publisher keeps more than 20 in flight; benchmarks
     lift both limits so that every lost message is the client's fault.
     """
+    with mosquitto_process(extra_config) as (port, _):
+        yield port
+
+
+@contextlib.contextmanager
+def mosquitto_process(extra_config: str = "") -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Like :func:`mosquitto`, yielding the port and the process (to sample its memory)."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
         raise SystemExit("mosquitto is not installed (apt-get install -y mosquitto)")
@@ -48,10 +55,11 @@ def mosquitto(extra_config: str = "") -> Iterator[int]:
         proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port(port)
-            yield port
+            yield port, proc
         finally:
             proc.terminate()
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(5)

@@ -12,6 +12,11 @@ One ``mqttchat broker`` process (``max_queued_messages`` bounded) serves, all at
 
 Figures: messages sent, acknowledged, delivered, lost; drops the broker counted; junk connections closed; the
 broker's memory high-water mark; how long the storm took and how many came back.
+
+A second scenario attacks the caches keyed by topic: one client publishes QoS 0 to thousands of distinct 65 KB
+topic names that nobody subscribes to. Each message is forgotten once routed, so the broker's memory must stay
+where it was (caches are bounded in bytes and skip topics too long to be worth caching) and be back there once
+the client has left; mosquitto, when installed, takes the same traffic for comparison.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.hardening.common import BrokerProcess, Deadline, MemoryWatch, Report, rss_kib
+from benchmarks.hardening.common import BrokerProcess, Deadline, MemoryWatch, Report, broker_process, rss_kib
+from benchmarks.peers import mosquitto_process
 from mqttchat.client import Message, MQTTClient
 
 SLOW_QUEUE = 500
@@ -218,9 +224,98 @@ async def load_run(workdir: Path, clients: int, publishers: int, per_publisher: 
     return [traffic, slowness, junk_report, storm]
 
 
+#: How much a broker may grow while routing (and forgetting) the long topics: what its caches may hold.
+TOPIC_CACHE_GROWTH_LIMIT_MIB = 48
+
+
+def _mqtt_string(data: bytes) -> bytes:
+    return len(data).to_bytes(2, "big") + data
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    size = len(body)
+    length = bytearray()
+    while True:
+        digit, size = size & 0x7F, size >> 7
+        length.append(digit | (0x80 if size else 0))
+        if not size:
+            return bytes((first, *length)) + body
+
+
+async def _flood_long_topics(port: int, topics: int, topic_bytes: int, deadline: Deadline) -> int:
+    """Publish QoS 0 to ``topics`` distinct topic names of ``topic_bytes`` bytes over a raw socket (no client-side
+    cache in the way); return how many the broker had read when its PINGRESP came back."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        body = _mqtt_string(b"MQTT") + b"\x04\x02\x00\x3c" + _mqtt_string(b"long-topics")
+        writer.write(_packet(0x10, body))
+        await asyncio.wait_for(reader.readexactly(4), deadline.left)  # CONNACK
+        filler = b"x" * (topic_bytes - 12)
+        sent = 0
+        for i in range(topics):
+            if deadline.expired:
+                break
+            writer.write(_packet(0x30, _mqtt_string(b"long/%05d/" % i + filler) + b"p"))
+            sent += 1
+            if i % 16 == 15:
+                await writer.drain()
+        writer.write(b"\xc0\x00")  # PINGREQ: its answer comes after every PUBLISH before it was handled
+        await asyncio.wait_for(reader.readexactly(2), deadline.left)
+        writer.write(b"\xe0\x00")  # DISCONNECT
+        await writer.drain()
+        return sent
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def _settled_rss_kib(pid: int, near_kib: int, seconds: float) -> int:
+    """The process's RSS once it has come back to within 1 MiB of ``near_kib``, or after ``seconds``."""
+    deadline = Deadline(seconds)
+    rss = rss_kib(pid)
+    while rss > near_kib + 1024 and not deadline.expired:
+        await asyncio.sleep(0.1)
+        rss = rss_kib(pid)
+    return rss
+
+
+async def _long_topic_figures(report: Report, name: str, port: int, pid: int, topics: int, topic_bytes: int,
+                              seconds: float) -> tuple[int, int, int]:  # fmt: skip
+    base = rss_kib(pid)
+    with MemoryWatch(pid) as memory:
+        sent = await _flood_long_topics(port, topics, topic_bytes, Deadline(seconds))
+    after = await _settled_rss_kib(pid, base, 5)
+    report.figures[f"{name} RSS before MiB"] = round(base / 1024, 1)
+    report.figures[f"{name} RSS peak MiB"] = round(memory.peak_kib / 1024, 1)
+    report.figures[f"{name} RSS after the client left MiB"] = round(after / 1024, 1)
+    return sent, memory.peak_kib - base, after - base
+
+
+async def long_topics_run(workdir: Path, topics: int, topic_bytes: int, seconds: float) -> Report:
+    """Issue 13, item 3: distinct long topic names nobody reads must not accumulate in the broker's caches."""
+    report = Report("load: distinct 65 KB topics nobody subscribes to")
+    report.figures["topics"] = topics
+    report.figures["topic KB"] = round(topic_bytes / 1000)
+    with broker_process(workdir / "long-topics") as broker:
+        sent, growth, left = await _long_topic_figures(report, "mqttchat", broker.port, broker.pid, topics,
+                                                       topic_bytes, seconds)  # fmt: skip
+        report.check(broker.alive(), "the broker died")
+    report.figures["sent MB"] = round(sent * topic_bytes / 1e6)
+    report.check(sent == topics, f"only {sent} of {topics} messages were sent within {seconds:.0f} s")
+    report.check(growth < TOPIC_CACHE_GROWTH_LIMIT_MIB * 1024,
+                 f"the broker grew by {growth / 1024:.0f} MiB (at most {TOPIC_CACHE_GROWTH_LIMIT_MIB})")  # fmt: skip
+    report.check(left < 16 * 1024, f"the broker still held {left / 1024:.0f} MiB more once the client had left")
+    with contextlib.suppress(SystemExit), mosquitto_process() as (port, proc):
+        await _long_topic_figures(report, "mosquitto", port, proc.pid, topics, topic_bytes, seconds)
+    return report
+
+
 async def run(long: bool, workdir: Path) -> list[Report]:
     if long:
-        return await load_run(workdir, clients=1000, publishers=200, per_publisher=500, rate=2000, slow=20,
-                              junk=400, seconds=600)  # fmt: skip
-    return await load_run(workdir, clients=1000, publishers=200, per_publisher=20, rate=1000, slow=5, junk=40,
-                          seconds=40)  # fmt: skip
+        reports = await load_run(workdir, clients=1000, publishers=200, per_publisher=500, rate=2000, slow=20,
+                                 junk=400, seconds=600)  # fmt: skip
+        return [*reports, await long_topics_run(workdir, topics=10_000, topic_bytes=65_000, seconds=300)]
+    reports = await load_run(workdir, clients=1000, publishers=200, per_publisher=20, rate=1000, slow=5, junk=40,
+                             seconds=40)  # fmt: skip
+    return [*reports, await long_topics_run(workdir, topics=2_000, topic_bytes=65_000, seconds=60)]

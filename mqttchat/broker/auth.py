@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mqttchat.broker.errors import ConfigError
 from mqttchat.protocol import matches, parse_shared_subscription, topic_filter_problem
+from mqttchat.protocol.cache import BoundedCache
 
 __all__ = [
     "ALLOW_ALL",
@@ -368,7 +369,11 @@ _WRITE = 2
 _SUBSCRIBE = 4
 _DENY = 0
 _ACCESS_WORDS = {"read": _READ, "write": _WRITE, "readwrite": _READ | _WRITE, "subscribe": _SUBSCRIBE, "deny": _DENY}
+#: Each client's memo of can_receive() answers, keyed by topic: at most this many entries and bytes, topics of at
+#: most this length (a client subscribed to # is sent every topic anyone publishes: this must not grow with them).
 _RECEIVE_CACHE_SIZE = 1024
+_RECEIVE_CACHE_BYTES = 128 * 1024
+_RECEIVE_CACHE_TOPIC = 256
 
 
 def _is_wildcard(topic_filter: str) -> bool:
@@ -463,7 +468,9 @@ class ClientAccess:
         self._write = _FilterSet(write)
         self._subscribe = _FilterSet((*read, *subscribe))
         self._deny = _FilterSet(deny)
-        self._receive_cache: dict[str, bool] = {}
+        self._receive_cache: BoundedCache[str, bool] = BoundedCache(
+            _RECEIVE_CACHE_SIZE, _RECEIVE_CACHE_BYTES, _RECEIVE_CACHE_TOPIC
+        )
 
     def __repr__(self) -> str:
         parts = [f"{name}={fs.filters!r}" for name, fs in self._describe()]
@@ -502,13 +509,10 @@ class ClientAccess:
     def can_receive(self, topic: str) -> bool:
         """May the client be sent a message published to ``topic``? A read/readwrite rule matches it and no deny
         does (a subscribe-only rule does not grant this). Memoised per topic."""
-        cache = self._receive_cache
-        result = cache.get(topic)
+        result = self._receive_cache.entries.get(topic)
         if result is None:
             result = self._read.match(topic) and not self._deny.match(topic)
-            if len(cache) >= _RECEIVE_CACHE_SIZE:
-                del cache[next(iter(cache))]
-            cache[topic] = result
+            self._receive_cache.put(topic, result)
         return result
 
 

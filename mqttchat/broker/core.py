@@ -30,6 +30,7 @@ from mqttchat.protocol import (
     SubscriptionTrie,
     parse_shared_subscription,
 )
+from mqttchat.protocol.cache import BoundedCache
 
 if TYPE_CHECKING:
     from mqttchat.broker.config import BrokerConfig
@@ -61,8 +62,10 @@ class BrokerCore:
         self.sessions: dict[str, Session] = {}
         self.connections: set[BrokerConnection] = set()
         self.trie: SubscriptionTrie[Any, Any] = SubscriptionTrie()
-        #: topic → trie matches, for topics published again and again; cleared on any subscription change.
-        self._matches: dict[str, list[tuple[Any, Any]]] = {}
+        #: topic → trie matches, for topics published again and again; cleared on any subscription change. Keyed by
+        #: what clients publish: bounded in bytes (a match costs about 64), long topics not cached.
+        self._matches: BoundedCache[str, list[tuple[Any, Any]]] = BoundedCache(10_000, 8 * 1024 * 1024)
+        self._matched = self._matches.entries.get
         #: The last message sent and its encoding per protocol version, so that a fan-out encodes it once:
         #: QoS 0 copies are identical; QoS 1/2 copies differ only in the packet identifier (see _encoded).
         self._encoded_for: Publish | None = None
@@ -343,12 +346,10 @@ class BrokerCore:
             if self.persistence is not None:
                 self.persistence.save_retained(retained)
         topic = message.topic
-        matched = self._matches.get(topic)
+        matched = self._matched(topic)
         if matched is None:
             matched = self.trie.match(topic)
-            if len(self._matches) >= 10_000:
-                self._matches.clear()
-            self._matches[topic] = matched
+            self._matches.put(topic, matched, 64 * len(matched))
         if not matched:
             return 0
         if len(matched) == 1:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from mqttchat.protocol.cache import BoundedCache
 from mqttchat.protocol.constants import MAX_PACKET_ID, PacketType, ProtocolVersion, RetainHandling
 from mqttchat.protocol.errors import (
     LocalProtocolError,
@@ -292,23 +293,23 @@ class ConnAck(Packet):
 
 # -------------------------------------------------------------------------------------------------------- PUBLISH
 
-# Topic name → its length-prefixed UTF-8 encoding, for topics already validated. Bounded: cleared when full.
-_TOPIC_ENCODED: dict[str, bytes] = {}
-# Raw topic bytes → topic, for topics already validated (non-strict decoding).
-_TOPIC_DECODED: dict[bytes, str] = {}
-_TOPIC_CACHE_SIZE = 4096
+# Topic name → its length-prefixed UTF-8 encoding, for topics already validated; raw topic bytes → topic, for
+# topics already validated (non-strict decoding). Both are keyed by what peers send: bounded in bytes, long topics
+# not cached (protocol.cache).
+_TOPIC_ENCODED: BoundedCache[str, bytes] = BoundedCache(4096, 2 * 1024 * 1024)
+_TOPIC_DECODED: BoundedCache[bytes, str] = BoundedCache(4096, 2 * 1024 * 1024)
+_topic_encoded = _TOPIC_ENCODED.entries.get
+_topic_decoded = _TOPIC_DECODED.entries.get
 
 
 def _encode_topic_name(topic: str) -> bytes:
-    encoded = _TOPIC_ENCODED.get(topic)
+    encoded = _topic_encoded(topic)
     if encoded is None:
         problem = topic_name_problem(topic)
         if problem:
             raise LocalProtocolError(problem)
         encoded = encode_string(topic)
-        if len(_TOPIC_ENCODED) >= _TOPIC_CACHE_SIZE:
-            _TOPIC_ENCODED.clear()
-        _TOPIC_ENCODED[topic] = encoded
+        _TOPIC_ENCODED.put(topic, encoded, len(encoded))
     return encoded
 
 
@@ -369,7 +370,7 @@ class Publish(Packet):
             topic = ""  # an aliased PUBLISH: checked against its properties below
         else:
             raw = buf[pos + 2 : stop]
-            topic = None if strict else _TOPIC_DECODED.get(raw)
+            topic = None if strict else _topic_decoded(raw)
             if topic is None:
                 topic = _decode_topic_name(raw, version, strict)
         pos = stop
@@ -425,9 +426,7 @@ def _decode_topic_name(raw: bytes, version: int, strict: bool) -> str:
         if strict and check_text(topic, strict):
             raise MalformedPacket("PUBLISH topic contains a control character or a Unicode non-character")
         if not strict:
-            if len(_TOPIC_DECODED) >= _TOPIC_CACHE_SIZE:
-                _TOPIC_DECODED.clear()
-            _TOPIC_DECODED[raw] = topic
+            _TOPIC_DECODED.put(raw, topic, 2 * len(raw))
     elif version != V5:
         raise RemoteProtocolError("PUBLISH has an empty topic name", ReasonCode.TOPIC_NAME_INVALID)
     return topic
