@@ -399,12 +399,17 @@ class Publish(Packet):
 
 
 _ALIAS_PROPERTIES: dict[int, Properties] = {}
+#: Aliases above this get Properties of their own each time: a peer sending every alias up to 65,535 (which the
+#: decoder sees before the alias maximum is checked) would otherwise leave 22 MB of them here.
+_ALIAS_CACHED_UP_TO = 1024
 
 
 def _alias_only(alias: int) -> Properties:
     if alias == 0:
         raise RemoteProtocolError("topic alias 0", ReasonCode.TOPIC_ALIAS_INVALID)
-    props = _ALIAS_PROPERTIES[alias] = Properties(topic_alias=alias)
+    props = Properties(topic_alias=alias)
+    if alias <= _ALIAS_CACHED_UP_TO:
+        _ALIAS_PROPERTIES[alias] = props
     return props
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mqttchat.protocol import PacketReader, Publish
+from mqttchat.protocol import PacketReader, Properties, Publish
 from mqttchat.protocol.cache import CACHEABLE_TOPIC_LENGTH, BoundedCache
 from tests.helpers.memory import bytes_kept
 
@@ -77,3 +77,16 @@ def test_bounded_cache_limits() -> None:
         cache.put(key, 0, size=400)
     assert cache.bytes <= 1000 and len(cache) <= 3
     assert CACHEABLE_TOPIC_LENGTH >= 256
+
+
+def test_topic_alias_properties_are_not_kept_for_every_alias() -> None:
+    """PUBLISHes with every topic alias up to 65,535 (refused later, by the alias maximum) leave little behind: the
+    shared alias-only Properties were kept for each (22 MB)."""
+
+    def every_alias() -> None:
+        reader = PacketReader(5)
+        for alias in range(1, 65_536):
+            reader.feed(Publish("a", b"", properties=Properties(topic_alias=alias)).encode(5))
+            reader.next_packet()
+
+    assert bytes_kept(every_alias) < MiB
