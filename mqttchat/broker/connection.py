@@ -48,6 +48,8 @@ from mqttchat.protocol import (
 )
 from mqttchat.protocol.constants import MAX_PACKET_SIZE, PacketType
 from mqttchat.protocol.reason_codes import VALID_REASON_CODES, connack_code_v311
+from mqttchat.protocol.topics import MAX_TOPIC_LEVELS, too_deep
+from mqttchat.untrusted import loggable
 
 if TYPE_CHECKING:
     from mqttchat.broker.core import BrokerCore
@@ -473,6 +475,11 @@ class BrokerConnection:
             # The broker's own statistics: clients may read them, never forge them (MQTT 4.7.2).
             reason = ReasonCode.NOT_AUTHORIZED
             log.info("publish by %r to %r refused: $SYS topics are the broker's", self.client_id, publish.topic)
+        elif too_deep(publish.topic):
+            # Each level is a node of the retained store and of routing: see MAX_TOPIC_LEVELS.
+            reason = ReasonCode.TOPIC_NAME_INVALID
+            log.info("publish by %s refused: its topic has more than %d levels", loggable(self.client_id),
+                     MAX_TOPIC_LEVELS)  # fmt: skip
         elif access is not None and not access.can_publish(publish.topic):
             reason = ReasonCode.NOT_AUTHORIZED
             log.info("publish by %r to %r refused by the ACL", self.client_id, publish.topic)

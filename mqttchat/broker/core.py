@@ -31,6 +31,8 @@ from mqttchat.protocol import (
     parse_shared_subscription,
 )
 from mqttchat.protocol.cache import BoundedCache
+from mqttchat.protocol.topics import MAX_TOPIC_LEVELS, too_deep
+from mqttchat.untrusted import loggable
 
 if TYPE_CHECKING:
     from mqttchat.broker.config import BrokerConfig
@@ -200,6 +202,10 @@ class BrokerCore:
         if access is not None and not access.can_publish(will.topic):
             log.info("will of %r on %r not published: not authorized", session.client_id, will.topic)
             return
+        if too_deep(will.topic):
+            log.info("will of %s not published: its topic has more than %d levels", loggable(session.client_id),
+                     MAX_TOPIC_LEVELS)  # fmt: skip
+            return
         if will.topic.startswith("$SYS"):
             log.info("will of %r on %r not published: $SYS topics are the broker's", session.client_id, will.topic)
             return
@@ -218,6 +224,11 @@ class BrokerCore:
             topic_filter = sub.topic_filter
             shared = parse_shared_subscription(topic_filter) if session.version == 5 else None
             inner = shared.topic_filter if shared else topic_filter
+            if too_deep(inner):
+                codes.append(ReasonCode.TOPIC_FILTER_INVALID)
+                log.info("subscription of %s refused: its filter has more than %d levels",
+                         loggable(session.client_id), MAX_TOPIC_LEVELS)  # fmt: skip
+                continue
             access = session.access
             if access is not None and not access.can_subscribe(inner):
                 codes.append(ReasonCode.NOT_AUTHORIZED)

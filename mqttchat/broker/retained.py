@@ -93,49 +93,49 @@ class RetainedStore:
         return True
 
     def match(self, topic_filter: str, now: float | None = None) -> Iterator[RetainedMessage]:
-        """Retained messages whose topic matches ``topic_filter`` (expired ones are removed, not returned)."""
+        """Retained messages whose topic matches ``topic_filter`` (expired ones are removed, not returned).
+
+        The walk keeps its own stack: a topic may have thousands of levels, far past Python's recursion limit.
+        """
         levels = topic_filter.split("/")
+        depth = len(levels)
         expired: list[str] = []
-        yield from self._walk(self._root, levels, 0, now, expired, first=True)
+        found: list[_Node] = []
+        # (node, index of the filter level to match below it); wildcards at index 0 skip "$" topics.
+        stack: list[tuple[_Node, int]] = [(self._root, 0)]
+        while stack:
+            node, i = stack.pop()
+            if i == depth:
+                found.append(node)
+                continue
+            level = levels[i]
+            if level == "#":
+                # Everything below, and this level itself ("a/#" matches "a").
+                if i:
+                    found.append(node)
+                below = [child for name, child in node.children.items() if not (i == 0 and name.startswith("$"))]
+                while below:
+                    child = below.pop()
+                    found.append(child)
+                    below.extend(child.children.values())
+            elif level == "+":
+                stack.extend(
+                    (child, i + 1) for name, child in node.children.items() if not (i == 0 and name.startswith("$"))
+                )
+            else:
+                exact = node.children.get(level)
+                if exact is not None:
+                    stack.append((exact, i + 1))
+        for node in found:
+            message = node.message
+            if message is None:
+                continue
+            if now is not None and message.expires_at is not None and message.expires_at <= now:
+                expired.append(message.topic)
+            else:
+                yield message
         for topic in expired:
             self.delete(topic)
-
-    def _walk(
-        self, node: _Node, levels: list[str], i: int, now: float | None, expired: list[str], first: bool
-    ) -> Iterator[RetainedMessage]:
-        if i == len(levels):
-            message = node.message
-            if message is not None:
-                if now is not None and message.expires_at is not None and message.expires_at <= now:
-                    expired.append(message.topic)
-                else:
-                    yield message
-            return
-        level = levels[i]
-        if level == "#":
-            # Everything below, and this level itself ("a/#" matches "a").
-            if not first and node.message is not None:
-                yield from self._walk(node, levels, len(levels), now, expired, False)
-            stack = [(child, name) for name, child in node.children.items() if not (first and name.startswith("$"))]
-            while stack:
-                child, _ = stack.pop()
-                message = child.message
-                if message is not None:
-                    if now is not None and message.expires_at is not None and message.expires_at <= now:
-                        expired.append(message.topic)
-                    else:
-                        yield message
-                stack.extend((c, n) for n, c in child.children.items())
-            return
-        if level == "+":
-            for name, child in list(node.children.items()):
-                if first and name.startswith("$"):
-                    continue
-                yield from self._walk(child, levels, i + 1, now, expired, False)
-            return
-        exact = node.children.get(level)
-        if exact is not None:
-            yield from self._walk(exact, levels, i + 1, now, expired, False)
 
     def __iter__(self) -> Iterator[RetainedMessage]:
         stack = [self._root]

@@ -241,14 +241,26 @@ class TopicTree:
         node = self.nodes.get(topic)
         if node is not None:
             return node
-        head, sep, name = topic.rpartition("/")
-        parent = self._node(head) if sep else self.root
-        node = TopicNode(name, topic, parent)
-        parent.children[name] = node
-        parent.sorted_names = None
-        self.nodes[topic] = node
-        self.structure_version += 1
-        return node
+        # The missing ancestors, deepest first, found without recursion (a topic may have thousands of levels).
+        missing = [topic]
+        parent = self.root
+        head, sep, _ = topic.rpartition("/")
+        while sep:
+            known = self.nodes.get(head)
+            if known is not None:
+                parent = known
+                break
+            missing.append(head)
+            head, sep, _ = head.rpartition("/")
+        for path in reversed(missing):
+            name = path.rpartition("/")[2]
+            child = TopicNode(name, path, parent)
+            parent.children[name] = child
+            parent.sorted_names = None
+            self.nodes[path] = child
+            self.structure_version += 1
+            parent = child
+        return parent
 
     def ingest(
         self,

@@ -15,6 +15,16 @@ from mqttchat.protocol.wire import check_text
 
 SHARE_PREFIX = "$share/"
 
+#: The deepest topic name or filter a server accepts, in levels: as mosquitto, at most 200 ``/`` separators. Every
+#: level is a node in the subscription trie or the retained store (about 250 bytes): one 65 KB topic of 32,000
+#: levels would otherwise cost 8-10 MB, and no real topic tree comes near 200 levels.
+MAX_TOPIC_LEVELS = 201
+
+
+def too_deep(topic: str) -> bool:
+    """Whether topic name or filter ``topic`` has more than :data:`MAX_TOPIC_LEVELS` levels."""
+    return topic.count("/") >= MAX_TOPIC_LEVELS
+
 
 def topic_name_problem(topic: str, strict: bool = False) -> str | None:
     """Why ``topic`` is not a valid topic name, or None when it is."""
