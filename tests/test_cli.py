@@ -30,3 +30,31 @@ def test_unknown_option_is_a_one_line_error_without_traceback() -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "unrecognized arguments: --no-such-option" in result.stderr
+
+
+def test_demo_help_is_the_demos() -> None:
+    result = subprocess.run([*_mqttchat(), "demo", "--help"], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.startswith("usage: mqttchat demo")
+    assert "simulated house" in result.stdout
+    assert "--profile" not in result.stdout  # the demo runs its own broker: no target, no profile
+
+
+def test_chat_help_names_the_chats_default_subscription() -> None:
+    result = subprocess.run([*_mqttchat(), "chat", "--help"], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.startswith("usage: mqttchat chat")
+    help_text = " ".join(result.stdout.split())
+    assert "default #" not in help_text
+    assert "default: the chat's topics, mqttchat/v1/#" in help_text
+
+
+def test_the_apps_url_may_name_the_topic_to_subscribe(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mqttchat.commands import app
+    from mqttchat.ui.app import MQTTChatApp
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    seen = []
+    monkeypatch.setattr(MQTTChatApp, "run", lambda self: seen.append(self.runtime))
+    assert app.main(["mqtt://127.0.0.1:1884/home/+/temp", "-t", "other"]) == 0
+    (runtime,) = seen
+    assert runtime.subscriptions == (("home/+/temp", 0), ("other", 0))
+    assert runtime.options.target.url == "mqtt://127.0.0.1:1884"

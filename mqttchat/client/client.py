@@ -304,7 +304,7 @@ class MQTTClient:
         self._keepalive_task = asyncio.create_task(self._keepalive(self._link), name="mqtt keepalive")
         self._connected_at = time.monotonic()
         self._set_status(Status.CONNECTED, capabilities=caps)
-        log.info("connected to %s as %r (MQTT %s)", self.target, self.client_id, caps.version)
+        log.info("connected to %s as %s (MQTT %s)", self.target, loggable(self.client_id), caps.version)
         return caps
 
     def _abort_link(self) -> None:
@@ -344,7 +344,7 @@ class MQTTClient:
                     break
                 except ConnectError as exc:
                     error = exc
-                    log.info("reconnect attempt %d to %s failed: %s", attempt, self.target, exc)
+                    log.info("reconnect attempt %d to %s failed: %s", attempt, self.target, loggable(str(exc)))
 
     def _finish(self, error: BaseException | None) -> None:
         """The client will not connect again: fail what waits for the broker and end the streams."""
@@ -528,7 +528,10 @@ class MQTTClient:
                 d.reason_code,
                 d.properties.server_reference,
             )
-            log.info("%s", self._lost_error)
+            log.info("%s", loggable(str(self._lost_error)))
+            if self._link is not None:
+                # The broker closes the connection after DISCONNECT; one that does not must not keep us waiting.
+                self._link.close()
         elif isinstance(event, Reauthenticated) and self._auth_waiter is not None and not self._auth_waiter.done():
             self._auth_waiter.set_result(None)
 

@@ -25,6 +25,8 @@ class Message:
     properties: Properties = EMPTY_PROPERTIES
     #: When it was received (``time.time()``).
     received_at: float = 0.0
+    #: The packet identifier the broker gave it (QoS 1 and 2), as ``mosquitto_sub -F %m`` shows it.
+    packet_id: int | None = None
 
     @property
     def subscription_identifiers(self) -> tuple[int, ...]:
@@ -34,8 +36,9 @@ class Message:
     @classmethod
     def from_publish(cls, publish: Publish, received_at: float) -> Message:
         return cls(
-            publish.topic, publish.payload, publish.qos, publish.retain, publish.dup, publish.properties, received_at
-        )
+            publish.topic, publish.payload, publish.qos, publish.retain, publish.dup, publish.properties, received_at,
+            publish.packet_id,
+        )  # fmt: skip
 
 
 class MessageStream:

@@ -8,11 +8,27 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from mqttchat.commands.common import CommandError, add_connection_arguments, client_options
+from mqttchat.commands.common import CommandError, add_connection_arguments, client_options, take_url_topic
 
 
-def build_parser(chat: bool = False) -> argparse.ArgumentParser:
-    if chat:
+def build_parser(view: str = "explorer") -> argparse.ArgumentParser:
+    """The options of ``mqttchat`` (``view`` "explorer"), ``mqttchat chat`` ("chat") or ``mqttchat demo`` ("demo")."""
+    if view == "demo":
+        parser = argparse.ArgumentParser(
+            prog="mqttchat demo",
+            description="The explorer on a simulated house: mqttchat starts its embedded broker (on "
+            "127.0.0.1:1883, or any free port when that is taken) and a house that publishes to it (rooms, "
+            "sensors, lights, retained states, MQTT 5 properties), so the tree lives within a second.",
+            add_help=False,
+        )
+        parser.add_argument("--help", action="help", help="show this help and exit")
+        parser.add_argument("-t", "--topic", action="append", help="subscribe to this filter (repeatable; default #)")
+        parser.add_argument("-q", "--qos", type=int, choices=(0, 1, 2), default=0, help="QoS of the subscriptions")
+        parser.add_argument(
+            "-V", "--protocol-version", default="5", metavar="5|311", help="MQTT version: 5 (default) or 311 (3.1.1)"
+        )
+        return parser
+    if view == "chat":
         parser = argparse.ArgumentParser(
             prog="mqttchat chat",
             description="Chat over MQTT: rooms, presence, direct messages, history. With no broker configured "
@@ -22,6 +38,9 @@ def build_parser(chat: bool = False) -> argparse.ArgumentParser:
         )
         parser.add_argument("--room", action="append", help="join this room (repeatable; default lobby)")
         parser.add_argument("--nick", help="your name in the chat (default: the settings' chat_nick or your OS user)")
+        from mqttchat.chat.protocol import PREFIX
+
+        topic_help = f"what the explorer (Ctrl+T) subscribes to (repeatable; default: the chat's topics, {PREFIX}/#)"
     else:
         parser = argparse.ArgumentParser(
             prog="mqttchat",
@@ -29,9 +48,10 @@ def build_parser(chat: bool = False) -> argparse.ArgumentParser:
             "127.0.0.1:1883, it starts its embedded broker there.",
             add_help=False,
         )
+        topic_help = "subscribe to this filter (repeatable; default #, or the topic of an mqtt://host/topic URL)"
     parser.add_argument("--help", action="help", help="show this help and exit")
     parser.add_argument("target", nargs="?", help="broker URL, e.g. mqtt://broker:1883 or wss://host/mqtt")
-    parser.add_argument("-t", "--topic", action="append", help="subscribe to this filter (repeatable; default #)")
+    parser.add_argument("-t", "--topic", action="append", help=topic_help)
     parser.add_argument("-q", "--qos", type=int, choices=(0, 1, 2), default=0, help="QoS of the subscriptions")
     parser.add_argument("--no-embedded-broker", action="store_true", help="never start the embedded broker")
     parser.add_argument("--profile", help="use a saved connection profile")
@@ -45,8 +65,10 @@ def main(argv: Sequence[str]) -> int:
     chat = bool(argv) and argv[0] == "chat"
     if demo or chat:
         argv = argv[1:]
-    parser = build_parser(chat)
-    args = parser.parse_args(argv)
+    view = "demo" if demo else "chat" if chat else "explorer"
+    args = build_parser(view).parse_args(argv)
+    if demo:  # the demo's few options over the explorer's defaults
+        args = build_parser().parse_args([], namespace=args)
     if args.target and args.target.startswith("app"):
         args.target = None
     if args.target:
@@ -54,6 +76,13 @@ def main(argv: Sequence[str]) -> int:
             print("mqttchat: give the broker either as URL or with -L, not both", file=sys.stderr)
             return 2
         args.url = args.target
+    try:
+        url_topic = take_url_topic(args)  # mqtt://host/topic: subscribe to that topic, as mosquitto_sub does
+    except CommandError as exc:
+        print(f"mqttchat: {exc}", file=sys.stderr)
+        return 2
+    if url_topic is not None:
+        args.topic = [url_topic, *(args.topic or [])]
     from dataclasses import replace
 
     from mqttchat.broker.errors import ConfigError

@@ -14,13 +14,18 @@ from typing import Any
 from mqttchat.client import ClientError, ClientOptions, TLSOptions, parse_url
 from mqttchat.protocol import MQTTError, Properties, Will
 from mqttchat.protocol.properties import PROPERTY_SPECS, PropertyType
+from mqttchat.untrusted import printable
 
 #: Exit status when -W ends a command before it finished (as mosquitto_sub does).
 EXIT_TIMEOUT = 27
 
 
 class CommandError(Exception):
-    """A problem worth one line on stderr and a non-zero exit status."""
+    """A problem worth one line on stderr and a non-zero exit status (2, a usage error, unless told)."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +33,10 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("-h", "--host", help="broker host (default 127.0.0.1)")
     g.add_argument("-p", "--port", type=int, help="broker port (default 1883, 8883 with TLS)")
     g.add_argument(
-        "-L", "--url", help="broker URL: mqtt[s]://[user[:password]@]host[:port] or ws[s]://host[:port]/path"
+        "-L",
+        "--url",
+        help="broker URL: mqtt[s]://[user[:password]@]host[:port][/topic] (the topic as with -t, as mosquitto_pub "
+        "and mosquitto_sub read it) or ws[s]://[user[:password]@]host[:port]/path",
     )
     g.add_argument(
         "-V", "--protocol-version", default="5", metavar="5|311", help="MQTT version: 5 (default) or 311 (3.1.1)"
@@ -75,6 +83,27 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     w.add_argument("--will-payload", default="", help="payload of the will message")
     w.add_argument("--will-qos", type=int, choices=(0, 1, 2), default=0)
     w.add_argument("--will-retain", action="store_true")
+
+
+def take_url_topic(args: argparse.Namespace) -> str | None:
+    """The topic of ``-L mqtt://host:port/topic`` (mosquitto_pub/sub's form), removed from ``args.url``.
+
+    Everything after the first ``/`` that follows the host is the topic, ``#``, ``+`` and ``?`` included (it is
+    not a web address). A WebSocket URL's path is the HTTP path, not a topic: None.
+    """
+    url: str | None = args.url
+    if not url:
+        return None
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() in ("ws", "wss"):
+        return None
+    authority, slash, topic = rest.partition("/")
+    if not slash:
+        return None
+    args.url = f"{scheme}://{authority}"
+    if not topic:
+        raise CommandError(f"-L {url}: the topic after the host is empty")
+    return topic
 
 
 def parse_version(text: str) -> int:
@@ -194,9 +223,15 @@ def debug_hook(prefix: str) -> Callable[[str, object, int], None]:
 
     def hook(direction: str, packet: object, size: int) -> None:
         arrow = "sending " if direction == "out" else "received"
-        print(f"{prefix} {arrow} {describe(packet)} [{size} B]", file=sys.stderr, flush=True)  # type: ignore[arg-type]
+        line = printable(describe(packet))  # type: ignore[arg-type]
+        print(f"{prefix} {arrow} {line} [{size} B]", file=sys.stderr, flush=True)
 
     return hook
+
+
+def error_line(prog: str, text: str) -> None:
+    """One line on stderr; the text may hold what a broker said (reason strings, topics): neutralised."""
+    print(f"{prog}: {printable(text)}", file=sys.stderr, flush=True)
 
 
 def run(prog: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -209,18 +244,16 @@ def run(prog: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     except KeyboardInterrupt:
         return 130
     except CommandError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
+        error_line(prog, str(exc))
+        return exc.status
     except (ClientError, MQTTError) as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        error_line(prog, str(exc))
         return 1
     except OSError as exc:
-        print(f"{prog}: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
+        error_line(prog, f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
         return 1
     except Exception as exc:  # a bug of ours: still one line, never a traceback (MQTTCHAT_DEBUG=1 shows it)
         if os.environ.get("MQTTCHAT_DEBUG"):
             raise
-        print(
-            f"{prog}: internal error: {type(exc).__name__}: {exc} (set MQTTCHAT_DEBUG=1 for details)", file=sys.stderr
-        )
+        error_line(prog, f"internal error: {type(exc).__name__}: {exc} (set MQTTCHAT_DEBUG=1 for details)")
         return 70

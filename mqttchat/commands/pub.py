@@ -8,7 +8,14 @@ import secrets
 import sys
 
 from mqttchat.client import MQTTClient
-from mqttchat.commands.common import CommandError, add_connection_arguments, client_options, debug_hook, run
+from mqttchat.commands.common import (
+    CommandError,
+    add_connection_arguments,
+    client_options,
+    debug_hook,
+    run,
+    take_url_topic,
+)
 from mqttchat.protocol import Properties, topic_name_problem
 
 
@@ -21,7 +28,7 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         epilog="examples: mqttchat pub -t home/light -m on -q 1 -r;  tail -f log | mqttchat pub -t logs -l",
     )
     p.add_argument("--help", action="help", help="show this help and exit")
-    p.add_argument("-t", "--topic", required=True, help="topic to publish to")
+    p.add_argument("-t", "--topic", help="topic to publish to (or give it in the URL: -L mqtt://host/topic)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("-m", "--message", help="the payload")
     src.add_argument("-f", "--file", help="send this file's contents as one message")
@@ -41,6 +48,12 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def publish(args: argparse.Namespace) -> int:
+    url_topic = take_url_topic(args)
+    if url_topic is not None and args.topic is not None:
+        raise CommandError("give the topic either with -t or in the URL (-L mqtt://host/topic), not both")
+    args.topic = url_topic if url_topic is not None else args.topic
+    if args.topic is None:
+        raise CommandError("a topic is needed: -t TOPIC, or -L mqtt://host/TOPIC")
     problem = topic_name_problem(args.topic)
     if problem:
         raise CommandError(problem)
@@ -94,4 +107,4 @@ async def _send(client: MQTTClient, args: argparse.Namespace, payload: bytes, pr
     result = await client.publish(args.topic, payload, args.qos, args.retain, props)
     if not result.ok:
         detail = f": {result.reason_string}" if result.reason_string else ""
-        raise CommandError(f"the broker refused the message: {result.reason_code.title}{detail}")
+        raise CommandError(f"the broker refused the message: {result.reason_code.title}{detail}", status=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import secrets
 import sys
 
@@ -15,10 +14,13 @@ from mqttchat.commands.common import (
     add_connection_arguments,
     client_options,
     debug_hook,
+    error_line,
     run,
+    take_url_topic,
 )
+from mqttchat.commands.sub_format import FormatError, Output
 from mqttchat.explorer.recording import format_line
-from mqttchat.protocol import Subscription, topic_filter_problem
+from mqttchat.protocol import Properties, Subscription, topic_filter_problem
 
 #: With --retained-only: how long without a message means "all retained messages have arrived".
 RETAINED_QUIET = 0.5
@@ -28,12 +30,29 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser(
         "sub",
         help="subscribe and print messages",
-        description="Subscribe and print messages, like mosquitto_sub.",
+        description="Subscribe and print messages, like mosquitto_sub.\n\n"
+        "Written to a terminal, topics, payloads and properties have their control characters made visible\n"
+        "(ESC as ␛), so that a message cannot retitle or clear the terminal; to a pipe or a file they are\n"
+        "written as received: the payload's bytes are data (pipe through cat to see them raw).",
         add_help=False,
-        epilog="examples: mqttchat sub -t 'home/#' -v;  mqttchat sub -t 'sensors/+/temp' -F json -C 10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples: mqttchat sub -t 'home/#' -v;  mqttchat sub -t 'sensors/+/temp' -F json -C 10;\n"
+        "  mqttchat sub -L mqtt://broker/home/# -F '@H:@M:@S %-30t %p'\n\n"
+        "-F TEMPLATE, as mosquitto_sub's (see its manual): %t topic, %p payload, %x/%X payload in hex, %l length, "
+        "%q QoS,\n  %r retained, %m message id, %I ISO-8601 time, %U Unix time, %j/%J JSON (payload as a string/as "
+        "JSON),\n  MQTT 5: %A topic alias, %C content type, %D correlation data, %E expiry, %F payload format, %P "
+        "user\n  properties, %R response topic, %S subscription id; %% a percent sign. Flags, width and precision: "
+        "%-10.5t,\n  %05l. @ codes are strftime's (@H:@M:@S, @Y-@m-@d), @N nanoseconds, @@ an @. Escapes: \\\\ \\0 "
+        "\\a \\e \\n \\r \\t \\v.",
     )
     p.add_argument("--help", action="help", help="show this help and exit")
-    p.add_argument("-t", "--topic", action="append", required=True, help="topic filter (repeat for several)")
+    p.add_argument(
+        "-t",
+        "--topic",
+        action="append",
+        default=[],
+        help="topic filter (repeat for several; a topic in -L mqtt://host/topic is one more)",
+    )
     p.add_argument("-T", "--filter-out", action="append", default=[], help="do not print topics matching this filter")
     p.add_argument("-q", "--qos", type=int, choices=(0, 1, 2), default=0, help="maximum QoS to receive (default 0)")
     p.add_argument("-C", "--count", type=int, help="exit after receiving COUNT messages")
@@ -43,7 +62,7 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "-F",
         "--format",
         help="'json' (one object a line, the explorer's recording format: replayable in its Record tab), "
-        "or a template with %%t %%p %%q %%r %%j",
+        "or a mosquitto_sub template (see below)",
     )
     p.add_argument("-N", "--no-newline", action="store_true", help="do not end messages with a newline")
     p.add_argument("-R", "--no-retained", action="store_true", help="do not print stale retained messages")
@@ -70,49 +89,32 @@ def json_line(message: Message) -> str:
     )
 
 
-_TEMPLATE_TOKEN = re.compile(r"%[tqrjp%]")
-
-
-def render_template(template: str, message: Message) -> bytes:
-    """``template`` with %t (topic), %q (QoS), %r (retain 0/1), %j (the JSON line), %p (the payload, bytes as
-    they came) and %% (a percent sign), replaced in one pass: what a token inserts is never read as a token."""
-    values = {"%t": message.topic, "%q": str(message.qos), "%r": str(int(message.retain)), "%%": "%"}
-    out = bytearray()
-    at = 0
-    for match in _TEMPLATE_TOKEN.finditer(template):
-        out += template[at : match.start()].encode()
-        token = match.group()
-        if token == "%p":
-            out += message.payload
-        elif token == "%j":
-            out += json_line(message).encode()
-        else:
-            out += values[token].encode()
-        at = match.end()
-    out += template[at:].encode()
-    return bytes(out)
-
-
-def render(message: Message, args: argparse.Namespace) -> bytes:
-    if args.format == "json":
-        return json_line(message).encode()
-    if args.format:
-        return render_template(args.format, message)
-    if args.verbose:
-        return message.topic.encode() + b" " + message.payload
-    return message.payload
-
-
 async def subscribe(args: argparse.Namespace) -> int:
     from mqttchat.protocol import matches
 
+    url_topic = take_url_topic(args)
+    if url_topic is not None:
+        args.topic = [url_topic, *args.topic]
+    if not args.topic:
+        raise CommandError("a topic filter is needed: -t FILTER, or -L mqtt://host/FILTER")
     for topic_filter in args.topic + args.filter_out:
         problem = topic_filter_problem(topic_filter)
         if problem:
             raise CommandError(problem)
     if args.count is not None and args.count < 1:
         raise CommandError("-C must be at least 1")
-    options, _ = client_options(args, f"mqttchat-sub-{secrets.token_hex(4)}")
+    try:
+        output = Output(
+            args.format,
+            verbose=args.verbose,
+            terminal=sys.stdout.isatty(),
+            warn=lambda text: error_line("mqttchat sub", text),
+            json_line=json_line,
+        )
+    except FormatError as exc:
+        raise CommandError(f"-F: {exc}", status=1) from None
+    options, props = client_options(args, f"mqttchat-sub-{secrets.token_hex(4)}")
+    subscribe_props = props.get("subscribe", Properties())
     client = MQTTClient(options)
     if args.debug:
         client.add_trace_hook(debug_hook("mqttchat sub"))
@@ -135,7 +137,13 @@ async def subscribe(args: argparse.Namespace) -> int:
         subscriptions = [Subscription(f, args.qos, args.no_local) for f in args.topic]
         try:
             async with asyncio.timeout_at(deadline):
-                codes = await client.subscribe(*subscriptions)
+                codes = await client.subscribe(
+                    *subscriptions,
+                    subscription_identifier=subscribe_props.subscription_identifier[0]
+                    if subscribe_props.subscription_identifier
+                    else None,
+                    user_properties=subscribe_props.user_property,
+                )
         except TimeoutError:
             return EXIT_TIMEOUT
         for topic_filter, code in zip(args.topic, codes, strict=True):
@@ -166,7 +174,7 @@ async def subscribe(args: argparse.Namespace) -> int:
                 continue
             if any(matches(f, message.topic) for f in args.filter_out):
                 continue
-            out.write(render(message, args) + end)
+            out.write(output.render(message) + end)
             out.flush()
             received += 1
             if args.count is not None and received >= args.count:
