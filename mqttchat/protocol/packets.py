@@ -46,6 +46,7 @@ from mqttchat.protocol.wire import (
     encode_binary,
     encode_string,
     encode_varint,
+    has_control_character,
 )
 
 V5 = 5
@@ -233,6 +234,8 @@ class Connect(Packet):
             problem = topic_name_problem(will_topic, strict)
             if problem:
                 raise RemoteProtocolError(f"will topic: {problem}", ReasonCode.TOPIC_NAME_INVALID)
+            if has_control_character(will_topic):
+                raise MalformedPacket("the will topic contains a control character")
             will_payload, pos = decode_binary(buf, pos, end)
             will = Will(will_topic, will_payload, will_qos, will_retain, will_props)
         username = None
@@ -294,8 +297,8 @@ class ConnAck(Packet):
 # -------------------------------------------------------------------------------------------------------- PUBLISH
 
 # Topic name → its length-prefixed UTF-8 encoding, for topics already validated; raw topic bytes → topic, for
-# topics already validated (non-strict decoding). Both are keyed by what peers send: bounded in bytes, long topics
-# not cached (protocol.cache).
+# topics already validated and free of control characters (so that a hit serves the lenient and the server-side
+# decoding alike). Both are keyed by what peers send: bounded in bytes, long topics not cached (protocol.cache).
 _TOPIC_ENCODED: BoundedCache[str, bytes] = BoundedCache(4096, 2 * 1024 * 1024)
 _TOPIC_DECODED: BoundedCache[bytes, str] = BoundedCache(4096, 2 * 1024 * 1024)
 _topic_encoded = _TOPIC_ENCODED.entries.get
@@ -353,7 +356,10 @@ class Publish(Packet):
         return fixed_header(first, len(head) + len(payload)) + head + payload
 
     @classmethod
-    def decode(cls, flags: int, buf: bytes, pos: int, end: int, version: int, strict: bool = False) -> Publish:
+    def decode(
+        cls, flags: int, buf: bytes, pos: int, end: int, version: int, strict: bool = False, server: bool = False
+    ) -> Publish:
+        """``server``: the packet comes from a client; a topic name with a control character is then malformed."""
         qos = (flags >> 1) & 0x03
         if qos == 3:
             raise MalformedPacket("PUBLISH with QoS 3")
@@ -372,7 +378,7 @@ class Publish(Packet):
             raw = buf[pos + 2 : stop]
             topic = None if strict else _topic_decoded(raw)
             if topic is None:
-                topic = _decode_topic_name(raw, version, strict)
+                topic = _decode_topic_name(raw, version, strict, server)
         pos = stop
         packet_id = None
         if qos:
@@ -418,7 +424,7 @@ def alias_properties(alias: int) -> Properties:
     return _ALIAS_PROPERTIES.get(alias) or _alias_only(alias)
 
 
-def _decode_topic_name(raw: bytes, version: int, strict: bool) -> str:
+def _decode_topic_name(raw: bytes, version: int, strict: bool, server: bool) -> str:
     if b"\x00" in raw:
         raise MalformedPacket("PUBLISH topic contains U+0000")
     try:
@@ -428,9 +434,16 @@ def _decode_topic_name(raw: bytes, version: int, strict: bool) -> str:
     if topic:
         if "+" in topic or "#" in topic:
             raise RemoteProtocolError(f"topic name {topic!r} contains a wildcard", ReasonCode.TOPIC_NAME_INVALID)
-        if strict and check_text(topic, strict):
-            raise MalformedPacket("PUBLISH topic contains a control character or a Unicode non-character")
-        if not strict:
+        if has_control_character(topic):
+            # MQTT 1.5.4: such a string SHOULD NOT be sent and MAY be treated as malformed. A server does (as
+            # mosquitto does): routed on, it would reach every subscriber's screen and log. A client accepts it
+            # (from a broker we did not write) and leaves it to the screen to neutralise; it is never cached.
+            if strict or server:
+                raise MalformedPacket("PUBLISH topic name contains a control character")
+        elif strict:
+            if check_text(topic, strict):
+                raise MalformedPacket("PUBLISH topic contains a Unicode non-character")
+        else:
             _TOPIC_DECODED.put(raw, topic, 2 * len(raw))
     elif version != V5:
         raise RemoteProtocolError("PUBLISH has an empty topic name", ReasonCode.TOPIC_NAME_INVALID)
@@ -653,6 +666,8 @@ class Subscribe(Packet):
             problem = topic_filter_problem(topic_filter, strict)
             if problem:
                 raise RemoteProtocolError(problem, ReasonCode.TOPIC_FILTER_INVALID)
+            if has_control_character(topic_filter):
+                raise MalformedPacket("SUBSCRIBE topic filter contains a control character")
             if no_local and topic_filter.startswith("$share/"):
                 raise RemoteProtocolError("no local is set on a shared subscription")
             subs.append(Subscription(topic_filter, qos, no_local, rap, RetainHandling(retain_handling)))
@@ -739,6 +754,8 @@ class Unsubscribe(Packet):
             problem = topic_filter_problem(topic_filter, strict)
             if problem:
                 raise RemoteProtocolError(problem, ReasonCode.TOPIC_FILTER_INVALID)
+            if has_control_character(topic_filter):
+                raise MalformedPacket("UNSUBSCRIBE topic filter contains a control character")
             filters.append(topic_filter)
         if not filters:
             raise RemoteProtocolError("UNSUBSCRIBE has no topic filter")

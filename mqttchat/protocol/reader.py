@@ -34,6 +34,9 @@ class PacketReader:
         max_packet_size: the largest packet accepted (fixed header included), as announced to the peer.
         strict: also refuse UTF-8 strings with control characters or Unicode non-characters (which the
             specification says SHOULD NOT be sent and MAY be refused).
+        server: the reader reads what a client sends (the default when ``version`` is None): topic names with a
+            control character are then malformed, as topic filters and will topics always are. A client reads
+            such topic names from brokers that route them, and leaves them to the screen to neutralise.
     """
 
     __slots__ = (
@@ -45,16 +48,22 @@ class PacketReader:
         "_pos",
         "last_size",
         "max_packet_size",
+        "server",
         "strict",
         "version",
     )
 
     def __init__(
-        self, version: int | None = None, max_packet_size: int = MAX_PACKET_SIZE, strict: bool = False
+        self,
+        version: int | None = None,
+        max_packet_size: int = MAX_PACKET_SIZE,
+        strict: bool = False,
+        server: bool | None = None,
     ) -> None:
         self.version = version
         self.max_packet_size = max_packet_size
         self.strict = strict
+        self.server = version is None if server is None else server
         self._buf = b""
         self._pos = 0
         self._chunks = bytearray()
@@ -131,7 +140,8 @@ class PacketReader:
                     first = buf[pos]
                     if first >> 4 == _PUBLISH:
                         try:
-                            return _decode_publish(first & 0x0F, buf, pos + 2, end, version, self.strict)
+                            return _decode_publish(first & 0x0F, buf, pos + 2, end, version, self.strict,
+                                                   self.server)  # fmt: skip
                         except RemoteProtocolError as exc:
                             self._fail(exc)
                     return self._decode(first, buf, pos + 2, end, version)
@@ -213,6 +223,8 @@ class PacketReader:
                 raise MalformedPacket(f"{_type_name(ptype)} has invalid fixed header flags 0x{flags:X}")
             if ptype == _CONNECT and self.version is not None:
                 raise RemoteProtocolError("a second CONNECT on the same connection")
+            if ptype == _PUBLISH:
+                return _decode_publish(flags, buf, pos, end, version, self.strict, self.server)
             return decoder(flags, buf, pos, end, version, self.strict)
         except RemoteProtocolError as exc:
             self._fail(exc)

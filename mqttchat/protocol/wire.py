@@ -20,6 +20,16 @@ _DISCOURAGED = re.compile(
     + "]"
 )
 
+#: C0 and C1 control characters (U+0001..U+001F, U+007F..U+009F). A server refuses topic names and filters holding
+#: one (as mosquitto does): routed on, they would reach every subscriber's terminal and log.
+_CONTROL = re.compile("[\x01-\x1f\x7f-\x9f]")
+
+
+def has_control_character(text: str) -> bool:
+    """Whether ``text`` holds a C0 or C1 control character other than U+0000 (which no string may hold)."""
+    return _CONTROL.search(text) is not None
+
+
 _VARINT_1 = [bytes((i,)) for i in range(128)]
 
 

@@ -486,6 +486,13 @@ def subscribe_packet(
     return packet(0x82, body)
 
 
+def unsubscribe_packet(packet_id: int, filters: list[str], version: int = V5) -> bytes:
+    body = struct.pack("!H", packet_id) + (b"\x00" if version == V5 else b"")
+    for topic_filter in filters:
+        body += utf8(topic_filter)
+    return packet(0xA2, body)
+
+
 def pubrel_packet(packet_id: int) -> bytes:
     return packet(0x62, struct.pack("!H", packet_id))
 

@@ -12,6 +12,7 @@ from mqttchat.explorer.tree import TopicTree
 from mqttchat.protocol import SubscriptionTrie
 from mqttchat.protocol.topics import MAX_TOPIC_LEVELS
 from tests.broker.conformance_helpers import (
+    DISCONNECT,
     PUBACK,
     PUBLISH,
     SUBACK,
@@ -20,6 +21,7 @@ from tests.broker.conformance_helpers import (
     RawClient,
     publish_packet,
     subscribe_packet,
+    unsubscribe_packet,
 )
 from tests.helpers.brokers import RunningBroker
 
@@ -110,3 +112,36 @@ def test_topics_deeper_than_the_limit_are_refused_with_a_reason_code(
     log = broker.log_text()
     assert "RecursionError" not in log and "Traceback" not in log
     assert f"more than {MAX_TOPIC_LEVELS} levels" in log
+
+
+HOSTILE = "t/\x1b]0;TITLE\x1b\\\x1b[2J"
+
+
+@pytest.mark.parametrize("version", [V5, V311])
+def test_topics_with_control_characters_are_refused_as_malformed(
+    broker_process: Callable[..., RunningBroker], version: int
+) -> None:
+    """Issue 13, item 4: the broker routed a topic holding an escape sequence to every '#' subscriber. Now a PUBLISH,
+    SUBSCRIBE or UNSUBSCRIBE with a C0/C1 control character in its topic is a malformed packet (MQTT 1.5.4, as
+    mosquitto): MQTT 5 gets DISCONNECT 0x81, 3.1.1 is closed; nothing reaches the subscribers."""
+    broker = broker_process()
+    with _raw(broker, "watcher") as watcher, _raw(broker, "fence") as fence:
+        watcher.send(subscribe_packet(1, [("#", 0)]))
+        watcher.expect(SUBACK)
+        for qos in (0, 1):
+            for topic in (HOSTILE, "a/\u0085b"):
+                with _raw(broker, "attacker", version) as attacker:
+                    attacker.send(publish_packet(topic, b"x", qos, version=version))
+                    closing = attacker.read_until_closed()
+                    if version == V5:
+                        assert [(p.type, p.reason_code()) for p in closing] == [(DISCONNECT, 0x81)]
+                    else:
+                        assert closing == []
+        for packet in (subscribe_packet(2, [(HOSTILE, 0)], version=version), unsubscribe_packet(3, [HOSTILE], version)):
+            with _raw(broker, "attacker", version) as attacker:
+                attacker.send(packet)
+                closing = attacker.read_until_closed()
+                assert [p.reason_code() for p in closing] == ([0x81] if version == V5 else [])
+        fence.send(publish_packet("fence", b"after"))
+        assert watcher.expect(PUBLISH).publish_parts()[0] == "fence"  # the first message it got
+    assert "Traceback" not in broker.log_text()

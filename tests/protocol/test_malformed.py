@@ -243,3 +243,46 @@ def test_connect_errors_carry_the_protocol_level() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         PacketReader().read(wire("10 | 0004 4d515454 04 03 003c 0001 63"))
     assert info.value.protocol_level == 4
+
+
+HOSTILE_TOPICS = ["t/\x1b]0;TITLE\x1b\\\x1b[2J", "a\x07b", "a\nb", "a\x7fb", "a\x85b", "a\u009b2Jb"]
+
+
+def _string(text: str) -> bytes:
+    return len(text.encode()).to_bytes(2, "big") + text.encode()
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    assert len(body) < 128
+    return bytes((first, len(body))) + body
+
+
+@pytest.mark.parametrize("topic", HOSTILE_TOPICS)
+def test_a_server_refuses_topics_with_control_characters(topic: str) -> None:
+    """Issue 13, item 4: a server reading what a client sends refuses topic names and filters holding C0/C1 control
+    characters as malformed (mosquitto does; MQTT 1.5.4 allows it), where a client keeps taking them (from brokers
+    that route them: the screen neutralises them)."""
+    from mqttchat.protocol import Publish
+
+    publish = _packet(0x30, _string(topic) + b"\x00p")  # MQTT 5, QoS 0, no properties
+    for _ in range(2):  # the second time from the decoder's cache, were it cached
+        packet = PacketReader(5).read(publish)[0]
+        assert isinstance(packet, Publish) and packet.topic == topic
+    with pytest.raises(MalformedPacket, match="control character") as info:
+        PacketReader(5, server=True).read(publish)
+    assert info.value.reason_code == M
+    assert PacketReader().server and not PacketReader(5).server
+
+    connect = _packet(0x10, _string("MQTT") + b"\x05\x02\x00\x3c\x00" + _string("c"))
+    for first, body in [
+        (0x82, b"\x00\x01\x00" + _string(topic) + b"\x00"),  # SUBSCRIBE
+        (0x82, b"\x00\x01\x00" + _string("$share/g/" + topic) + b"\x00"),
+        (0xA2, b"\x00\x01\x00" + _string(topic)),  # UNSUBSCRIBE
+    ]:
+        reader = PacketReader()
+        reader.read(connect)
+        with pytest.raises(MalformedPacket, match="control character"):
+            reader.read(_packet(first, body))
+    with_will = _string("MQTT") + b"\x05\x06\x00\x3c\x00" + _string("c") + b"\x00" + _string(topic) + _string("x")
+    with pytest.raises(MalformedPacket, match="control character"):
+        PacketReader().read(_packet(0x10, with_will))
