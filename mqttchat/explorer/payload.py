@@ -42,7 +42,7 @@ def decode(payload: bytes) -> Decoded:
     if stripped and stripped[0] in _JSON_START:
         try:
             return Decoded(PayloadKind.JSON, json.loads(text), text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             pass
     if not _printable(text):
         return Decoded(PayloadKind.BINARY, None, None)

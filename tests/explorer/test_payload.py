@@ -54,3 +54,14 @@ def test_diff_shows_changed_lines() -> None:
     lines = diff(before, after)
     assert '-  "temp": 21.5,' in lines and '+  "temp": 22.0,' in lines
     assert diff(before, before) == []
+
+
+def test_json_nested_deeper_than_the_parser_goes_is_text_not_a_crash() -> None:
+    """``json.loads`` raises RecursionError (not ValueError) for very deep nesting: a hostile payload of brackets
+    must not crash the message view, the history plot or the diff."""
+    payload = b"[" * 100_000
+    assert decode(payload).kind is PayloadKind.TEXT
+    assert pretty(payload)[0] is PayloadKind.TEXT
+    assert number(payload, "a") is None
+    assert numeric_fields(payload) == []
+    assert diff(payload, b"[]")
