@@ -94,6 +94,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "history_payload_limit_kb",
     "flush_hz",
     "chat_nick",
+    "max_packet_size_kb",
 )
 #: Every key of a ``[templates.NAME]`` table.
 TEMPLATE_KEYS: tuple[str, ...] = (
@@ -685,6 +686,9 @@ class AppSettings:
     flush_hz: int = 15
     #: The chat nickname; None: the client id or user name.
     chat_nick: str | None = None
+    #: The largest packet the app accepts from a broker, in KiB (announced as the MQTT 5 Maximum Packet Size and
+    #: checked from each packet's header; ``--max-packet-size`` overrides it); 0: the protocol's limit, 256 MiB.
+    max_packet_size_kb: int = 16 * 1024
 
     def validate(self) -> dict[str, str]:
         """What is wrong, as field name → problem; empty when all is well."""
@@ -696,6 +700,7 @@ class AppSettings:
             "history_budget_mb": (1, 1_048_576),
             "history_payload_limit_kb": (1, 1_048_576),
             "flush_hz": (1, 120),
+            "max_packet_size_kb": (0, 256 * 1024),
         }
         for name, (low, high) in limits.items():
             problem = _int_problem(getattr(self, name), low, high)
@@ -1243,6 +1248,7 @@ class _Reader:
             ),
             flush_hz=self.get(data, (), "flush_hz", _integer, d.flush_hz),
             chat_nick=self.get(data, (), "chat_nick", _string, d.chat_nick),
+            max_packet_size_kb=self.get(data, (), "max_packet_size_kb", _integer, d.max_packet_size_kb),
         )
         if not self.errors:
             for key, problem in settings.validate().items():

@@ -20,6 +20,11 @@ SCHEMES: dict[str, tuple[bool, bool, int]] = {
 }
 DEFAULT_URL = "mqtt://127.0.0.1:1883"
 
+#: The Maximum Packet Size the command-line tools and the app announce and enforce unless told otherwise: a
+#: broker (or something pretending to be one) cannot make them buffer a 200 MB packet. The library's own default
+#: is the protocol's limit (``ClientOptions.maximum_packet_size`` None).
+DEFAULT_MAX_PACKET_SIZE = 16 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -123,7 +128,9 @@ class ClientOptions:
     will: Will | None = None
     #: How many QoS 1/2 messages the broker may send us unacknowledged (MQTT 5 Receive Maximum).
     receive_maximum: int | None = None
-    #: The largest packet we accept (MQTT 5 Maximum Packet Size).
+    #: The largest packet we accept, fixed header included: announced as the MQTT 5 Maximum Packet Size, and with
+    #: both versions checked from a packet's header, before its body is buffered (a bigger one closes the
+    #: connection, 0x95 Packet too large). None: the protocol's limit, 256 MiB.
     maximum_packet_size: int | None = None
     #: How many topic aliases the broker may use towards us (MQTT 5).
     topic_alias_maximum: int = 0

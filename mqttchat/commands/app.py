@@ -8,7 +8,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from mqttchat.commands.common import CommandError, add_connection_arguments, client_options, take_url_topic
+from mqttchat.commands.common import (
+    CommandError,
+    add_connection_arguments,
+    client_options,
+    max_packet_size_option,
+    take_url_topic,
+)
+from mqttchat.protocol import Properties
 
 
 def build_parser(view: str = "explorer") -> argparse.ArgumentParser:
@@ -106,12 +113,21 @@ def main(argv: Sequence[str]) -> int:
                 return 2
         elif store.default_name:
             profile = store.get(store.default_name)
+    from mqttchat.config import load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"mqttchat: {exc}", file=sys.stderr)
+        return 2
+    limit = settings.max_packet_size_kb * 1024  # --max-packet-size (or -D connect maximum-packet-size) wins
     try:
         if profile is not None:
             options = profile.to_client_options()
+            options = replace(options, maximum_packet_size=max_packet_size_option(args, Properties(), limit))
             topics = tuple(profile.subscriptions) if not args.topic else tuple((t, args.qos) for t in args.topic)
         else:
-            options, _ = client_options(args, "")
+            options, _ = client_options(args, "", max_packet_size=limit)
             topics = tuple((t, args.qos) for t in (args.topic or ["#"]))
     except (CommandError, ValueError) as exc:
         print(f"mqttchat: {exc}", file=sys.stderr)
@@ -124,13 +140,7 @@ def main(argv: Sequence[str]) -> int:
     chat_settings: dict[str, Any] = {}
     if chat:
         from mqttchat.chat import protocol as chat_protocol
-        from mqttchat.config import load_settings
 
-        try:
-            settings = load_settings()
-        except ConfigError as exc:
-            print(f"mqttchat: {exc}", file=sys.stderr)
-            return 2
         nick = args.nick or settings.chat_nick
         rooms = tuple(args.room or ["lobby"])
         for name, what in [(nick, "nick"), *((room, "room name") for room in rooms)]:

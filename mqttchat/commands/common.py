@@ -12,12 +12,16 @@ from dataclasses import replace
 from typing import Any
 
 from mqttchat.client import ClientError, ClientOptions, TLSOptions, parse_url
-from mqttchat.protocol import MQTTError, Properties, Will
+from mqttchat.client.options import DEFAULT_MAX_PACKET_SIZE
+from mqttchat.protocol import MAX_PACKET_SIZE, MQTTError, Properties, Will
 from mqttchat.protocol.properties import PROPERTY_SPECS, PropertyType
 from mqttchat.untrusted import printable
 
 #: Exit status when -W ends a command before it finished (as mosquitto_sub does).
 EXIT_TIMEOUT = 27
+
+#: The smallest Maximum Packet Size worth announcing: a CONNACK or a PUBLISH with a short topic must fit.
+MIN_MAX_PACKET_SIZE = 64
 
 
 class CommandError(Exception):
@@ -67,6 +71,13 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="ARG",
         help="MQTT 5 property: -D COMMAND NAME VALUE, e.g. -D publish content-type text/plain",
+    )
+    g.add_argument(
+        "--max-packet-size",
+        type=int,
+        metavar="BYTES",
+        help=f"the largest packet accepted from the broker, announced to it (MQTT 5) and checked before a packet is "
+        f"read (default {DEFAULT_MAX_PACKET_SIZE}, 16 MiB; 0: the protocol's limit, 256 MiB)",
     )
     g.add_argument("-d", "--debug", action="store_true", help="print every packet sent and received on stderr")
     t = parser.add_argument_group("TLS")
@@ -154,8 +165,10 @@ def parse_properties(specs: Sequence[Sequence[str]]) -> dict[str, Properties]:
     return {command: Properties(**values) for command, values in by_command.items()}
 
 
-def client_options(args: argparse.Namespace, default_id: str) -> tuple[ClientOptions, dict[str, Properties]]:
-    """ClientOptions from the parsed connection arguments."""
+def client_options(
+    args: argparse.Namespace, default_id: str, *, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
+) -> tuple[ClientOptions, dict[str, Properties]]:
+    """ClientOptions from the parsed connection arguments (``max_packet_size``: unless they give one)."""
     version = parse_version(args.protocol_version)
     props = parse_properties(args.properties)
     tls_wanted = bool(args.cafile or args.cert or args.insecure or args.tls)
@@ -191,6 +204,7 @@ def client_options(args: argparse.Namespace, default_id: str) -> tuple[ClientOpt
     elif "will" in props:
         raise CommandError("-D will ... needs --will-topic")
     connect_props = props.get("connect", Properties())
+    max_packet_size_given = max_packet_size_option(args, connect_props, max_packet_size)
     session_expiry = args.session_expiry
     if session_expiry is None:
         session_expiry = connect_props.session_expiry_interval
@@ -207,7 +221,7 @@ def client_options(args: argparse.Namespace, default_id: str) -> tuple[ClientOpt
         password=args.password,
         will=will,
         receive_maximum=connect_props.receive_maximum,
-        maximum_packet_size=connect_props.maximum_packet_size,
+        maximum_packet_size=max_packet_size_given,
         topic_alias_maximum=connect_props.topic_alias_maximum or 0,
         request_response_information=bool(connect_props.request_response_information),
         request_problem_information=connect_props.request_problem_information != 0,
@@ -216,6 +230,25 @@ def client_options(args: argparse.Namespace, default_id: str) -> tuple[ClientOpt
         reconnect=False,
     )
     return options, props
+
+
+def max_packet_size_option(
+    args: argparse.Namespace, connect_props: Properties, default: int = DEFAULT_MAX_PACKET_SIZE
+) -> int | None:
+    """The Maximum Packet Size from ``--max-packet-size`` or ``-D connect maximum-packet-size``, else ``default``;
+    None for the protocol's limit."""
+    given = getattr(args, "max_packet_size", None)
+    if given is not None and connect_props.maximum_packet_size is not None:
+        raise CommandError("give --max-packet-size or -D connect maximum-packet-size, not both")
+    if given is None:
+        given = connect_props.maximum_packet_size
+    if given is None:
+        given = default
+    if given == 0 or given >= MAX_PACKET_SIZE:
+        return None
+    if given < MIN_MAX_PACKET_SIZE:
+        raise CommandError(f"--max-packet-size {given}: at least {MIN_MAX_PACKET_SIZE} bytes (0: no limit)")
+    return int(given)
 
 
 def debug_hook(prefix: str) -> Callable[[str, object, int], None]:

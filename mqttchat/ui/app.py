@@ -194,6 +194,8 @@ class MQTTChatApp(App[None]):
             self.notify(f"cannot use profile {profile.name!r}: {exc}", severity="error", timeout=10)
             return
         old = self.runtime
+        # the profile names the broker; the largest packet accepted stays the app's (settings, --max-packet-size)
+        options = replace(options, maximum_packet_size=old.options.maximum_packet_size)
         await old.stop()
         self.runtime = Runtime(options, profile.subscriptions, embed_broker=old.embed_broker,
                                chat_nick=old.chat_nick, chat_rooms=old.chat_rooms)  # fmt: skip
