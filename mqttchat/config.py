@@ -23,6 +23,8 @@ import tomli_w
 
 from mqttchat.broker.errors import ConfigError
 from mqttchat.client.options import DEFAULT_URL, ClientOptions, TLSOptions, parse_url
+from mqttchat.explorer.decoders.command import DEFAULT_TIMEOUT
+from mqttchat.explorer.decoders.rules import RULE_KEYS, DecoderRule
 from mqttchat.protocol import ProtocolVersion, Will, topic_filter_problem, topic_name_problem
 from mqttchat.protocol.constants import MAX_STRING_LENGTH
 
@@ -95,6 +97,7 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "flush_hz",
     "chat_nick",
     "max_packet_size_kb",
+    "decoders",
 )
 #: Every key of a ``[templates.NAME]`` table.
 TEMPLATE_KEYS: tuple[str, ...] = (
@@ -689,6 +692,8 @@ class AppSettings:
     #: The largest packet the app accepts from a broker, in KiB (announced as the MQTT 5 Maximum Packet Size and
     #: checked from each packet's header; ``--max-packet-size`` overrides it); 0: the protocol's limit, 256 MiB.
     max_packet_size_kb: int = 16 * 1024
+    #: How payloads are decoded per topic filter (``[[decoders]]`` tables; the first matching rule wins).
+    decoders: tuple[DecoderRule, ...] = ()
 
     def validate(self) -> dict[str, str]:
         """What is wrong, as field name → problem; empty when all is well."""
@@ -716,6 +721,9 @@ class AppSettings:
             problem = _nick_problem(self.chat_nick)
             if problem is not None:
                 problems["chat_nick"] = problem
+        for index, rule in enumerate(self.decoders):
+            for key, problem in rule.problems():
+                problems.setdefault("decoders", f"[{index}].{key}: {problem}")
         return problems
 
 
@@ -758,8 +766,23 @@ def save_settings(settings: AppSettings, path: Path | None = None) -> None:
     problems = settings.validate()
     if problems:
         raise ValueError("; ".join(f"{key}: {problem}" for key, problem in problems.items()))
-    document = {f.name: getattr(settings, f.name) for f in fields(settings) if getattr(settings, f.name) is not None}
-    _write_atomically(path if path is not None else settings_path(), tomli_w.dumps(document), private=False)
+    file = path if path is not None else settings_path()
+    document = {
+        f.name: getattr(settings, f.name)
+        for f in fields(settings)
+        if getattr(settings, f.name) is not None and f.name != "decoders"
+    }
+    if settings.decoders:
+        document["decoders"] = [_decoder_table(rule, file.absolute().parent) for rule in settings.decoders]
+    _write_atomically(file, tomli_w.dumps(document), private=False)
+
+
+def _decoder_table(rule: DecoderRule, base_dir: Path) -> dict[str, Any]:
+    """A ``[[decoders]]`` table; a descriptor set beside the settings file is written relative to it."""
+    table = rule.to_table()
+    if "descriptor_set" in table:
+        table["descriptor_set"] = _portable_path(table["descriptor_set"], base_dir)
+    return table
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1041,6 +1064,18 @@ def _user_properties(value: object) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _strings(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _Invalid(f'must be an array of strings, like ["a", "b"], not {_show(value)}')
+    return tuple(value)
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"must be a number of seconds, not {_show(value)}")
+    return float(value)
+
+
 def _optional_string(value: object) -> str | None:
     """A string where "" means not set."""
     return _string(value) or None
@@ -1249,11 +1284,52 @@ class _Reader:
             flush_hz=self.get(data, (), "flush_hz", _integer, d.flush_hz),
             chat_nick=self.get(data, (), "chat_nick", _string, d.chat_nick),
             max_packet_size_kb=self.get(data, (), "max_packet_size_kb", _integer, d.max_packet_size_kb),
+            decoders=self.decoder_rules(data),
         )
         if not self.errors:
             for key, problem in settings.validate().items():
                 self.error((key,), problem)
         return settings
+
+    def decoder_rules(self, data: Mapping[str, object]) -> tuple[DecoderRule, ...]:
+        """The ``[[decoders]]`` tables: a topic filter, a decoder (chain) and its options each."""
+        if "decoders" not in data:
+            return ()
+        value = data["decoders"]
+        if not isinstance(value, list):
+            self.error(
+                ("decoders",), f'must be [[decoders]] tables (filter = "a/#", decoder = "json"), not {_show(value)}'
+            )
+            return ()
+        file_name = _file_name(self.file.absolute().parent)
+        rules: list[DecoderRule] = []
+        for index, item in enumerate(value):
+            path: _KeyPath = ("decoders", index)
+            if not isinstance(item, dict):
+                self.error(path, f'must be a table (filter = "a/#", decoder = "json"), not {_show(item)}')
+                continue
+            errors_before = len(self.errors)
+            self.unknown_keys(item, path, RULE_KEYS)
+            for key in ("filter", "decoder"):
+                if key not in item:
+                    self.error(path, f'needs a {key}: [[decoders]] filter = "a/#", decoder = "json"')
+            rule = DecoderRule(
+                filter=self.get(item, path, "filter", _string, ""),
+                decoder=self.get(item, path, "decoder", _string, ""),
+                struct=self.get(item, path, "struct", _string, None),
+                fields=self.get(item, path, "fields", _strings, ()),
+                descriptor_set=self.get(item, path, "descriptor_set", file_name, None),
+                message=self.get(item, path, "message", _string, None),
+                command=self.get(item, path, "command", _strings, ()),
+                timeout=self.get(item, path, "timeout", _seconds, DEFAULT_TIMEOUT),
+            )
+            if len(self.errors) > errors_before:
+                continue
+            for key, problem in rule.problems():
+                self.error((*path, key), problem)
+            if len(self.errors) == errors_before:
+                rules.append(rule)
+        return tuple(rules)
 
     # --------------------------------------------------------------------------------------------- templates
 
