@@ -79,9 +79,10 @@ class Runtime:
     #: Start the embedded broker when the target is this machine's default port and nothing listens there.
     embed_broker: bool = True
     trace_size: int = 10_000
-    #: The chat: its nick (None: the settings' or the OS user's), rooms and session expiry (seconds).
+    #: The chat: its nick (None: the settings' or the OS user's), rooms to join besides those open when it last
+    #: ran (on the first run, with none given: lobby) and session expiry (seconds).
     chat_nick: str | None = None
-    chat_rooms: tuple[str, ...] = ("lobby",)
+    chat_rooms: tuple[str, ...] = ()
     chat_session_expiry: int = 7 * 24 * 3600
 
     def __post_init__(self) -> None:

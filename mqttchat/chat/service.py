@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from mqttchat.chat import protocol as p
-from mqttchat.chat.history import History
+from mqttchat.chat.history import History, SavedRoom
 from mqttchat.chat.model import ChatMessage, ChatModel, Delivery
 from mqttchat.client import ClientError, ClientOptions, Message, MQTTClient, StateChange, Status
 from mqttchat.protocol import Properties, Will, matches, topic_filter_problem, topic_name_problem
@@ -26,6 +26,8 @@ from mqttchat.protocol import Properties, Will, matches, topic_filter_problem, t
 log = logging.getLogger("mqttchat.chat")
 
 WEEK = 7 * 24 * 3600
+#: The room opened on the very first start (later starts open the rooms that were open).
+DEFAULT_ROOM = "lobby"
 TYPING_INTERVAL = 3.0
 
 HELP = """Commands:
@@ -33,7 +35,7 @@ HELP = """Commands:
 /leave          leave this room
 /nick NAME      change your display name
 /me ACTION      say what you are doing
-/msg NICK TEXT  a direct message to one user
+/msg NICK TEXT  a direct message to one user (or /msg @IDENTITY TEXT)
 /who            who is in this room
 /topic          the MQTT topic of this room
 /raw TOPIC      any MQTT topic as a plain-text room
@@ -93,7 +95,8 @@ class ChatService:
         self.raw: dict[str, str] = {}  # room name -> topic filter
         self._typing_sent = 0.0
         self.notices: list[str] = []
-        self._initial_rooms = rooms
+        self.model.on_accept = self._store
+        self._initial_rooms, self._current = self._rooms_to_open(rooms)
         self._tasks: set[asyncio.Task[Any]] = set()
         #: (topic, payload) of plain-text messages we published to raw rooms, to recognise them coming back.
         self._raw_echoes: deque[tuple[str, bytes]] = deque(maxlen=100)
@@ -103,23 +106,67 @@ class ChatService:
         self._stopping = False
         self._removers = [client.add_message_handler(self._on_message), client.add_state_listener(self._on_state)]
         self._started = False
+        self._saved: list[SavedRoom] = []
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
+    def _rooms_to_open(self, rooms: list[str]) -> tuple[list[SavedRoom], str]:
+        """The rooms to open at start, in order, and the one to show: those open when the chat last ran (from
+        the local history) and ``rooms`` (given now: the first of them is shown); with neither, ``lobby``.
+
+        They are put in the model at once (with their local history), before the client connects, so that the
+        messages the broker kept for us while we were away find their rooms."""
+        saved = self.history.saved_rooms() if self.history is not None else None
+        if saved is None:  # the first run (or a history from before rooms were saved: its conversations)
+            saved = [] if rooms else [SavedRoom(DEFAULT_ROOM, "room")]
+            if self.history is not None:
+                saved += self.history.direct_rooms()
+        opened = list(saved)
+        names = {room.name for room in opened}
+        for name in rooms:
+            if name not in names:
+                opened.append(SavedRoom(name, "room"))
+                names.add(name)
+        current = rooms[0] if rooms else next((room.name for room in opened if room.current), "")
+        for saved_room in opened:
+            self.model.room(saved_room.name, saved_room.kind, saved_room.topic)
+            self._load_first_page(saved_room.name)
+        self.model.current = current or (opened[0].name if opened else "")
+        return opened, self.model.current
+
     async def start(self) -> None:
-        """Subscribe, publish our presence (the birth message), load history. The client must be connected.
+        """Subscribe, publish our presence (the birth message). The client must be connected.
 
         Create the service *before* connecting the client, so that messages queued in the persistent session
         while we were away are not missed.
         """
         for room in self._initial_rooms:
-            await self.join(room)
-        if self._initial_rooms:
-            self.model.select(self._initial_rooms[0])
+            problem = None
+            if room.kind == "room":
+                problem = await self.join(room.name, select=False)
+            elif room.kind == "raw":
+                problem = await self.open_raw(room.topic or "", select=False)
+            if problem:  # a room that cannot be opened is not shown as if it were
+                self.model.rooms.pop(room.name, None)
+                self.notices.append(f"{room.name} not opened again: {problem}")
+        if self._current not in self.model.rooms:
+            self._current = next(iter(self.model.rooms), "")
+        self.model.select(self._current)
         await self.client.subscribe(f"{p.PREFIX}/direct/{self.identity}/+", qos=1)
         await self.client.subscribe(f"{p.PREFIX}/presence/+", qos=1)
         await self.announce("online")
         self._started = True
+        self.save_rooms()
+
+    def save_rooms(self) -> None:
+        """Remember the open rooms in the local history (a restart opens them again, in this order)."""
+        if self.history is None:
+            return
+        rooms = [SavedRoom(room.name, room.kind, room.topic, room.name == self.model.current)
+                 for room in self.model.rooms.values() if room.kind in ("room", "direct", "raw")]  # fmt: skip
+        if rooms != self._saved:
+            self.history.save_rooms(rooms)
+            self._saved = rooms
 
     def _on_state(self, change: StateChange) -> None:
         if change.status is not Status.CONNECTED:
@@ -161,12 +208,14 @@ class ChatService:
                 if (topic, message.payload) in self._raw_echoes:
                     self._raw_echoes.remove((topic, message.payload))
                     return
-                added = self.model.ingest_raw(room, topic, message.payload, message.received_at)
-                self._store(added)
+                self.model.ingest_raw(room, topic, message.payload, message.received_at)
                 return
-        added_message = self.model.ingest(topic, message.payload, message.received_at)
-        if added_message is not None:
-            self._store(added_message)
+        rooms = len(self.model.rooms)
+        self.model.ingest(topic, message.payload, message.received_at)  # stores what it accepts, first
+        if len(self.model.rooms) != rooms:  # a direct conversation opened: with its history
+            for name in list(self.model.rooms)[rooms:]:
+                self._load_first_page(name)
+            self.save_rooms()
         if topic == self._own_presence and self._started and not self._stopping and self.client.connected:
             # Our identity chats from more than one machine (each has its own session): when another one leaves,
             # its "offline" (or its will) must not hide that we are still here.
@@ -180,65 +229,112 @@ class ChatService:
 
     # ------------------------------------------------------------------------------------------ commands
 
-    async def join(self, room: str) -> str | None:
+    async def join(self, room: str, select: bool = True) -> str | None:
         problem = p.name_problem(room, "room name")
         if problem:
             return problem
-        self.model.room(room)
+        if room.startswith("@"):
+            return f"{room} would be a direct conversation: /msg {room[1:]} TEXT"
+        existing = self.model.rooms.get(room)
+        if existing is not None and existing.kind != "room":
+            return f"{room} is open already as a {existing.kind} room"
+        if existing is None:
+            self.model.room(room)
+            self._load_first_page(room)
         if room not in self.joined:
-            await self.client.subscribe(f"{p.PREFIX}/rooms/{room}/#", qos=1)
             self.joined.append(room)
-            self.load_history(room)
-            if self.client.connected:
+            try:
+                await self.client.subscribe(f"{p.PREFIX}/rooms/{room}/#", qos=1)
+            except ClientError:
+                self.joined.remove(room)
+                self.model.rooms.pop(room, None)
+                raise
+            if self.client.connected and self._started:
                 await self.announce("online")
-        self.model.select(room)
+        if select:
+            self.model.select(room)
+        self.save_rooms()
         return None
+
+    def _load_first_page(self, room: str) -> None:
+        """A room just opened: its newest page of local history, and where each sender's sequence stood."""
+        if self.history is None:
+            return
+        self.load_history(room)
+        for sender, session, seq in self.history.sequences(room):
+            self.model._sequence(sender, session, room, seq)
 
     def load_history(self, room: str) -> int:
         """Put the newest page of local history before what the room shows; return how many were added."""
-        if self.history is None:
+        model_room = self.model.rooms.get(room)
+        if self.history is None or model_room is None or model_room.kind == "raw":
             return 0
-        model_room = self.model.rooms[room]
-        oldest = model_room.messages[0].received_at if model_room.messages else None
+        stored = [m for m in model_room.messages if m.envelope.kind not in ("notice", "dropped")]
+        oldest = stored[0].received_at if stored else None
         page = self.history.page(room, before=oldest)
         known = {m.envelope.id for m in model_room.messages}
         page = [m for m in page if m.envelope.id not in known]
         if not page:
             model_room.history_exhausted = True
             return 0
+        self.model.remember(page)
         model_room.messages[:0] = page
         model_room.version += 1
         return len(page)
 
-    async def leave(self, room: str) -> None:
+    async def leave(self, room: str) -> str:
+        """Leave ``room``: unsubscribe (chat and raw rooms), close it, show the next one. Returns what to say."""
+        model_room = self.model.rooms.get(room)
+        if model_room is None:
+            return "you are in no room: /join ROOM"
+        order = [r.name for r in self.model.ordered_rooms()]
         if room in self.joined:
             self.joined.remove(room)
             with contextlib.suppress(ClientError):
                 await self.client.unsubscribe(f"{p.PREFIX}/rooms/{room}/#")
-            await self.announce("online")
+            if self.client.connected:
+                with contextlib.suppress(ClientError):
+                    await self.announce("online")
         if room in self.raw:
             topic_filter = self.raw.pop(room)
             with contextlib.suppress(ClientError):
                 await self.client.unsubscribe(topic_filter)
         self.model.rooms.pop(room, None)
-        self.model.current = self.joined[0] if self.joined else next(iter(self.model.rooms), "")
+        if self.model.current == room:
+            rest = [name for name in order if name != room]
+            index = order.index(room)
+            following = [name for name in order[index + 1 :] if name in self.model.rooms]
+            self.model.current = ""
+            if rest:
+                self.model.select(following[0] if following else rest[-1])
+        self.save_rooms()
+        if not self.model.rooms:
+            return f"left {room}; you are in no room now: /join ROOM to chat"
+        return f"left {room}"
 
-    async def open_raw(self, topic_filter: str) -> str | None:
+    async def open_raw(self, topic_filter: str, select: bool = True) -> str | None:
         problem = topic_filter_problem(topic_filter)
         if problem:
             return problem
         name = f"#{topic_filter}"
         self.model.room(name, "raw", topic_filter)
-        self.raw[name] = topic_filter
-        # MQTT 5 "No Local": what we publish there is not sent back to us (we show it already).
-        await self.client.subscribe(topic_filter, qos=1, no_local=self.client.options.version == 5)
-        self.model.select(name)
+        if name not in self.raw:
+            self.raw[name] = topic_filter
+            # MQTT 5 "No Local": what we publish there is not sent back to us (we show it already).
+            await self.client.subscribe(topic_filter, qos=1, no_local=self.client.options.version == 5)
+        if select:
+            self.model.select(name)
+        self.save_rooms()
         return None
 
     async def send(self, room_name: str, text: str, kind: str = "message") -> ChatMessage | None:
         """Publish a message (QoS 1); its delivery state follows the broker's PUBACK."""
         room = self.model.rooms.get(room_name)
-        if room is None or not text:
+        if room is None:
+            if text:
+                self.notices.append("you are in no room: /join ROOM first (your message was not sent)")
+            return None
+        if not text:
             return None
         if room.kind == "raw":
             assert room.topic is not None
@@ -254,6 +350,8 @@ class ChatService:
         envelope = self.sender.envelope(text, kind, room_name)
         own = self.model.add_own(room_name, envelope, time.time())
         self._store(own)
+        if room.kind == "direct":
+            self.save_rooms()
         if room.kind == "direct":
             topic = p.direct(room_name[1:], self.identity)
         else:
@@ -299,13 +397,14 @@ class ChatService:
         rest = rest.strip()
         if name == "help":
             return HELP
+        if name in ("leave", "me", "who", "topic") and room_name not in self.model.rooms:
+            return "you are in no room: /join ROOM first"
         if name == "join":
             if not rest or " " in rest:
                 return "usage: /join ROOM (a room name is one word)"
             return await self.join(rest)
         if name == "leave":
-            await self.leave(room_name)
-            return f"left {room_name}"
+            return await self.leave(room_name)
         if name == "nick":
             if not rest or " " in rest:
                 return "usage: /nick NAME (one word)"
@@ -322,14 +421,17 @@ class ChatService:
             return None
         if name == "msg":
             to, _, text = rest.partition(" ")
-            if not to or not text:
-                return "usage: /msg NICK TEXT"
-            problem = p.name_problem(to, "user")
-            if problem:
-                return problem
-            self.model.room(f"@{to}", "direct")
-            await self.send(f"@{to}", text.strip())
-            return None
+            if not to or not text.strip():
+                return "usage: /msg NICK TEXT (or /msg @IDENTITY TEXT)"
+            identity, answer = self.resolve(to)
+            if identity is None:
+                return answer
+            opened = f"@{identity}" not in self.model.rooms
+            self.model.room(f"@{identity}", "direct")
+            if opened:
+                self._load_first_page(f"@{identity}")
+            await self.send(f"@{identity}", text.strip())
+            return answer
         if name == "who":
             members = self.model.members(room_name)
             return "in " + room_name + ": " + (", ".join(f"{u} ({s})" for u, s in members) or "nobody seen yet")
@@ -353,6 +455,38 @@ class ChatService:
                 return f"no message contains {rest!r}"
             return "\n".join(f"[{m.room}] {m.envelope.nick}: {m.text}" for m in hits[:20])
         return f"unknown command /{name}: type /help for the list"
+
+    def resolve(self, name: str) -> tuple[str | None, str | None]:
+        """Who ``/msg NAME`` writes to: (identity, a line to show or None), or (None, why not).
+
+        ``@NAME`` is an identity as it is, seen or not. Otherwise an identity seen (in presence, a room or a
+        direct conversation) wins; then a nick that exactly one identity uses now (from presence), matched exactly
+        or else ignoring case."""
+        if name.startswith("@"):
+            identity = name[1:]
+            problem = p.name_problem(identity, "identity")
+            return (None, problem) if problem else (identity, None)
+        problem = p.name_problem(name, "nick")
+        if problem:
+            return None, problem
+        known = set(self.model.presence)
+        for room in self.model.rooms.values():
+            known |= room.members
+            if room.kind == "direct":
+                known.add(room.name[1:])
+        if name in known:
+            return name, None
+        nicks = {user: presence.nick for user, presence in self.model.presence.items()}
+        exact = sorted(user for user, nick in nicks.items() if nick == name)
+        matches = exact or sorted(user for user, nick in nicks.items() if nick.casefold() == name.casefold())
+        if len(matches) == 1:
+            return matches[0], f"{name} is @{matches[0]}: direct messages go to that identity"
+        if matches:
+            return None, f"{name} is the nick of {', '.join('@' + m for m in matches)}: /msg @IDENTITY TEXT"
+        seen = ", ".join(sorted(f"{nick} (@{user})" if nick and nick != user else f"@{user}"
+                                for user, nick in nicks.items()))  # fmt: skip
+        return None, (f"nobody called {name} is known here (seen: {seen or 'nobody'}); "
+                      f"to write to an identity not seen yet: /msg @{name} TEXT")  # fmt: skip
 
     @property
     def delivery_counts(self) -> dict[Delivery, int]:

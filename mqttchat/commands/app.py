@@ -43,7 +43,12 @@ def build_parser(view: str = "explorer") -> argparse.ArgumentParser:
             "machine can chat with `mqttchat chat --nick alice` and `mqttchat chat --nick bob`.",
             add_help=False,
         )
-        parser.add_argument("--room", action="append", help="join this room (repeatable; default lobby)")
+        parser.add_argument(
+            "--room",
+            action="append",
+            help="join this room and show it (repeatable); the rooms open when the chat last ran open again "
+            "(the first time, with none given: lobby)",
+        )
         parser.add_argument("--nick", help="your name in the chat (default: the settings' chat_nick or your OS user)")
         from mqttchat.chat.protocol import PREFIX
 
@@ -63,6 +68,16 @@ def build_parser(view: str = "explorer") -> argparse.ArgumentParser:
     parser.add_argument("--no-embedded-broker", action="store_true", help="never start the embedded broker")
     parser.add_argument("--profile", help="use a saved connection profile")
     add_connection_arguments(parser)
+    if chat:
+        # The chat's own connection always keeps a persistent session, of a week unless -x says otherwise.
+        helps = {
+            "session_expiry": "how long the broker keeps the chat's session (your subscriptions and the messages "
+            "sent to you) while you are away, in seconds (MQTT 5; default 604800: a week)",
+            "disable_clean_session": "(the chat always uses a persistent session)",
+        }
+        for action in parser._actions:
+            if action.dest in helps:
+                action.help = helps[action.dest]
     return parser
 
 
@@ -142,15 +157,16 @@ def main(argv: Sequence[str]) -> int:
         from mqttchat.chat import protocol as chat_protocol
 
         nick = args.nick or settings.chat_nick
-        rooms = tuple(args.room or ["lobby"])
+        rooms = tuple(args.room or ())  # none: the rooms open when the chat last ran (the first time: lobby)
         for name, what in [(nick, "nick"), *((room, "room name") for room in rooms)]:
             problem = chat_protocol.name_problem(name, what) if name is not None else None
             if problem:
                 print(f"mqttchat chat: {problem}", file=sys.stderr)
                 return 2
         chat_settings = {"chat_nick": nick, "chat_rooms": rooms}
-        if options.session_expiry is not None:  # -x / --session-expiry: how long the broker keeps our messages
-            chat_settings["chat_session_expiry"] = options.session_expiry
+        if args.session_expiry is not None:  # -x / --session-expiry: how long the broker keeps our messages
+            chat_settings["chat_session_expiry"] = args.session_expiry
+        if options.session_expiry is not None:
             options = replace(options, session_expiry=None)  # not for the explorer's connection
         if not args.topic and profile is None:
             topics = ((f"{chat_protocol.PREFIX}/#", 0),)  # the explorer shows the chat's topics

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -20,10 +21,12 @@ from mqttchat.client import ClientOptions, parse_url
 from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.screens.chat import ChatScreen
+from mqttchat.ui.widgets.chat_input import ChatInput
 from mqttchat.ui.widgets.chat_log import ChatLog
 from mqttchat.ui.widgets.chat_panels import MemberList, RoomList
 from tests.conftest import broker_config
 from tests.helpers.brokers import RunningBroker
+from tests.helpers.typist import spell, type_burst, type_slowly
 from tests.ui.conftest import make_app, text_of
 
 SIZE = (120, 36)
@@ -50,6 +53,8 @@ def log_text(app: MQTTChatApp) -> str:
 
 
 def chat_app(url: str, nick: str, rooms: tuple[str, ...] = ("lobby",)) -> MQTTChatApp:
+    """An app showing the chat as ``nick``; ``rooms`` are joined besides those open when it last ran (the data
+    directory is the test's own)."""
     runtime = Runtime(ClientOptions(parse_url(url)), (("mqttchat/v1/#", 0),), embed_broker=False, chat_nick=nick,
                       chat_rooms=rooms)  # fmt: skip
     return MQTTChatApp(runtime, view="chat")
@@ -341,3 +346,238 @@ async def test_layout_heights_match_the_rendered_blocks(width: int) -> None:
         for index in range(len(messages)):
             assert len(log._render_block(lobby.messages, index)) == log._heights[index], index
             assert log._heights[index] == log._extra_lines(lobby.messages, index) + log._body_height(messages[index])
+
+
+def texts(app: MQTTChatApp, room: str = "lobby") -> list[str]:
+    """The texts of the messages (not local lines) in ``room`` of ``app``'s chat."""
+    chat = app.runtime.chat
+    assert chat is not None
+    return [m.text for m in chat.model.rooms[room].messages if m.envelope.kind in ("message", "action")]
+
+
+async def test_lines_typed_in_one_read_are_sent_once_each_in_order() -> None:
+    """A fast typist's (or a paste's) keys arrive in one terminal read: every line is its own message, sent
+    exactly once, in order; then the same typed at a person's pace."""
+    async with Broker(broker_config()) as broker:
+        alice, bob = chat_app(broker.url, "alice"), chat_app(broker.url, "bob")
+        async with alice.run_test(size=SIZE) as pa, bob.run_test(size=SIZE) as pb:
+            await until(pa, lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected)
+            await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+            await type_burst(pa, *spell("burst one\nburst two\nburst three\n"))
+            expected = ["burst one", "burst two", "burst three"]
+            await until(pb, lambda: len(texts(bob)) >= 3)
+            await until(pa, lambda: log_text(alice).count("✓") == 3)
+            assert texts(alice) == expected and texts(bob) == expected
+            assert alice.screen.query_one("#chat-input", Input).value == ""
+            await type_slowly(pa, *spell("slow one\nslow two\n"))
+            await until(pb, lambda: len(texts(bob)) >= 5)
+            await pb.pause(0.3)  # nothing more arrives
+            assert texts(bob) == [*expected, "slow one", "slow two"] == texts(alice)
+            # A burst that joins a room and speaks there: the line after the command goes where the command led.
+            await type_burst(pa, *spell("/join dev\nin dev now\n"))
+            await until(pa, lambda: "dev" in alice.runtime.chat.model.rooms and texts(alice, "dev") == ["in dev now"])  # type: ignore[union-attr]
+            assert texts(alice)[-1] == "slow two"
+            # A paste (bracketed): each line entered, the unfinished last one left in the input.
+            chat_input = alice.screen.query_one(ChatInput)
+            chat_input.post_message(events.Paste("pasted one\npasted two\nstill typing"))
+            await until(pa, lambda: texts(alice, "dev") == ["in dev now", "pasted one", "pasted two"])
+            assert chat_input.value == "still typing"
+
+
+def subscribed(app: MQTTChatApp) -> set[str]:
+    chat = app.runtime.chat
+    assert chat is not None
+    return set(chat.client.session.subscriptions)
+
+
+async def test_leave_leaves_no_half_state() -> None:
+    """After /leave the header, the input, the room list and the subscriptions agree; leaving the only room leaves
+    the reader in no room (not in a room that no longer receives), until /join."""
+    async with Broker(broker_config()) as broker:
+        alice, bob = chat_app(broker.url, "alice"), chat_app(broker.url, "bob")
+        async with alice.run_test(size=SIZE) as pa, bob.run_test(size=SIZE) as pb:
+            await until(pa, lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected)
+            await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+            chat = alice.runtime.chat
+            assert chat is not None
+            screen = alice.screen
+            assert isinstance(screen, ChatScreen)
+            chat_input = screen.query_one("#chat-input", Input)
+            await type_line(pb, "before leaving")
+            await until(pa, lambda: texts(alice) == ["before leaving"])
+            # Leaving one of two rooms: back in the other, and nothing of dev left behind.
+            await type_line(pa, "/join dev")
+            await until(pa, lambda: chat.model.current == "dev" and "mqttchat/v1/rooms/dev/#" in subscribed(alice))
+            await type_line(pa, "/leave")
+            await until(pa, lambda: chat.model.current == "lobby")
+            alice.flush()
+            await pa.pause()
+            assert "dev" not in chat.model.rooms and "mqttchat/v1/rooms/dev/#" not in subscribed(alice)
+            assert screen._title().plain.startswith("#lobby")
+            assert "left dev" in log_text(alice)
+            # Leaving the only room.
+            await type_line(pa, "/leave")
+            await until(pa, lambda: not chat.model.rooms)
+            alice.flush()
+            await pa.pause()
+            assert chat.model.current == "" and "mqttchat/v1/rooms/lobby/#" not in subscribed(alice)
+            assert screen._title().plain == "no room: /join ROOM"
+            assert chat_input.placeholder == "/join ROOM to start"
+            assert "you are in no room now" in log_text(alice)
+            assert screen.query_one(RoomList).option_count == 0
+            await until(pb, lambda: bob.runtime.chat.model.presence["alice"].rooms == ())  # type: ignore[union-attr]
+            # Typing now sends nothing anywhere, and says why.
+            await type_line(pa, "anyone there?")
+            await until(pa, lambda: "you are in no room" in log_text(alice) and "first" in log_text(alice))
+            await type_line(pb, "after leaving")
+            await until(pb, lambda: log_text(bob).count("✓") == 2)
+            await pa.pause(0.3)
+            assert not chat.model.rooms  # what bob said does not bring back a room alice left
+            assert "anyone there?" not in log_text(bob)
+            # /join brings the room back, with its history, and it receives again.
+            await type_line(pa, "/join lobby")
+            await until(pa, lambda: chat.model.current == "lobby" and "mqttchat/v1/rooms/lobby/#" in subscribed(alice))
+            assert texts(alice) == ["before leaving"]
+            await type_line(pb, "welcome back")
+            await until(pa, lambda: texts(alice) == ["before leaving", "welcome back"])
+            assert screen._title().plain.startswith("#lobby")
+
+
+async def test_rooms_and_direct_messages_come_back_after_a_restart() -> None:
+    """bob's rooms (joined, raw, direct) open again in their order, each with its local history, the one he was
+    reading shown; the direct message sent while he was away follows the earlier ones."""
+    async with Broker(broker_config()) as broker:
+        alice = chat_app(broker.url, "alice")
+        async with alice.run_test(size=SIZE) as pa:
+            await until(pa, lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected)
+            bob = chat_app(broker.url, "bob")
+            async with bob.run_test(size=SIZE) as pb:
+                await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+                await type_line(pa, "/msg bob first dm")
+                await until(pb, lambda: "@alice" in bob.runtime.chat.model.rooms)  # type: ignore[union-attr]
+                for line in ("/join dev", "/raw plain/topic", "/msg alice an answer", "/join dev"):
+                    await type_line(pb, line)
+                await until(pa, lambda: "@bob" in alice.runtime.chat.model.rooms and len(texts(alice, "@bob")) == 2)  # type: ignore[union-attr]
+                order = [room.name for room in bob.runtime.chat.model.ordered_rooms()]  # type: ignore[union-attr]
+                assert order == ["lobby", "dev", "@alice", "#plain/topic"]
+            await type_line(pa, "/msg bob while you were away")
+            await until(pa, lambda: texts(alice, "@bob")[-1] == "while you were away")
+            chat = alice.runtime.chat
+            assert chat is not None
+            sent = [m for m in chat.model.rooms["@bob"].messages if m.own]
+            await until(pa, lambda: all(m.delivery is Delivery.ACKED for m in sent))
+            again = chat_app(broker.url, "bob", rooms=())
+            async with again.run_test(size=SIZE) as pb2:
+                await until(pb2, lambda: again.runtime.chat is not None and again.runtime.chat.client.connected)
+                model = again.runtime.chat.model  # type: ignore[union-attr]
+                assert [room.name for room in model.ordered_rooms()] == ["lobby", "dev", "@alice", "#plain/topic"]
+                assert model.current == "dev"
+                await until(pb2, lambda: len(texts(again, "@alice")) == 3)
+                assert texts(again, "@alice") == ["first dm", "an answer", "while you were away"]
+                assert {"mqttchat/v1/rooms/lobby/#", "mqttchat/v1/rooms/dev/#", "plain/topic"} <= subscribed(again)
+                await type_line(pa, "/join dev")
+                await type_line(pa, "hello dev")
+                await until(pb2, lambda: texts(again, "dev") == ["hello dev"])
+
+
+def envelope_json(**fields: object) -> bytes:
+    """A version 1 envelope as another client would send it (``None`` leaves a field out)."""
+    import json
+    import uuid
+
+    body: dict[str, object] = {"v": 1, "id": uuid.uuid4().hex, "seq": 1, "session": "js-session",
+                               "ts": time.time(), "nick": "Carol", "text": "hello"}  # fmt: skip
+    for key, value in fields.items():
+        if value is None:
+            body.pop(key, None)
+        else:
+            body[key] = value
+    return json.dumps(body).encode()
+
+
+async def test_no_input_ends_the_chat_and_an_acknowledged_message_is_kept() -> None:
+    """What another client sends wrong (ts in milliseconds, 1e300, a nick with a newline, wrong types, an unknown
+    kind) never ends the app: it is dropped and said so, or shown normalised; the valid message after it is shown
+    and in the local history; a nick that copies someone else's shows the sender's identity beside it."""
+    from mqttchat.chat import protocol as p
+    from mqttchat.client import MQTTClient
+
+    async with Broker(broker_config()) as broker:
+        bob = chat_app(broker.url, "bob")
+        async with bob.run_test(size=SIZE) as pb:
+            await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+            chat = bob.runtime.chat
+            assert chat is not None
+            async with MQTTClient(broker.url, client_id="another-client") as other:
+                topic = p.room_messages("lobby", "carol")
+                payloads = [
+                    envelope_json(seq=1, ts=time.time() * 1000),  # JavaScript's Date.now()
+                    envelope_json(seq=2, ts=1e300),
+                    envelope_json(seq="14"),
+                    envelope_json(seq=3, kind="edit"),
+                    envelope_json(seq=4, nick=42),
+                    envelope_json(seq=5, nick="evil\nnick\x1b[2J", text="line one\x1b]0;pwned\x07"),
+                    envelope_json(seq=6, nick="n" * 95, text="t" * 20_000),
+                    envelope_json(seq=7, nick="bob", text="I am bob, honestly"),
+                    b"\xff not json",
+                    envelope_json(seq=8, text="still here"),
+                ]
+                for payload in payloads:
+                    assert (await other.publish(topic, payload, 1)).ok  # acknowledged: bob must keep what is valid
+                await other.publish(p.presence("carol"), b'{"v":2,"status":"online"}', 1)
+                await other.publish(p.room_typing("lobby", "carol"), b'{"typing":false}', 0)
+            await until(pb, lambda: "still here" in texts(bob))
+            await until(pb, lambda: chat.model.invalid == 8)
+            bob.flush()
+            await pb.pause()
+            assert bob._exception is None and bob.is_running
+            assert chat.model.dropped == {"ts": 2, "seq": 1, "kind": 1, "nick": 1, "json": 1, "version": 1, "typing": 1}
+            shown = [m for m in chat.model.rooms["lobby"].messages if m.envelope.kind == "message"]
+            assert [m.envelope.nick for m in shown[:2]] == ["evil␊nick␛[2J", "n" * 63 + "…"]
+            assert shown[0].text == "line one␛]0;pwned␇"
+            assert shown[1].text.endswith("t… [4,000 more characters cut]") and len(shown[1].text) == 16_029
+            assert shown[3].gap_before == 0  # seq 1 to 8 all accounted for except "14", which had no number
+            said = [m.text for m in chat.model.rooms["lobby"].messages if m.envelope.kind == "dropped"]
+            assert len(said) == 2  # once for the run of bad messages, once for the one after a valid message
+            assert said[0].startswith("a message from carol was dropped: ts") and "milliseconds" in said[0]
+            assert said[1].startswith("a message from carol was dropped: not UTF-8")
+            lines = log_text(bob)
+            assert "⚠ a message from carol was dropped: not UTF-8" in lines and "\x1b" not in lines
+            assert "(@carol) I am bob, honestly" in lines  # a copied nick: the identity beside it
+            assert "(@carol) still here" not in lines  # her own nick (any case): no identity needed
+            status = text_of(bob.screen.query_one("#chat-status"), width=400)
+            assert "invalid dropped" in status and "json 1" in status and "ts 2" in status
+            stored = [m.text for m in chat.history.page("lobby")]  # type: ignore[union-attr]
+            assert "still here" in stored and "I am bob, honestly" in stored
+        # After a restart the history shows the same, neutralised, and nothing ends the app.
+        again = chat_app(broker.url, "bob", rooms=())
+        async with again.run_test(size=SIZE) as pb2:
+            await until(pb2, lambda: again.runtime.chat is not None and again.runtime.chat.client.connected)
+            again.flush()
+            await pb2.pause()
+            lines = log_text(again)
+            assert "still here" in lines and "(@carol) I am bob, honestly" in lines and "\x1b" not in lines
+
+
+async def test_a_history_written_before_the_rules_is_shown_safely() -> None:
+    """Rows an older version stored as received (a nick with a newline and an escape, ts in milliseconds, text
+    with control characters) are neutralised when loaded and never end the app."""
+    from mqttchat.runtime import history_path
+
+    async with Broker(broker_config()) as broker:
+        history = History(history_path(parse_url(broker.url).url, "bob"))
+        now = time.time()
+        old = ChatMessage("lobby", "carol", Envelope("old-1", 1, "s1", now * 1000, "ev\nil\x1b[31m", "a\x1bb"), now)
+        history.add(old)
+        history.add(ChatMessage("lobby", "carol", Envelope("old-2", 2, "s1", 1e300, "carol", "fine"), now + 1))
+        history.close()
+        app = chat_app(broker.url, "bob", rooms=())
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.runtime.chat is not None and app.runtime.chat.client.connected)
+            app.flush()
+            await pilot.pause()
+            messages = app.runtime.chat.model.rooms["lobby"].messages  # type: ignore[union-attr]
+            assert [(m.envelope.nick, m.text) for m in messages[:2]] == [("ev␊il␛[31m", "a␛b"), ("carol", "fine")]
+            assert all(0 < m.envelope.ts < 4_102_444_800 for m in messages[:2])
+            lines = log_text(app)
+            assert "a␛b" in lines and "fine" in lines and "\x1b" not in lines

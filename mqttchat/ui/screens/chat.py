@@ -8,6 +8,7 @@ command output appears in the room as local notices.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
@@ -21,6 +22,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 
 from mqttchat.chat.model import Delivery
 from mqttchat.client import Status
+from mqttchat.ui.widgets.chat_input import ChatInput
 from mqttchat.ui.widgets.chat_log import ChatLog
 from mqttchat.ui.widgets.chat_panels import MemberList, RoomList
 from mqttchat.ui.widgets.quiet import show
@@ -59,6 +61,9 @@ class ChatScreen(Screen[None]):
         self.runtime = runtime
         self.ready = False
         self._sent_lines: list[str] = []
+        #: Lines entered and not run yet, and whether the worker running them is busy.
+        self._lines: deque[str] = deque()
+        self._line_worker_busy = False
         #: The time typing indicators are compared with (tests fix it).
         self.clock: Callable[[], float] = time.time
         self._recall = 0
@@ -77,7 +82,7 @@ class ChatScreen(Screen[None]):
                 yield Static("", id="chat-title")
                 yield ChatLog(id="chat-log")
                 yield Static("", id="chat-typing")
-                yield Input(placeholder="connecting…", id="chat-input")
+                yield ChatInput(placeholder="connecting…", id="chat-input")
             with Vertical(id="chat-right"):
                 yield Static("Members", classes="chat-heading")
                 yield MemberList(id="member-list")
@@ -112,7 +117,7 @@ class ChatScreen(Screen[None]):
         model = chat.model
         room = model.rooms.get(model.current)
         log.me = (chat.nick, chat.identity)
-        log.show(room)
+        log.show(room if room is not None else model.home)  # no room open: the local lines, "/join ROOM"
         log.prepare(model.ordered_rooms())
         if (
             room is not None
@@ -211,8 +216,11 @@ class ChatScreen(Screen[None]):
         if failed:
             text.append(f" │ ✗ {failed} failed", "bold red")
         model = chat.model
-        if model.gaps or model.duplicates or model.invalid:
-            text.append(f" │ gaps {model.gaps}, duplicates dropped {model.duplicates}, invalid {model.invalid}", "dim")
+        if model.gaps or model.duplicates:
+            text.append(f" │ gaps {model.gaps}, duplicates dropped {model.duplicates}", "dim")
+        if model.invalid:
+            reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(model.dropped.items()))
+            text.append(f" │ ⚠ invalid dropped: {reasons} (last: {model.last_drop})", "yellow")
         return text
 
     # ------------------------------------------------------------------------------------------ input
@@ -223,35 +231,46 @@ class ChatScreen(Screen[None]):
         if chat is not None and event.value and not event.value.startswith("/"):
             chat.typing(chat.model.current)
 
-    @on(Input.Submitted, "#chat-input")
-    def _submitted(self, event: Input.Submitted) -> None:
-        line = event.value.strip()
+    @on(ChatInput.LineEntered, "#chat-input")
+    def _line_entered(self, event: ChatInput.LineEntered) -> None:
+        line = event.line.strip()
         if not line:
             return
-        chat = self.chat
-        if chat is None:
+        if self.chat is None:
             self.notify("the chat is not connected yet", severity="warning")
+            event.input.value = event.line + event.input.value  # keep it for when it is
             return
-        # Clear what was sent, not what may have been typed since.
-        typed = event.input.value
-        event.input.value = typed[len(event.value) :].lstrip() if typed.startswith(event.value) else typed
         self._sent_lines.append(line)
         del self._sent_lines[:-INPUT_HISTORY]
         self._recall = len(self._sent_lines)
-        self.run_command(chat.model.current, line)
+        self._lines.append(line)
+        if not self._line_worker_busy:
+            self._line_worker_busy = True
+            self.run_lines()
 
     @work(group="chat", exit_on_error=False)
-    async def run_command(self, room: str, line: str) -> None:
+    async def run_lines(self) -> None:
+        """Run the lines entered, one at a time and in order, each in the room shown when its turn comes (so
+        that a line after ``/join dev`` goes to dev)."""
+        try:
+            while self._lines:
+                await self.run_command(self._lines.popleft())
+        finally:
+            self._line_worker_busy = False
+
+    async def run_command(self, line: str) -> None:
         chat = self.chat
-        assert chat is not None
+        if chat is None:
+            return
+        room = chat.model.current
         try:
             answer = await chat.command(room, line)
         except Exception as exc:  # a client error becomes a line in the room, never a traceback
             answer = f"not done: {exc}"
         if answer:
-            chat.model.add_notice(chat.model.current or room, answer, self.clock())
+            chat.model.add_notice(chat.model.current, answer, self.clock())
         for notice in chat.notices:
-            chat.model.add_notice(room, notice, self.clock())
+            chat.model.add_notice(chat.model.current, notice, self.clock())
         chat.notices.clear()
         self.app.flush()  # type: ignore[attr-defined]
 
@@ -286,7 +305,14 @@ class ChatScreen(Screen[None]):
         self.app.flush()  # type: ignore[attr-defined]
 
     def action_log(self, unit: str, direction: int) -> None:
-        self.query_one(ChatLog).action_move(unit, direction)
+        log = self.query_one(ChatLog)
+        chat = self.chat
+        if direction < 0 and log.scroll_y <= 0 and chat is not None:
+            # At the top already (or a room too short to scroll): older messages come from the local history.
+            room = chat.model.rooms.get(chat.model.current)
+            if room is not None and not room.history_exhausted and chat.load_history(room.name):
+                log.show(room)
+        log.action_move(unit, direction)
 
     def action_focus_input(self) -> None:
         self.query_one("#chat-input", Input).focus()

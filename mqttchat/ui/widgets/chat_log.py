@@ -34,6 +34,8 @@ from textual.strip import Strip
 
 from mqttchat.chat.markup import inline, mentions, plain
 from mqttchat.chat.model import ChatMessage, Delivery, Room
+from mqttchat.chat.protocol import TS_MAX, TS_MIN
+from mqttchat.untrusted import printable
 
 #: Width of the nick column (longer nicks are cut with an ellipsis).
 NICK_WIDTH = 12
@@ -60,14 +62,38 @@ def _shown_time(message: ChatMessage) -> float:
     return message.envelope.ts or message.received_at
 
 
+def local_time(stamp: float) -> dt.datetime:
+    """The local time of a timestamp, for any number at all: the reader checks ``ts`` (1970 to 2100), and this
+    keeps a value that slipped through (an old history) from ending the app."""
+    if not TS_MIN <= stamp < TS_MAX:  # also NaN
+        stamp = TS_MIN
+    try:
+        return dt.datetime.fromtimestamp(stamp)
+    except (ValueError, OverflowError, OSError):
+        return dt.datetime(1970, 1, 1)
+
+
 def _day(stamp: float) -> dt.date:
     """The local date of a timestamp (cached per quarter hour: every UTC offset is a multiple of 15 minutes)."""
+    if not TS_MIN <= stamp < TS_MAX:
+        stamp = TS_MIN
     return _quarter_day(int(stamp // 900))
 
 
 @lru_cache(maxsize=4096)
 def _quarter_day(quarter: int) -> dt.date:
-    return dt.datetime.fromtimestamp(quarter * 900).date()
+    return local_time(quarter * 900).date()
+
+
+def identity_mark(message: ChatMessage) -> str:
+    """``(@identity) `` before the text of a message whose nick is not its sender's identity (ignoring case), so
+    that a nick copied from someone else cannot pass for theirs; empty otherwise."""
+    nick = message.envelope.nick
+    if not nick or nick == message.sender or not message.sender or message.envelope.kind in ("notice", "dropped"):
+        return ""
+    if nick.casefold() == message.sender.casefold() or message.envelope.session == "":  # raw rooms: no nicks
+        return ""
+    return f"(@{printable(message.sender)}) "
 
 
 def wrap_breaks(text: str, width: int) -> list[int]:
@@ -271,6 +297,7 @@ class Layout:
                 envelope.kind == "message"
                 and (len(text) * 2 <= width or (len(text) <= width and text.isascii()))
                 and "\n" not in text
+                and (envelope.nick == message.sender or not identity_mark(message))
             ):
                 height += 1  # fits (markers only make the text shorter)
             else:
@@ -307,6 +334,7 @@ class ChatLog(ScrollView, can_focus=True):
         "chat-log--sending",
         "chat-log--acked",
         "chat-log--failed",
+        "chat-log--identity",
     }
 
     DEFAULT_CSS = """
@@ -322,6 +350,7 @@ class ChatLog(ScrollView, can_focus=True):
     ChatLog > .chat-log--sending { color: $text-disabled; }
     ChatLog > .chat-log--acked { color: $success; }
     ChatLog > .chat-log--failed { color: $error; text-style: bold; }
+    ChatLog > .chat-log--identity { color: $text-muted; }
     """
 
     def __init__(self, *, name: str | None = None, id: str | None = None) -> None:
@@ -538,13 +567,14 @@ class ChatLog(ScrollView, can_focus=True):
         extras: list[tuple[str, str]] = []
         stamp = _shown_time(message)
         if previous is None or _day(_shown_time(previous)) != _day(stamp):
-            extras.append((dt.datetime.fromtimestamp(stamp).strftime("%A %d %B %Y"), "chat-log--separator"))
+            extras.append((local_time(stamp).strftime("%A %d %B %Y"), "chat-log--separator"))
         if message.away and (previous is None or not previous.away):
             extras.append(("while you were away", "chat-log--away"))
         if message.gap_before:
             count = message.gap_before
             what = "message" if count == 1 else "messages"
-            extras.append((f"⚠ {count} {what} from {message.sender} missing here (lost on the way)", "chat-log--gap"))
+            sender = printable(message.sender)
+            extras.append((f"⚠ {count} {what} from {sender} missing here (lost on the way)", "chat-log--gap"))
         return extras
 
     @staticmethod
@@ -568,13 +598,13 @@ class ChatLog(ScrollView, can_focus=True):
         """The text :meth:`_styled_body` shows, without styles (what the layout measures)."""
         envelope = message.envelope
         text = envelope.text
-        if envelope.kind == "notice":
-            return text
+        if envelope.kind in ("notice", "dropped"):
+            return self._notice_text(message)
         if not self._is_raw(message):
             text = plain(text)
         if envelope.kind == "action":
-            text = f"{envelope.nick or message.sender} {text}"
-        return text + self._suffix(message)
+            text = f"{self._nick(message)} {text}"
+        return identity_mark(message) + text + self._suffix(message)
 
     def _body_height(self, message: ChatMessage, width: int | None = None) -> int:
         width = self._layout.width if width is None and self._layout is not None else width or self.text_width
@@ -585,6 +615,7 @@ class ChatLog(ScrollView, can_focus=True):
             and envelope.kind == "message"
             and (len(text) * 2 <= width or (len(text) <= width and text.isascii()))
             and "\n" not in text
+            and (envelope.nick == message.sender or not identity_mark(message))
         ):
             return 1  # the common case, without measuring
         return len(wrap_breaks(self._plain_body(message), width)) + 1
@@ -603,8 +634,9 @@ class ChatLog(ScrollView, can_focus=True):
 
     def _styled_body(self, message: ChatMessage) -> Text:
         envelope = message.envelope
-        if envelope.kind == "notice":
-            return Text(envelope.text, style=self._style("chat-log--notice"))
+        if envelope.kind in ("notice", "dropped"):
+            component = "chat-log--notice" if envelope.kind == "notice" else "chat-log--gap"
+            return Text(self._notice_text(message), style=self._style(component))
         styles = {
             "": Style(),
             "bold": Style(bold=True),
@@ -614,21 +646,34 @@ class ChatLog(ScrollView, can_focus=True):
             "mention": Style(bold=True),
         }
         text = Text()
+        mark = identity_mark(message)
         if envelope.kind == "action":
-            text.append(f"{envelope.nick or message.sender} ", Style(color=nick_colour(message.sender), bold=True))
-        if self._is_raw(message):  # raw rooms: payloads as typed
-            text.append(envelope.text)
+            text.append(f"{self._nick(message)} ", Style(color=nick_colour(message.sender), bold=True))
+        if mark:
+            text.append(mark, self._style("chat-log--identity"))
+        if self._is_raw(message):  # raw rooms: payloads as typed, control characters made visible
+            text.append(printable(envelope.text, keep="\n"))
         else:
-            for piece, kind in inline(envelope.text, self.me):
-                if kind == "link":
+            for piece, piece_kind in inline(envelope.text, self.me):
+                if piece_kind == "link":
                     text.append(piece, styles["link"] + Style(link=piece))
                 else:
-                    text.append(piece, styles[kind])
+                    text.append(piece, styles[piece_kind])
         suffix = self._suffix(message)
         if suffix:
-            component = {Delivery.SENDING: "chat-log--sending", Delivery.ACKED: "chat-log--acked"}
-            text.append(suffix, self._style(component.get(message.delivery, "chat-log--failed")))
+            state = {Delivery.SENDING: "chat-log--sending", Delivery.ACKED: "chat-log--acked"}
+            text.append(suffix, self._style(state.get(message.delivery, "chat-log--failed")))
         return text
+
+    @staticmethod
+    def _nick(message: ChatMessage) -> str:
+        """The name shown for the sender: the nick (already neutralised by the reader), else the identity."""
+        return message.envelope.nick or printable(message.sender)
+
+    @staticmethod
+    def _notice_text(message: ChatMessage) -> str:
+        text = printable(message.envelope.text, keep="\n")  # command output quotes nicks, texts, topics
+        return f"⚠ {text}" if message.envelope.kind == "dropped" else text
 
     def _style(self, component: str) -> Style:
         return self.get_component_rich_style(component, partial=True)
@@ -680,16 +725,16 @@ class ChatLog(ScrollView, can_focus=True):
         envelope = message.envelope
         own_names = self.me
         row = base
-        if not message.own and envelope.kind != "notice" and mentions(envelope.text, own_names):
+        if not message.own and envelope.kind not in ("notice", "dropped") and mentions(envelope.text, own_names):
             row = base + self._style("chat-log--mention")
-        stamp = dt.datetime.fromtimestamp(_shown_time(message)).strftime("%H:%M")
+        stamp = local_time(_shown_time(message)).strftime("%H:%M")
         time_style = row + self._style("chat-log--time")
-        if envelope.kind == "notice":
+        if envelope.kind in ("notice", "dropped"):
             nick, nick_style = "--", row + self._style("chat-log--notice")
         elif envelope.kind == "action":
             nick, nick_style = "*", row + Style(color=nick_colour(message.sender), bold=True)
         else:
-            nick = envelope.nick or message.sender
+            nick = self._nick(message)
             nick_style = row + Style(color=nick_colour(message.sender), bold=message.own or row is not base)
         if cell_len(nick) > NICK_WIDTH:
             nick = nick[: NICK_WIDTH - 1] + "…"
