@@ -58,3 +58,9 @@ def test_the_apps_url_may_name_the_topic_to_subscribe(monkeypatch, tmp_path) -> 
     (runtime,) = seen
     assert runtime.subscriptions == (("home/+/temp", 0), ("other", 0))
     assert runtime.options.target.url == "mqtt://127.0.0.1:1884"
+
+
+def test_chat_help_states_the_chat_session_expiry() -> None:
+    result = subprocess.run([*_mqttchat(), "chat", "--help"], capture_output=True, text=True, check=True, timeout=60)
+    text = " ".join(result.stdout.split())
+    assert "default 604800: a week" in text and "3600" not in text

@@ -68,7 +68,7 @@ def build_parser(view: str = "explorer") -> argparse.ArgumentParser:
     parser.add_argument("--no-embedded-broker", action="store_true", help="never start the embedded broker")
     parser.add_argument("--profile", help="use a saved connection profile")
     add_connection_arguments(parser)
-    if chat:
+    if view == "chat":
         # The chat's own connection always keeps a persistent session, of a week unless -x says otherwise.
         helps = {
             "session_expiry": "how long the broker keeps the chat's session (your subscriptions and the messages "

@@ -16,7 +16,7 @@ from mqttchat.broker.auth import PasswordFile
 from mqttchat.broker.server import Broker
 from mqttchat.chat import CHAT_ACL
 from mqttchat.chat import protocol as p
-from mqttchat.chat.model import Delivery
+from mqttchat.chat.model import Delivery, Room
 from mqttchat.chat.service import ChatService, chat_client_options
 from mqttchat.client import ClientOptions, MQTTClient, parse_url
 from tests.conftest import broker_config
@@ -233,3 +233,30 @@ async def test_commands_explain_themselves() -> None:
         assert "alice (online)" in (await chat.command("lobby", "/who") or "")
         await chat.stop()
         await chat.client.disconnect()
+
+
+async def test_msg_takes_a_nick_and_writes_to_its_identity() -> None:
+    """/msg NICK resolves the nick to the identity that uses it (the topic level a DM goes to); an unknown or
+    shared nick is explained, and /msg @IDENTITY writes to an identity as it is."""
+    async with Broker(broker_config()) as broker:
+        alice = await member(broker.url, "alice")
+        carol = await member(broker.url, "carol")
+        await carol.command("lobby", "/nick Carol")
+        await until(lambda: "carol" in alice.model.presence and alice.model.presence["carol"].nick == "Carol")
+        answer = await alice.command("lobby", "/msg Carol hello there")
+        assert answer is not None and "Carol is @carol" in answer
+        await until(lambda: [m.text for m in carol.model.rooms.get("@alice", Room("")).messages] == ["hello there"])
+        assert "@Carol" not in alice.model.rooms and "@carol" in alice.model.rooms
+        assert await alice.command("lobby", "/msg carol again") is None  # an identity seen: no remark
+        answer = await alice.command("lobby", "/msg Nobody hi")
+        assert answer is not None and "nobody called Nobody" in answer and "/msg @Nobody" in answer
+        assert "@Nobody" not in alice.model.rooms
+        dave = await member(broker.url, "dave")
+        await dave.command("lobby", "/nick Carol")  # two identities now use the nick Carol (but carol is one)
+        await until(lambda: "dave" in alice.model.presence and alice.model.presence["dave"].nick == "Carol")
+        answer = await alice.command("lobby", "/msg Carol hi")
+        assert answer is not None and "@carol, @dave" in answer
+        assert await alice.command("lobby", "/msg @zed for later") is None and "@zed" in alice.model.rooms
+        for service in (alice, carol, dave):
+            await service.stop()
+            await service.client.disconnect()
