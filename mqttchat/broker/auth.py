@@ -10,7 +10,6 @@ import hmac
 import os
 import re
 import tempfile
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,9 @@ __all__ = [
 #   $6$<salt>$<digest>                SHA512(password + salt), mosquitto 1.x; read only
 # salt: 12 random bytes, digest: 64 bytes, both standard base64 (+/) with = padding. mosquitto 2.0 drops an
 # entry whose salt is not exactly 12 bytes or whose digest is not 64, and accepts any iteration count >= 1.
+#
+# An empty password is refused, whatever the stored hash, unless the file names the user in a comment that
+# mosquitto ignores:   # mqttchat: allow_empty_password <username>
 # --------------------------------------------------------------------------------------------------------------
 
 #: PBKDF2 rounds for new hashes: ~15-20 ms on a 2020s x86 core; mosquitto accepts any count in the field.
@@ -53,6 +55,9 @@ _DIGEST_LENGTH = 64
 #: A file may not make one check cost more than this (it would stall every CONNECT).
 _MAX_ITERATIONS = 10_000_000
 _WS = " \t\n\r\v\f"  # what mosquitto's isspace() trims (ASCII only)
+#: A comment starting so is a directive for mqttchat (mosquitto reads it as a comment).
+_DIRECTIVE = "mqttchat:"
+_ALLOW_EMPTY = "allow_empty_password"
 _B64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
@@ -163,7 +168,9 @@ def _read_text(path: Path, what: str) -> str:
     except OSError as exc:
         raise ConfigError(path, None, None, f"cannot read the {what}: {exc.strerror or exc}") from None
     try:
-        return data.decode("utf-8")
+        # A byte order mark (editors on Windows write one) is not part of the first line: read as part of it, it
+        # would quietly rename the file's first user.
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(path, line, None, "not valid UTF-8") from None
@@ -177,6 +184,9 @@ class PasswordFile:
     random per-instance key, so that a client reconnecting every second costs one PBKDF2 only once. That cache
     is in memory only, is keyed by the stored hash (a changed password never hits it), and a hit only ever
     confirms a password that a full check already accepted.
+
+    An empty password is refused at once for every user, unless a ``# mqttchat: allow_empty_password NAME``
+    comment names the user (then the stored hash decides, as for any password).
     """
 
     def __init__(self, path: str | Path | None = None, *, cache: bool = True) -> None:
@@ -187,7 +197,10 @@ class PasswordFile:
         self._cache_enabled = cache
         self._cache_key = os.urandom(32)
         self._verified: dict[str, tuple[str, bytes]] = {}
-        self._dummy: _Hash | None = None
+        #: Shapes of the stored hashes, one per user, for unknown users' dummy checks (see _dummy_hash).
+        self._dummies: list[_Hash] | None = None
+        #: Users who may log in with an empty password (``# mqttchat: allow_empty_password NAME``).
+        self.empty_password_allowed: set[str] = set()
 
     def __repr__(self) -> str:
         return f"PasswordFile({str(self.path) if self.path else None!r}, {len(self._hashes)} users)"
@@ -219,6 +232,9 @@ class PasswordFile:
             line = raw.strip(_WS)
             if not line or line.startswith("#"):
                 pwfile._layout.append(("text", raw.rstrip(_WS)))
+                directive = line[1:].strip(_WS)
+                if directive.startswith(_DIRECTIVE):
+                    pwfile._directive(directive[len(_DIRECTIVE) :].strip(_WS), file, number)
                 continue
             username, sep, stored = line.partition(":")
             username, stored = username.strip(_WS), stored.strip(_WS)
@@ -242,22 +258,46 @@ class PasswordFile:
             pwfile._layout.append(("user", username))
         return pwfile
 
+    def _directive(self, text: str, file: Path, number: int) -> None:
+        keyword, _, rest = text.partition(" ")
+        if keyword != _ALLOW_EMPTY or not rest.strip(_WS):
+            raise ConfigError(
+                file, number, None, f"unknown mqttchat directive (expected '# {_DIRECTIVE} {_ALLOW_EMPTY} USERNAME')"
+            )
+        self.empty_password_allowed.add(rest.strip(_WS))
+
     # -- checking --------------------------------------------------------------------------------------------
 
+    def refuses_at_once(self, username: str, password: str | bytes) -> bool:
+        """Whether the login is refused without computing anything: an empty password, unless the file allows
+        it for this user. The same for known and unknown users, so it tells nothing about who exists."""
+        return not password and username not in self.empty_password_allowed
+
+    def verify_cached(self, username: str, password: str | bytes) -> bool:
+        """True when ``password`` is the one a full check of ``username`` last accepted (microseconds: an HMAC,
+        no PBKDF2). False says nothing: the full check (:meth:`verify`) decides."""
+        if not self._cache_enabled:
+            return False
+        stored = self._hashes.get(username)
+        cached = self._verified.get(username)
+        if stored is None or cached is None or cached[0] != stored.text:
+            return False
+        secret = password.encode("utf-8", "surrogatepass") if isinstance(password, str) else bytes(password)
+        mac = hmac.new(self._cache_key, stored.salt + secret, hashlib.sha256).digest()
+        return hmac.compare_digest(mac, cached[1])
+
     def verify(self, username: str, password: str | bytes) -> bool:
-        """Whether ``password`` is ``username``'s. Constant-time comparison; an unknown user costs about as much
-        as a known one (a dummy hash of the file's usual kind is computed)."""
+        """Whether ``password`` is ``username``'s. Constant-time comparison; an unknown user costs what a known
+        one does (see :meth:`_dummy_hash`)."""
+        if self.refuses_at_once(username, password):
+            return False
         secret = password.encode("utf-8", "surrogatepass") if isinstance(password, str) else bytes(password)
         stored = self._hashes.get(username)
         if stored is None:
-            self._dummy_hash().check(secret)
+            self._dummy_hash(username).check(secret)
             return False
-        if self._cache_enabled:
-            cached = self._verified.get(username)
-            if cached is not None and cached[0] == stored.text:
-                mac = hmac.new(self._cache_key, stored.salt + secret, hashlib.sha256).digest()
-                if hmac.compare_digest(mac, cached[1]):
-                    return True
+        if self.verify_cached(username, secret):
+            return True
         if not stored.check(secret):
             return False
         if self._cache_enabled:
@@ -265,16 +305,36 @@ class PasswordFile:
             self._verified[username] = (stored.text, mac)
         return True
 
-    def _dummy_hash(self) -> _Hash:
-        """A hash shaped like the file's most common kind, for unknown users to spend the same time on."""
-        if self._dummy is None:
-            shapes = Counter((h.scheme, h.iterations) for h in self._hashes.values())
-            scheme, iterations = ("7", DEFAULT_ITERATIONS)
-            if shapes:
-                scheme, iterations = max(shapes.items(), key=lambda item: (item[1], item[0][1]))[0]
-            salt, digest = os.urandom(SALT_LENGTH), os.urandom(_DIGEST_LENGTH)
-            self._dummy = _Hash(scheme, iterations, salt, digest, "")
-        return self._dummy
+    def _dummy_hash(self, username: str) -> _Hash:
+        """What an unknown user's check computes, so that it costs what a known user's does.
+
+        One of the file's own hash shapes (scheme and iteration count), with a random salt and digest, picked
+        for ``username`` by a keyed hash: the same name always costs the same, and unknown names cost what the
+        file's users do in the same proportions. In a file mixing mosquitto_passwd's 101 iterations with 25,000,
+        no answer time marks a name as unknown.
+        """
+        if self._dummies is None:
+            shapes = [(h.scheme, h.iterations) for h in self._hashes.values()] or [("7", DEFAULT_ITERATIONS)]
+            self._dummies = [
+                _Hash(scheme, iterations, os.urandom(SALT_LENGTH), os.urandom(_DIGEST_LENGTH), "")
+                for scheme, iterations in shapes
+            ]
+        key = hmac.new(self._cache_key, username.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+        return self._dummies[int.from_bytes(key[:8], "big") % len(self._dummies)]
+
+    def stored_hash(self, username: str) -> str | None:
+        """The stored hash text of ``username`` (to tell whether a reload changed it), or None."""
+        stored = self._hashes.get(username)
+        return None if stored is None else stored.text
+
+    def adopt_cache(self, older: PasswordFile) -> None:
+        """Keep what ``older`` (the file before a reload) confirmed, for users whose hash did not change."""
+        self._cache_key = older._cache_key
+        self._verified = {
+            user: entry
+            for user, entry in older._verified.items()
+            if user in self._hashes and self._hashes[user].text == entry[0]
+        }
 
     # -- changing --------------------------------------------------------------------------------------------
 
@@ -292,7 +352,7 @@ class PasswordFile:
             self._layout.append(("user", username))
         self._hashes[username] = parsed
         self._verified.pop(username, None)
-        self._dummy = None
+        self._dummies = None
 
     def remove(self, username: str) -> bool:
         """Delete ``username``; False when there was no such user."""
@@ -300,7 +360,7 @@ class PasswordFile:
             return False
         self._layout.remove(("user", username))
         self._verified.pop(username, None)
-        self._dummy = None
+        self._dummies = None
         return True
 
     def users(self) -> list[str]:

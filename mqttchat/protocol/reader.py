@@ -3,7 +3,9 @@
 :class:`PacketReader` buffers what it is fed and hands out packets one at a time. A packet is decoded only when
 all of it has arrived; a partial packet waits for more (``next_packet()`` returns None). The remaining-length
 field is checked against the announced Maximum Packet Size as soon as it is read, so an oversized packet is
-refused before any of its body is buffered. After an error the reader stays failed: the connection must close.
+refused before any of its body is buffered. On the server side, before CONNECT, the first byte must announce a
+CONNECT and its length must be within ``max_connect_size``: anything else fails at the header, before the body
+is buffered. After an error the reader stays failed: the connection must close.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class PacketReader:
         server: the reader reads what a client sends (the default when ``version`` is None): topic names with a
             control character are then malformed, as topic filters and will topics always are. A client reads
             such topic names from brokers that route them, and leaves them to the screen to neutralise.
+        max_connect_size: with ``version`` None, the largest first packet (the CONNECT) accepted; None: as
+            ``max_packet_size``.
     """
 
     __slots__ = (
@@ -47,6 +51,7 @@ class PacketReader:
         "_need",
         "_pos",
         "last_size",
+        "max_connect_size",
         "max_packet_size",
         "server",
         "strict",
@@ -59,9 +64,11 @@ class PacketReader:
         max_packet_size: int = MAX_PACKET_SIZE,
         strict: bool = False,
         server: bool | None = None,
+        max_connect_size: int | None = None,
     ) -> None:
         self.version = version
         self.max_packet_size = max_packet_size
+        self.max_connect_size = max_packet_size if max_connect_size is None else min(max_connect_size, max_packet_size)
         self.strict = strict
         self.server = version is None if server is None else server
         self._buf = b""
@@ -169,29 +176,17 @@ class PacketReader:
                 self._consolidate()
                 return self._next_packet_slow()
             if avail < 2:
+                if avail and self.version is None:
+                    self._check_first_type(buf[pos])
                 return None
         first = buf[pos]
-        length = 0
-        shift = 0
-        i = pos + 1
-        while True:
-            if i >= len(buf):
-                return None  # the remaining length itself is incomplete
-            byte = buf[i]
-            length |= (byte & 0x7F) << shift
-            i += 1
-            if byte < 0x80:
-                if byte == 0 and i - pos > 2:
-                    self._fail(MalformedPacket("remaining length is not minimally encoded"))
-                break
-            shift += 7
-            if shift == 28:
-                self._fail(MalformedPacket("remaining length is longer than four bytes"))
+        if self.version is None:
+            self._check_first_type(first)
+        i, length = self._remaining_length(buf, pos)
+        if i < 0:
+            return None  # the remaining length itself is incomplete
         total = i - pos + length
-        if total > self.max_packet_size:
-            self._fail(
-                PacketTooLarge(f"packet of {total} bytes exceeds the maximum packet size {self.max_packet_size}")
-            )
+        self._check_size(total)
         end = pos + total
         if end > len(buf):
             if self._chunked and avail + self._chunked >= total:
@@ -203,13 +198,71 @@ class PacketReader:
         self.last_size = total
         version = self.version
         if version is None:
-            if first >> 4 != _CONNECT:
-                self._fail(RemoteProtocolError(f"the first packet must be CONNECT, not {_type_name(first >> 4)}"))
             packet = self._decode(first, buf, i, end, ProtocolVersion.MQTT_5)
             assert isinstance(packet, Connect)
             self.version = packet.protocol_version
             return packet
         return self._decode(first, buf, i, end, version)
+
+    def _check_first_type(self, first: int) -> None:
+        if first >> 4 != _CONNECT:
+            self._fail(RemoteProtocolError(f"the first packet must be CONNECT, not {_type_name(first >> 4)}"))
+
+    def _remaining_length(self, buf: bytes, pos: int) -> tuple[int, int]:
+        """(index after the remaining length, its value) of the packet at ``pos``; (-1, 0) while incomplete."""
+        length = 0
+        shift = 0
+        i = pos + 1
+        while True:
+            if i >= len(buf):
+                return -1, 0
+            byte = buf[i]
+            length |= (byte & 0x7F) << shift
+            i += 1
+            if byte < 0x80:
+                if byte == 0 and i - pos > 2:
+                    self._fail(MalformedPacket("remaining length is not minimally encoded"))
+                return i, length
+            shift += 7
+            if shift == 28:
+                self._fail(MalformedPacket("remaining length is longer than four bytes"))
+
+    def _check_size(self, total: int) -> None:
+        if self.version is None and total > self.max_connect_size:
+            self._fail(PacketTooLarge(f"a CONNECT of {total} bytes is larger than {self.max_connect_size} bytes"))
+        if total > self.max_packet_size:
+            self._fail(
+                PacketTooLarge(f"packet of {total} bytes exceeds the maximum packet size {self.max_packet_size}")
+            )
+
+    def check_next_header(self) -> None:
+        """Check the fixed header of the next packet without waiting for its body: raises as :meth:`next_packet`
+        would for a wrong first packet, a bad remaining length or a packet larger than the maximum.
+
+        For input that waits while the connection is busy elsewhere (a password being checked): the limits hold
+        from the header on, as they do for input that is read.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._need:
+            return  # the header of the packet being waited for was checked when it was read
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf):
+            if not self._chunks:
+                return
+            self._consolidate()
+            buf = self._buf
+            pos = 0
+        if self.version is None:
+            self._check_first_type(buf[pos])
+        if len(buf) - pos < 5 and self._chunks:
+            self._consolidate()
+            buf = self._buf
+            pos = 0
+        i, length = self._remaining_length(buf, pos)
+        if i >= 0:
+            self._check_size(i - pos + length)
 
     def _decode(self, first: int, buf: bytes, pos: int, end: int, version: int) -> Packet:
         ptype = first >> 4

@@ -15,6 +15,7 @@ import pytest
 from mqttchat.broker.auth import (
     ALLOW_ALL,
     DEFAULT_ITERATIONS,
+    MOSQUITTO_ITERATIONS,
     AccessControl,
     ClientAccess,
     PasswordFile,
@@ -70,7 +71,10 @@ def test_verify_round_trip_wrong_password_and_unknown_user() -> None:
     assert pwfile.verify("alice", b"correct horse")
     assert not pwfile.verify("alice", "correct horse ")
     assert not pwfile.verify("alice", "")
+    assert not pwfile.verify("bob", ""), "an empty password is refused even when it is the stored one"
+    pwfile.empty_password_allowed.add("bob")
     assert pwfile.verify("bob", "")
+    assert not pwfile.verify("alice", "")
     assert not pwfile.verify("carol", "correct horse")
     assert pwfile.users() == ["alice", "bob"]
     pwfile.set_password("alice", "battery staple", FAST)
@@ -141,6 +145,81 @@ def test_successful_checks_are_cached_safely(monkeypatch: pytest.MonkeyPatch) ->
     calls.clear()
     assert uncached.verify("bob", "pw") and uncached.verify("bob", "pw")
     assert len(calls) == 2
+
+
+def test_unknown_users_cost_what_the_files_users_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file mixing mosquitto_passwd's 101 iterations with more: an unknown user's dummy check has the shape of
+    one of the file's users (the same one for the same name), so no answer time marks a name as unknown."""
+    pwfile = PasswordFile()
+    pwfile.set_password("alice", "pw", MOSQUITTO_ITERATIONS)
+    pwfile.set_password("bob", "pw", 2000)
+    pwfile.set_password("carol", "pw", 2000)
+    calls = _count_pbkdf2(monkeypatch)
+    per_name: dict[str, int] = {}
+    for i in range(48):
+        assert not pwfile.verify(f"nobody-{i}", "pw")
+        per_name[f"nobody-{i}"] = calls[-1]
+    assert len(calls) == 48, "one PBKDF2 per unknown user"
+    assert set(per_name.values()) == {MOSQUITTO_ITERATIONS, 2000}, "unknown users cost what known users do"
+    fast = sum(count == MOSQUITTO_ITERATIONS for count in per_name.values())
+    assert 4 <= fast <= 32, f"{fast} of 48 unknown names cost 101 iterations; about a third should"
+    for name, count in list(per_name.items())[:10]:
+        assert not pwfile.verify(name, "other")
+        assert calls[-1] == count, "a name always costs the same"
+
+
+def test_verify_cached_answers_without_pbkdf2(monkeypatch: pytest.MonkeyPatch) -> None:
+    pwfile = PasswordFile()
+    pwfile.set_password("alice", "pw", 500)
+    calls = _count_pbkdf2(monkeypatch)
+    assert not pwfile.verify_cached("alice", "pw"), "nothing is cached before a full check"
+    assert pwfile.verify("alice", "pw")
+    assert pwfile.verify_cached("alice", "pw") and pwfile.verify_cached("alice", b"pw")
+    assert not pwfile.verify_cached("alice", "wrong") and not pwfile.verify_cached("nobody", "pw")
+    assert len(calls) == 1
+    # A reload keeps what was confirmed for unchanged hashes only.
+    reloaded = PasswordFile()
+    reloaded._hashes = dict(pwfile._hashes)
+    reloaded.set_password("bob", "pw", 500)
+    reloaded.adopt_cache(pwfile)
+    assert reloaded.verify_cached("alice", "pw")
+    changed = PasswordFile()
+    changed.set_password("alice", "pw", 500)  # same password, new salt: another hash
+    changed.adopt_cache(pwfile)
+    assert not changed.verify_cached("alice", "pw")
+
+
+def test_empty_password_only_where_the_file_allows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "passwd"
+    empty = hash_password("", FAST)
+    path.write_text(
+        f"# mqttchat: allow_empty_password bob\nalice:{empty}\nbob:{empty}\ncarol:{hash_password('pw', FAST)}\n"
+    )
+    pwfile = PasswordFile.load(path)
+    calls = _count_pbkdf2(monkeypatch)
+    assert not pwfile.verify("alice", ""), "alice's stored hash is of the empty password, which is still refused"
+    assert not pwfile.verify("carol", b"") and not pwfile.verify("nobody", "")
+    assert calls == [], "an empty password is refused without computing anything, for every user"
+    assert pwfile.refuses_at_once("alice", "") and not pwfile.refuses_at_once("alice", "x")
+    assert pwfile.verify("bob", ""), "bob is named in the file"
+    assert not pwfile.verify("bob", "x")
+    pwfile.save()
+    assert path.read_text().startswith("# mqttchat: allow_empty_password bob\n"), "the directive survives a save"
+    path.write_text(f"alice:{empty}\n#mqttchat: allow_empty_passwords alice\n")
+    with pytest.raises(ConfigError, match="unknown mqttchat directive") as info:
+        PasswordFile.load(path)
+    assert info.value.line == 2
+
+
+def test_byte_order_mark_does_not_hide_the_first_user(tmp_path: Path) -> None:
+    path = tmp_path / "passwd"
+    path.write_bytes(b"\xef\xbb\xbf" + f"alice:{hash_password('pw', FAST)}\n".encode())
+    pwfile = PasswordFile.load(path)
+    assert pwfile.users() == ["alice"]
+    assert pwfile.verify("alice", "pw")
+    acl = tmp_path / "acl"
+    acl.write_bytes(b"\xef\xbb\xbfuser alice\ntopic read a/#\n")
+    assert AccessControl.load(acl).users() == ["alice"]
 
 
 def test_file_round_trip_keeps_comments_and_order(tmp_path: Path) -> None:
