@@ -9,16 +9,24 @@ Theory of operation::
 Everything a client sends is decoded by the protocol core; a violation closes this connection only, with the
 reason code the core attached (a CONNACK before the session exists, a DISCONNECT after, for MQTT 5 clients;
 3.1.1 has no DISCONNECT from the server, so the connection just closes).
+
+Before login, limits hold from the first byte: the first packet must announce a CONNECT of at most
+``MAX_CONNECT_SIZE`` bytes (else the connection closes at its header); while the password is checked the
+transport stops reading, and what was already read has its headers checked against ``max_packet_size``; what all
+connections not yet logged in hold is bounded by ``PRELOGIN_BUDGET`` (beyond it the largest holder is closed);
+connections being authenticated count against ``max_connections``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from mqttchat.broker.logins import LoginCheck, Verdict
 from mqttchat.broker.session import NEVER_EXPIRES, Session
 from mqttchat.protocol import (
     EMPTY_PROPERTIES,
@@ -59,11 +67,19 @@ log = logging.getLogger("mqttchat.broker")
 V5 = 5
 #: Beyond this many bytes waiting in the transport, QoS 0 messages to this client are dropped (and counted).
 WRITE_BUFFER_LIMIT = 4 * 1024 * 1024
+#: The largest CONNECT accepted (or max_packet_size when smaller): more than a client id, a password and a will
+#: at their 65,535-byte maxima together. A first packet declaring more is refused at its header.
+MAX_CONNECT_SIZE = 256 * 1024
+#: Bytes all connections not yet logged in may hold together (partial CONNECTs, input read while a password is
+#: checked); beyond it the connection holding the most is closed.
+PRELOGIN_BUDGET = 32 * 1024 * 1024
+#: The smallest MQTT 5 acknowledgement carrying a reason code (PUBACK with 0x10, No matching subscribers).
+_ACK_WITH_REASON_SIZE = 5
 
 
 class State(Enum):
     AWAIT_CONNECT = "await CONNECT"
-    #: The password is being checked in a worker thread (PBKDF2 takes milliseconds); input waits, buffered.
+    #: The password is being checked in a worker thread (PBKDF2 takes milliseconds); the transport is not read.
     AUTHENTICATING = "authenticating"
     CONNECTED = "connected"
     CLOSED = "closed"
@@ -80,10 +96,14 @@ class BrokerConnection:
     """The MQTT side of one network connection. Transport-agnostic: ``write`` and ``close_transport`` are given."""
 
     __slots__ = (
+        "_ack_no_match",
         "_aliases",
         "_clean",
         "_flush_scheduled",
+        "_held",
+        "_login",
         "_out",
+        "_out_limit",
         "_reader",
         "_timer",
         "broker",
@@ -93,9 +113,11 @@ class BrokerConnection:
         "last_received",
         "listener",
         "listener_limit",
+        "pause_reading",
         "paused",
         "peer",
         "session",
+        "source",
         "state",
         "transport_buffer",
         "version",
@@ -111,6 +133,7 @@ class BrokerConnection:
         listener: str,
         transport_buffer: Callable[[], int] | None = None,
         listener_limit: int = -1,
+        pause_reading: Callable[[bool], None] | None = None,
     ) -> None:
         self.broker = broker
         #: The listener's own max_connections (-1: none).
@@ -119,6 +142,10 @@ class BrokerConnection:
         self.close_transport = close
         self.transport_buffer = transport_buffer
         self.peer = peer
+        #: The peer's address without the port: what login rate limits are kept per.
+        self.source = peer.rsplit(":", 1)[0] if ":" in peer else peer
+        #: Stops (True) or resumes (False) reading the transport; None when it cannot.
+        self.pause_reading = pause_reading
         self.listener = listener
         self.state = _AWAIT_CONNECT
         self.version = V5
@@ -127,8 +154,16 @@ class BrokerConnection:
         self.keepalive = 0
         self.last_received = broker.loop.time()
         self.paused = False
-        self._reader = PacketReader(None, broker.config.max_packet_size or MAX_PACKET_SIZE)
+        self._reader = PacketReader(
+            None, broker.config.max_packet_size or MAX_PACKET_SIZE, max_connect_size=MAX_CONNECT_SIZE
+        )
         self._out: list[bytes] = []
+        #: The client's Maximum Packet Size (0: the protocol's), and whether a 5-byte PUBACK (0x10) fits in it.
+        self._out_limit = 0
+        self._ack_no_match = False
+        #: Bytes this connection holds before login, as counted in broker.prelogin_bytes.
+        self._held = 0
+        self._login: LoginCheck | None = None
         self._flush_scheduled = False
         self._clean = False
         self._aliases: InboundTopicAliases | None = None
@@ -152,6 +187,11 @@ class BrokerConnection:
 
     def send(self, packet: Packet) -> None:
         data = packet.encode(self.version)
+        if self._out_limit and len(data) > self._out_limit:
+            fitted = self._fit(packet, data)
+            if fitted is None:
+                return
+            data = fitted
         self._out.append(data)
         self.broker.stats.bytes_sent += len(data)
         self._schedule_flush()
@@ -179,6 +219,28 @@ class BrokerConnection:
         stats.bytes_sent += len(data)
         stats.messages_sent += 1
         self._schedule_flush()
+
+    def _fit(self, packet: Packet, data: bytes) -> bytes | None:
+        """``packet`` made to fit the client's Maximum Packet Size [MQTT-3.1.2-24]: an acknowledgement saying
+        "no matching subscribers" as a plain success, else without its properties (reason string, user
+        properties). When even that does not fit, nothing is sent and the connection closes (None)."""
+        limit = self._out_limit
+        code = getattr(packet, "reason_code", None)
+        if isinstance(packet, (PubAck, PubRec)) and code is ReasonCode.NO_MATCHING_SUBSCRIBERS:
+            data = type(packet)(packet.packet_id).encode(self.version)
+        elif getattr(packet, "properties", EMPTY_PROPERTIES) is not EMPTY_PROPERTIES:
+            data = dataclasses.replace(packet, properties=EMPTY_PROPERTIES).encode(self.version)  # type: ignore[type-var]
+        if len(data) <= limit:
+            return data
+        log.info(
+            "closing connection of %s from %s: a %s of %d bytes does not fit in its Maximum Packet Size %d",
+            loggable(self.client_id), self.peer, packet.TYPE.name, len(data), limit,
+        )  # fmt: skip
+        self.broker.loop.call_soon(self.close, False)
+        return None
+
+    def _fits(self, data: bytes) -> bool:
+        return not self._out_limit or len(data) <= self._out_limit
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -224,12 +286,38 @@ class BrokerConnection:
                     self._on_ack(packet)  # type: ignore[arg-type]
                 else:
                     self._on_control(packet)
+            if self.state is _AUTHENTICATING:
+                # Read before the transport paused (the rest of the read that brought the CONNECT): its headers
+                # are checked now, as they would be if it were read.
+                reader.check_next_header()
         except UnsupportedProtocolVersion as exc:
             self._refuse_version(exc)
         except RemoteProtocolError as exc:
             self.protocol_error(exc)
+        if self.state is not _CONNECTED:
+            self._count_prelogin()
         if self._out:
             self.flush()
+
+    def _count_prelogin(self) -> None:
+        """Keep broker.prelogin_bytes up to date with what this connection holds before login; over the budget,
+        close the connections holding the most until it holds again."""
+        held = self._reader.buffered if self.state is _AWAIT_CONNECT or self.state is _AUTHENTICATING else 0
+        broker = self.broker
+        if held == self._held:
+            return
+        broker.prelogin_bytes += held - self._held
+        self._held = held
+        while broker.prelogin_bytes > PRELOGIN_BUDGET:
+            waiting = [c for c in broker.connections if c._held and c.state is not _CLOSED]
+            if not waiting:
+                break
+            biggest = max(waiting, key=lambda c: c._held)
+            log.warning(
+                "closing connection from %s: %d bytes held before login; all connections not logged in hold %d "
+                "(at most %d)", biggest.peer, biggest._held, broker.prelogin_bytes, PRELOGIN_BUDGET,
+            )  # fmt: skip
+            biggest.close(clean=False)
 
     def _on_control(self, packet: Packet) -> None:
         kind = type(packet)
@@ -285,7 +373,7 @@ class BrokerConnection:
         self.flush()
         self.write_raw(data)
 
-    def _refuse(self, connect: Connect, reason: ReasonCode, why: str) -> None:
+    def _refuse(self, connect: Connect, reason: ReasonCode, why: str, v311_code: int | None = None) -> None:
         log.info("refused %r from %s: %s (%s)", connect.client_id, self.peer, reason.title, why)
         self.broker.stats.connections_refused += 1
         if connect.protocol_version == V5:
@@ -296,9 +384,11 @@ class BrokerConnection:
             limit = connect.properties.maximum_packet_size
             if limit is not None and len(data) > limit:
                 data = ConnAck(False, reason).encode(V5)  # the reason string would not fit: leave it out
-            self._write_now(data)
+            if limit is None or len(data) <= limit:  # else nothing fits: the connection just closes
+                self._write_now(data)
         else:
-            self._write_now(bytes((0x20, 2, 0, connack_code_v311(reason))))
+            code = connack_code_v311(reason) if v311_code is None else v311_code
+            self._write_now(bytes((0x20, 2, 0, code)))
         self.close(clean=False)
 
     def _on_connect(self, connect: Connect) -> None:
@@ -318,12 +408,27 @@ class BrokerConnection:
         if will is not None and will.retain and not config.retain_available:
             self._refuse(connect, ReasonCode.RETAIN_NOT_SUPPORTED, "retained wills are not available")
             return
+        if will is not None and config.message_size_limit and len(will.payload) > config.message_size_limit:
+            # As mosquitto does: 0x95 (5.0), Not authorized (3.1.1, which has no better word).
+            self._refuse(connect, ReasonCode.PACKET_TOO_LARGE,
+                         f"the will's payload of {len(will.payload)} bytes exceeds message_size_limit",
+                         v311_code=0x05)  # fmt: skip
+            return
         self.version = version
         props = connect.properties
         if props.authentication_method is not None:
             self._refuse(connect, ReasonCode.BAD_AUTHENTICATION_METHOD,
                          f"authentication method {props.authentication_method!r} is not supported")  # fmt: skip
             return
+        # Connection limits, before any password is checked: connections being authenticated count.
+        if config.max_connections >= 0 or self.listener_limit >= 0:
+            admitted = [c for c in broker.connections if c.state is _CONNECTED or c.state is _AUTHENTICATING]
+            if config.max_connections >= 0 and len(admitted) >= config.max_connections:
+                self._refuse(connect, ReasonCode.SERVER_BUSY, "too many connections")
+                return
+            if self.listener_limit >= 0 and sum(c.listener == self.listener for c in admitted) >= self.listener_limit:
+                self._refuse(connect, ReasonCode.SERVER_BUSY, f"too many connections on listener {self.listener}")
+                return
         # Authentication.
         username = connect.username
         if username is None and connect.password is None:
@@ -334,23 +439,43 @@ class BrokerConnection:
             if username is None or connect.password is None:
                 self._refuse(connect, ReasonCode.BAD_USER_NAME_OR_PASSWORD, "bad user name or password")
                 return
-            # PBKDF2 costs milliseconds: check in a worker thread; this connection's input waits meanwhile.
-            self.state = _AUTHENTICATING
-            check = broker.loop.run_in_executor(None, broker.passwords.verify, username, connect.password)
-            check.add_done_callback(lambda done: self._authenticated(connect, done))
-            return
+            # PBKDF2 costs milliseconds: checked in a worker thread, few at a time (broker/logins.py); this
+            # connection is not read meanwhile.
+            result = broker.logins.check(
+                broker.passwords, username, connect.password, self.source,
+                lambda verdict: self._authenticated(connect, verdict),
+            )  # fmt: skip
+            if isinstance(result, LoginCheck):
+                self.state = _AUTHENTICATING
+                self._login = result
+                if self.pause_reading is not None:
+                    self.pause_reading(True)
+                return
+            if result is not Verdict.ACCEPTED:
+                self._refuse_login(connect, result)
+                return
         elif not config.allow_anonymous:
             self._refuse(connect, ReasonCode.NOT_AUTHORIZED, "no password file: only anonymous access exists")
             return
         self._accept(connect)
 
-    def _authenticated(self, connect: Connect, check: asyncio.Future[bool]) -> None:
+    def _refuse_login(self, connect: Connect, verdict: Verdict) -> None:
+        if verdict is Verdict.BUSY:
+            self._refuse(connect, ReasonCode.SERVER_BUSY, "too many logins are being checked")
+        elif verdict is Verdict.RATE_LIMITED:
+            self._refuse(connect, ReasonCode.CONNECTION_RATE_EXCEEDED, "too many failed logins from this address")
+        else:
+            self._refuse(connect, ReasonCode.BAD_USER_NAME_OR_PASSWORD, "bad user name or password")
+
+    def _authenticated(self, connect: Connect, verdict: Verdict) -> None:
         if self.state is not _AUTHENTICATING:
             return  # closed meanwhile
-        ok = not check.cancelled() and check.exception() is None and check.result()
+        self._login = None
         self.state = _AWAIT_CONNECT
-        if not ok:
-            self._refuse(connect, ReasonCode.BAD_USER_NAME_OR_PASSWORD, "bad user name or password")
+        if self.pause_reading is not None:
+            self.pause_reading(False)
+        if verdict is not Verdict.ACCEPTED:
+            self._refuse_login(connect, verdict)
             return
         self._accept(connect)
         self.data_received(b"")  # handle what arrived while the password was checked
@@ -371,13 +496,6 @@ class BrokerConnection:
                 self._refuse(connect, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "a client identifier is required")
                 return
             client_id = assigned = broker.new_client_id()
-        connected = [c for c in broker.connections if c.state is _CONNECTED]
-        if config.max_connections >= 0 and len(connected) >= config.max_connections:
-            self._refuse(connect, ReasonCode.SERVER_BUSY, "too many connections")
-            return
-        if self.listener_limit >= 0 and sum(1 for c in connected if c.listener == self.listener) >= self.listener_limit:
-            self._refuse(connect, ReasonCode.SERVER_BUSY, f"too many connections on listener {self.listener}")
-            return
         access = broker.acl.for_client(username, client_id) if broker.acl is not None else None
         # Session. With passwords, a client id whose session (connected, or kept for later) belongs to another user
         # (one who logged in with a password) is refused: taking it over would end the owner's connection and
@@ -388,6 +506,39 @@ class BrokerConnection:
                         _who(username), _who(owner.username))  # fmt: skip
             self._refuse(connect, ReasonCode.NOT_AUTHORIZED, "this client identifier belongs to another user's session")
             return
+        keepalive = connect.keep_alive
+        server_keep_alive = None
+        if version == V5 and config.max_keepalive and (keepalive == 0 or keepalive > config.max_keepalive):
+            # Announced as Server Keep Alive. A 3.1.1 client cannot be told, so its own keepalive stands.
+            keepalive = server_keep_alive = config.max_keepalive
+        # CONNACK, announcing truthfully what this broker does, within the client's Maximum Packet Size
+        # [MQTT-3.1.2-24]: without the topic alias maximum if need be (the client then uses none); when even
+        # that does not fit, the connection closes without a CONNACK, as mosquitto's does.
+        limit = (props.maximum_packet_size or 0) if version == V5 else 0
+        alias_maximum = config.max_topic_alias if version == V5 else 0
+        ack_props = EMPTY_PROPERTIES
+        if version == V5:
+            values: dict[str, object] = {
+                "assigned_client_identifier": assigned,
+                "server_keep_alive": server_keep_alive,
+                "receive_maximum": config.receive_maximum if config.receive_maximum != 65_535 else None,
+                "maximum_qos": config.maximum_qos if config.maximum_qos < 2 else None,
+                "retain_available": None if config.retain_available else 0,
+                "maximum_packet_size": config.max_packet_size or None,
+                "topic_alias_maximum": alias_maximum or None,
+            }
+            ack_props = Properties(**values)
+            if limit and len(ConnAck(False, _SUCCESS, ack_props).encode(V5)) > limit and alias_maximum:
+                alias_maximum = 0
+                ack_props = ack_props.without(PropertyId.TOPIC_ALIAS_MAXIMUM)
+            if limit and len(ConnAck(False, _SUCCESS, ack_props).encode(V5)) > limit:
+                log.info(
+                    "closing connection of %s from %s: no CONNACK fits in its Maximum Packet Size %d",
+                    loggable(client_id), self.peer, limit,
+                )  # fmt: skip
+                self.broker.stats.connections_refused += 1
+                self.close(clean=False)
+                return
         session, present = broker.take_session(client_id, connect.clean_start, username)
         self.session = session
         self.client_id = client_id
@@ -408,29 +559,15 @@ class BrokerConnection:
             window = min(window, props.receive_maximum)
         session.window = window
         session.outgoing.receive_maximum = window
-        session.max_packet_size = (props.maximum_packet_size or 0) if version == V5 else 0
-        self.keepalive = connect.keep_alive
-        server_keep_alive = None
-        if version == V5 and config.max_keepalive and (self.keepalive == 0 or self.keepalive > config.max_keepalive):
-            # Announced as Server Keep Alive. A 3.1.1 client cannot be told, so its own keepalive stands.
-            self.keepalive = server_keep_alive = config.max_keepalive
+        session.max_packet_size = limit
+        self._out_limit = limit
+        self._ack_no_match = version == V5 and (not limit or limit >= _ACK_WITH_REASON_SIZE)
+        self.keepalive = keepalive
         self.state = _CONNECTED
-        self._aliases = InboundTopicAliases(config.max_topic_alias if version == V5 else 0)
+        self._count_prelogin()
+        self._aliases = InboundTopicAliases(alias_maximum)
         incoming = session.incoming
         incoming.receive_maximum = config.receive_maximum
-        # CONNACK, announcing truthfully what this broker does.
-        ack_props = EMPTY_PROPERTIES
-        if version == V5:
-            values: dict[str, object] = {
-                "assigned_client_identifier": assigned,
-                "server_keep_alive": server_keep_alive,
-                "receive_maximum": config.receive_maximum if config.receive_maximum != 65_535 else None,
-                "maximum_qos": config.maximum_qos if config.maximum_qos < 2 else None,
-                "retain_available": None if config.retain_available else 0,
-                "maximum_packet_size": config.max_packet_size or None,
-                "topic_alias_maximum": config.max_topic_alias or None,
-            }
-            ack_props = Properties(**values)
         self.send(ConnAck(present, ReasonCode.SUCCESS, ack_props))
         if config.log_connections:
             log.info(
@@ -494,7 +631,7 @@ class BrokerConnection:
             # The common case, without objects: route it, then PUBACK (Success, or No matching subscribers).
             count = broker.publish(publish, session)
             pid = publish.packet_id.to_bytes(2, "big")  # type: ignore[union-attr]
-            data = b"\x40\x03" + pid + b"\x10" if count == 0 and self.version == V5 else b"\x40\x02" + pid
+            data = b"\x40\x03" + pid + b"\x10" if count == 0 and self._ack_no_match else b"\x40\x02" + pid
             self._out.append(data)
             broker.stats.bytes_sent += len(data)
             self._schedule_flush()
@@ -510,7 +647,7 @@ class BrokerConnection:
             broker.persistence.qos2_received(session, publish.packet_id)
         if deliver:
             count = broker.publish(publish, session)
-            if count == 0 and self.version == V5 and ack is not None and ack.reason_code is _SUCCESS:
+            if count == 0 and self._ack_no_match and ack is not None and ack.reason_code is _SUCCESS:
                 ack = type(ack)(ack.packet_id, ReasonCode.NO_MATCHING_SUBSCRIBERS)
         if ack is not None:
             if broker.persistence is not None:
@@ -603,43 +740,64 @@ class BrokerConnection:
             "closing connection of %r from %s: %s (%s)", self.client_id or "?", self.peer, exc.message, exc.reason_code
         )
         reason = exc.reason_code
-        if self.state is _AWAIT_CONNECT:
-            if exc.protocol_level == V5:
+        state = self.state
+        if state is _AWAIT_CONNECT or state is _AUTHENTICATING:
+            # Before CONNACK: a refusing CONNACK for MQTT 5 (the CONNECT's version, or the one the error names).
+            if exc.protocol_level == V5 or (state is _AUTHENTICATING and self.version == V5):
                 if reason not in VALID_REASON_CODES[PacketType.CONNACK]:
                     reason = ReasonCode.PROTOCOL_ERROR
                 self._write_now(ConnAck(False, reason).encode(V5))
-        elif self.version == V5 and self.state is _CONNECTED:
+        elif self.version == V5 and state is _CONNECTED:
             if reason not in VALID_REASON_CODES[PacketType.DISCONNECT] or not reason.is_error:
                 reason = ReasonCode.PROTOCOL_ERROR
             data = Disconnect(reason, Properties(reason_string=exc.message[:200])).encode(V5)
-            limit = self.session.max_packet_size if self.session is not None else 0
-            if limit and len(data) > limit:
+            if not self._fits(data):
                 data = Disconnect(reason).encode(V5)  # the reason string would not fit: leave it out
-            self._write_now(data)
+            if self._fits(data):
+                self._write_now(data)
         self.close(clean=False)
 
     def takeover(self) -> None:
         """Another connection took this session over."""
         if self.version == V5 and self.state is _CONNECTED:
-            self._write_now(Disconnect(ReasonCode.SESSION_TAKEN_OVER).encode(V5))
+            self._say_goodbye(ReasonCode.SESSION_TAKEN_OVER)
         self.close(clean=False, detach=True)
 
     def keepalive_expired(self) -> None:
         log.info("%r from %s: keepalive of %d s expired", self.client_id, self.peer, self.keepalive)
         if self.version == V5 and self.state is _CONNECTED:
-            self._write_now(Disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT).encode(V5))
+            self._say_goodbye(ReasonCode.KEEP_ALIVE_TIMEOUT)
         self.close(clean=False)
 
     def shutdown(self) -> None:
         if self.version == V5 and self.state is _CONNECTED:
-            self._write_now(Disconnect(ReasonCode.SERVER_SHUTTING_DOWN).encode(V5))
+            self._say_goodbye(ReasonCode.SERVER_SHUTTING_DOWN)
         self.close(clean=True)
+
+    def revoke(self, why: str) -> None:
+        """The broker's security changed under this client (a reload removed its user, changed its password):
+        DISCONNECT 0x98 Administrative action (MQTT 5) and close."""
+        log.info("closing connection of %s from %s: %s", loggable(self.client_id), self.peer, why)
+        if self.version == V5 and self.state is _CONNECTED:
+            self._say_goodbye(ReasonCode.ADMINISTRATIVE_ACTION)
+        self.close(clean=False)
+
+    def _say_goodbye(self, reason: ReasonCode) -> None:
+        data = Disconnect(reason).encode(V5)
+        if self._fits(data):
+            self._write_now(data)
 
     def close(self, clean: bool, detach: bool = False) -> None:
         """End this connection. ``clean`` suppresses the will; the session lives on per its expiry."""
         if self.state is _CLOSED:
             return
         was_connected = self.state is _CONNECTED
+        if self._login is not None:
+            self._login.cancel()
+            self._login = None
+        if self._held:
+            self.broker.prelogin_bytes -= self._held
+            self._held = 0
         self.flush()  # what was answered before the end (e.g. acknowledgements read with the DISCONNECT) still goes
         self.state = _CLOSED
         self._clean = clean

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mqttchat import __version__
+from mqttchat.broker.logins import LoginChecks
 from mqttchat.broker.retained import RetainedMessage, RetainedStore
 from mqttchat.broker.session import NEVER_EXPIRES, Session, SharedGroup, SubEntry
 from mqttchat.protocol import (
@@ -79,6 +80,10 @@ class BrokerCore:
         self.passwords: Any = None  # mqttchat.broker.auth.PasswordFile when configured
         self.acl: Any = None  # mqttchat.broker.auth.AccessControl when configured
         self.persistence: Any = None  # mqttchat.broker.persistence.Store when configured
+        #: Password checks, bounded and rate-limited per source (threads start with the first check).
+        self.logins = LoginChecks()
+        #: Bytes held by connections not logged in yet (see BrokerConnection._count_prelogin).
+        self.prelogin_bytes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drop_log_at = 0.0
         self._drops_unlogged = 0
@@ -106,6 +111,10 @@ class BrokerCore:
         subscriptions never reach someone the ACL did not give them to.
         """
         session = self.sessions.get(client_id)
+        if session is not None and session.connection is not None and session.expiry_interval == 0:
+            # The session was to end with its connection (3.1.1 CleanSession 1, 5.0 Session Expiry 0): taken over,
+            # that connection ends, and so does the session; the newcomer starts afresh [MQTT-3.1.2-6].
+            clean_start = True
         if session is not None and session.username != username and not clean_start:
             log.warning(
                 "client %r connected as user %r: its session belonged to user %r and starts afresh",

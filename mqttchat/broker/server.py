@@ -12,8 +12,10 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from mqttchat.broker.connection import BrokerConnection, State
+from mqttchat.broker.connection import MAX_CONNECT_SIZE, BrokerConnection, State
 from mqttchat.broker.core import BrokerCore
+from mqttchat.broker.errors import ConfigError
+from mqttchat.protocol.constants import MAX_PACKET_SIZE
 
 log = logging.getLogger("mqttchat.broker")
 
@@ -37,8 +39,17 @@ class _TCPProtocol(asyncio.Protocol):
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.conn = BrokerConnection(
             self.core, transport.write, lambda _: transport.close(), where, self.listener,
-            transport.get_write_buffer_size, self.limit,
+            transport.get_write_buffer_size, self.limit, self._pause_reading,
         )  # fmt: skip
+
+    def _pause_reading(self, pause: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if pause:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
@@ -63,21 +74,39 @@ class _TCPProtocol(asyncio.Protocol):
 
 
 class _WebSocketProtocol(_TCPProtocol):
-    """MQTT over WebSocket: the HTTP upgrade and framing by websockets' sans-I/O ServerProtocol."""
+    """MQTT over WebSocket: the HTTP upgrade and framing by websockets' sans-I/O ServerProtocol.
 
-    __slots__ = ("path", "ws")
+    The MQTT connection exists from the TCP connection on, so that its CONNECT timeout covers the HTTP upgrade
+    too (a silent or trickling client is closed after ``connect_timeout``). Until the CONNECT is accepted, a
+    WebSocket frame may be no larger than a CONNECT may be (``max_packet_size``, at most ``MAX_CONNECT_SIZE``),
+    refused at the frame's header (close code 1009); after it, twice ``max_packet_size`` (a frame may carry more
+    than one packet), or unlimited when the packet size is.
+    """
+
+    __slots__ = ("_logged_in", "_upgraded", "path", "ws")
 
     def __init__(self, core: BrokerCore, listener: str, path: str, limit: int = -1) -> None:
         super().__init__(core, listener, limit)
         from websockets.server import ServerProtocol
         from websockets.typing import Subprotocol
 
-        self.ws = ServerProtocol(subprotocols=[Subprotocol("mqtt"), Subprotocol("mqttv3.1")], max_size=None)
+        packet_limit = core.config.max_packet_size or MAX_PACKET_SIZE
+        self.ws = ServerProtocol(
+            subprotocols=[Subprotocol("mqtt"), Subprotocol("mqttv3.1")], max_size=min(packet_limit, MAX_CONNECT_SIZE)
+        )
         self.path = path
+        self._upgraded = False
+        self._logged_in = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        peer = transport.get_extra_info("peername")
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.conn = BrokerConnection(
+            self.core, self._write, self._close, where, self.listener,
+            transport.get_write_buffer_size, self.limit, self._pause_reading,
+        )  # fmt: skip
 
     def _send_ws(self) -> None:
         transport = self.transport
@@ -114,15 +143,15 @@ class _WebSocketProtocol(_TCPProtocol):
                     response = ws.accept(event)
                 ws.send_response(response)
                 self._send_ws()
-                if response.status_code == 101 and self.transport is not None:
-                    peer = self.transport.get_extra_info("peername")
-                    where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-                    self.conn = BrokerConnection(
-                        self.core, self._write, self._close, where, self.listener,
-                        self.transport.get_write_buffer_size, self.limit,
-                    )  # fmt: skip
-            elif isinstance(event, Frame) and event.opcode in (Opcode.BINARY, Opcode.CONT) and self.conn is not None:
-                self.conn.data_received(bytes(event.data))
+                self._upgraded = response.status_code == 101
+            elif isinstance(event, Frame) and event.opcode in (Opcode.BINARY, Opcode.CONT) and self._upgraded:
+                conn = self.conn
+                if conn is not None:
+                    conn.data_received(bytes(event.data))
+                    if not self._logged_in and conn.state is State.CONNECTED:
+                        self._logged_in = True
+                        packet_limit = self.core.config.max_packet_size
+                        ws.max_size = 2 * packet_limit if packet_limit else None
         self._send_ws()
         if ws.close_expected() and self.transport is not None:
             self.transport.close()
@@ -211,8 +240,12 @@ class Broker:
                     def factory(name: str = name, limit: int = limit) -> asyncio.Protocol:  # type: ignore[misc]
                         return _TCPProtocol(core, name, limit)
 
-                server = await loop.create_server(factory, listener.host, listener.port, ssl=context,
-                                                  reuse_address=True, backlog=1024)  # fmt: skip
+                # The TLS handshake is bounded by connect_timeout too (asyncio's default is 60 s), before the
+                # CONNECT's own timeout starts.
+                server = await loop.create_server(
+                    factory, listener.host, listener.port, ssl=context, reuse_address=True, backlog=1024,
+                    ssl_handshake_timeout=config.connect_timeout if context is not None else None,
+                )  # fmt: skip
                 port = server.sockets[0].getsockname()[1]
                 scheme = ("wss" if listener.tls else "ws") if listener.protocol == "websockets" else (
                     "mqtts" if listener.tls else "mqtt")  # fmt: skip
@@ -226,6 +259,54 @@ class Broker:
         self._tasks.append(asyncio.create_task(self._keepalive_loop(), name="broker keepalive"))
         if config.sys_interval:
             self._tasks.append(asyncio.create_task(self._sys_loop(), name="broker $SYS"))
+
+    def reload(self) -> bool:
+        """Read the password file and the ACL file again (``mqttchat broker`` does on SIGHUP, as mosquitto does).
+
+        New logins are checked against the new files at once. Connected clients get the new ACL's rights; a
+        client whose user left the password file, or whose password changed, is disconnected (MQTT 5: 0x98
+        Administrative action) and must log in again. A file that no longer reads keeps the old one in force and
+        logs the error with the file and line. Returns True when everything was reloaded.
+        """
+        from mqttchat.broker.auth import AccessControl, PasswordFile
+
+        config = self.config
+        core = self.core
+        ok = True
+        if config.password_file is not None:
+            try:
+                passwords = PasswordFile.load(config.password_file)
+            except ConfigError as exc:
+                log.error("reload: %s; the password file in force stays", exc)
+                ok = False
+            else:
+                old = core.passwords
+                if old is not None:
+                    passwords.adopt_cache(old)
+                core.passwords = passwords
+                for conn in list(core.connections):
+                    session = conn.session
+                    if conn.state is not State.CONNECTED or session is None or not session.authenticated:
+                        continue
+                    user = session.username
+                    assert user is not None
+                    if user not in passwords:
+                        conn.revoke("its user is no longer in the password file")
+                    elif old is not None and old.stored_hash(user) != passwords.stored_hash(user):
+                        conn.revoke("its user's password changed")
+                log.info("reloaded the password file %s (%d users)", config.password_file, len(passwords))
+        if config.acl_file is not None:
+            try:
+                acl = AccessControl.load(config.acl_file)
+            except ConfigError as exc:
+                log.error("reload: %s; the ACL in force stays", exc)
+                ok = False
+            else:
+                core.acl = acl
+                for session in core.sessions.values():
+                    session.access = acl.for_client(session.username, session.client_id)
+                log.info("reloaded the ACL file %s", config.acl_file)
+        return ok
 
     async def _keepalive_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -257,6 +338,7 @@ class Broker:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(listener.server.wait_closed(), 2)
         self.listeners.clear()
+        self.core.logins.close()
         if self.core.persistence is not None:
             self.core.persistence.close()
         self._stopped.set()

@@ -77,6 +77,19 @@ async def _serve(config: object) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+
+    def reload() -> None:
+        conf = broker.config
+        files = [name for name, path in (("password", conf.password_file), ("ACL", conf.acl_file)) if path]
+        if not files:
+            print("mqttchat broker: SIGHUP: no password or ACL file to reload", file=sys.stderr, flush=True)
+        elif broker.reload():
+            print(f"mqttchat broker: reloaded the {' and '.join(files)} file{'s' if len(files) > 1 else ''}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+        else:
+            print("mqttchat broker: reload failed, the files in force stay (see the log)", file=sys.stderr, flush=True)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await stop.wait()
     print("mqttchat broker: shutting down", file=sys.stderr, flush=True)
     await broker.stop()
