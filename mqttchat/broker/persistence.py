@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import sqlite3
 import time
@@ -24,17 +25,26 @@ from mqttchat.broker.retained import RetainedMessage
 from mqttchat.broker.session import NEVER_EXPIRES, Session
 from mqttchat.protocol import (
     EMPTY_PROPERTIES,
+    MAX_PACKET_ID,
+    MAX_VARIABLE_INTEGER,
     Completed,
     InFlight,
     OutgoingState,
     Packet,
     Properties,
+    ProtocolError,
     Publish,
     RetainHandling,
     Subscription,
+    parse_shared_subscription,
+    topic_filter_problem,
+    topic_name_problem,
 )
 from mqttchat.protocol.constants import PacketType
 from mqttchat.protocol.properties import decode_properties, encode_properties
+from mqttchat.protocol.topics import MAX_TOPIC_LEVELS, too_deep
+from mqttchat.protocol.wire import has_control_character
+from mqttchat.untrusted import loggable
 
 if TYPE_CHECKING:
     from mqttchat.broker.connection import BrokerConnection
@@ -75,6 +85,27 @@ def _props_from(blob: bytes | None) -> Properties:
     return props
 
 
+def _make_directory(path: Path) -> None:
+    """Create the store's directory (0700: readable by this user only) when it does not exist yet."""
+    directory = path.parent
+    if directory.is_dir():
+        return
+    try:
+        directory.mkdir(mode=0o700, parents=True)
+        directory.chmod(0o700)  # the umask applies to mkdir's mode
+    except FileExistsError:
+        if not directory.is_dir():
+            raise StoreError(f"persistence file {path}: {directory} exists and is not a directory") from None
+    except OSError as exc:
+        raise StoreError(
+            f"persistence file {path}: cannot create its directory {directory}: {exc.strerror or exc}"
+        ) from None
+
+
+def _int_or_zero(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
 def _wall(expires_at: float | None) -> float | None:
     """A monotonic deadline as wall-clock time (what survives a restart)."""
     return None if expires_at is None else time.time() + (expires_at - time.monotonic())
@@ -84,8 +115,26 @@ def _mono(expires_wall: float | None) -> float | None:
     return None if expires_wall is None else time.monotonic() + (expires_wall - time.time())
 
 
-class StoreInUse(OSError):
+class StoreError(OSError):
+    """The store cannot be used: its directory cannot be created, it is not an SQLite database, it is damaged.
+
+    ``str(error)`` is one line naming the file and the problem.
+    """
+
+
+class StoreInUse(StoreError):
     """Another broker (in this process or another) has the store open."""
+
+
+class BadRow(ValueError):
+    """A row of the store that cannot be restored (written by hand, by another program, or damaged)."""
+
+
+def _private(path: Path) -> None:
+    """Make an existing file of the store readable by its owner only (it holds messages and who received them)."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def _lock(path: Path) -> int | None:
@@ -101,7 +150,11 @@ def _lock(path: Path) -> int | None:
         import fcntl
     except ImportError:  # Windows: no advisory locks here; one broker per store is then the user's business
         return None
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(f"persistence file {path}: cannot open its lock file {lock}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -115,37 +168,196 @@ def _lock(path: Path) -> int | None:
     return fd
 
 
+#: Bad rows logged one by one at start-up; beyond this only their number.
+_BAD_ROWS_LOGGED = 20
+
+
+def _is_packet_id(value: object) -> bool:
+    return type(value) is int and 0 < value <= MAX_PACKET_ID
+
+
+def _number(value: object, what: str) -> float | None:
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+        raise BadRow(f"{what} is {value!r}, not a number")  # text, a bool, NaN or an infinity
+    return float(value)  # type: ignore[arg-type]
+
+
+def _choice(value: object, allowed: tuple[int, ...], what: str) -> int:
+    if type(value) is not int or value not in allowed:
+        raise BadRow(f"{what} is {value!r}, not one of {', '.join(map(str, allowed))}")
+    return value
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise BadRow(f"{what} is {type(value).__name__}, not text")
+    if "\x00" in value:
+        raise BadRow(f"{what} holds U+0000")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise BadRow(f"{what} is not UTF-8") from None
+    return value
+
+
+def _topic_name(value: object) -> str:
+    topic = _text(value, "the topic")
+    problem = topic_name_problem(topic)
+    if problem is None and has_control_character(topic):
+        problem = "the topic holds a control character"
+    if problem is None and too_deep(topic):
+        problem = f"the topic has more than {MAX_TOPIC_LEVELS} levels"
+    if problem is not None:
+        raise BadRow(problem)
+    return topic
+
+
+def _blob(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes):
+        raise BadRow(f"{what} is {type(value).__name__}, not a BLOB")
+    return value
+
+
+def _properties(value: object) -> Properties:
+    if value is None:
+        return EMPTY_PROPERTIES
+    try:
+        return _props_from(_blob(value, "the properties"))
+    except ProtocolError as exc:
+        raise BadRow(f"the properties do not decode: {exc.message}") from None
+
+
+def _retained_from(row: tuple[Any, ...], now_wall: float) -> RetainedMessage | None:
+    """The retained message of a ``retained`` row, None when it has expired."""
+    topic_value, payload, qos, props, expires, stored_at = row
+    topic = _topic_name(topic_value)
+    expires_wall = _number(expires, "the expiry")
+    stored = _number(stored_at, "the time it was stored") or 0.0
+    message = RetainedMessage(topic, _blob(payload, "the payload"), _choice(qos, (0, 1, 2), "the QoS"),
+                              _properties(props), _mono(expires_wall), stored)  # fmt: skip
+    if expires_wall is not None and expires_wall <= now_wall:
+        return None
+    return message
+
+
+def _session_from(row: tuple[Any, ...]) -> tuple[str, int, int, str | None, float | None, bool]:
+    client_id, expiry, version, username, disconnected_at, authenticated = row
+    client_id = _text(client_id, "the client id")
+    if type(expiry) is not int or not 0 <= expiry <= NEVER_EXPIRES:
+        raise BadRow(f"the session expiry is {expiry!r}, not 0-{NEVER_EXPIRES}")
+    version = _choice(version, (4, 5), "the protocol version")
+    username = None if username is None else _text(username, "the user name")
+    return (client_id, expiry, version, username, _number(disconnected_at, "the disconnection time"),
+            bool(_choice(authenticated, (0, 1), "authenticated")))  # fmt: skip
+
+
+def _subscription_from(row: tuple[Any, ...], version: int) -> tuple[Subscription, int | None]:
+    _, topic_filter, qos, no_local, rap, rh, sub_id = row
+    topic_filter = _text(topic_filter, "the topic filter")
+    shared = None
+    problem = topic_filter_problem(topic_filter)
+    if problem is None and version == 5:
+        shared = parse_shared_subscription(topic_filter)  # valid: checked by topic_filter_problem
+    inner = shared.topic_filter if shared is not None else topic_filter
+    if problem is None and has_control_character(topic_filter):
+        problem = "the topic filter holds a control character"
+    if problem is None and too_deep(inner):
+        problem = f"the topic filter has more than {MAX_TOPIC_LEVELS} levels"
+    if problem is not None:
+        raise BadRow(problem)
+    if sub_id is not None and (type(sub_id) is not int or not 0 < sub_id <= MAX_VARIABLE_INTEGER):
+        raise BadRow(f"the subscription identifier is {sub_id!r}")
+    subscription = Subscription(
+        topic_filter, _choice(qos, (0, 1, 2), "the QoS"), bool(_choice(no_local, (0, 1), "no local")),
+        bool(_choice(rap, (0, 1), "retain as published")),
+        RetainHandling(_choice(rh, (0, 1, 2), "the retain handling")),
+    )  # fmt: skip
+    return subscription, sub_id
+
+
+def _message_from(row: tuple[Any, ...]) -> tuple[int, str, Publish, float | None, int]:
+    """(row id, client id, the message with our packet id or none, its expiry (wall clock), its PUBREC order)."""
+    row_id, client_id, topic, payload, qos, retain, props, expires, packet_id, released = row
+    if type(row_id) is not int:
+        raise BadRow("the row id is not an integer")
+    if packet_id is not None and not _is_packet_id(packet_id):
+        raise BadRow(f"the packet identifier is {packet_id!r}, not 1-65535")
+    if type(released) is not int or released < 0:
+        raise BadRow(f"released is {released!r}")
+    message = Publish(_topic_name(topic), _blob(payload, "the payload"), _choice(qos, (1, 2), "the QoS"),
+                      bool(_choice(retain, (0, 1), "retain")), False, packet_id, _properties(props))  # fmt: skip
+    return row_id, client_id, message, _number(expires, "the expiry"), released
+
+
 class Store:
     """The broker's SQLite store; see the module docstring for the durability rules."""
 
     def __init__(self, core: BrokerCore, path: Path | None) -> None:
+        """Open (or create) the store at ``path``, private to this user: the directory 0700 when created here, the
+        database, its WAL and shared-memory files and its lock 0600, whatever the umask.
+
+        Raises:
+            StoreError: the directory cannot be created, the file is not an SQLite database or is damaged.
+            StoreInUse: another broker holds the store.
+        """
         if path is None:
             raise ValueError("persistence needs a persistence_file")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        #: Rows that could not be restored by :meth:`load` (left in the store, logged, counted here).
+        self.bad_rows = 0
+        _make_directory(path)
         self._lock_fd = _lock(path)
         try:
             self._open(core, path)
         except BaseException:
-            self._unlock()
+            self._abandon()
             raise
 
     def _open(self, core: BrokerCore, path: Path) -> None:
         self.core = core
-        self.path = path
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(sessions)")}
-        if "authenticated" not in columns:  # a store from before sessions had owners
-            self.db.execute("ALTER TABLE sessions ADD COLUMN authenticated INTEGER NOT NULL DEFAULT 0")
-        self._next_id = (self.db.execute("SELECT MAX(id) FROM messages").fetchone()[0] or 0) + 1
-        #: ``released`` holds the order in which PUBRECs arrived (1, 2, ...): PUBRELs are resent in that order.
-        self._release_seq = self.db.execute("SELECT MAX(released) FROM messages").fetchone()[0] or 0
+        try:
+            # Created 0600 before SQLite opens it: SQLite gives the WAL and shared-memory files the database's
+            # permissions, and the process umask (often 022) would otherwise leave all three world-readable.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                _private(file)
+        except OSError as exc:
+            raise StoreError(f"persistence file {path}: cannot open it: {exc.strerror or exc}") from None
+        try:
+            db = self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            # Text that is not UTF-8 (a damaged or hand-edited row) is read with surrogates and refused by the row
+            # checks, instead of failing the whole query.
+            db.text_factory = lambda data: data.decode("utf-8", "surrogateescape")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
+            if "authenticated" not in columns:  # a store from before sessions had owners
+                db.execute("ALTER TABLE sessions ADD COLUMN authenticated INTEGER NOT NULL DEFAULT 0")
+            self._next_id = _int_or_zero(db.execute("SELECT MAX(id) FROM messages").fetchone()[0]) + 1
+            #: ``released`` holds the order in which PUBRECs arrived (1, 2, ...): PUBRELs are resent in that order.
+            self._release_seq = _int_or_zero(db.execute("SELECT MAX(released) FROM messages").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
         self._ops: list[tuple[str, tuple[Any, ...]]] = []
         self._acks: list[tuple[BrokerConnection, Packet]] = []
         self._scheduled = False
         self.commits = 0
+
+    def _unusable(self, exc: sqlite3.Error) -> StoreError:
+        """One line for a store SQLite cannot read (``file is not a database``, ``database disk image is
+        malformed``): the file, what SQLite said, what to do."""
+        return StoreError(f"persistence file {self.path}: cannot be used: {exc} (move it aside to start afresh)")
+
+    def _abandon(self) -> None:
+        """Close without writing anything (the store could not be opened or loaded)."""
+        db: sqlite3.Connection | None = getattr(self, "db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+        self._unlock()
 
     # ------------------------------------------------------------------------------------------ batching
 
@@ -279,22 +491,53 @@ class Store:
     # ------------------------------------------------------------------------------------------ restore
 
     def load(self) -> None:
-        """Restore retained messages and persistent sessions (subscriptions, queues, in-flight state)."""
+        """Restore retained messages and persistent sessions (subscriptions, queues, in-flight state).
+
+        A row that cannot be restored (a bad value in any column: written by hand, by another program, or damaged)
+        is skipped, logged and counted in :attr:`bad_rows`, and left in the file; what depended on it (the
+        subscriptions and messages of a skipped session) goes with it. Nothing read from the store reaches a
+        client without the checks a client's own packet would pass.
+
+        Raises:
+            StoreError: SQLite cannot read the file (damaged, truncated); the store is closed and unlocked.
+        """
+        try:
+            self._load()
+        except sqlite3.Error as exc:
+            self._abandon()
+            raise self._unusable(exc) from None
+
+    def _bad(self, table: str, key: object, problem: str) -> None:
+        self.bad_rows += 1
+        if self.bad_rows <= _BAD_ROWS_LOGGED:
+            log.warning("persistence: %s: %s row %s skipped: %s", self.path, table, loggable(str(key)), problem)
+
+    def _load(self) -> None:
         core = self.core
         db = self.db
         now_wall = time.time()
         retained = 0
-        for topic, payload, qos, props, expires_wall, stored_at in db.execute("SELECT * FROM retained"):
-            if expires_wall is not None and expires_wall <= now_wall:
-                self._op("DELETE FROM retained WHERE topic = ?", (topic,))
+        for row in db.execute("SELECT topic, payload, qos, properties, expires_at, stored_at FROM retained"):
+            try:
+                kept = _retained_from(row, now_wall)
+            except BadRow as exc:
+                self._bad("retained", row[0], str(exc))
                 continue
-            core.retained.set(RetainedMessage(topic, payload, qos, _props_from(props), _mono(expires_wall), stored_at))
+            if kept is None:
+                self._op("DELETE FROM retained WHERE topic = ?", (row[0],))
+                continue
+            core.retained.set(kept)
             retained += 1
         sessions = 0
         sessions_rows = db.execute(
             "SELECT client_id, expiry_interval, version, username, disconnected_at, authenticated FROM sessions"
         ).fetchall()
-        for client_id, expiry, version, username, disconnected_at, authenticated in sessions_rows:
+        for row in sessions_rows:
+            try:
+                client_id, expiry, version, username, disconnected_at, authenticated = _session_from(row)
+            except BadRow as exc:
+                self._bad("sessions", row[0], str(exc))
+                continue
             gone_since = disconnected_at if disconnected_at is not None else now_wall
             if expiry != NEVER_EXPIRES and gone_since + expiry <= now_wall:
                 session = Session(client_id)
@@ -304,7 +547,7 @@ class Store:
             session.expiry_interval = expiry
             session.version = version
             session.username = username
-            session.authenticated = bool(authenticated)
+            session.authenticated = authenticated
             if core.acl is not None:
                 # Until its client comes back, what is queued for it is still filtered by its rights.
                 session.access = core.acl.for_client(username, client_id)
@@ -314,12 +557,16 @@ class Store:
                 remaining = gone_since + expiry - now_wall
                 session.expiry_handle = core.loop.call_later(remaining, core._expire_session, session)
             sessions += 1
-        for client_id, topic_filter, qos, nl, rap, rh, sub_id in db.execute("SELECT * FROM subscriptions"):
-            owner = core.sessions.get(client_id)
-            if owner is not None:
-                core.restore_subscription(
-                    owner, Subscription(topic_filter, qos, bool(nl), bool(rap), RetainHandling(rh)), sub_id
-                )
+        for row in db.execute("SELECT * FROM subscriptions"):
+            owner = core.sessions.get(row[0]) if isinstance(row[0], str) else None
+            if owner is None:
+                continue
+            try:
+                subscription, sub_id = _subscription_from(row, owner.version)
+            except BadRow as exc:
+                self._bad("subscriptions", f"{row[0]} {row[1]}", str(exc))
+                continue
+            core.restore_subscription(owner, subscription, sub_id)
         messages = 0
         rows = db.execute(
             "SELECT id, client_id, topic, payload, qos, retain, properties, expires_at, packet_id, released"
@@ -331,43 +578,56 @@ class Store:
         # client's later ones are queued again, so that none is lost and their order holds.
         queued: set[str] = set()
         inflight: dict[str, list[tuple[int, int, InFlight]]] = {}
-        for row, client_id, topic, payload, qos, retain, props, expires_wall, packet_id, released in rows:
-            target = core.sessions.get(client_id)
+        for raw in rows:
+            target = core.sessions.get(raw[1]) if isinstance(raw[1], str) else None
             if target is None:
-                self._op("DELETE FROM messages WHERE id = ?", (row,))
+                self._op("DELETE FROM messages WHERE id = ?", (raw[0],))
                 continue
-            pid = packet_id
+            try:
+                row, client_id, message, expires_wall, released = _message_from(raw)
+            except BadRow as exc:
+                self._bad("messages", raw[0], str(exc))
+                continue
+            pid = message.packet_id
             if pid is not None and (client_id in queued or pid in target.outgoing.packet_ids):
-                log.warning("persistence: message %d for %r has packet id %d out of place (an older store): queued "
-                            "again", row, client_id, pid)  # fmt: skip
+                log.warning("persistence: message %d for %s has packet id %d out of place (an older store): queued "
+                            "again", row, loggable(client_id), pid)  # fmt: skip
                 pid = None
+                message = Publish(message.topic, message.payload, message.qos, message.retain, False, None,
+                                  message.properties)  # fmt: skip
                 self._op("UPDATE messages SET packet_id = NULL, released = 0 WHERE id = ?", (row,))
-            message = Publish(topic, payload, qos, bool(retain), False, pid, _props_from(props))
             if pid is not None:
                 target.outgoing.packet_ids.claim(pid)
                 state = (
-                    OutgoingState.AWAIT_PUBACK if qos == 1
+                    OutgoingState.AWAIT_PUBACK if message.qos == 1
                     else OutgoingState.AWAIT_PUBCOMP if released
                     else OutgoingState.AWAIT_PUBREC
                 )  # fmt: skip
-                inflight.setdefault(client_id, []).append((released or 0, row, InFlight(message, state, row)))
+                inflight.setdefault(client_id, []).append((released, row, InFlight(message, state, row)))
             else:
                 queued.add(client_id)
                 if target.queue is None:
                     target.queue = deque()
                 target.queue.append((message, _mono(expires_wall), row))
-                target.queued_bytes += len(payload) + len(topic)
+                target.queued_bytes += len(message.payload) + len(message.topic)
             messages += 1
         for client_id, entries in inflight.items():
             flow = core.sessions[client_id].outgoing
             # Unreleased ones in the order sent, then released ones in the order their PUBRECs arrived.
             for _, _, entry in sorted(entries, key=lambda e: (e[0] > 0, e[0], e[1])):
                 flow.inflight[entry.publish.packet_id] = entry  # type: ignore[index]
-        for client_id, packet_id in db.execute("SELECT * FROM incoming_qos2"):
-            holder = core.sessions.get(client_id)
-            if holder is not None:
-                holder.incoming.awaiting_pubrel[packet_id] = None
+        for client_id, packet_id in db.execute("SELECT client_id, packet_id FROM incoming_qos2"):
+            holder = core.sessions.get(client_id) if isinstance(client_id, str) else None
+            if holder is None:
+                continue
+            if not _is_packet_id(packet_id):
+                self._bad("incoming_qos2", f"{client_id} {packet_id}", "the packet identifier is not 1-65535")
+                continue
+            holder.incoming.awaiting_pubrel[packet_id] = None
         self.commit()
+        if self.bad_rows:
+            log.warning("persistence: %s: %d row(s) could not be restored and were skipped (left in the file)",
+                        self.path, self.bad_rows)  # fmt: skip
         log.info(
             "persistence: restored %d retained message(s), %d session(s), %d queued or in-flight message(s) from %s",
             retained, sessions, messages, self.path,

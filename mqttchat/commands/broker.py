@@ -47,11 +47,16 @@ def main(args: argparse.Namespace) -> int:
     if args.verbose:
         for line in describe(config):
             logging.getLogger("mqttchat.broker").info("%s", line)
+    from mqttchat.broker.persistence import StoreError
+
     try:
         asyncio.run(_serve(config))
     except ConfigError as exc:
         print(f"mqttchat broker: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:  # the persistence file or its directory, named in the message
+        print(f"mqttchat broker: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"mqttchat broker: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1

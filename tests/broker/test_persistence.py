@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import random
+import shutil
 import sqlite3
+import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from mqttchat.broker.server import Broker
 from mqttchat.client import MQTTClient
+from tests.conftest import broker_config
 from tests.helpers.brokers import RunningBroker, start_mqttchat_broker
 
 
@@ -263,5 +271,128 @@ async def test_a_message_too_large_for_the_subscriber_leaves_no_row(
         broker.stop()
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+    finally:
+        broker.stop()
+
+
+# ------------------------------------------------------------------------------------------ a private store
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022], ids=["umask-000", "umask-022"])
+async def test_the_store_is_private_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    """Issue 13, item 10: the store (chat messages, DMs) was created 0644 in a 0755 directory under umask 022.
+    Now its directory is created 0700, and the database, its WAL and shared-memory files and its lock 0600."""
+    store = tmp_path / "new" / "dir" / "state.sqlite3"
+    old = os.umask(umask)
+    try:
+        async with Broker(broker_config(persistence=True, persistence_file=store)) as broker:
+            async with MQTTClient(broker.url) as client:
+                await client.publish("kept", "x", qos=1, retain=True)
+            broker.core.persistence.commit()
+            files = [store, *(store.with_name(store.name + end) for end in ("-wal", "-shm", ".lock"))]
+            assert all(f.exists() for f in files)
+            assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+            assert stat.S_IMODE(store.parent.stat().st_mode) == 0o700
+    finally:
+        os.umask(old)
+
+
+async def test_an_existing_world_readable_store_is_made_private(tmp_path: Path) -> None:
+    store = tmp_path / "state.sqlite3"
+    sqlite3.connect(store).close()
+    store.chmod(0o644)
+    async with Broker(broker_config(persistence=True, persistence_file=store)):
+        assert stat.S_IMODE(store.stat().st_mode) == 0o600
+
+
+# ------------------------------------------------------------------------------------------ a damaged store
+
+
+def _broker_command(conf: Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("mqttchat")
+    cmd = [exe] if exe else [sys.executable, "-m", "mqttchat"]
+    return subprocess.run([*cmd, "broker", "-c", str(conf)], check=False, capture_output=True, text=True, timeout=30)
+
+
+def _store_config(tmp_path: Path, store: Path) -> Path:
+    conf = tmp_path / "broker.toml"
+    conf.write_text(f"persistence = true\npersistence_file = '{store}'\n[[listener]]\nport = 0\n")
+    return conf
+
+
+def test_a_store_that_is_not_a_database_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    """Issue 13, item 11: random bytes or a truncated store ended in a 26-line traceback naming no file."""
+    store = tmp_path / "state.sqlite3"
+    for damage in ("random", "truncated"):
+        if damage == "random":
+            store.write_bytes(random.Random(1).randbytes(20_000))
+        else:
+            db = sqlite3.connect(store)
+            db.execute("CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB)")
+            db.executemany("INSERT INTO retained VALUES (?, ?)", [(f"t/{i}", b"x" * 300) for i in range(2000)])
+            db.commit()
+            db.close()
+            with store.open("r+b") as f:
+                f.truncate(store.stat().st_size // 2)
+        done = _broker_command(_store_config(tmp_path, store))
+        assert done.returncode == 1, done
+        assert "Traceback" not in done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert str(store) in lines[0] and "cannot listen" not in lines[0]
+        assert ("file is not a database" if damage == "random" else "malformed") in lines[0]
+        store.unlink()
+
+
+def test_a_store_directory_that_cannot_be_created_says_so(tmp_path: Path) -> None:
+    """It said "cannot listen"."""
+    (tmp_path / "a-file").write_text("")
+    store = tmp_path / "a-file" / "dir" / "state.sqlite3"
+    done = _broker_command(_store_config(tmp_path, store))
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"mqttchat broker: persistence file {store}: cannot create its directory {store.parent}: Not a directory"
+    )
+
+
+async def test_bad_rows_are_skipped_and_counted_never_fatal(
+    broker_process: Callable[..., RunningBroker], tmp_path: Path
+) -> None:
+    """Issue 13, item 11: one bad row (bad properties, a text expiry, retain handling 9) stopped start-up; a retained
+    row 'r/#' killed every '#' subscriber; a queued message with NUL in its topic locked its owner out. Each is now
+    skipped (logged, counted, left in the file) and everything else is restored."""
+    db = tmp_path / "state.sqlite3"
+    broker = broker_process(f"persistence = true\npersistence_file = '{db}'")
+    try:
+        await leave(broker, "q/#", 1)
+        async with MQTTClient(broker.url, client_id="pub") as pub:
+            await pub.publish("good/retained", "kept", qos=1, retain=True)
+            await pub.publish("q/1", "queued", qos=1)
+        broker.stop()
+        store = sqlite3.connect(db)
+        with store:
+            store.execute("INSERT INTO retained VALUES ('bad/props', x'01', 0, x'ff', NULL, 0)")
+            store.execute("INSERT INTO retained VALUES ('bad/expiry', x'01', 0, NULL, 'soon', 0)")
+            store.execute("INSERT INTO retained VALUES ('r/#', x'01', 0, NULL, NULL, 0)")
+            store.execute("INSERT INTO subscriptions VALUES ('away', 'bad/rh', 1, 0, 0, 9, NULL)")
+            insert = "INSERT INTO messages (id, client_id, topic, payload, qos, retain) VALUES (?, 'away', ?, ?, 1, 0)"
+            store.execute(insert, (999, "q/nul\x00here", b"x"))
+            store.execute(insert, (1000, "q/2", b"after"))
+        store.close()
+        broker = restart(broker, kill=False)
+        # Everything good is back: the queued message, the retained one; '#' subscribers are not killed.
+        assert await come_back(broker, 2) == [b"queued", b"after"]
+        async with MQTTClient(broker.url, client_id="everything") as watcher:
+            stream = watcher.messages()
+            await watcher.subscribe("#", qos=1)
+            got = await drain(watcher, stream, 1)
+            assert got == [b"kept"]
+            assert (await watcher.publish("fence", "after", qos=1)).ok
+            assert await drain(watcher, stream, 1) == [b"after"]  # still connected, nothing else came
+        log = broker.log_text()
+        assert "Traceback" not in log
+        skipped = [line for line in log.splitlines() if " row " in line and " skipped: " in line and str(db) in line]
+        assert len(skipped) == 5, "\n".join(skipped)
+        assert "5 row(s) could not be restored" in log
     finally:
         broker.stop()
