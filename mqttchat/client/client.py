@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,12 +21,17 @@ from enum import Enum
 from typing import Any
 
 from mqttchat.client.errors import (
+    BrokerProtocolError,
     ClientError,
+    ClosedBeforeConnack,
     ConnackRefused,
     ConnectError,
     ConnectionLost,
     ConnectTimeout,
+    InvalidConnack,
     NotConnected,
+    RetriesExhausted,
+    SubscriptionRefused,
     TLSError,
 )
 from mqttchat.client.messages import Message, MessageStream
@@ -53,10 +59,12 @@ from mqttchat.protocol import (
     ReasonCode,
     RemoteProtocolError,
     RetainHandling,
+    Subscribe,
     Subscription,
 )
+from mqttchat.protocol.constants import ProtocolVersion
 from mqttchat.protocol.fastinit import fast_init
-from mqttchat.untrusted import loggable
+from mqttchat.untrusted import loggable, printable
 
 #: A connection that lasted this long (seconds) resets the reconnect backoff.
 STABLE_CONNECTION = 10.0
@@ -67,6 +75,41 @@ log = logging.getLogger("mqttchat.client")
 PACKETS_PER_TURN = 500
 
 _FLUSH_THRESHOLD = 64 * 1024
+
+
+#: Connections in a row ended by the same refusal or fault before the client stops reconnecting.
+SAME_ERROR_LIMIT = 3
+
+#: DISCONNECT reason codes that say nothing about what we sent: the broker is busy, moving, shutting down...
+_TRANSIENT_DISCONNECTS = frozenset(
+    {
+        ReasonCode.SERVER_BUSY,
+        ReasonCode.SERVER_SHUTTING_DOWN,
+        ReasonCode.KEEP_ALIVE_TIMEOUT,
+        ReasonCode.SESSION_TAKEN_OVER,
+        ReasonCode.USE_ANOTHER_SERVER,
+        ReasonCode.SERVER_MOVED,
+        ReasonCode.CONNECTION_RATE_EXCEEDED,
+        ReasonCode.MAXIMUM_CONNECT_TIME,
+        ReasonCode.ADMINISTRATIVE_ACTION,
+        ReasonCode.QUOTA_EXCEEDED,
+        ReasonCode.MESSAGE_RATE_TOO_HIGH,
+    }
+)
+
+
+def _rejection_key(error: BaseException) -> tuple[object, ...] | None:
+    """What identifies ``error`` as the broker's answer to what we sent (None: a network failure or transient)."""
+    if isinstance(error, ConnackRefused):
+        return ("connack", error.reason_code)
+    if isinstance(error, SubscriptionRefused):
+        return ("subscribe", error.topic_filters)
+    if isinstance(error, BrokerProtocolError):
+        return ("protocol", str(error))
+    code = error.reason_code if isinstance(error, ConnectionLost) else None
+    if code is not None and code.is_error and code not in _TRANSIENT_DISCONNECTS:
+        return ("disconnect", code)
+    return None
 
 
 class Status(Enum):
@@ -98,6 +141,9 @@ class PublishResult:
 
     reason_code: ReasonCode = ReasonCode.SUCCESS
     properties: Properties = EMPTY_PROPERTIES
+    #: A QoS 2 publish the broker answered with PUBACK (it downgrades QoS 2, as RabbitMQ does): the message was
+    #: taken at QoS 1, at least once rather than exactly once.
+    downgraded: bool = False
 
     @property
     def ok(self) -> bool:
@@ -169,6 +215,10 @@ class MQTTClient:
         self._auth_waiter: asyncio.Future[None] | None = None
         self.stats = ClientStats()
         self.last_disconnect: ServerDisconnected | None = None
+        #: QoS 2 publishes the broker acknowledged with PUBACK (delivered at QoS 1).
+        self.downgraded_publishes = 0
+        #: Why this client speaks MQTT 3.1.1 although it was given 5 (``version_fallback``), or None.
+        self.version_fallback: str | None = None
 
     # ----------------------------------------------------------------------------------------- properties
 
@@ -265,7 +315,12 @@ class MQTTClient:
             assert self.session.capabilities is not None
             return self.session.capabilities
         self._loop = asyncio.get_running_loop()
-        caps = await self._connect_once()
+        try:
+            caps = await self._connect_once()
+        except ConnectError as exc:
+            if not self._may_fall_back(exc):
+                raise
+            caps = await self._fall_back(exc)
         if self._supervisor is None:
             self._supervisor = asyncio.create_task(self._supervise(), name=f"mqtt supervisor {self.target}")
         return caps
@@ -307,13 +362,76 @@ class MQTTClient:
         log.info("connected to %s as %s (MQTT %s)", self.target, loggable(self.client_id), caps.version)
         return caps
 
+    def _may_fall_back(self, error: ConnectError) -> bool:
+        if not (self.options.version_fallback and self.session.version == 5 and self.session.connections == 0):
+            return False
+        if isinstance(error, ConnackRefused):
+            return error.reason_code is ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
+        return isinstance(error, ClosedBeforeConnack | InvalidConnack)
+
+    async def _fall_back(self, error: ConnectError) -> BrokerCapabilities:
+        """MQTT 5 was refused or dropped before CONNACK: connect with MQTT 3.1.1 and keep it."""
+        options = self.options
+        log.info("%s did not accept MQTT 5 (%s): trying MQTT 3.1.1", self.target, error)
+        lost = self._lost
+        if lost is not None and not lost.done():
+            # The refused connection is being closed: its end must be reported before the next one starts.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await asyncio.shield(lost)
+        # 3.1.1 has no broker-assigned identifiers for persistent sessions: give ourselves one if we had none.
+        client_id = options.client_id or f"mqttchat-{secrets.token_hex(4)}"
+        self._use_options(replace(options, version=ProtocolVersion.MQTT_3_1_1, client_id=client_id))
+        if isinstance(error, ConnackRefused):
+            reason = f"its CONNACK said {error.reason_code.title}"
+        elif isinstance(error, ClosedBeforeConnack):
+            reason = "it closed the connection before CONNACK"
+        else:
+            reason = "its answer was not an MQTT 5.0 CONNACK"
+        try:
+            caps = await self._connect_once()
+        except ConnackRefused as second:
+            # It answered 3.1.1: that is its version, and this refusal (credentials, ...) is the one to show.
+            self.version_fallback = f"{self.target} does not take MQTT 5.0 ({reason}): it speaks MQTT 3.1.1"
+            raise second
+        except ConnectError as second:
+            self._use_options(options)
+            raise type(error)(f"{error}; with MQTT 3.1.1 as well: {second}") from None
+        self.version_fallback = f"{self.target} does not take MQTT 5.0 ({reason}): connected with MQTT 3.1.1"
+        log.info("%s", self.version_fallback)
+        return caps
+
+    def _use_options(self, options: ClientOptions) -> None:
+        self.options = options
+        self.session.use_options(options)
+
     def _abort_link(self) -> None:
         if self._link is not None:
             self._link.abort()
 
     async def _supervise(self) -> None:
-        """Wait for the connection to drop, then reconnect with exponential backoff and jitter."""
+        """Wait for the connection to drop, then reconnect with exponential backoff and jitter.
+
+        A refusal or fault that is the broker's answer to what we send (a CONNACK refusal, a protocol error, a
+        DISCONNECT naming our fault, a SUBSCRIBE answered by closing) is counted: when the same one ended
+        :data:`SAME_ERROR_LIMIT` connections in a row, reconnecting would only repeat it, so the client stops
+        with :class:`RetriesExhausted`. Network failures are never counted: the broker may come back.
+        """
         attempt = 0
+        repeats = 0
+        last_key: tuple[object, ...] | None = None
+
+        def same_again(error: BaseException) -> bool:
+            nonlocal repeats, last_key
+            key = _rejection_key(error)
+            repeats = repeats + 1 if key is not None and key == last_key else (1 if key is not None else 0)
+            last_key = key
+            if repeats >= SAME_ERROR_LIMIT:
+                log.warning("%s: giving up after %d connections ended with: %s", self.target, repeats, error)
+                self._finish(RetriesExhausted(error, repeats))
+                return True
+            return False
+
         while not self._closed:
             lost = self._lost
             if lost is None:
@@ -331,6 +449,8 @@ class MQTTClient:
                 attempt = 0
             # else: the last connection did not last; keep backing off (a broker that accepts and then drops
             # us, or another client taking our id over and over, must not become a reconnect storm)
+            if error is not None and same_again(error):
+                return
             while not self._closed:
                 attempt += 1
                 delay = min(self.options.reconnect_max_delay, self.options.reconnect_min_delay * 2 ** (attempt - 1))
@@ -345,6 +465,8 @@ class MQTTClient:
                 except ConnectError as exc:
                     error = exc
                     log.info("reconnect attempt %d to %s failed: %s", attempt, self.target, loggable(str(exc)))
+                    if same_again(exc):
+                        return
 
     def _finish(self, error: BaseException | None) -> None:
         """The client will not connect again: fail what waits for the broker and end the streams."""
@@ -443,7 +565,7 @@ class MQTTClient:
         """The broker broke the protocol: close, and fail what can no longer be answered, with the reason."""
         session = self.session
         log.warning("protocol error from %s: %s (%s)", self.target, loggable(exc.message), exc.reason_code)
-        error = ConnectionLost(f"the broker broke the protocol: {exc.message}", exc.reason_code)
+        error = BrokerProtocolError(f"the broker broke the protocol: {exc.message}", exc.reason_code)
         # What arrived before the bad packet in the same read is handled as usual (a QoS 1 message acknowledged
         # in that read is delivered), then the operations the bad packet answered fail with the error.
         before, session.events_before_error = session.events_before_error, []
@@ -460,7 +582,7 @@ class MQTTClient:
         if self._connack is not None and not self._connack.done():
             version = "5.0" if self.session.version == 5 else "3.1.1"
             self._connack.set_exception(
-                ConnectError(
+                InvalidConnack(
                     f"{self.target} answered CONNECT with an invalid packet ({exc.message}): "
                     f"does it speak MQTT {version}? Try the other protocol version."
                 )
@@ -494,11 +616,16 @@ class MQTTClient:
 
     def _on_completed(self, completed: Completed) -> None:
         token = completed.token
+        downgraded = completed.qos == 1 and completed.publish.qos == 2
+        if downgraded:
+            self.downgraded_publishes += 1
+            if self.downgraded_publishes == 1:
+                log.info("%s acknowledged a QoS 2 publish with PUBACK: it delivers at QoS 1", self.target)
         if isinstance(token, asyncio.Future) and not token.done():
-            if completed.reason_code == 0 and completed.properties is EMPTY_PROPERTIES:
+            if completed.reason_code == 0 and completed.properties is EMPTY_PROPERTIES and not downgraded:
                 token.set_result(_QOS0_RESULT)  # the common answer: one shared object
             else:
-                token.set_result(PublishResult(completed.reason_code, completed.properties))
+                token.set_result(PublishResult(completed.reason_code, completed.properties, downgraded))
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, Connected):
@@ -506,7 +633,9 @@ class MQTTClient:
                 self._connack.set_result(event.capabilities)
         elif isinstance(event, ConnectRefused):
             if self._connack is not None and not self._connack.done():
-                self._connack.set_exception(ConnackRefused(event.connack.reason_code, event.connack.properties))
+                self._connack.set_exception(
+                    ConnackRefused(event.connack.reason_code, event.connack.properties, self.session.version)
+                )
         elif isinstance(event, SubscribeDone | UnsubscribeDone):
             token = event.token
             if isinstance(token, asyncio.Future) and not token.done():
@@ -547,7 +676,9 @@ class MQTTClient:
             reason = (exc.reason or str(exc)).replace("_", " ").lower()
             error = TLSError(f"the broker at {self.target} ended the TLS session: {reason}", reason)
         else:
-            error = ConnectionLost(f"connection to {self.target} lost" + (f": {exc}" if exc else ""))
+            error = self._subscription_refused() or ConnectionLost(
+                f"connection to {self.target} lost" + (f": {exc}" if exc else "")
+            )
         self._lost_error = None
         self._link = None
         was_connecting = self.session.state.value == "connecting"
@@ -564,7 +695,7 @@ class MQTTClient:
                     hint = " (if it requires a client certificate, give one)"
                 elif self.options.target.tls:
                     hint = " (it may have refused the client certificate: expired, or not signed by a CA it trusts)"
-                error = ConnectError(f"{self.target} closed the connection before CONNACK{hint}")
+                error = ClosedBeforeConnack(f"{self.target} closed the connection before CONNACK{hint}")
             self._connack.set_exception(error)
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
@@ -574,6 +705,25 @@ class MQTTClient:
             self._lost.set_result(error)
         if not self._closed and not was_connecting:
             self._set_status(Status.DISCONNECTED, error=error)
+
+    def _subscription_refused(self) -> SubscriptionRefused | None:
+        """The connection closed with SUBSCRIBE unanswered: the broker's way of refusing it (RabbitMQ's)."""
+        if not self.session.connected:
+            return None
+        filters = tuple(
+            sub.topic_filter
+            for pending in self.session._pending.values()
+            if isinstance(pending.packet, Subscribe)
+            for sub in pending.packet.subscriptions
+        )
+        if not filters:
+            return None
+        named = ", ".join(repr(printable(f)) for f in filters)
+        return SubscriptionRefused(
+            f"{self.target} closed the connection in answer to SUBSCRIBE {named}: "
+            "it does not let this client subscribe there (not authorized, or a filter it does not support)",
+            filters,
+        )
 
     def link_pause_writing(self) -> None:
         self._write_paused = True

@@ -118,6 +118,11 @@ class ClientOptions:
 
     target: Target = field(default_factory=Target)
     version: int = ProtocolVersion.MQTT_5
+    #: With ``version`` 5: when the first connection's MQTT 5 CONNECT is refused as an unsupported version, closed
+    #: before CONNACK, or answered with something that is not a 5.0 CONNACK, connect again with MQTT 3.1.1 and
+    #: keep it (:attr:`MQTTClient.version_fallback` says why). The app, the chat and the CLI (without ``-V``)
+    #: turn it on; a library client speaks the version it was given.
+    version_fallback: bool = False
     client_id: str = ""
     clean_start: bool = True
     #: MQTT 5 Session Expiry Interval in seconds (None: not sent, which means 0). 0xFFFFFFFF never expires.

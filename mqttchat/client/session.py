@@ -203,7 +203,7 @@ class ClientSession:
         self.state = SessionState.DISCONNECTED
         self.client_id = options.client_id
         self.packet_ids = PacketIdAllocator()
-        self.outgoing = OutgoingFlow(self._inflight_window(None), self.packet_ids)
+        self.outgoing = OutgoingFlow(self._inflight_window(None), self.packet_ids, lenient=True)
         self.incoming = IncomingFlow(options.receive_maximum or 65_535)
         #: Subscriptions to restore when the broker kept no session: filter → (options, SUBSCRIBE properties).
         self.subscriptions: dict[str, tuple[Subscription, Properties]] = {}
@@ -233,6 +233,16 @@ class ClientSession:
         self.bytes_out = 0
 
     # ------------------------------------------------------------------------------------------ connection
+
+    def use_options(self, options: ClientOptions) -> None:
+        """Change the options (the protocol version after a fallback) between connections."""
+        if self.state is not SessionState.DISCONNECTED:
+            raise LocalProtocolError("options can change only between connections")
+        self.options = options
+        self.version = int(options.version)
+        self.client_id = options.client_id
+        self.keepalive = options.keepalive
+        self.outgoing.receive_maximum = self._inflight_window(None)
 
     @property
     def connected(self) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any
 
-from mqttchat.client import ClientError, ClientOptions, TLSOptions, parse_url
+from mqttchat.client import ClientError, ClientOptions, MQTTClient, TLSOptions, parse_url
 from mqttchat.client.options import DEFAULT_MAX_PACKET_SIZE
 from mqttchat.protocol import MAX_PACKET_SIZE, MQTTError, Properties, Will
 from mqttchat.protocol.properties import PROPERTY_SPECS, PropertyType
@@ -43,7 +43,11 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         "and mosquitto_sub read it) or ws[s]://[user[:password]@]host[:port]/path",
     )
     g.add_argument(
-        "-V", "--protocol-version", default="5", metavar="5|311", help="MQTT version: 5 (default) or 311 (3.1.1)"
+        "-V",
+        "--protocol-version",
+        default=None,
+        metavar="5|311",
+        help="MQTT version: 5 or 311 (3.1.1); default: 5, and 3.1.1 when the broker refuses or drops a 5.0 CONNECT",
     )
     g.add_argument("-i", "--id", dest="client_id", default=None, help="client identifier (default: generated)")
     g.add_argument("-u", "--username", help="user name")
@@ -117,7 +121,9 @@ def take_url_topic(args: argparse.Namespace) -> str | None:
     return topic
 
 
-def parse_version(text: str) -> int:
+def parse_version(text: str | None) -> int:
+    if text is None:
+        return 5
     value = text.lower().removeprefix("mqttv").replace(".", "")
     if value in ("5", "50"):
         return 5
@@ -213,6 +219,7 @@ def client_options(
     options = ClientOptions(
         target=target,
         version=version,
+        version_fallback=args.protocol_version is None,
         client_id=args.client_id if args.client_id is not None else default_id,
         clean_start=not args.disable_clean_session,
         session_expiry=session_expiry if version == 5 else None,
@@ -249,6 +256,32 @@ def max_packet_size_option(
     if given < MIN_MAX_PACKET_SIZE:
         raise CommandError(f"--max-packet-size {given}: at least {MIN_MAX_PACKET_SIZE} bytes (0: no limit)")
     return int(given)
+
+
+def v5_only_arguments(args: argparse.Namespace) -> list[str]:
+    """The MQTT 5-only options given on the command line, as the user typed them."""
+    given = [" ".join(("-D", *spec[:2])) for spec in args.properties]
+    if getattr(args, "no_local", False):
+        given.append("--no-local")
+    if args.session_expiry is not None:
+        given.append("-x")
+    return given
+
+
+def warn_v311(prog: str, args: argparse.Namespace, version: int, why: str = "") -> None:
+    """Say which MQTT 5-only options are not sent because the connection speaks MQTT 3.1.1."""
+    if version == 5:
+        return
+    dropped = v5_only_arguments(args)
+    if dropped:
+        error_line(prog, f"MQTT 3.1.1{why} has no place for {', '.join(dropped)}: not sent")
+
+
+def announce_connection(prog: str, args: argparse.Namespace, client: MQTTClient) -> None:
+    """After connecting: say that the client fell back to MQTT 3.1.1, and what that leaves out."""
+    if client.version_fallback:
+        error_line(prog, f"{client.version_fallback}; -V 311 skips the 5.0 attempt")
+        warn_v311(prog, args, client.session.version, " (the broker's version)")
 
 
 def debug_hook(prefix: str) -> Callable[[str, object, int], None]:

@@ -11,10 +11,13 @@ from mqttchat.client import MQTTClient
 from mqttchat.commands.common import (
     CommandError,
     add_connection_arguments,
+    announce_connection,
     client_options,
     debug_hook,
+    error_line,
     run,
     take_url_topic,
+    warn_v311,
 )
 from mqttchat.protocol import Properties, topic_name_problem
 
@@ -72,10 +75,12 @@ async def publish(args: argparse.Namespace) -> int:
         payload = sys.stdin.buffer.read()
     elif args.null_message:
         payload = b""
+    warn_v311("mqttchat pub", args, options.version)
     client = MQTTClient(options)
     if args.debug:
         client.add_trace_hook(debug_hook("mqttchat pub"))
     await client.connect()
+    announce_connection("mqttchat pub", args, client)
     try:
         if payload is not None:
             for i in range(args.repeat):
@@ -100,6 +105,13 @@ async def publish(args: argparse.Namespace) -> int:
             await asyncio.gather(*pending)
     finally:
         await client.disconnect()
+        if client.downgraded_publishes:
+            count = client.downgraded_publishes
+            what = "the message" if count == 1 else f"{count} messages"
+            error_line(
+                "mqttchat pub",
+                f"the broker answered QoS 2 with PUBACK: {what} delivered at QoS 1 (at least once, not exactly once)",
+            )
     return 0
 
 

@@ -12,11 +12,13 @@ from mqttchat.commands.common import (
     EXIT_TIMEOUT,
     CommandError,
     add_connection_arguments,
+    announce_connection,
     client_options,
     debug_hook,
     error_line,
     run,
     take_url_topic,
+    warn_v311,
 )
 from mqttchat.commands.sub_format import FormatError, Output
 from mqttchat.explorer.recording import format_line
@@ -115,6 +117,7 @@ async def subscribe(args: argparse.Namespace) -> int:
         raise CommandError(f"-F: {exc}", status=1) from None
     options, props = client_options(args, f"mqttchat-sub-{secrets.token_hex(4)}")
     subscribe_props = props.get("subscribe", Properties())
+    warn_v311("mqttchat sub", args, options.version)
     client = MQTTClient(options)
     if args.debug:
         client.add_trace_hook(debug_hook("mqttchat sub"))
@@ -128,9 +131,11 @@ async def subscribe(args: argparse.Namespace) -> int:
     except TimeoutError:
         await client.disconnect()
         return EXIT_TIMEOUT
+    announce_connection("mqttchat sub", args, client)
     out = sys.stdout.buffer
     end = b"" if args.no_newline else b"\n"
     received = 0
+    retained = 0
     status = 0
     try:
         # -R still asks for retained messages (the broker marks them) and skips them here, like mosquitto_sub.
@@ -166,6 +171,8 @@ async def subscribe(args: argparse.Namespace) -> int:
                 break
             except StopAsyncIteration:
                 break
+            if message.retain:
+                retained += 1
             if args.retained_only and not message.retain:
                 break
             if args.remove_retained and message.retain and message.payload:
@@ -181,4 +188,13 @@ async def subscribe(args: argparse.Namespace) -> int:
                 break
     finally:
         await client.disconnect()
+    if (args.retained_only or args.remove_retained) and not retained:
+        wildcards = [f for f in args.topic if "+" in f or "#" in f]
+        if wildcards:
+            named = ", ".join(repr(f) for f in wildcards)
+            error_line(
+                "mqttchat sub",
+                f"no retained message arrived for {named}: there may be none, or the broker does not send retained "
+                "messages to wildcard subscriptions (RabbitMQ does not); subscribe to exact topics",
+            )
     return status

@@ -9,6 +9,13 @@ Sender (:class:`OutgoingFlow`), per message of QoS > 0::
     QoS 1:  publish() ──PUBLISH──▶ AWAIT_PUBACK ──PUBACK──▶ completed
     QoS 2:  publish() ──PUBLISH──▶ AWAIT_PUBREC ──PUBREC──▶ AWAIT_PUBCOMP ──PUBCOMP──▶ completed
                                         │ PUBREC with a failure code ──▶ completed (refused)
+                                        │ PUBACK (lenient senders only) ──▶ completed at QoS 1
+    (lenient senders also complete a QoS 1 message answered by PUBREC, and release it with PUBREL)
+
+A broker that downgrades QoS 2 to 1 (RabbitMQ) answers a QoS 2 PUBLISH with PUBACK. The specification calls that
+a protocol error, but the broker *has* taken the message: a client flow (``lenient=True``) completes it as
+delivered at QoS 1 (:attr:`Completed.qos`), as MQTT.js does, rather than close the connection and send the
+message again. The broker's own flows stay strict.
 
 At most ``receive_maximum`` messages are in flight (the peer's Receive Maximum; a QoS 2 message counts until its
 PUBCOMP); the rest wait in order. A packet identifier stays allocated until its flow completes, so no identifier
@@ -119,10 +126,17 @@ class Completed:
     publish: Publish
     reason_code: ReasonCode
     properties: Properties = EMPTY_PROPERTIES
+    #: The QoS of the exchange that completed it: the publish's own, or 1 for a QoS 2 publish answered by PUBACK.
+    qos: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.reason_code.is_error
+
+    @property
+    def downgraded(self) -> bool:
+        """A QoS 2 publish the receiver acknowledged with PUBACK: delivered at least once, not exactly once."""
+        return self.qos == 1 and self.publish.qos == 2
 
 
 @dataclass(slots=True)
@@ -139,12 +153,18 @@ class OutgoingFlow:
     Args:
         receive_maximum: how many QoS 1/2 messages may be unacknowledged at once (the peer's Receive Maximum).
         packet_ids: the session's identifier allocator, shared with SUBSCRIBE/UNSUBSCRIBE.
+        lenient: accept PUBACK for a QoS 2 message as its completion at QoS 1 (a client facing brokers that
+            downgrade QoS 2) instead of raising a protocol error.
     """
 
     def __init__(
-        self, receive_maximum: int = DEFAULT_RECEIVE_MAXIMUM, packet_ids: PacketIdAllocator | None = None
+        self,
+        receive_maximum: int = DEFAULT_RECEIVE_MAXIMUM,
+        packet_ids: PacketIdAllocator | None = None,
+        lenient: bool = False,
     ) -> None:
         self.receive_maximum = receive_maximum
+        self.lenient = lenient
         self.packet_ids = packet_ids if packet_ids is not None else PacketIdAllocator()
         self.inflight: dict[int, InFlight] = {}
         self.waiting: deque[tuple[Publish, object]] = deque()
@@ -203,12 +223,15 @@ class OutgoingFlow:
             return PubRel(entry.publish.packet_id or 0)
         return with_packet_id(entry.publish, entry.publish.packet_id, True)
 
-    def _complete(self, pid: int, reason: ReasonCode, props: Properties, out: FlowOutput) -> None:
+    def _complete(
+        self, pid: int, reason: ReasonCode, props: Properties, out: FlowOutput, qos: int | None = None
+    ) -> None:
         entry = self.inflight.pop(pid)
         if pid in self.held:
             self.held.remove(pid)
         self.packet_ids.release(pid)
-        out.completed.append(Completed(entry.token, entry.publish, reason, props))
+        publish = entry.publish
+        out.completed.append(Completed(entry.token, publish, reason, props, publish.qos if qos is None else qos))
         self._fill_window(out)
 
     def settle_puback(self, packet_id: int) -> bool:
@@ -239,6 +262,9 @@ class OutgoingFlow:
         if type(packet) is PubAck:
             if entry is None:
                 return out  # a late duplicate of an acknowledgement already handled
+            if entry.state is _AWAIT_PUBREC and self.lenient:
+                self._complete(pid, packet.reason_code, packet.properties, out, qos=1)  # QoS 2 downgraded
+                return out
             if entry.state is not _AWAIT_PUBACK:
                 raise RemoteProtocolError(f"PUBACK for packet {pid}, which is a QoS 2 message")
             self._complete(pid, packet.reason_code, packet.properties, out)
@@ -257,6 +283,12 @@ class OutgoingFlow:
                     out.packets.append(PubRel(pid))
             elif entry.state is _AWAIT_PUBCOMP:
                 out.packets.append(PubRel(pid))  # our PUBREL may have crossed a resent PUBREC
+            elif self.lenient:
+                # A QoS 1 message answered as QoS 2: the receiver has it. Complete it (never send it again) and
+                # release the receiver's side; its PUBCOMP finds nothing and is ignored.
+                self._complete(pid, packet.reason_code, packet.properties, out)
+                if packet.reason_code < 0x80:
+                    out.packets.append(PubRel(pid))
             else:
                 raise RemoteProtocolError(f"PUBREC for packet {pid}, which is a QoS 1 message")
         elif type(packet) is PubComp:
@@ -293,7 +325,9 @@ class OutgoingFlow:
                 del self.inflight[pid]
                 self.packet_ids.release(pid)
                 if entry.state is _AWAIT_PUBCOMP:
-                    out.completed.append(Completed(entry.token, entry.publish, entry.pubrec_reason))
+                    out.completed.append(
+                        Completed(entry.token, entry.publish, entry.pubrec_reason, EMPTY_PROPERTIES, 2)
+                    )
                 else:
                     restart.append((with_packet_id(entry.publish, None, False), entry.token))
             self.waiting.extendleft(reversed(restart))

@@ -280,7 +280,11 @@ class ConnAck(Packet):
         code = buf[pos + 1]
         pos += 2
         props = EMPTY_PROPERTIES
-        if version == V5:
+        if version == V5 and code == 0x01 and pos == end:
+            # A server that speaks only 3.1.1 answers a 5.0 CONNECT with a 3.1.1 CONNACK "unacceptable protocol
+            # version" (return code 1, no properties), as MQTT 5.0 section 3.1.2.2 allows.
+            reason = ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
+        elif version == V5:
             reason = _reason(code, PacketType.CONNACK)
             props, pos = decode_properties(buf, pos, end, PacketType.CONNACK, strict)
         else:

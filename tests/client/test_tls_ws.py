@@ -88,9 +88,13 @@ async def test_missing_tls_file_is_a_clear_error(certs: CertSet) -> None:
 
 
 async def test_websocket_v5_refused_by_a_311_only_broker(amqtt_broker: AmqttPorts) -> None:
-    """amqtt speaks only MQTT 3.1.1: a 5.0 CONNECT is refused (or the connection closed), and we say so."""
-    with pytest.raises(ConnectError, match=r"does it speak MQTT 5\.0\?"):
-        await MQTTClient(f"ws://127.0.0.1:{amqtt_broker.ws}/mqtt", version=5, reconnect=False).connect()
+    """amqtt speaks only MQTT 3.1.1: it answers a 5.0 CONNECT with a 3.1.1 CONNACK "unacceptable protocol
+    version", and we say so; with the fallback on, the client connects with 3.1.1."""
+    url = f"ws://127.0.0.1:{amqtt_broker.ws}/mqtt"
+    with pytest.raises(ConnectError, match=r"it does not take MQTT 5\.0: connect with MQTT 3\.1\.1"):
+        await MQTTClient(url, version=5, reconnect=False).connect()
+    async with MQTTClient(url, version=5, version_fallback=True, reconnect=False) as client:
+        assert client.session.version == 4 and client.version_fallback is not None
 
 
 @pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])

@@ -2,7 +2,8 @@
 
 The fake runs its own event loop in a thread, so it serves a ``mqttchat`` subprocess started with
 ``subprocess.run`` as well as a client in the test's own loop. A script is a function ``(packet, version) ->
-bytes`` (``b""``: no answer); :func:`connack_then` builds the usual one: a CONNACK, then the test's answers.
+bytes`` (``b""``: no answer; :class:`Close`: answer, then close); :func:`connack_then` builds the usual one: a
+CONNACK, then the test's answers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from mqttchat.protocol import ConnAck, Connect, Packet, Properties, RemoteProtoc
 from mqttchat.protocol.reader import PacketReader
 
 Script = Callable[[Packet, int], bytes]
+
+
+class Close(bytes):
+    """What a script returns to write these bytes (often none) and then close the connection."""
 
 
 def connack_then(answer: Callable[[Packet, int], bytes] | None = None, properties: Properties | None = None) -> Script:
@@ -39,6 +44,12 @@ class FakeBroker:
     received: list[Packet] = field(default_factory=list)
     connections: int = 0
     transports: list[asyncio.Transport] = field(default_factory=list)
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def drop(self, index: int = -1) -> None:
+        """Abort one connection (the latest by default), as a failing network would: no packet, no FIN."""
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.transports[index].abort)
 
 
 class _Peer(asyncio.Protocol):
@@ -63,6 +74,9 @@ class _Peer(asyncio.Protocol):
                 answer = self.script(packet, self.reader.version or 5)
                 if answer:
                     self.transport.write(answer)
+                if isinstance(answer, Close):
+                    self.transport.close()
+                    return
         except RemoteProtocolError:
             self.transport.abort()
 
@@ -71,7 +85,7 @@ class _Peer(asyncio.Protocol):
 def fake_broker(script: Script) -> Iterator[FakeBroker]:
     """Serve ``script`` on a free loopback port until the block ends."""
     state = FakeBroker()
-    loop = asyncio.new_event_loop()
+    loop = state.loop = asyncio.new_event_loop()
     ready = threading.Event()
     server: asyncio.Server | None = None
 

@@ -200,7 +200,17 @@ class RabbitCluster:
 
 def _node(directory: Path, name: str, base_env: dict[str, str], ctl_port: int) -> RabbitNode:
     directory.mkdir(parents=True)
+    node = RabbitNode(name, directory, dict(base_env), 0, 0, 0, 0)
+    _configure(node, ctl_port)
+    return node
+
+
+def _configure(node: RabbitNode, ctl_port: int) -> None:
+    """Fresh ports, configuration and data for ``node`` (again after a port was taken before the node bound it)."""
+    directory = node.directory
+    shutil.rmtree(directory / "mnesia", ignore_errors=True)
     amqp, mqtt, ws, dist = free_ports(4)
+    node.amqp_port, node.mqtt_port, node.ws_port, node.dist_port = amqp, mqtt, ws, dist
     (directory / "rabbitmq.conf").write_text(
         f"listeners.tcp.default = 127.0.0.1:{amqp}\n"
         f"mqtt.listeners.tcp.default = 127.0.0.1:{mqtt}\n"
@@ -211,22 +221,43 @@ def _node(directory: Path, name: str, base_env: dict[str, str], ctl_port: int) -
     )
     (directory / "enabled_plugins").write_text("[rabbitmq_mqtt,rabbitmq_web_mqtt].\n")
     (directory / "env.conf").write_text("")
-    env = {
-        **base_env,
-        "RABBITMQ_NODENAME": name,
-        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-        "RABBITMQ_NODE_PORT": str(amqp),
-        "RABBITMQ_DIST_PORT": str(dist),
-        "RABBITMQ_CTL_DIST_PORT_MIN": str(ctl_port),
-        "RABBITMQ_CTL_DIST_PORT_MAX": str(ctl_port),
-        "RABBITMQ_CONF_ENV_FILE": str(directory / "env.conf"),
-        "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq.conf"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
-        "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(directory / "log"),
-        "RABBITMQ_PID_FILE": str(directory / "node.pid"),
-    }
-    return RabbitNode(name, directory, env, amqp, mqtt, ws, dist)
+    node.env.update(
+        {
+            "RABBITMQ_NODENAME": node.name,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(amqp),
+            "RABBITMQ_DIST_PORT": str(dist),
+            "RABBITMQ_CTL_DIST_PORT_MIN": str(ctl_port),
+            "RABBITMQ_CTL_DIST_PORT_MAX": str(ctl_port),
+            "RABBITMQ_CONF_ENV_FILE": str(directory / "env.conf"),
+            "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(directory / "log"),
+            "RABBITMQ_PID_FILE": str(directory / "node.pid"),
+        }
+    )
+
+
+#: Boots of one node before giving up: a port chosen free may be taken by another program before the node binds it.
+BOOT_ATTEMPTS = 3
+
+
+def _boot(nodes: list[RabbitNode], ctl_port: int) -> None:
+    """Start ``nodes`` together and wait for their MQTT listeners; a node that fails to bind a port gets new ones."""
+    for node in nodes:
+        node.start()
+    for node in nodes:
+        for attempt in range(1, BOOT_ATTEMPTS + 1):
+            try:
+                node.wait_mqtt()
+                break
+            except RabbitMQUnavailable as exc:
+                if attempt == BOOT_ATTEMPTS or "eaddrinuse" not in str(exc):
+                    raise
+                node.stop()
+                _configure(node, ctl_port)
+                node.start()
 
 
 @contextlib.contextmanager
@@ -273,10 +304,7 @@ def run_rabbitmq(directory: Path, nodes: int = 1) -> Iterator[RabbitCluster]:
                 _node(directory / f"node{i + 1}", f"mqttchat{tag}n{i + 1}@localhost", base_env, ctl_port)
             )
         first, others = cluster.nodes[0], cluster.nodes[1:]
-        for node in cluster.nodes:
-            node.start()
-        for node in cluster.nodes:
-            node.wait_mqtt()
+        _boot(cluster.nodes, ctl_port)
         for node in others:
             node.ctl("stop_app")
             node.ctl("reset")
