@@ -361,7 +361,7 @@ class BrokerConnection:
 
     def _refuse_version(self, exc: UnsupportedProtocolVersion) -> None:
         level = exc.protocol_level or 0
-        log.info("refused connection from %s: %s", self.peer, exc.message)
+        log.info("refused connection from %s: %s", self.peer, loggable(exc.message))
         self.broker.stats.connections_refused += 1
         if level >= V5:
             self._write_now(ConnAck(False, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION).encode(V5))
@@ -374,7 +374,7 @@ class BrokerConnection:
         self.write_raw(data)
 
     def _refuse(self, connect: Connect, reason: ReasonCode, why: str, v311_code: int | None = None) -> None:
-        log.info("refused %r from %s: %s (%s)", connect.client_id, self.peer, reason.title, why)
+        log.info("refused '%s' from %s: %s (%s)", loggable(connect.client_id), self.peer, reason.title, loggable(why))
         self.broker.stats.connections_refused += 1
         if connect.protocol_version == V5:
             wants_reason = connect.properties.request_problem_information != 0
@@ -502,7 +502,7 @@ class BrokerConnection:
         # discard what is queued for them.
         owner = broker.sessions.get(client_id)
         if owner is not None and owner.authenticated and broker.passwords is not None and owner.username != username:
-            log.warning("client %r refused to %s: its session belongs to %s", client_id,
+            log.warning("client '%s' refused to %s: its session belongs to %s", loggable(client_id),
                         _who(username), _who(owner.username))  # fmt: skip
             self._refuse(connect, ReasonCode.NOT_AUTHORIZED, "this client identifier belongs to another user's session")
             return
@@ -571,9 +571,9 @@ class BrokerConnection:
         self.send(ConnAck(present, ReasonCode.SUCCESS, ack_props))
         if config.log_connections:
             log.info(
-                "%s connected from %s (MQTT %s, %s, keepalive %d%s)", client_id, self.peer,
+                "%s connected from %s (MQTT %s, %s, keepalive %d%s)", loggable(client_id), self.peer,
                 "5.0" if version == V5 else "3.1.1", "session resumed" if present else "new session",
-                self.keepalive, f", user {username!r}" if username else "",
+                self.keepalive, f", user '{loggable(username)}'" if username else "",
             )  # fmt: skip
         # Resume: unacknowledged deliveries first (DUP), then the queue.
         if present and session.outgoing_flow is not None:
@@ -611,7 +611,8 @@ class BrokerConnection:
         if publish.topic.startswith("$SYS"):
             # The broker's own statistics: clients may read them, never forge them (MQTT 4.7.2).
             reason = ReasonCode.NOT_AUTHORIZED
-            log.info("publish by %r to %r refused: $SYS topics are the broker's", self.client_id, publish.topic)
+            log.info("publish by '%s' to '%s' refused: $SYS topics are the broker's", loggable(self.client_id),
+                     loggable(publish.topic))  # fmt: skip
         elif too_deep(publish.topic):
             # Each level is a node of the retained store and of routing: see MAX_TOPIC_LEVELS.
             reason = ReasonCode.TOPIC_NAME_INVALID
@@ -619,7 +620,7 @@ class BrokerConnection:
                      MAX_TOPIC_LEVELS)  # fmt: skip
         elif access is not None and not access.can_publish(publish.topic):
             reason = ReasonCode.NOT_AUTHORIZED
-            log.info("publish by %r to %r refused by the ACL", self.client_id, publish.topic)
+            log.info("publish by '%s' to '%s' refused by the ACL", loggable(self.client_id), loggable(publish.topic))
         elif config.message_size_limit and len(publish.payload) > config.message_size_limit:
             reason = ReasonCode.QUOTA_EXCEEDED
             broker.count_drop(session, f"its payload of {len(publish.payload)} bytes exceeds message_size_limit")
@@ -737,7 +738,11 @@ class BrokerConnection:
     def protocol_error(self, exc: RemoteProtocolError) -> None:
         self.broker.stats.protocol_errors += 1
         log.info(
-            "closing connection of %r from %s: %s (%s)", self.client_id or "?", self.peer, exc.message, exc.reason_code
+            "closing connection of '%s' from %s: %s (%s)",
+            loggable(self.client_id or "?"),
+            self.peer,
+            loggable(exc.message),
+            exc.reason_code,
         )
         reason = exc.reason_code
         state = self.state
@@ -764,7 +769,7 @@ class BrokerConnection:
         self.close(clean=False, detach=True)
 
     def keepalive_expired(self) -> None:
-        log.info("%r from %s: keepalive of %d s expired", self.client_id, self.peer, self.keepalive)
+        log.info("'%s' from %s: keepalive of %d s expired", loggable(self.client_id), self.peer, self.keepalive)
         if self.version == V5 and self.state is _CONNECTED:
             self._say_goodbye(ReasonCode.KEEP_ALIVE_TIMEOUT)
         self.close(clean=False)
@@ -813,7 +818,7 @@ class BrokerConnection:
             else:
                 self.broker.connection_ended(session, clean)
             if self.broker.config.log_connections:
-                log.info("%s disconnected%s", self.client_id, "" if clean else " uncleanly")
+                log.info("%s disconnected%s", loggable(self.client_id), "" if clean else " uncleanly")
 
     def connection_lost(self) -> None:
         """The transport closed (the peer went away, or we closed it)."""
@@ -829,4 +834,4 @@ class BrokerConnection:
 
 
 def _who(username: str | None) -> str:
-    return "an anonymous client" if username is None else f"user {username!r}"
+    return "an anonymous client" if username is None else f"user '{loggable(username)}'"

@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("mqttchat.broker")
 
 _STRIP_ON_FORWARD = (PropertyId.TOPIC_ALIAS, PropertyId.SUBSCRIPTION_IDENTIFIER)
+#: Seconds between two warnings about dropped messages, and how many clients one warning names.
+DROP_LOG_INTERVAL = 5.0
+_DROP_LOG_CLIENTS = 5
 
 
 @dataclass(slots=True)
@@ -85,8 +88,13 @@ class BrokerCore:
         #: Bytes held by connections not logged in yet (see BrokerConnection._count_prelogin).
         self.prelogin_bytes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._drop_log_at = 0.0
-        self._drops_unlogged = 0
+        #: Drops not logged yet, per client id: [count, the latest reason, its drops in all]; logged together at
+        #: most once per drop_log_interval seconds (see count_drop).
+        self._drops_pending: dict[str, list[Any]] = {}
+        self._drops_since = 0.0
+        self._drop_log_at = -DROP_LOG_INTERVAL
+        self._drop_log_handle: asyncio.TimerHandle | None = None
+        self.drop_log_interval = DROP_LOG_INTERVAL
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -117,8 +125,8 @@ class BrokerCore:
             clean_start = True
         if session is not None and session.username != username and not clean_start:
             log.warning(
-                "client %r connected as user %r: its session belonged to user %r and starts afresh",
-                client_id, username, session.username,
+                "client '%s' connected as user '%s': its session belonged to user '%s' and starts afresh",
+                loggable(client_id), loggable(username), loggable(session.username),
             )  # fmt: skip
             clean_start = True
         if session is not None:
@@ -127,7 +135,7 @@ class BrokerCore:
                 # Session takeover: the newer connection wins (MQTT 5: DISCONNECT 0x8E to the older one). The
                 # older connection's will goes out if its delay is 0 or the session ends now (clean start);
                 # otherwise a new connection arrived before the delay passed, which cancels it.
-                log.info("client %r connected again: closing its older connection", client_id)
+                log.info("client '%s' connected again: closing its older connection", loggable(client_id))
                 old.takeover()
                 will = session.will
                 if will is not None:
@@ -198,7 +206,7 @@ class BrokerCore:
     def _expire_session(self, session: Session) -> None:
         session.expiry_handle = None
         if session.connection is None and self.sessions.get(session.client_id) is session:
-            log.info("session of %r expired", session.client_id)
+            log.info("session of '%s' expired", loggable(session.client_id))
             self.end_session(session)
 
     def publish_will(self, session: Session) -> None:
@@ -209,14 +217,16 @@ class BrokerCore:
             return
         access = session.access
         if access is not None and not access.can_publish(will.topic):
-            log.info("will of %r on %r not published: not authorized", session.client_id, will.topic)
+            log.info("will of '%s' on '%s' not published: not authorized", loggable(session.client_id),
+                     loggable(will.topic))  # fmt: skip
             return
         if too_deep(will.topic):
             log.info("will of %s not published: its topic has more than %d levels", loggable(session.client_id),
                      MAX_TOPIC_LEVELS)  # fmt: skip
             return
         if will.topic.startswith("$SYS"):
-            log.info("will of %r on %r not published: $SYS topics are the broker's", session.client_id, will.topic)
+            log.info("will of '%s' on '%s' not published: $SYS topics are the broker's", loggable(session.client_id),
+                     loggable(will.topic))  # fmt: skip
             return
         props = will.properties.without(PropertyId.WILL_DELAY_INTERVAL)
         self.publish(Publish(will.topic, will.payload, will.qos, will.retain, False, None, props), None)
@@ -241,7 +251,8 @@ class BrokerCore:
             access = session.access
             if access is not None and not access.can_subscribe(inner):
                 codes.append(ReasonCode.NOT_AUTHORIZED)
-                log.info("subscription of %r to %r refused by the ACL", session.client_id, topic_filter)
+                log.info("subscription of '%s' to '%s' refused by the ACL", loggable(session.client_id),
+                         loggable(topic_filter))  # fmt: skip
                 continue
             qos = min(sub.qos, config.maximum_qos)
             granted = Subscription(topic_filter, qos, sub.no_local, sub.retain_as_published, sub.retain_handling)
@@ -547,20 +558,58 @@ class BrokerCore:
                 conn.send_publish(packet)
 
     def count_drop(self, session: Session, why: str, log_it: bool = True) -> None:
+        """Count one message dropped for ``session``: in its counter, in ``$SYS``, and in the log.
+
+        The log gets at most one warning per ``drop_log_interval`` seconds (a slow subscriber may lose thousands a
+        second), naming each client whose messages were dropped since the last one, with its count: the first drop
+        after a quiet spell is logged at once, the ones after it when the interval is over, so the warnings add up
+        to every drop.
+        """
         session.dropped += 1
         self.stats.messages_dropped += 1
         if not log_it:
             return
+        pending = self._drops_pending.get(session.client_id)
+        if pending is None:
+            if not self._drops_pending:
+                self._drops_since = time.monotonic()
+            self._drops_pending[session.client_id] = [1, why, session.dropped]
+        else:
+            pending[0] += 1
+            pending[1] = why
+            pending[2] = session.dropped
+        if self._drop_log_handle is not None:
+            return
+        wait = self._drop_log_at + self.drop_log_interval - time.monotonic()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # used without an event loop (tests, tools): no timer, log now
+            wait = 0
+        if wait <= 0:
+            self.log_drops()
+        else:
+            self._drop_log_handle = loop.call_later(wait, self.log_drops)
+
+    def log_drops(self) -> None:
+        """Log the drops counted since the last warning (also when the broker stops)."""
+        if self._drop_log_handle is not None:
+            self._drop_log_handle.cancel()
+            self._drop_log_handle = None
+        pending, self._drops_pending = self._drops_pending, {}
+        if not pending:
+            return
         now = time.monotonic()
-        self._drops_unlogged += 1
-        if now - self._drop_log_at >= 5.0:
-            log.warning(
-                "dropped %d message(s) in the last %.0f s; latest for %r: %s (%d dropped for it in all)",
-                self._drops_unlogged, now - self._drop_log_at if self._drop_log_at else 0, session.client_id, why,
-                session.dropped,
-            )  # fmt: skip
-            self._drop_log_at = now
-            self._drops_unlogged = 0
+        self._drop_log_at = now
+        worst = sorted(pending.items(), key=lambda item: -item[1][0])
+        shown = [
+            f"{count} for '{loggable(client_id)}' ({why}; {total} dropped for it in all)"
+            for client_id, (count, why, total) in worst[:_DROP_LOG_CLIENTS]
+        ]
+        rest = worst[_DROP_LOG_CLIENTS:]
+        if rest:
+            shown.append(f"{sum(entry[0] for _, entry in rest)} for {len(rest)} other client(s)")
+        log.warning("dropped %d message(s) in the last %.0f s: %s", sum(entry[0] for entry in pending.values()),
+                    now - self._drops_since, "; ".join(shown))  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ $SYS
 

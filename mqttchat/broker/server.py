@@ -339,6 +339,7 @@ class Broker:
                 await asyncio.wait_for(listener.server.wait_closed(), 2)
         self.listeners.clear()
         self.core.logins.close()
+        self.core.log_drops()  # the drops counted since the last warning
         if self.core.persistence is not None:
             self.core.persistence.close()
         self._stopped.set()
