@@ -135,6 +135,19 @@ async def type_slowly(pilot: Pilot[Any], *keys: str, refreshes: int = 2, fallbac
         await wait_for_refreshes(pilot, refreshes, fallback_pause=fallback_pause)
 
 
+async def press(pilot: Pilot[Any], *keys: str) -> None:
+    """Press ``keys`` one after the other, each handled before the next (no refresh in between: fast); what
+    ``pilot.press`` does, without its wait for the process to look idle."""
+    for key in keys:
+        _deliver(pilot, terminal_bytes(key))
+        await settle(pilot)
+
+
+def send_key(pilot: Pilot[Any], key: str) -> None:
+    """Hand ``key`` to the app as the terminal would, and return at once (wait with :func:`until`)."""
+    _deliver(pilot, terminal_bytes(key))
+
+
 async def type_burst(pilot: Pilot[Any], *keys: str) -> None:
     """Deliver ``keys`` in one terminal read (a paste, a fast typist), then wait until the app is idle."""
     _deliver(pilot, "".join(terminal_bytes(key) for key in keys))
@@ -149,7 +162,6 @@ async def until(pilot: Pilot[Any], condition: Callable[[], object], timeout: flo
             while not condition():
                 if pilot.app._exception is not None:  # the app crashed: run_test raises it on the way out
                     return
-                await asyncio.sleep(0.01)
-                await settle(pilot, rounds=3)
+                await asyncio.sleep(0.01)  # the app runs in this loop meanwhile
     except TimeoutError:
         raise AssertionError(f"not true after {timeout} s: {what or condition}") from None

@@ -1,14 +1,21 @@
-"""SVG snapshots of every screen and panel, with deterministic data (see conftest: fixed clock, UTC)."""
+"""SVG snapshots of every screen and panel, with deterministic data (see conftest: fixed clock, UTC).
+
+The explorer's screens are drawn at 120x36 and in an 80x24 terminal (short tab labels, labels above the fields
+of the forms).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
 from tests.ui.conftest import freeze, make_app
 
 SIZE = (120, 36)
+#: Every explorer screen is drawn at the usual size and in an 80x24 terminal.
+SIZES = pytest.mark.parametrize("size", [SIZE, (80, 24)], ids=lambda size: f"{size[0]}x{size[1]}")
 
 
 async def setup(pilot: Pilot[Any], *keys: str) -> None:
@@ -20,34 +27,38 @@ async def setup(pilot: Pilot[Any], *keys: str) -> None:
     await pilot.pause()
 
 
-def test_tree_and_message(snap_compare: Any) -> None:
+@SIZES
+def test_tree_and_message(snap_compare: Any, size: tuple[int, int]) -> None:
     """The tree with home/kitchen expanded, the cursor on home/kitchen/temp, its JSON in the Message tab."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await setup(pilot, "end", "right", "down", "down", "right", "down", "down")
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_message_with_v5_properties(snap_compare: Any) -> None:
+@SIZES
+def test_message_with_v5_properties(snap_compare: Any, size: tuple[int, int]) -> None:
     """devices/thermostat/status: content type, user property and response topic listed above the JSON."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await setup(pilot, "down", "right", "down", "right", "down")
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_binary_payload_hex_dump(snap_compare: Any) -> None:
+@SIZES
+def test_binary_payload_hex_dump(snap_compare: Any, size: tuple[int, int]) -> None:
     """garden/sensor/raw: a hex dump of 48 binary bytes."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await setup(pilot, "down", "down", "right", "down", "down", "right", "down")
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_history_with_diffs_and_plot(snap_compare: Any) -> None:
+@SIZES
+def test_history_with_diffs_and_plot(snap_compare: Any, size: tuple[int, int]) -> None:
     """History of home/kitchen/temp newest first, each with its diff; a sparkline of the field t."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -55,10 +66,11 @@ def test_history_with_diffs_and_plot(snap_compare: Any) -> None:
         pilot.app.screen.query_one("#plot-field").value = "t"  # type: ignore[attr-defined]
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_retained_table(snap_compare: Any) -> None:
+@SIZES
+def test_retained_table(snap_compare: Any, size: tuple[int, int]) -> None:
     """Every retained topic with its value, size, QoS and age."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -66,10 +78,11 @@ def test_retained_table(snap_compare: Any) -> None:
         pilot.app.screen.query_one("RetainedTable").refresh_from_model()  # type: ignore[attr-defined]
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_publish_pane_with_errors(snap_compare: Any) -> None:
+@SIZES
+def test_publish_pane_with_errors(snap_compare: Any, size: tuple[int, int]) -> None:
     """The publish form showing inline errors: a wildcard in the topic, invalid JSON in the payload."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -79,19 +92,21 @@ def test_publish_pane_with_errors(snap_compare: Any) -> None:
         await pilot.press("ctrl+s")
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_subscriptions_panel(snap_compare: Any) -> None:
+@SIZES
+def test_subscriptions_panel(snap_compare: Any, size: tuple[int, int]) -> None:
     """Four subscriptions with their options, one granted below the QoS asked; the form to add one."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await setup(pilot, "u")
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_record_panel(snap_compare: Any) -> None:
+@SIZES
+def test_record_panel(snap_compare: Any, size: tuple[int, int]) -> None:
     """The Record tab: a filter typed, the file, start; replay with its speed and progress."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -100,19 +115,21 @@ def test_record_panel(snap_compare: Any) -> None:
         pilot.app.screen.query_one("TopicTreeView").focus()
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_packet_inspector(snap_compare: Any) -> None:
+@SIZES
+def test_packet_inspector(snap_compare: Any, size: tuple[int, int]) -> None:
     """Packets in and out, decoded: CONNECT, CONNACK with properties, SUBSCRIBE, PUBLISH with properties."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await setup(pilot, "k")
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_broker_panel(snap_compare: Any) -> None:
+@SIZES
+def test_broker_panel(snap_compare: Any, size: tuple[int, int]) -> None:
     """What the broker said in CONNACK, its $SYS statistics, and the connection events."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -120,19 +137,21 @@ def test_broker_panel(snap_compare: Any) -> None:
         pilot.app.screen.query_one("BrokerPanel").refresh_from(pilot.app.runtime)  # type: ignore[attr-defined]
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_filter_with_error(snap_compare: Any) -> None:
+@SIZES
+def test_filter_with_error(snap_compare: Any, size: tuple[int, int]) -> None:
     """An invalid wildcard filter explains itself under the filter box."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await setup(pilot, "slash", *"home/#/x")
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_delete_confirmation_dialog(snap_compare: Any) -> None:
+@SIZES
+def test_delete_confirmation_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
     """Deleting every retained message shown asks first, with a dry-run count and the send rate."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -143,16 +162,17 @@ def test_delete_confirmation_dialog(snap_compare: Any) -> None:
         await pilot.press("D")
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_help_panel(snap_compare: Any) -> None:
+@SIZES
+def test_help_panel(snap_compare: Any, size: tuple[int, int]) -> None:
     """? shows the key bindings of the focused widget."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await setup(pilot, "question_mark")
 
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
 def test_connect_screen(snap_compare: Any) -> None:

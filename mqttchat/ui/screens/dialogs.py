@@ -23,8 +23,8 @@ class _Dialog(ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS: ClassVar[str] = """
     _Dialog { align: center middle; }
-    _Dialog > Vertical { width: 80; height: auto; max-height: 90%; border: thick $accent; background: $surface;
-                         padding: 1 2; }
+    _Dialog > Vertical { width: 80; max-width: 100%; height: auto; max-height: 100%; border: thick $accent;
+                         background: $surface; padding: 1 2; }
     _Dialog .title { text-style: bold; margin-bottom: 1; }
     _Dialog .buttons { height: auto; margin-top: 1; align-horizontal: right; }
     _Dialog .buttons Button { margin-left: 2; }

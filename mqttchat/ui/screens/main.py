@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -10,13 +11,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static, TabbedContent, TabPane
 
 from mqttchat.explorer.tree import parse_filter_text
 from mqttchat.ui.screens.dialogs import ConfirmDialog, EditValueDialog, PathDialog
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
+from mqttchat.ui.widgets.explorer_tabs import ExplorerTabs
 from mqttchat.ui.widgets.history_view import HistoryView
 from mqttchat.ui.widgets.message_view import MessageView
 from mqttchat.ui.widgets.packet_log import PacketLog
@@ -25,7 +27,7 @@ from mqttchat.ui.widgets.record_panel import RecordPanel
 from mqttchat.ui.widgets.retained_table import RetainedTable
 from mqttchat.ui.widgets.status_bar import StatusBar
 from mqttchat.ui.widgets.subscriptions_panel import SubscriptionsPanel
-from mqttchat.ui.widgets.topic_tree import TopicTreeView
+from mqttchat.ui.widgets.topic_tree import TopicTreeView, plural
 from mqttchat.ui.widgets.view_tabs import ViewTabs
 
 if TYPE_CHECKING:
@@ -35,6 +37,13 @@ if TYPE_CHECKING:
 DELETE_RATE = 200
 #: A replay publishes at most this many messages a second, whatever the speed chosen.
 REPLAY_RATE = 1000
+
+
+def bulk_duration(count: int) -> str:
+    """How long sending ``count`` messages at DELETE_RATE a second takes, in words."""
+    if count <= DELETE_RATE:
+        return "in under a second"
+    return f"about {math.ceil(count / DELETE_RATE)} s"
 
 
 #: The tree's filter syntax (``/regex/``, an MQTT wildcard filter, or a substring), shared with the recorder.
@@ -72,7 +81,7 @@ class MainScreen(Screen[None]):
                 yield Input(placeholder="/ filter: text, a/+/b, /regex/", id="tree-filter")
                 yield Static("", id="tree-filter-error")
                 yield TopicTreeView(self.runtime.tree, id="tree")
-            with TabbedContent(id="tabs", initial="message"):
+            with ExplorerTabs(id="tabs", initial="message"):
                 with TabPane("Message", id="message"):
                     yield MessageView(id="message-view")
                 with TabPane("History", id="history"):
@@ -89,7 +98,7 @@ class MainScreen(Screen[None]):
                     yield RecordPanel(id="record-panel")
                 with TabPane("Packets", id="packets"):
                     yield PacketLog(id="packet-log-panel")
-                with TabPane("Broker", id="broker"):
+                with TabPane("Broker", id="broker"), VerticalScroll(id="broker-scroll"):
                     yield BrokerPanel(id="broker-panel")
         yield StatusBar(id="status")
         yield Footer()
@@ -365,8 +374,8 @@ class MainScreen(Screen[None]):
                     self.delete_retained(topics)
 
             text = (
-                f"This would delete {len(topics)} retained message(s) (dry run: nothing sent yet), at most "
-                f"{DELETE_RATE} a second (about {len(topics) / DELETE_RATE:.0f} s)."
+                f"This would delete {plural(len(topics), 'retained message')} (dry run: nothing sent yet), at most "
+                f"{DELETE_RATE} a second ({bulk_duration(len(topics))})."
             )
             self.app.push_screen(ConfirmDialog("Delete retained messages", text, f"Delete {len(topics)}"), bulk)
         elif event.action == "export":

@@ -11,6 +11,9 @@ from textual.widgets import Static
 
 from mqttchat.runtime import Runtime
 
+#: The explanations are shown when at least this many columns are left for them beside the names and values.
+NOTES_WIDTH = 24
+
 
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
@@ -23,37 +26,32 @@ class BrokerPanel(Static):
 
     def refresh_from(self, runtime: Runtime) -> None:
         caps = runtime.client.capabilities
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
-        table.add_column(style="dim")
         if caps is None:
             self.update(Text("Not connected yet.", style="dim"))
             return
-        table.add_row("protocol", "MQTT 5.0" if caps.version == 5 else "MQTT 3.1.1", "")
-        table.add_row("client id", runtime.client.client_id or "(none)",
-                      "assigned by the broker" if caps.assigned_client_identifier else "")  # fmt: skip
-        table.add_row("session present", _yes(caps.session_present), "whether the broker kept our session")
-        table.add_row("receive maximum", str(caps.receive_maximum), "QoS 1/2 messages it accepts in flight from us")
-        table.add_row("maximum QoS", str(caps.maximum_qos), "")
-        table.add_row("retain available", _yes(caps.retain_available), "")
-        table.add_row("maximum packet size", str(caps.maximum_packet_size or "protocol limit"), "")
-        table.add_row("topic alias maximum", str(caps.topic_alias_maximum), "aliases we may use towards it")
-        table.add_row("wildcard subscriptions", _yes(caps.wildcard_subscription_available), "")
-        table.add_row("shared subscriptions", _yes(caps.shared_subscription_available), "")
-        table.add_row("subscription identifiers", _yes(caps.subscription_identifier_available), "")
-        table.add_row("server keep alive", str(caps.server_keep_alive or "as requested"), "")
+        rows: list[tuple[str, str, str]] = [
+            ("protocol", "MQTT 5.0" if caps.version == 5 else "MQTT 3.1.1", ""),
+            ("client id", runtime.client.client_id or "(none)",
+             "assigned by the broker" if caps.assigned_client_identifier else ""),
+            ("session present", _yes(caps.session_present), "whether the broker kept our session"),
+            ("receive maximum", str(caps.receive_maximum), "QoS 1/2 messages it accepts in flight from us"),
+            ("maximum QoS", str(caps.maximum_qos), ""),
+            ("retain available", _yes(caps.retain_available), ""),
+            ("maximum packet size", str(caps.maximum_packet_size or "protocol limit"), ""),
+            ("topic alias maximum", str(caps.topic_alias_maximum), "aliases we may use towards it"),
+            ("wildcard subscriptions", _yes(caps.wildcard_subscription_available), ""),
+            ("shared subscriptions", _yes(caps.shared_subscription_available), ""),
+            ("subscription identifiers", _yes(caps.subscription_identifier_available), ""),
+            ("server keep alive", str(caps.server_keep_alive or "as requested"), ""),
+        ]  # fmt: skip
         if caps.response_information:
-            table.add_row("response information", caps.response_information, "")
+            rows.append(("response information", caps.response_information, ""))
         if caps.reason_string:
-            table.add_row("reason string", caps.reason_string, "")
+            rows.append(("reason string", caps.reason_string, ""))
+        table = self._table(rows)
         parts: list[Table | Text] = [Text("Broker capabilities (CONNACK)", style="bold underline"), table]
         if runtime.sys_stats:
-            sys_table = Table.grid(padding=(0, 2))
-            sys_table.add_column(style="bold", no_wrap=True)
-            sys_table.add_column()
-            for key in sorted(runtime.sys_stats):
-                sys_table.add_row(key, runtime.sys_stats[key])
+            sys_table = self._table([(key, runtime.sys_stats[key], "") for key in sorted(runtime.sys_stats)])
             parts += [Text(""), Text("$SYS/broker statistics", style="bold underline"), sys_table]
         else:
             parts += [Text(""), Text("No $SYS statistics received (subscribe to $SYS/# to see them).", style="dim")]
@@ -61,3 +59,19 @@ class BrokerPanel(Static):
             parts += [Text(""), Text("Connection events", style="bold underline")]
             parts += [Text(line) for line in list(runtime.events)[-10:]]
         self.update(Group(*parts))
+
+    def _table(self, rows: list[tuple[str, str, str]]) -> Table:
+        """Names, values and (when there is room) explanations; names and values never wrap (a narrow terminal
+        cut "MQTT 5.0" into two lines), and what does not fit is cut with an ellipsis."""
+        width = self.content_region.width or 80
+        names = max(len(name) for name, _, _ in rows)
+        values = min(max(len(value) for _, value, _ in rows), max(8, width - names - 2))
+        notes = width - names - values - 4 >= NOTES_WIDTH and any(note for _, _, note in rows)
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True, min_width=names)
+        table.add_column(no_wrap=True, overflow="ellipsis", min_width=values, max_width=values)
+        if notes:
+            table.add_column(style="dim", no_wrap=True, overflow="ellipsis", ratio=1)
+        for name, value, note in rows:
+            table.add_row(name, value, *([note] if notes else []))
+        return table

@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Sparkline, Static
 
 from mqttchat.explorer.payload import diff, number, numeric_fields, preview
@@ -18,15 +18,19 @@ from mqttchat.explorer.tree import Entry, TopicNode
 SHOWN = 50
 
 
-class HistoryView(VerticalScroll):
-    """The selected topic's history ring with diffs, and a sparkline of a numeric value or JSON field."""
+class HistoryView(Vertical):
+    """The selected topic's history ring with diffs, and a sparkline of a numeric value or JSON field.
+
+    The plot's field comes first in the focus order (Tab from the tree), then the history list, which scrolls.
+    """
 
     DEFAULT_CSS: ClassVar[str] = """
     HistoryView { padding: 0 1; }
     HistoryView #plot-bar { height: 3; }
-    HistoryView #plot-field { width: 30; }
-    HistoryView Sparkline { height: 3; margin: 0 1; }
-    HistoryView #plot-label { padding: 1 1; color: $text-muted; }
+    HistoryView #plot-field { width: 1fr; max-width: 36; min-width: 16; }
+    HistoryView Sparkline { height: 3; margin: 0 1; width: 1fr; }
+    HistoryView #plot-label { padding: 0 1; color: $text-muted; width: 1fr; height: auto; }
+    HistoryView #history-scroll { height: 1fr; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -40,7 +44,8 @@ class HistoryView(VerticalScroll):
             yield Input(placeholder="JSON field to plot (e.g. temp)", id="plot-field")
             yield Sparkline([], id="plot")
         yield Label("", id="plot-label")
-        yield Static("", id="history")
+        with VerticalScroll(id="history-scroll"):
+            yield Static("", id="history")
 
     @on(Input.Changed, "#plot-field")
     def _field_changed(self, event: Input.Changed) -> None:

@@ -32,6 +32,9 @@ from mqttchat.config import templates_path as default_templates_path
 from mqttchat.protocol import Properties, topic_name_problem
 from mqttchat.ui.screens.dialogs import ConfirmDialog, NameDialog
 
+#: Below this many columns the form puts each label above its field.
+NARROW = 60
+
 TEMPLATE_HELP = "{{uuid}} {{timestamp}} {{counter}} are replaced when sending"
 
 
@@ -63,13 +66,17 @@ class PublishDraft:
     properties: Properties
 
 
-class PublishPane(VerticalScroll):
+class PublishPane(VerticalScroll, can_focus=False):
     """The publish form. Ctrl+S or the button validates and posts :class:`PublishPane.PublishRequested`.
 
     | Key | Action |
     | --- | --- |
     | ctrl+s | publish |
     | ctrl+up / ctrl+down | recall earlier publishes |
+    | tab / shift+tab | next / previous field, also from the payload (which takes no tab characters: indent
+      with spaces) |
+
+    The pane itself is not a focus stop: a focused field scrolls into view.
 
     Under the form, "Template" lists the saved templates (choosing one fills the form), "Save as template" saves
     the form under a name (replacing a template of that name) and "Delete template" removes the chosen one. They
@@ -86,7 +93,11 @@ class PublishPane(VerticalScroll):
     DEFAULT_CSS: ClassVar[str] = """
     PublishPane { padding: 0 1; }
     PublishPane .row { height: auto; margin-bottom: 1; }
-    PublishPane .row > Label { width: 12; padding: 1 0; }
+    PublishPane .row > Label { width: 16; padding: 1 1 1 0; }
+    PublishPane.-narrow .row { layout: vertical; margin-bottom: 0; }
+    PublishPane.-narrow .row > Label, PublishPane.-narrow .row > Label.inline { width: 1fr; padding: 0; }
+    PublishPane.-narrow .row > Input, PublishPane.-narrow .row > Select { width: 1fr; }
+    PublishPane.-narrow #pub-outcome { padding: 0; }
     PublishPane .row > Label.inline { width: auto; padding: 1 1 1 2; }
     PublishPane .row > Input { width: 1fr; }
     PublishPane #pub-payload { height: 8; }
@@ -125,7 +136,7 @@ class PublishPane(VerticalScroll):
             yield Label("Topic")
             yield Input(placeholder="home/kitchen/light", id="pub-topic")
         yield Label("", id="pub-topic-error", classes="field-error")
-        yield TextArea("", id="pub-payload", language=None, soft_wrap=True, tab_behavior="indent")
+        yield TextArea("", id="pub-payload", language=None, soft_wrap=True, tab_behavior="focus")
         yield Label("", id="pub-payload-error", classes="field-error")
         with Horizontal(classes="row"):
             yield Label("QoS")
@@ -166,6 +177,10 @@ class PublishPane(VerticalScroll):
 
     def on_mount(self) -> None:
         self.reload_templates()
+
+    def on_resize(self) -> None:
+        # Too narrow for a label beside each field (an 80-column terminal): labels go above their fields.
+        self.set_class(self.size.width < NARROW, "-narrow")
 
     def set_topic(self, topic: str) -> None:
         """Prefill the topic (from the tree selection) unless the user is typing one."""

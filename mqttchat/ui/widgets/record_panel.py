@@ -19,15 +19,18 @@ DEFAULT_RECORDING = "recording.jsonl"
 #: Replay speeds offered; 0 means as fast as the broker's flow control allows.
 SPEEDS: list[tuple[str, float]] = [("1x", 1.0), ("2x", 2.0), ("10x", 10.0), ("as fast as allowed", 0.0)]
 
+#: Below this many columns the form puts each label above its field.
+NARROW = 56
+
 FILTER_HELP = "The filter is written as in the tree: text, a/+/b or /regex/. The file is overwritten."
 
 
-class RecordPanel(VerticalScroll):
+class RecordPanel(VerticalScroll, can_focus=False):
     """The Record tab: a recorder (filter, file, start/stop) and a replayer (file, speed, start/stop, progress).
 
     The panel validates its fields and posts requests; the screen does the work and reports back through
     :meth:`show_recording` and :meth:`show_replay`, which also decide what the buttons say. Enter in a field of a
-    section starts it (never stops it).
+    section starts it (never stops it). The panel itself is not a focus stop: a focused field scrolls into view.
     """
 
     DEFAULT_CSS: ClassVar[str] = """
@@ -43,6 +46,11 @@ class RecordPanel(VerticalScroll):
     RecordPanel .hint, RecordPanel .section { color: $text-muted; margin-bottom: 1; }
     RecordPanel .hint { width: 1fr; height: auto; }
     RecordPanel .section { text-style: bold; }
+    RecordPanel.-narrow .row { layout: vertical; }
+    RecordPanel.-narrow .row > Label { width: 1fr; padding: 0; }
+    RecordPanel.-narrow .row > Label.status { padding: 0 0 1 0; }
+    RecordPanel.-narrow #replay-speed { width: 1fr; }
+    RecordPanel.-narrow #replay-progress { padding: 0; height: 1; }
     """
 
     @dataclass
@@ -121,6 +129,10 @@ class RecordPanel(VerticalScroll):
         with Horizontal(classes="row"):
             yield Button("Replay", id="replay-toggle", variant="primary")
             yield Label("", id="replay-status", classes="status")
+
+    def on_resize(self) -> None:
+        # Too narrow for a label beside each field (an 80-column terminal): labels go above their fields.
+        self.set_class(self.size.width < NARROW, "-narrow")
 
     # ------------------------------------------------------------------------------------------ validation
 

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from mqttchat.explorer.payload import preview, size_label
 from mqttchat.explorer.tree import TopicFilter, TopicNode, TopicTree
@@ -61,11 +62,28 @@ class RetainedTable(DataTable[Text]):
         self.clock = time.time
 
     def on_mount(self) -> None:
-        self.add_column("Topic", key="topic", width=22)
-        self.add_column("Value", key="value", width=12)
+        topic_width, value_width = column_widths(self.size.width, 0)
+        self.add_column("Topic", key="topic", width=topic_width)
+        self.add_column("Value", key="value", width=value_width)
         self.add_column("Size", key="size", width=8)
         self.add_column("QoS", key="qos", width=3)
         self.add_column("Age", key="age", width=4)
+
+    def on_resize(self) -> None:
+        if "topic" in self.columns:  # mounted
+            self.refresh_from_model()
+
+    def _fit_columns(self, longest_topic: int) -> None:
+        """Share the width left by the fixed columns between topics and values; when that changes, the rows are
+        drawn again (the value previews are cut to their column)."""
+        widths = column_widths(self.size.width, longest_topic)
+        if widths == (self.columns[ColumnKey("topic")].width, self.columns[ColumnKey("value")].width):
+            return
+        for key, width in zip(("topic", "value"), widths, strict=True):
+            self.columns[ColumnKey(key)].width = width
+        self.clear()
+        self._shown.clear()
+        self._versions.clear()
 
     @property
     def shown_topics(self) -> list[str]:
@@ -79,6 +97,7 @@ class RetainedTable(DataTable[Text]):
             predicate = lambda node: True  # noqa: E731 - the filter box shows the error
         now = self.clock()
         wanted = {n.topic: n for n in self.model.retained_nodes() if predicate(n)}
+        self._fit_columns(max(map(len, wanted), default=0))
         for topic in [t for t in self._shown if t not in wanted]:
             self.remove_row(topic)
             del self._shown[topic]
@@ -88,8 +107,8 @@ class RetainedTable(DataTable[Text]):
             entry = node.retained_entry
             assert entry is not None
             cells = (
-                Text(topic),
-                Text(preview(entry.payload, 12)),
+                Text(topic, overflow="ellipsis", no_wrap=True),
+                Text(preview(entry.payload, self.columns[ColumnKey("value")].width)),
                 Text(size_label(entry.size), justify="right"),
                 Text(str(entry.qos), justify="right"),
                 Text(age_label(now - entry.received_at), justify="right"),
@@ -151,6 +170,19 @@ class RetainedTable(DataTable[Text]):
         self.order = self.SORTS[(self.SORTS.index(self.order) + 1) % len(self.SORTS)]
         self._apply_sort()
         self.notify(f"retained messages sorted by {self.order}", timeout=1.5)
+
+
+#: Cells the fixed columns take (size, QoS, age), and each column's padding (DataTable's cell_padding, both sides).
+FIXED_COLUMNS = 8 + 3 + 4
+CELL_PADDING = 2
+
+
+def column_widths(width: int, longest_topic: int) -> tuple[int, int]:
+    """The topic and value columns' widths in a table ``width`` cells wide: the topics get what the longest
+    needs (at least 22 cells) while the values keep 12; the values get the rest."""
+    room = max(0, width - FIXED_COLUMNS - 5 * CELL_PADDING - 1)  # - 1: the vertical scrollbar's gutter
+    topic = max(22, min(longest_topic, room - 12))
+    return topic, max(12, room - topic)
 
 
 def _age_seconds(label: str) -> float:

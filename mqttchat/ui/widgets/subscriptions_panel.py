@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Label, Select, Switch
 
@@ -30,6 +30,9 @@ OPTION_LABELS = {
 }
 
 HINT = "Retained: 0 send on subscribe, 1 only for a new subscription, 2 never. Del unsubscribes."
+
+#: Below this many columns the form puts each label above its field.
+NARROW = 64
 
 #: The largest subscription identifier (a variable byte integer, 3.8.2.1.2).
 MAX_SUBSCRIPTION_ID = 268_435_455
@@ -56,7 +59,11 @@ class SubscriptionsPanel(Vertical):
 
     DEFAULT_CSS: ClassVar[str] = """
     SubscriptionsPanel { padding: 0 1; }
-    SubscriptionsPanel DataTable { height: 1fr; overflow-x: hidden; }
+    SubscriptionsPanel DataTable { height: 1fr; min-height: 4; overflow-x: hidden; }
+    SubscriptionsPanel #sub-form { height: auto; max-height: 75%; }
+    SubscriptionsPanel.-narrow .row { layout: vertical; }
+    SubscriptionsPanel.-narrow .row > Label, SubscriptionsPanel.-narrow .row > Label.inline { width: 1fr; padding: 0; }
+    SubscriptionsPanel.-narrow .row > Input, SubscriptionsPanel.-narrow .row > Select { width: 1fr; }
     SubscriptionsPanel .row { height: auto; }
     SubscriptionsPanel .row > Label { padding: 1 1 1 0; width: auto; }
     SubscriptionsPanel .row > Label.inline { padding: 1 1 1 2; }
@@ -102,28 +109,35 @@ class SubscriptionsPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield DataTable[Text](id="sub-table", cursor_type="row", zebra_stripes=True)
-        with Horizontal(classes="row"):
-            yield Label("Filter")
-            yield Input(placeholder="home/+/temperature, $SYS/#, $share/group/a/#", id="sub-filter")
-            yield Select([("QoS 0", 0), ("QoS 1", 1), ("QoS 2", 2)], value=0, allow_blank=False, id="sub-qos")
-        yield Label("", id="sub-error", classes="field-error")
-        with Horizontal(classes="row"):
-            yield Label("No local")
-            yield Switch(False, id="sub-nl")
-            yield Label("Retain as published", classes="inline")
-            yield Switch(False, id="sub-rap")
-        with Horizontal(classes="row"):
-            yield Label("Retained")
-            yield Select(
-                [(f"{int(k)} {v}", int(k)) for k, v in RETAIN_HANDLING_LABELS.items()],
-                value=0, allow_blank=False, id="sub-rh",
-            )  # fmt: skip
-            yield Label("Id", classes="inline")
-            yield Input(placeholder="1-268435455", id="sub-id", restrict=r"[0-9]*")
-        with Horizontal(classes="row"):
-            yield Button("Subscribe", id="sub-add", variant="primary")
-            yield Button("Unsubscribe selected", id="sub-remove")
-        yield Label(HINT, classes="hint", id="sub-hint")
+        form = VerticalScroll(id="sub-form")
+        form.can_focus = False  # a focused field scrolls into view
+        with form:
+            with Horizontal(classes="row"):
+                yield Label("Filter")
+                yield Input(placeholder="home/+/temperature, $SYS/#, $share/group/a/#", id="sub-filter")
+                yield Select([("QoS 0", 0), ("QoS 1", 1), ("QoS 2", 2)], value=0, allow_blank=False, id="sub-qos")
+            yield Label("", id="sub-error", classes="field-error")
+            with Horizontal(classes="row"):
+                yield Label("No local")
+                yield Switch(False, id="sub-nl")
+                yield Label("Retain as published", classes="inline")
+                yield Switch(False, id="sub-rap")
+            with Horizontal(classes="row"):
+                yield Label("Retained")
+                yield Select(
+                    [(f"{int(k)} {v}", int(k)) for k, v in RETAIN_HANDLING_LABELS.items()],
+                    value=0, allow_blank=False, id="sub-rh",
+                )  # fmt: skip
+                yield Label("Id", classes="inline")
+                yield Input(placeholder="1-268435455", id="sub-id", restrict=r"[0-9]*")
+            with Horizontal(classes="row"):
+                yield Button("Subscribe", id="sub-add", variant="primary")
+                yield Button("Unsubscribe selected", id="sub-remove")
+            yield Label(HINT, classes="hint", id="sub-hint")
+
+    def on_resize(self) -> None:
+        # Too narrow for the options side by side (an 80-column terminal): each label goes above its field.
+        self.set_class(self.size.width < NARROW, "-narrow")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -33,6 +34,8 @@ from mqttchat.explorer.payload import preview
 from mqttchat.explorer.tree import SortOrder, TopicNode, TopicTree
 
 EXPAND_ALL_LIMIT = 20_000
+#: The fewest payload characters worth showing in a row (less: only the age is shown).
+MIN_PREVIEW = 2
 FLASH_SECONDS = 1.0
 
 
@@ -306,8 +309,17 @@ class TopicTreeView(ScrollView, can_focus=True):
             details.append(f"{rate:g}/s")
         segments.append(Segment(f"· {', '.join(details)} ", self._fg("topic-tree--count", row)))
         if node.last is not None:
-            segments.append(Segment(f"= {preview(node.last.payload, 40)} ", self._fg("topic-tree--preview", row)))
-            segments.append(Segment(f"· {age_label(now - node.last.received_at)}", self._fg("topic-tree--age", row)))
+            # The payload gets the room left, and the age sits at the right edge: a long payload or a narrow
+            # tree cuts the payload, never the age.
+            age = f"· {age_label(now - node.last.received_at)}"
+            used = sum(segment.cell_length for segment in segments)
+            room = self.size.width - used - cell_len(age)
+            if room >= MIN_PREVIEW + 3:  # "= " + preview + " "
+                shown = set_cell_size(f"= {preview(node.last.payload, room - 3)}", room)
+                segments.append(Segment(shown, self._fg("topic-tree--preview", row)))
+            elif room > 0:
+                segments.append(Segment(" " * room, row))
+            segments.append(Segment(age, self._fg("topic-tree--age", row)))
         return segments
 
     # ------------------------------------------------------------------------------------------ actions

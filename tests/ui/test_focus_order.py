@@ -1,0 +1,134 @@
+"""Every control of every explorer tab is reached with Tab and Shift+Tab alone, in the order it is shown, and is on
+screen when focused (at 120x40 and at 80x24); text typed into a focused field goes into it, even letters that
+are keys elsewhere (m h p r u e k b g c s / ? * - +)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widget import Widget
+from textual.widgets import Button, Input, Select, Switch, TabbedContent, TextArea
+
+from tests.helpers.typist import press, send_key, settle, spell, type_burst, until
+from tests.ui.conftest import make_app
+
+#: Tab key → (tab id, the controls after the tree in Tab order). Then the filter and the tree again.
+EXPLORER_TABS: dict[str, tuple[str, list[str]]] = {
+    "m": ("message", ["message-view"]),
+    "h": ("history", ["plot-field", "history-scroll"]),
+    "p": ("publish", [
+        "pub-topic", "pub-payload", "pub-qos", "pub-retain", "pub-json", "pub-send", "pub-content-type",
+        "pub-user-props", "pub-expiry", "pub-response-topic", "pub-correlation", "pub-template", "pub-template-save",
+        "pub-template-delete",
+    ]),
+    "r": ("retained", ["retained-filter", "retained-table"]),
+    "u": ("subscriptions", [
+        "sub-table", "sub-filter", "sub-qos", "sub-nl", "sub-rap", "sub-rh", "sub-id", "sub-add", "sub-remove",
+    ]),
+    "e": ("record", ["rec-filter", "rec-path", "rec-toggle", "replay-path", "replay-speed", "replay-toggle"]),
+    "k": ("packets", ["packet-filter", "packet-pause", "packet-log"]),
+    "b": ("broker", ["broker-scroll"]),
+}  # fmt: skip
+
+SIZES = [(120, 40), (80, 24)]
+
+#: Letters bound to keys on the explorer screen or the tree: typed into a field, they must land in it.
+PROBE = "mhprueKbgcs/?*-+ x"
+
+
+def focused_id(pilot: Pilot[Any]) -> str | None:
+    focused = pilot.app.focused
+    return focused.id if focused is not None else None
+
+
+def on_screen(pilot: Pilot[Any], widget: Widget) -> bool:
+    """Whether ``widget`` is on screen: whole for a field or a button, in part for a list or a log."""
+    screen = pilot.app.screen
+    small = isinstance(widget, (Input, Button, Select, Switch))
+    return screen.can_view_entire(widget) if small else screen.can_view_partial(widget)
+
+
+async def walk(pilot: Pilot[Any], key: str, count: int) -> list[str | None]:
+    """Press ``key`` ``count`` times; the id focused after each press (each checked to be on screen)."""
+    app = pilot.app
+    seen: list[str | None] = []
+    for _ in range(count):
+        before = app.focused
+        send_key(pilot, key)
+        await until(pilot, lambda: app.focused is not before, 5, f"{key} moves the focus on from {before}")  # noqa: B023
+        focused = app.focused
+        assert focused is not None, f"nothing has the focus after {seen}"
+        await until(pilot, lambda: on_screen(pilot, focused), 5, f"#{focused.id} on screen when focused")  # noqa: B023
+        seen.append(focused.id)
+    return seen
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+async def test_tab_and_shift_tab_reach_every_control_of_each_tab(size: tuple[int, int]) -> None:
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        tabs = app.screen.query_one(TabbedContent)
+        for key, (tab, controls) in EXPLORER_TABS.items():
+            await press(pilot, "escape", key, "escape")  # the tree, the tab, and back to the tree
+            assert tabs.active == tab and focused_id(pilot) == "tree"
+            order = [*controls, "tree-filter", "tree"]
+            assert await walk(pilot, "tab", len(order)) == order, tab
+            backwards = ["tree-filter", *reversed(controls), "tree"]
+            assert await walk(pilot, "shift+tab", len(backwards)) == backwards, tab
+
+
+async def test_one_tab_from_the_tree_reaches_the_plot_field_and_typing_goes_there() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("h", "tab")
+        assert focused_id(pilot) == "plot-field"
+        await type_burst(pilot, *spell("temperature"))
+        assert app.screen.query_one("#plot-field", Input).value == "temperature"
+        assert app.screen.query_one(TabbedContent).active == "history"
+
+
+async def test_tab_leaves_the_payload_without_inserting_a_tab() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("p", "tab")
+        assert focused_id(pilot) == "pub-payload"
+        await type_burst(pilot, *spell("on"), "tab")
+        assert app.screen.query_one("#pub-payload", TextArea).text == "on"
+        assert focused_id(pilot) == "pub-qos"
+        await pilot.press("tab", "tab", "tab")
+        assert focused_id(pilot) == "pub-send"
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+async def test_text_typed_into_any_field_goes_into_it(size: tuple[int, int]) -> None:
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        tabs = app.screen.query_one(TabbedContent)
+        for key, (tab, controls) in EXPLORER_TABS.items():
+            await press(pilot, "escape", key, "escape")
+            for control in ["tree-filter", *controls]:
+                widget = app.screen.query_one(f"#{control}")
+                if not isinstance(widget, (Input, TextArea)):
+                    continue
+                widget.focus()
+                await settle(pilot)
+                numeric = isinstance(widget, Input) and (widget.type == "integer" or widget.restrict is not None)
+                probe = "123" if numeric else PROBE
+                before = widget.value if isinstance(widget, Input) else widget.text
+                if isinstance(widget, Input):
+                    widget.cursor_position = len(before)
+                else:
+                    widget.move_cursor(widget.document.end)
+                await type_burst(pilot, *spell(probe))
+                after = widget.value if isinstance(widget, Input) else widget.text
+                assert after == before + probe, f"#{control} in {tab}"
+                assert tabs.active == tab and app.focused is widget, f"#{control} in {tab}"
+                if isinstance(widget, Input):
+                    widget.value = before
+                else:
+                    widget.text = before
