@@ -7,7 +7,7 @@ Theory of operation::
           ├──▶ source has a failure token: reserve it ─────▶ normal lane ─┐
           └──▶ source out of tokens ───────────────────────▶ penalty lane ┤ (a full lane: BUSY / RATE_LIMITED)
                                                                           ▼
-                            ``workers`` threads run PBKDF2, the normal lane first ──▶ ACCEPTED / REFUSED (later)
+            ``workers`` threads run PBKDF2, the normal lane first, its sources in turn ──▶ ACCEPTED / REFUSED (later)
 
 A check costs milliseconds of PBKDF2, so a flood of bad logins could otherwise queue without bound in front of
 everyone else's (300 unknown-user CONNECTs, 12 KB of traffic, once delayed a correct login by 6.5 s). Here:
@@ -17,7 +17,8 @@ everyone else's (300 unknown-user CONNECTs, 12 KB of traffic, once delayed a cor
 * a source (an IP address) holds a token bucket of failed logins (``per_source`` tokens, refilled at
   ``refill_per_second``). A check takes a token when it is queued, and gives it back when the password was
   right. Checks from a source with tokens queue in the normal lane; the rest in the penalty lane, which is served
-  only when the normal lane is empty. A flooding source thus holds at most ``per_source`` places ahead of anyone;
+  only when the normal lane is empty. The normal lane serves its sources in turn, one check each, so a newcomer
+  waits for the checks running and at most one check of each other source, never for a flood's share;
 * both lanes are bounded: beyond them a login is refused at once (0x89 Server busy / 0x9F Connection rate
   exceeded) instead of waiting, so waiting never grows past a few checks' time.
 """
@@ -111,7 +112,9 @@ class LoginChecks:
         self.penalty_limit = penalty_queue
         self.max_sources = max_sources
         self._clock = clock
-        self._normal: deque[LoginCheck] = deque()
+        #: The normal lane: a queue per source, served in turn (round robin).
+        self._normal: OrderedDict[str, deque[LoginCheck]] = OrderedDict()
+        self._normal_count = 0
         self._penalty: deque[LoginCheck] = deque()
         self._sources: OrderedDict[str, _Bucket] = OrderedDict()
         self._executor: ThreadPoolExecutor | None = None
@@ -122,11 +125,11 @@ class LoginChecks:
         self.refused_rate = 0
 
     def __repr__(self) -> str:
-        return f"<LoginChecks running {self.running}/{self.workers}, waiting {len(self._normal)}+{len(self._penalty)}>"
+        return f"<LoginChecks running {self.running}/{self.workers}, waiting {self._normal_count}+{len(self._penalty)}>"
 
     @property
     def waiting(self) -> int:
-        return len(self._normal) + len(self._penalty)
+        return self._normal_count + len(self._penalty)
 
     def check(
         self, passwords: Any, username: str, password: bytes, source: str, done: Callable[[Verdict], None]
@@ -140,12 +143,16 @@ class LoginChecks:
         bucket = self._bucket(source)
         ticket = LoginCheck(self, passwords, username, bytes(password), source, done)
         if bucket.tokens >= 1:
-            if len(self._normal) >= self.queue_limit:
+            if self._normal_count >= self.queue_limit:
                 self.refused_busy += 1
                 return Verdict.BUSY
             bucket.tokens -= 1
             ticket.reserved = True
-            self._normal.append(ticket)
+            lane = self._normal.get(source)
+            if lane is None:
+                lane = self._normal[source] = deque()
+            lane.append(ticket)
+            self._normal_count += 1
         else:
             if len(self._penalty) >= self.penalty_limit:
                 self.refused_rate += 1
@@ -156,10 +163,12 @@ class LoginChecks:
 
     def close(self) -> None:
         """Drop what waits and stop the worker threads (a running check finishes unseen)."""
-        for lane in (self._normal, self._penalty):
+        for lane in (*self._normal.values(), self._penalty):
             for ticket in lane:
                 ticket.done = None
-            lane.clear()
+        self._normal.clear()
+        self._normal_count = 0
+        self._penalty.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
@@ -181,16 +190,31 @@ class LoginChecks:
         return bucket
 
     def _withdraw(self, ticket: LoginCheck) -> None:
-        for lane in (self._normal, self._penalty):
-            try:
-                lane.remove(ticket)
-            except ValueError:
-                continue
-            return
+        lane = self._normal.get(ticket.source)
+        if lane is not None and ticket in lane:
+            lane.remove(ticket)
+            self._normal_count -= 1
+            if not lane:
+                del self._normal[ticket.source]
+        elif ticket in self._penalty:
+            self._penalty.remove(ticket)
+
+    def _next(self) -> LoginCheck:
+        """The next check to run: the normal lane's next source in turn, else the penalty lane's oldest."""
+        if self._normal:
+            source, lane = next(iter(self._normal.items()))
+            ticket = lane.popleft()
+            self._normal_count -= 1
+            if lane:
+                self._normal.move_to_end(source)
+            else:
+                del self._normal[source]
+            return ticket
+        return self._penalty.popleft()
 
     def _start(self) -> None:
         while self.running < self.workers and (self._normal or self._penalty):
-            ticket = self._normal.popleft() if self._normal else self._penalty.popleft()
+            ticket = self._next()
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="mqttchat-login")
             self.running += 1
