@@ -16,6 +16,11 @@ Figures: connections, closed by the broker, the reason code of each close (``DIS
 connection or a connection refused before CONNECT is closed without one), not closed in time (must be 0),
 undecodable replies (must be 0), the well-behaved client's round trips ok / failed and the worst one, whether the
 broker is alive, its RSS peak, and the errors in its log (must be 0).
+
+The last scenario attacks the WebSocket and TLS listeners before login: idle and trickling (slowloris) HTTP
+upgrades, an upgraded connection that stays silent, a frame declaring 300 MB before CONNECT (streamed for real),
+and TLS connections that never finish their handshake: each must be closed within ``connect_timeout`` (the giant
+frame at once, at its header), with the broker's memory flat.
 """
 
 from __future__ import annotations
@@ -25,13 +30,16 @@ import contextlib
 import random
 import re
 import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.certs import make_certs
 from benchmarks.hardening.common import BrokerProcess, Deadline, MemoryWatch, Report, broker_process, raise_file_limit
+from benchmarks.peers import free_port
 from mqttchat.client import Message, MQTTClient
 from mqttchat.protocol import (
     EMPTY_PROPERTIES,
@@ -105,6 +113,10 @@ class Plan:
     #: Connections per slow group (silent connections: ``slow * 4``).
     slow: int
     slow_seconds: float
+    #: Connections per WebSocket/TLS group, and MiB streamed behind each giant frame.
+    listeners: int
+    giant_mib: int
+    listeners_seconds: float
 
 
 SHORT = Plan(
@@ -116,6 +128,9 @@ SHORT = Plan(
     spec_seconds=15.0,
     slow=2,
     slow_seconds=15.0,
+    listeners=2,
+    giant_mib=8,
+    listeners_seconds=15.0,
 )
 LONG = Plan(
     random=5000,
@@ -126,6 +141,9 @@ LONG = Plan(
     spec_seconds=90.0,
     slow=25,
     slow_seconds=30.0,
+    listeners=50,
+    giant_mib=300,
+    listeners_seconds=60.0,
 )
 
 
@@ -378,13 +396,14 @@ async def with_broker(
     workdir: Path,
     seconds: float,
     body: Callable[[BrokerProcess, Deadline, Report], Awaitable[None]],
+    config: str = BROKER_CONFIG,
 ) -> Report:
     """Run ``body`` against a fresh broker process while the well-behaved client does its round trips."""
     report = Report(name)
-    slug = name.replace(" ", "-")
+    slug = name.replace(" ", "-").replace("/", "-")
     deadline = Deadline(seconds)
     probe_deadline = Deadline(seconds + 30.0)
-    with broker_process(workdir / slug, BROKER_CONFIG) as broker, MemoryWatch(broker.pid) as memory:
+    with broker_process(workdir / slug, config) as broker, MemoryWatch(broker.pid) as memory:
         probe = RoundTripProbe(broker.url, slug)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(probe.run(probe_deadline))
@@ -1129,6 +1148,146 @@ async def slow_scenario(broker: BrokerProcess, deadline: Deadline, report: Repor
 
 
 # --------------------------------------------------------------------------------------------------------------
+# WebSocket and TLS listeners before login
+
+WS_SILENT = "WebSocket: TCP, no upgrade"
+WS_SLOWLORIS = "WebSocket: upgrade request a byte every 0.5 s"
+WS_UPGRADED_SILENT = "WebSocket: upgraded, no CONNECT"
+WS_GIANT_FRAME = "WebSocket: 300 MB frame before CONNECT"
+TLS_SILENT = "TLS: no ClientHello"
+TLS_TRICKLE = "TLS: ClientHello a byte every 0.5 s"
+WS_UPGRADE = (
+    b"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+)
+#: The header of a masked binary frame declaring 300 MB.
+GIANT_FRAME_HEADER = b"\x82\xff" + (300_000_000).to_bytes(8, "big") + b"\x11\x22\x33\x44"
+
+
+def client_hello() -> bytes:
+    """The first flight of a TLS client (its ClientHello), made without a network."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+@dataclass(slots=True)
+class ListenerResult:
+    group: str
+    closed_after: float | None
+    #: Bytes the attacker got into the broker's socket before it closed (the giant frame only).
+    sent: int = 0
+    problem: str | None = None
+
+
+def listener_window(group: str) -> tuple[float, float]:
+    """When the broker must close a connection of ``group``, in seconds after it opened."""
+    if group == WS_GIANT_FRAME:
+        return 0.0, CLOSE_WAIT
+    return CONNECT_TIMEOUT - 0.25, CONNECT_TIMEOUT + 1.5
+
+
+async def listener_connection(ports: dict[str, int], group: str, giant_mib: int) -> ListenerResult:
+    port = ports["tls" if group.startswith("TLS") else "ws"]
+    earliest, latest = listener_window(group)
+    trickle: asyncio.Task[None] | None = None
+    sent = 0
+    async with raw_connection(port) as conn:
+        try:
+            if group == WS_SLOWLORIS:
+                trickle = asyncio.create_task(_trickle(conn, WS_UPGRADE))
+            elif group == TLS_TRICKLE:
+                trickle = asyncio.create_task(_trickle(conn, client_hello()))
+            elif group in (WS_UPGRADED_SILENT, WS_GIANT_FRAME):
+                await conn.send(WS_UPGRADE)
+                upgraded = await conn.wait(lambda: b"\r\n\r\n" in conn.received, CLOSE_WAIT)
+                if not upgraded or not conn.received.startswith(b"HTTP/1.1 101"):
+                    return ListenerResult(group, None, 0, f"{group}: no upgrade: {bytes(conn.received[:40])!r}")
+                if group == WS_GIANT_FRAME and await conn.send(GIANT_FRAME_HEADER):
+                    sent = len(GIANT_FRAME_HEADER)
+                    chunk = bytes(1 << 20)
+                    for _ in range(giant_mib):
+                        if conn.closed or not await conn.send(chunk, timeout=1.0):
+                            break
+                        sent += len(chunk)
+            closed = await conn.wait_closed(max(0.0, conn.opened + latest - time.monotonic()))
+        finally:
+            if trickle is not None:
+                trickle.cancel()
+                await asyncio.gather(trickle, return_exceptions=True)
+    if not closed or conn.closed_at is None:
+        return ListenerResult(group, None, sent, f"{group}: still open {latest:g} s after it opened")
+    after = conn.closed_at - conn.opened
+    if after < earliest:
+        too_soon = f"{group}: closed {after:.2f} s after it opened, before {earliest:g} s"
+        return ListenerResult(group, after, sent, too_soon)
+    if group == WS_GIANT_FRAME and b"\x88" not in conn.received[conn.received.find(b"\r\n\r\n") :]:
+        return ListenerResult(group, after, sent, f"{group}: closed without a WebSocket close frame")
+    return ListenerResult(group, after, sent)
+
+
+async def listeners_scenario(
+    broker: BrokerProcess, deadline: Deadline, report: Report, per_group: int, giant_mib: int, ports: dict[str, int]
+) -> None:
+    groups = [
+        (WS_SILENT, per_group),
+        (WS_SLOWLORIS, per_group),
+        (WS_UPGRADED_SILENT, per_group),
+        (WS_GIANT_FRAME, max(1, per_group // 5)),
+        (TLS_SILENT, per_group),
+        (TLS_TRICKLE, per_group),
+    ]
+    results: list[ListenerResult] = []
+    failures: list[str] = []
+
+    async def one(group: str) -> None:
+        try:
+            results.append(await listener_connection(ports, group, giant_mib))
+        except OSError as exc:
+            failures.append(f"{group}: {exc!r}")
+
+    limit = deadline.left
+    try:
+        async with asyncio.timeout(limit), asyncio.TaskGroup() as tasks:
+            for group, count in groups:
+                for _ in range(count):
+                    tasks.create_task(one(group))
+    except TimeoutError:
+        report.problems.append(f"the listener connections were not all done within {limit:.0f} s")
+    figures = report.figures
+    figures["connections"] = sum(count for _, count in groups)
+    figures["closed by the broker"] = sum(1 for r in results if r.closed_after is not None)
+    for group, count in groups:
+        times = [r.closed_after for r in results if r.group == group and r.closed_after is not None]
+        figures[group] = f"{len(times)}/{count} closed" + (
+            f" {min(times):.2f}-{max(times):.2f} s after opening" if times else ""
+        )
+    giant = [r.sent for r in results if r.group == WS_GIANT_FRAME]
+    figures["giant frame KiB sent before the close (max)"] = round(max(giant, default=0) / 1024, 1)
+    figures["not closed in time"] = sum(1 for r in results if r.closed_after is None) + len(failures)
+    problems: Counter[str] = Counter(r.problem for r in results if r.problem is not None)
+    for problem, count in problems.items():
+        report.problems.append(problem if count == 1 else f"{problem} (x{count})")
+    report.problems.extend(failures[:3])
+
+
+def listeners_config(workdir: Path) -> tuple[str, dict[str, int]]:
+    certs = make_certs(workdir / "certs")
+    ports = {"ws": free_port(), "tls": free_port()}
+    config = (
+        f"{BROKER_CONFIG}\n[[listener]]\nport = {ports['ws']}\nhost = '127.0.0.1'\nprotocol = 'websockets'\n"
+        f"\n[[listener]]\nport = {ports['tls']}\nhost = '127.0.0.1'\ncertfile = '{certs.server_cert}'\n"
+        f"keyfile = '{certs.server_key}'\n"
+    )
+    return config, ports
+
+
+# --------------------------------------------------------------------------------------------------------------
 # The scenarios
 
 
@@ -1150,6 +1309,12 @@ async def run(long: bool, workdir: Path) -> list[Report]:
     async def slow(broker: BrokerProcess, deadline: Deadline, report: Report) -> None:
         await slow_scenario(broker, deadline, report, plan.slow)
 
+    config, ports = listeners_config(workdir)
+
+    async def listeners(broker: BrokerProcess, deadline: Deadline, report: Report) -> None:
+        # The configured listeners start before the one the broker process is waited on.
+        await listeners_scenario(broker, deadline, report, plan.listeners, plan.giant_mib, ports)
+
     return [
         await with_broker(
             "fuzz random bytes", workdir, plan.fuzz_seconds, fuzzing(random_input, SEED_RANDOM, plan.random)
@@ -1159,4 +1324,5 @@ async def run(long: bool, workdir: Path) -> list[Report]:
         ),
         await with_broker("fuzz spec cases", workdir, plan.spec_seconds, spec),
         await with_broker("fuzz slow connections", workdir, plan.slow_seconds, slow),
+        await with_broker("fuzz WebSocket/TLS before login", workdir, plan.listeners_seconds, listeners, config),
     ]

@@ -1,10 +1,12 @@
 """Security hardening: refused logins and their cost, ACL bypass attempts, forged chat identities, session
-takeover across users, TLS verification both ways, and passwords kept out of logs and files.
+takeover across users, TLS verification both ways, passwords kept out of logs and files, and attacks before login
+(memory floods, login floods, user enumeration by timing).
 
 Every scenario runs against one ``mqttchat broker`` process (``-v``) with ``allow_anonymous = false``, a password
 file written by ``mqttchat passwd`` (alice, bob, admin), an ACL giving alice and bob their own ``users/%u/#`` plus
 the chat ACL shipped in ``mqttchat/chat/chat.acl`` and admin everything, and TLS listeners with good and bad
-certificates (``benchmarks/certs.py``).
+certificates (``benchmarks/certs.py``). The scenarios before login start brokers of their own where they need
+other limits or users (``door_broker``), and log in from 127.0.0.2 too, as a source that is not flooding.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,7 @@ import mqttchat.chat
 from benchmarks.certs import CertSet, make_certs
 from benchmarks.hardening.common import BrokerProcess, Deadline, MemoryWatch, Report
 from benchmarks.peers import free_port, wait_for_port
+from mqttchat.broker.auth import DEFAULT_ITERATIONS, MOSQUITTO_ITERATIONS, PasswordFile
 from mqttchat.client import (
     ClientError,
     ConnackRefused,
@@ -818,6 +822,333 @@ async def tls_handshakes(report: Report, lab: Lab, long: bool, deadline: Deadlin
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Before login: a broker of its own per scenario, whose password file mixes mosquitto_passwd's 101 iterations with
+# mqttchat's 25,000 and has fresh users (never logged in: their logins cost a full check)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def fast_users(count: int) -> list[str]:
+    """Users at mosquitto_passwd's iteration count (101)."""
+    return [f"mosq-{i}" for i in range(count)]
+
+
+def fresh_users(count: int) -> list[str]:
+    """Users at mqttchat's iteration count (25,000) who never logged in: each login costs a full check."""
+    return [f"fresh-{i}" for i in range(count)]
+
+
+#: The door broker's limits: packets of 64 KiB, CONNECT within 5 s.
+DOOR_CONFIG = "allow_anonymous = false\npassword_file = 'passwd'\nmax_packet_size = 65536\nconnect_timeout = 5\n"
+#: Another loopback address: logins from a source that is not flooding.
+OTHER_SOURCE = "127.0.0.2"
+
+
+def door_broker(lab: Lab, name: str, fast: int = 0, fresh: int = 0) -> BrokerProcess:
+    """A broker of its own: alice, bob and admin, ``fast`` users at 101 iterations and ``fresh`` users at 25,000
+    (all with alice's password)."""
+    directory = lab.workdir / name
+    directory.mkdir(parents=True, exist_ok=True)
+    pwfile = PasswordFile(directory / "passwd")
+    for user in USERS:
+        pwfile.set_password(user, lab.passwords[user])
+    for user in fast_users(fast):
+        pwfile.set_password(user, lab.passwords["alice"], MOSQUITTO_ITERATIONS)
+    for user in fresh_users(fresh):
+        pwfile.set_password(user, lab.passwords["alice"], DEFAULT_ITERATIONS)
+    pwfile.save()
+    return BrokerProcess(directory, DOOR_CONFIG).start()
+
+
+async def timed_connack(
+    port: int, attempt: Attempt, client_id: str, source: str = "127.0.0.1", timeout: float = 10.0
+) -> tuple[int, float]:
+    """(CONNACK code or -1, seconds from the TCP connection to the CONNACK) for one login from ``source``."""
+    started = time.perf_counter()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    except OSError:
+        return -1, time.perf_counter() - started
+    try:
+        async with asyncio.timeout(timeout):
+            writer.write(connect_packet(attempt, client_id).encode())
+            head = await reader.readexactly(2)
+            body = await reader.readexactly(head[1])
+        return (body[1] if head[0] == 0x20 and len(body) >= 2 else -1), time.perf_counter() - started
+    except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+        return -1, time.perf_counter() - started
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def stream_until_stopped(writer: asyncio.StreamWriter, mib: int, deadline: Deadline) -> int:
+    """Write up to ``mib`` MiB of zeros; the bytes written before the broker stopped reading (a write that does not
+    drain within 1 s) or closed the connection."""
+    chunk = bytes(1 << 20)
+    sent = 0
+    for _ in range(mib):
+        if deadline.expired:
+            break
+        try:
+            writer.write(chunk)
+            async with asyncio.timeout(1.0):
+                await writer.drain()
+        except (OSError, TimeoutError):
+            break
+        sent += len(chunk)
+    return sent
+
+
+async def closed_after(reader: asyncio.StreamReader, timeout: float) -> float | None:
+    """Seconds until the broker closes the connection (what it sends is read and dropped), None if it does not."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            while await reader.read(65_536):
+                pass
+    except TimeoutError:
+        return None
+    except ConnectionError:
+        pass
+    return time.perf_counter() - started
+
+
+async def prelogin_flood(report: Report, lab: Lab, long: bool, deadline: Deadline) -> None:
+    """The attacks on memory before login, each watched in its broker's RSS.
+
+    With ``max_packet_size = 65536`` (a broker of its own): password checks queued by many wrong logins, then one
+    more CONNECT followed by megabytes (the broker must stop reading it while its password is checked). With the
+    default limits (the lab's broker): first packets declaring hundreds of megabytes (closed at the header), and
+    many partial CONNECTs (held within the pre-login budget of 32 MiB for all of them).
+    """
+    queued = 300 if long else 40
+    flood_mib = 1024 if long else 128
+    partial = 400 if long else 40
+    figures = report.figures
+    broker = door_broker(lab, "prelogin-flood")
+    port = broker.port
+    opened: list[asyncio.StreamWriter] = []
+    try:
+        with MemoryWatch(broker.pid) as memory:
+            baseline = memory.peak_kib
+            # 1. Checks queued: wrong passwords, all at once.
+            for i in range(queued):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                queue = Attempt("queue", V5, "alice", lab.wrong_password(), 0x86)
+                writer.write(connect_packet(queue, f"q-{i}").encode())
+                opened.append(writer)
+            # 2. One more CONNECT, from another source (so that it is queued, not refused), then megabytes.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(OTHER_SOURCE, 0))
+            opened.append(writer)
+            writer.write(connect_packet(Attempt("flood", V5, "alice", lab.wrong_password(), 0x86), "flood").encode())
+            started = time.perf_counter()
+            sent = await stream_until_stopped(writer, flood_mib, deadline)
+            closed = await closed_after(reader, 30.0)
+            figures["checks queued by wrong logins"] = queued
+            figures["MiB sent behind a CONNECT being checked"] = round(sent / (1 << 20), 1)
+            figures["that connection closed after s"] = (
+                round(time.perf_counter() - started, 2) if closed is not None else "never"
+            )
+            report.check(closed is not None, "the connection streaming behind its CONNECT was never closed")
+        growth = (memory.peak_kib - baseline) / 1024
+        figures["max_packet_size 64 KiB: RSS before MiB"] = round(baseline / 1024, 1)
+        figures["max_packet_size 64 KiB: RSS growth MiB"] = round(growth, 1)
+        report.check(growth < 32, f"the broker's RSS grew by {growth:.0f} MiB while a password was checked")
+    finally:
+        for writer in opened:
+            writer.close()
+        broker.stop()
+    opened.clear()
+    port = lab.broker.port
+    try:
+        with MemoryWatch(lab.broker.pid) as memory:
+            baseline = memory.peak_kib
+            # 3. First packets that cannot be a CONNECT the broker takes: closed at the header.
+            for label, header in (
+                ("CONNACK declaring 232 MB", bytes.fromhex("2080808074")),
+                ("CONNECT declaring 268 MB", bytes.fromhex("10ffffff7f")),
+            ):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                opened.append(writer)
+                started = time.perf_counter()
+                writer.write(header)
+                after_sent = await stream_until_stopped(writer, 64, deadline)
+                after = await closed_after(reader, 10.0)
+                elapsed = time.perf_counter() - started
+                figures[f"{label}: closed after ms"] = round(elapsed * 1000, 1) if after is not None else "never"
+                figures[f"{label}: MiB sent"] = round(after_sent / (1 << 20), 1)
+                report.check(after is not None and elapsed < 2.0, f"{label}: not closed at its header")
+            # 4. Partial CONNECTs (200 KB of 250), held until the CONNECT timeout or the pre-login budget.
+            big = bytes.fromhex("1090a10f") + bytes(250_000)  # a CONNECT header declaring 250,000 bytes
+            readers = []
+            for _ in range(partial):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                opened.append(writer)
+                writer.write(big[:200_000])
+                readers.append(reader)
+            # Closed before the CONNECT timeout (5 s): by the pre-login budget (32 MiB for all of them).
+            early = await asyncio.gather(*(closed_after(reader, 3.0) for reader in readers))
+            figures["partial CONNECTs of 200 KB"] = partial
+            figures["partial CONNECTs closed by the pre-login budget"] = sum(after is not None for after in early)
+        growth = (memory.peak_kib - baseline) / 1024
+        figures["default limits: RSS before MiB"] = round(baseline / 1024, 1)
+        figures["default limits: RSS growth MiB"] = round(growth, 1)
+        report.check(growth < 48, f"the broker's RSS grew by {growth:.0f} MiB before any login (budget: 32 MiB)")
+    finally:
+        for writer in opened:
+            writer.close()
+
+
+async def login_flood(report: Report, lab: Lab, long: bool, deadline: Deadline) -> None:
+    """Bad logins from 127.0.0.1 as fast as the broker answers them, while others log in: bob with a confirmed
+    password (from 127.0.0.1 too), fresh users from another address and from the flooding one, and an admin pings.
+    Nobody but the flooding address may wait more than a few hundred ms."""
+    attackers = 100 if long else 20
+    seconds = 40.0 if long else 6.0
+    figures = report.figures
+    broker = door_broker(lab, "login-flood", fresh=int(seconds * 3) + 10)
+    port = broker.port
+    fresh = iter(fresh_users(int(seconds * 3) + 10))
+    codes: Counter[int] = Counter()
+    delays: dict[str, list[float]] = {"cached": [], "other source": [], "same source": []}
+    same_source_refused = 0
+    failed: list[str] = []
+    pings: list[float] = []
+    stop = asyncio.Event()
+    try:
+        # Before the flood: bob's password is confirmed once; one fresh login alone shows what a check costs.
+        code, _ = await timed_connack(port, Attempt("warm", V5, "bob", lab.passwords["bob"], 0), "bob-warm")
+        report.check(code == 0, f"bob's first login got {code_name(code)}")
+        code, alone = await timed_connack(port, Attempt("alone", V5, next(fresh), lab.passwords["alice"], 0), "alone")
+        report.check(code == 0, f"a fresh user's login without a flood got {code_name(code)}")
+        figures["login with a full check, no flood, ms"] = round(alone * 1000, 1)
+
+        async def attacker(index: int) -> None:
+            number = 0
+            while not stop.is_set():
+                number += 1
+                user = "alice" if number % 2 else f"nobody-{index}-{number}"
+                code, _ = await timed_connack(port, Attempt("flood", V5, user, lab.wrong_password(), 0x86),
+                                              f"flood-{index}-{number}")  # fmt: skip
+                codes[code] += 1
+
+        async def logins(kind: str, source: str, interval: float) -> None:
+            nonlocal same_source_refused
+            number = 0
+            while not stop.is_set():
+                number += 1
+                if kind == "cached":
+                    attempt = Attempt(kind, V5, "bob", lab.passwords["bob"], 0)
+                else:
+                    user = next(fresh, None)
+                    if user is None:
+                        return
+                    attempt = Attempt(kind, V5, user, lab.passwords["alice"], 0)
+                code, took = await timed_connack(port, attempt, f"{kind}-{number}".replace(" ", "-"), source)
+                if code == 0:
+                    delays[kind].append(took)
+                elif kind == "same source" and code == 0x9F:
+                    same_source_refused += 1
+                else:
+                    failed.append(f"{kind} login {number}: {code_name(code)}")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(interval):
+                        await stop.wait()
+
+        async def pinger(admin: MQTTClient) -> None:
+            while not stop.is_set():
+                try:
+                    async with asyncio.timeout(10):
+                        pings.append(await admin.ping())
+                except TimeoutError:
+                    pings.append(10.0)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.2):
+                        await stop.wait()
+
+        admin_url = f"mqtt://admin:{lab.passwords['admin']}@127.0.0.1:{port}"
+        async with MQTTClient(admin_url, client_id="admin-ping", reconnect=False) as admin:
+            tasks = [asyncio.create_task(attacker(i)) for i in range(attackers)]
+            helpers = [
+                asyncio.create_task(pinger(admin)),
+                asyncio.create_task(logins("cached", "127.0.0.1", 0.25)),
+                asyncio.create_task(logins("other source", OTHER_SOURCE, 0.5)),
+                asyncio.create_task(logins("same source", "127.0.0.1", 1.0)),
+            ]
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(seconds, deadline.left)):
+                    await stop.wait()
+            stop.set()
+            await asyncio.gather(*tasks, *helpers)
+    finally:
+        broker.stop()
+    attempts = sum(codes.values())
+    figures["attackers"] = attackers
+    figures["bad logins"] = attempts
+    figures["bad logins/s"] = round(attempts / seconds, 1)
+    for code, count in sorted(codes.items()):
+        figures[f"bad logins answered {code_name(code) if code >= 0 else 'nothing'}"] = count
+    for kind, times in delays.items():
+        if times:
+            figures[f"{kind} login ms (median)"] = round(statistics.median(times) * 1000, 1)
+            figures[f"{kind} login ms (max)"] = round(max(times) * 1000, 1)
+        figures[f"{kind} logins"] = len(times)
+    figures["same source logins refused 0x9F"] = same_source_refused
+    figures["ping max ms"] = round(max(pings, default=0.0) * 1000, 1)
+    report.check(codes.get(0, 0) == 0, f"{codes.get(0, 0)} bad logins were accepted")
+    report.check(codes.get(-1, 0) == 0, f"{codes.get(-1, 0)} bad logins got no CONNACK")
+    report.check(not failed, f"logins that should have worked failed: {failed[:3]}")
+    bound = 0.5
+    for kind in ("cached", "other source"):
+        worst = max(delays[kind], default=0.0)
+        report.check(bool(delays[kind]), f"no {kind} login completed during the flood")
+        report.check(worst < bound, f"a {kind} login took {worst * 1000:.0f} ms during the flood (at most {bound:g} s)")
+    report.check(max(pings, default=0.0) < bound, f"a ping took {max(pings, default=0.0) * 1000:.0f} ms")
+
+
+async def timing_enumeration(report: Report, lab: Lab, long: bool, deadline: Deadline) -> None:
+    """A password file mixing 101 iterations (mosquitto_passwd) with 25,000: wrong passwords for known users of
+    both kinds and for unknown names, one at a time. Unknown names must be answered fast as often as known users
+    are, or the answer time tells which names exist."""
+    names = 100 if long else 24
+    figures = report.figures
+    fast_names, slow_names = fast_users(8), fresh_users(8)
+    broker = door_broker(lab, "timing", fast=len(fast_names), fresh=len(slow_names))
+    port = broker.port
+
+    async def wrong(user: str, number: int) -> float:
+        code, took = await timed_connack(port, Attempt("timing", V5, user, lab.wrong_password(), 0x86), f"t-{number}")
+        report.check(code == 0x86, f"a wrong password for {user} got {code_name(code)}")
+        return took
+
+    try:
+        fast = [await wrong(user, i) for i, user in enumerate(fast_names)]
+        slow = [await wrong(user, 100 + i) for i, user in enumerate(slow_names)]
+        unknown = []
+        for i in range(names):
+            if deadline.left < 2:
+                break
+            unknown.append(await wrong(f"nobody-{secrets.token_hex(4)}", 1000 + i))
+    finally:
+        broker.stop()
+    fast_ms, slow_ms = statistics.median(fast) * 1000, statistics.median(slow) * 1000
+    threshold = (fast_ms + slow_ms) / 2
+    users = len(USERS) + len(fast_names) + len(slow_names)
+    quick = sum(t * 1000 < threshold for t in unknown)
+    figures["users at 101 iterations"] = f"{len(fast_names)} of {users}"
+    figures["wrong password, 101 iterations, ms (median)"] = round(fast_ms, 2)
+    figures["wrong password, 25,000 iterations, ms (median)"] = round(slow_ms, 2)
+    figures["unknown names"] = len(unknown)
+    figures["unknown names answered as fast as a 101-iteration user"] = quick
+    report.check(
+        0 < quick < len(unknown),
+        f"{quick} of {len(unknown)} unknown names were answered fast, where {len(fast_names)} of {users} users are: "
+        "the answer time tells unknown names apart",
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Secrets: no password tried (right or wrong) in the broker's log, its files, or the client's errors
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -903,6 +1234,9 @@ async def run(long: bool, workdir: Path) -> list[Report]:
         ("security: forged chat identity", forged_identity, 120 if long else 15),
         ("security: session takeover", session_takeover, 60 if long else 15),
         ("security: TLS", tls_handshakes, 180 if long else 20),
+        ("security: pre-login flood", prelogin_flood, 180 if long else 30),
+        ("security: login flood", login_flood, 120 if long else 30),
+        ("security: user enumeration by timing", timing_enumeration, 120 if long else 30),
     ]
     reports: list[Report] = []
     try:

@@ -30,8 +30,14 @@ def _check_common(report: Report) -> None:
     assert report.figures["broker log errors"] == 0
 
 
-def test_four_reports(reports: dict[str, Report]) -> None:
-    assert list(reports) == ["fuzz random bytes", "fuzz mutated packets", "fuzz spec cases", "fuzz slow connections"]
+def test_five_reports(reports: dict[str, Report]) -> None:
+    assert list(reports) == [
+        "fuzz random bytes",
+        "fuzz mutated packets",
+        "fuzz spec cases",
+        "fuzz slow connections",
+        "fuzz WebSocket/TLS before login",
+    ]
 
 
 def test_random_bytes_are_all_closed(reports: dict[str, Report]) -> None:
@@ -67,3 +73,14 @@ def test_slow_connections_are_closed_on_time(reports: dict[str, Report]) -> None
     report = reports["fuzz slow connections"]
     _check_common(report)
     assert report.figures["closed by the broker"] == report.figures["connections"]
+
+
+def test_websocket_and_tls_connections_are_closed_on_time(reports: dict[str, Report]) -> None:
+    """Idle and trickling upgrades, a silent upgraded connection and TLS handshakes that never finish are closed
+    after connect_timeout; a 300 MB frame before CONNECT at its header."""
+    report = reports["fuzz WebSocket/TLS before login"]
+    _check_common(report)
+    assert report.figures["closed by the broker"] == report.figures["connections"]
+    for group in (fuzz.WS_SILENT, fuzz.WS_SLOWLORIS, fuzz.WS_UPGRADED_SILENT, fuzz.TLS_SILENT, fuzz.TLS_TRICKLE):
+        assert str(report.figures[group]).startswith(f"{fuzz.SHORT.listeners}/{fuzz.SHORT.listeners} closed")
+    assert str(report.figures[fuzz.WS_GIANT_FRAME]).startswith("1/1 closed")

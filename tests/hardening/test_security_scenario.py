@@ -14,7 +14,7 @@ async def test_security_scenarios_short(tmp_path: Path) -> None:
         print(report.format())
     assert [r.format() for r in reports if r.problems] == []
     by_name: dict[str, Report] = {r.name: r for r in reports}
-    assert len(by_name) == 6
+    assert len(by_name) == 9
 
     logins = by_name["security: logins"].figures
     assert logins["accepted"] == 0
@@ -44,3 +44,22 @@ async def test_security_scenarios_short(tmp_path: Path) -> None:
     assert tls["accepted as expected"] == 2
 
     assert by_name["security: passwords kept secret"].figures["leaks found"] == 0
+
+    flood = by_name["security: pre-login flood"].figures
+    assert isinstance(flood["max_packet_size 64 KiB: RSS growth MiB"], float)
+    assert flood["max_packet_size 64 KiB: RSS growth MiB"] < 32
+    assert isinstance(flood["default limits: RSS growth MiB"], float) and flood["default limits: RSS growth MiB"] < 48
+    assert flood["that connection closed after s"] != "never"
+    assert isinstance(flood["CONNACK declaring 232 MB: closed after ms"], float)
+    assert isinstance(flood["CONNECT declaring 268 MB: closed after ms"], float)
+
+    logins_flood = by_name["security: login flood"].figures
+    assert not any(key.startswith("bad logins answered 0x00") for key in logins_flood)
+    assert isinstance(logins_flood["cached logins"], int) and logins_flood["cached logins"] > 0
+    assert isinstance(logins_flood["other source logins"], int) and logins_flood["other source logins"] > 0
+    assert isinstance(logins_flood["other source login ms (max)"], float)
+    assert logins_flood["other source login ms (max)"] < 500
+
+    timing = by_name["security: user enumeration by timing"].figures
+    quick = timing["unknown names answered as fast as a 101-iteration user"]
+    assert isinstance(quick, int) and 0 < quick < timing["unknown names"]  # type: ignore[operator]
