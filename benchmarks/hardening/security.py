@@ -323,7 +323,9 @@ async def logins(report: Report, lab: Lab, long: bool, deadline: Deadline) -> No
             report.problems.append(f"mqttchat.client connected with bad credentials (MQTT {version})")
         except ConnackRefused as exc:
             lab.client_errors.append(str(exc))
-            report.check(exc.reason_code == code and ReasonCode(code).title in str(exc),
+            # (3.1.1 refusals are worded as 3.1.1 names them: "bad user name or password (... return code 4)")
+            said = str(exc).lower()
+            report.check(exc.reason_code == code and ReasonCode(code).title.lower() in said,
                          f"mqttchat.client (MQTT {version}) said {str(exc)!r}, expected {code_name(code)}")  # fmt: skip
         finally:
             await client.disconnect()
