@@ -334,3 +334,34 @@ async def test_tls_handshake_is_bounded_by_connect_timeout(certs: CertSet, raws:
     async with listener_broker(listener, connect_timeout=0.5) as broker:
         raw = await raws(broker.port)
         assert await raw.closed(), "a connection that never sends a ClientHello stays open"
+
+
+class _Instant:
+    """A password file stand-in whose checks refuse at once (in the worker thread)."""
+
+    def refuses_at_once(self, username: str, password: bytes) -> bool:
+        return False
+
+    def verify_cached(self, username: str, password: bytes) -> bool:
+        return False
+
+    def verify(self, username: str, password: bytes) -> bool:
+        return False
+
+
+async def test_failed_login_tokens_refill_per_source() -> None:
+    """A source's checks take tokens (5 here) and go to the normal lane; without tokens, to the penalty lane; the
+    tokens come back at the refill rate. Sources are forgotten oldest first beyond max_sources."""
+    now = [100.0]
+    gate = LoginChecks(workers=1, per_source=5, refill_per_second=0.5, max_sources=2, clock=lambda: now[0])
+    answers: list[Any] = []
+    tickets = [gate.check(_Instant(), "u", b"x", "10.0.0.1", answers.append) for _ in range(7)]
+    assert [getattr(t, "reserved", None) for t in tickets] == [True] * 5 + [False] * 2
+    now[0] += 2.0  # one token back
+    assert getattr(gate.check(_Instant(), "u", b"x", "10.0.0.1", answers.append), "reserved", None) is True
+    assert getattr(gate.check(_Instant(), "u", b"x", "10.0.0.1", answers.append), "reserved", None) is False
+    gate.check(_Instant(), "u", b"x", "10.0.0.2", answers.append)
+    gate.check(_Instant(), "u", b"x", "10.0.0.3", answers.append)  # 10.0.0.1 is forgotten: a fresh bucket
+    assert getattr(gate.check(_Instant(), "u", b"x", "10.0.0.1", answers.append), "reserved", None) is True
+    await wait_for(lambda: len(answers) == 12)
+    gate.close()
