@@ -586,6 +586,7 @@ class BrokerConnection:
         broker.pump(session)
         if broker.persistence is not None:
             broker.persistence.session_connected(session)
+            broker.persistence.save_will(session)
 
     # ------------------------------------------------------------------------------------------ PUBLISH
 

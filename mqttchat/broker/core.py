@@ -83,6 +83,8 @@ class BrokerCore:
         self.passwords: Any = None  # mqttchat.broker.auth.PasswordFile when configured
         self.acl: Any = None  # mqttchat.broker.auth.AccessControl when configured
         self.persistence: Any = None  # mqttchat.broker.persistence.Store when configured
+        #: Set while the broker shuts down: connections it closes keep their wills (see connection_ended).
+        self.stopping = False
         #: Password checks, bounded and rate-limited per source (threads start with the first check).
         self.logins = LoginChecks()
         #: Bytes held by connections not logged in yet (see BrokerConnection._count_prelogin).
@@ -183,9 +185,16 @@ class BrokerCore:
         """The session's connection closed; ``clean`` means DISCONNECT 0x00 (no will)."""
         session.connection = None
         will = session.will
-        if clean:
+        persistence = self.persistence
+        if self.stopping and session.expiry_interval:
+            # The broker stops, not the client: a persistent session keeps its will in the store, and the next
+            # start publishes it only if the client does not come back (persistence.RESTART_WILL_GRACE).
+            will = None
+        elif clean:
             session.will = None
             will = None
+            if persistence is not None:
+                persistence.will_gone(session)
         expiry = session.expiry_interval
         if will is not None:
             delay = will.properties.will_delay_interval or 0
@@ -195,6 +204,8 @@ class BrokerCore:
                 pass  # the session ends first: end_session() below (via its timer) sends the will
             else:
                 session.will_handle = self.loop.call_later(delay, self.publish_will, session)
+                if persistence is not None:
+                    persistence.save_will(session, due=time.time() + delay)
         if expiry == 0:
             self.end_session(session)
         else:
@@ -215,6 +226,8 @@ class BrokerCore:
         session.will = None
         if will is None:
             return
+        if self.persistence is not None:
+            self.persistence.will_gone(session)
         access = session.access
         if access is not None and not access.can_publish(will.topic):
             log.info("will of '%s' on '%s' not published: not authorized", loggable(session.client_id),

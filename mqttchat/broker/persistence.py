@@ -36,12 +36,13 @@ from mqttchat.protocol import (
     Publish,
     RetainHandling,
     Subscription,
+    Will,
     parse_shared_subscription,
     topic_filter_problem,
     topic_name_problem,
 )
 from mqttchat.protocol.constants import PacketType
-from mqttchat.protocol.properties import decode_properties, encode_properties
+from mqttchat.protocol.properties import WILL_PROPERTIES, decode_properties, encode_properties
 from mqttchat.protocol.topics import MAX_TOPIC_LEVELS, too_deep
 from mqttchat.protocol.wire import has_control_character
 from mqttchat.untrusted import loggable
@@ -51,6 +52,11 @@ if TYPE_CHECKING:
     from mqttchat.broker.core import BrokerCore
 
 log = logging.getLogger("mqttchat.broker")
+
+#: Seconds a client that was connected when the broker stopped (or crashed) has, after the next start, to come
+#: back before its will is published (or its will delay, if longer): a client reconnecting to a restarted or
+#: taken-over broker is not announced gone, one that never comes back is.
+RESTART_WILL_GRACE = 30.0
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -69,6 +75,9 @@ CREATE TABLE IF NOT EXISTS messages (
     qos INTEGER NOT NULL, retain INTEGER NOT NULL, properties BLOB, expires_at REAL,
     packet_id INTEGER, released INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS messages_by_client ON messages (client_id, id);
+CREATE TABLE IF NOT EXISTS wills (
+    client_id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL, properties BLOB, due REAL);
 CREATE TABLE IF NOT EXISTS incoming_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
     PRIMARY KEY (client_id, packet_id));
 """
@@ -227,6 +236,22 @@ def _properties(value: object) -> Properties:
         return _props_from(_blob(value, "the properties"))
     except ProtocolError as exc:
         raise BadRow(f"the properties do not decode: {exc.message}") from None
+
+
+def _will_from(row: tuple[Any, ...]) -> tuple[str, Will, float | None]:
+    """(client id, the will, when it is due (wall clock) or None: its client was connected when the broker
+    stopped)."""
+    client_id, topic, payload, qos, retain, props, due = row
+    properties = EMPTY_PROPERTIES
+    if props is not None:
+        blob = _blob(props, "the properties")
+        try:
+            properties, _ = decode_properties(blob, 0, len(blob), WILL_PROPERTIES)
+        except ProtocolError as exc:
+            raise BadRow(f"the will properties do not decode: {exc.message}") from None
+    will = Will(_topic_name(topic), _blob(payload, "the payload"), _choice(qos, (0, 1, 2), "the QoS"),
+                bool(_choice(retain, (0, 1), "retain")), properties)  # fmt: skip
+    return _text(client_id, "the client id"), will, _number(due, "the due time")
 
 
 def _retained_from(row: tuple[Any, ...], now_wall: float) -> RetainedMessage | None:
@@ -428,6 +453,30 @@ class Store:
         elif session.persistent_id is not None:
             self.delete_session(session)
 
+    def save_will(self, session: Session, due: float | None = None) -> None:
+        """Keep a persistent session's will while its client is connected (``due`` None) or while the will waits
+        for its delay (``due``: wall-clock time); a session without a will has none stored.
+
+        A will survives the broker: when the broker stops or crashes while the client is connected, the next
+        start gives the client :data:`RESTART_WILL_GRACE` seconds to come back before publishing it.
+        """
+        if not session.persistent:
+            return
+        will = session.will
+        if will is None:
+            self._op("DELETE FROM wills WHERE client_id = ?", (session.client_id,))
+            return
+        props = encode_properties(will.properties, WILL_PROPERTIES) if will.properties else None
+        self._op(
+            "INSERT OR REPLACE INTO wills VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (session.client_id, will.topic, will.payload, will.qos, int(will.retain), props, due),
+        )
+
+    def will_gone(self, session: Session) -> None:
+        """The session's will was published or discarded."""
+        if session.persistent_id is not None:
+            self._op("DELETE FROM wills WHERE client_id = ?", (session.client_id,))
+
     def session_disconnected(self, session: Session) -> None:
         if session.persistent:
             self._op(
@@ -436,7 +485,7 @@ class Store:
             )
 
     def delete_session(self, session: Session) -> None:
-        for table in ("sessions", "subscriptions", "messages", "incoming_qos2"):
+        for table in ("sessions", "subscriptions", "messages", "incoming_qos2", "wills"):
             self._op(f"DELETE FROM {table} WHERE client_id = ?", (session.client_id,))
         session.persistent_id = None
 
@@ -557,6 +606,20 @@ class Store:
                 remaining = gone_since + expiry - now_wall
                 session.expiry_handle = core.loop.call_later(remaining, core._expire_session, session)
             sessions += 1
+        for row in db.execute("SELECT client_id, topic, payload, qos, retain, properties, due FROM wills"):
+            owner = core.sessions.get(row[0]) if isinstance(row[0], str) else None
+            if owner is None:
+                self._op("DELETE FROM wills WHERE client_id = ?", (row[0],))
+                continue
+            try:
+                _, will, due = _will_from(row)
+            except BadRow as exc:
+                self._bad("wills", row[0], str(exc))
+                continue
+            # Connected when the broker stopped: a grace period to come back. Else the rest of its will delay.
+            wait = max(RESTART_WILL_GRACE, will.properties.will_delay_interval or 0) if due is None else due - now_wall
+            owner.will = will
+            owner.will_handle = core.loop.call_later(max(0.0, wait), core.publish_will, owner)
         for row in db.execute("SELECT * FROM subscriptions"):
             owner = core.sessions.get(row[0]) if isinstance(row[0], str) else None
             if owner is None:

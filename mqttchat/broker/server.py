@@ -332,6 +332,7 @@ class Broker:
         self._tasks.clear()
         for listener in self.listeners:
             listener.server.close()
+        self.core.stopping = True
         for conn in list(self.core.connections):
             conn.shutdown()
         for listener in self.listeners:
