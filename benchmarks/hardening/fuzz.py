@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import re
 import socket
@@ -1164,9 +1165,11 @@ WS_UPGRADE = (
 GIANT_FRAME_HEADER = b"\x82\xff" + (300_000_000).to_bytes(8, "big") + b"\x11\x22\x33\x44"
 
 
+@functools.cache
 def client_hello() -> bytes:
-    """The first flight of a TLS client (its ClientHello), made without a network."""
-    context = ssl.create_default_context()
+    """The first flight of a TLS client (its ClientHello), made once without a network (and without loading the
+    system's CA certificates, which would block the event loop for each connection)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
