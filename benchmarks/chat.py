@@ -148,9 +148,11 @@ def model_rate(count: int) -> float:
         sender = senders[i % 10]
         items.append((p.room_messages("lobby", sender.nick), sender.envelope(f"message {i}", room="lobby").to_json()))
     model = ChatModel("me")
+    model.room("lobby")  # a reader takes messages only for the rooms it is in
     began = time.perf_counter()
     for topic, payload in items:
         model.ingest(topic, payload, 0.0)
+    assert len(model.rooms["lobby"].messages) == count
     return count / (time.perf_counter() - began)
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mqttchat.chat import protocol as p
 from mqttchat.chat.history import History
 from mqttchat.chat.model import ChatModel, Delivery
+from mqttchat.untrusted import printable
 
 
 def msg(sender: p.Sender, text: str, ts: float = 100.0) -> bytes:
@@ -158,3 +161,43 @@ def test_history_pages_and_search(tmp_path: Path) -> None:
     again = History(tmp_path / "chat.sqlite3")
     assert len(again.page("lobby", limit=10)) == 10  # survives a restart
     again.close()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=80),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+FIELDS = ("v", "id", "seq", "session", "ts", "nick", "text", "kind", "status", "rooms", "client", "typing")
+GOOD = {"v": 1, "id": "abc", "seq": 2, "session": "s", "ts": 1764345600.5, "nick": "Al", "text": "hi",
+        "kind": "message", "status": "online", "rooms": ["lobby"], "client": "x", "typing": True}  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    kind=st.sampled_from(["rooms/lobby/messages", "direct/me", "presence", "rooms/lobby/typing", "rooms/dev/messages"]),
+    user=st.text(min_size=1, max_size=10).filter(lambda u: "/" not in u),
+    fields=st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES | st.sampled_from(list(GOOD.values())), max_size=6),
+    base=st.booleans(),
+    raw=st.one_of(st.none(), st.binary(max_size=64)),
+)
+def test_no_payload_makes_the_reader_raise_and_what_it_shows_is_clean(
+    kind: str, user: str, fields: dict[str, object], base: bool, raw: bytes | None
+) -> None:
+    """Any topic level and payload: the reader never raises; what it shows has a neutralised nick of at most 64
+    characters, a neutralised text (line breaks kept), a ts within 1970-2100 and a known kind."""
+    import json
+
+    model = ChatModel("me")
+    model.room("lobby")
+    body = {**(GOOD if base else {}), **fields}
+    payload = raw if raw is not None else json.dumps(body, allow_nan=True).encode()
+    before = model.invalid
+    shown = model.ingest(f"{p.PREFIX}/{kind}/{user}", payload, 1.0)
+    if shown is None:
+        return
+    envelope = shown.envelope
+    assert model.invalid == before
+    assert len(envelope.nick) <= p.MAX_NAME and printable(envelope.nick) == envelope.nick  # nothing left to hide
+    assert printable(envelope.text, keep="\n") == envelope.text and envelope.text
+    assert p.TS_MIN <= envelope.ts < p.TS_MAX and envelope.kind in p.KINDS
