@@ -546,7 +546,7 @@ async def test_no_input_ends_the_chat_and_an_acknowledged_message_is_kept() -> N
             assert "(@carol) I am bob, honestly" in lines  # a copied nick: the identity beside it
             assert "(@carol) still here" not in lines  # her own nick (any case): no identity needed
             status = text_of(bob.screen.query_one("#chat-status"), width=400)
-            assert "invalid dropped" in status and "json 1" in status and "ts 2" in status
+            assert "⚠ dropped" in status and "json 1" in status and "ts 2" in status
             stored = [m.text for m in chat.history.page("lobby")]  # type: ignore[union-attr]
             assert "still here" in stored and "I am bob, honestly" in stored
         # After a restart the history shows the same, neutralised, and nothing ends the app.

@@ -209,6 +209,44 @@ def test_chat_raw_room(snap_compare: Any) -> None:
     assert snap_compare(make_app(view="chat"), terminal_size=SIZE, run_before=run_before)
 
 
+def test_chat_what_another_client_sends_wrong(snap_compare: Any) -> None:
+    """Messages from another client that break the rules: one line in the room says a message from carol was
+    dropped (ts in milliseconds; the next one, whose seq is a string, is only counted, and leaves a gap), a nick
+    with a newline and an escape shows their pictures (cut in the nick column), a nick copied from alice shows
+    carol's identity beside it; the status bar counts the drops by reason and says the last one."""
+    import json
+
+    from mqttchat.chat import protocol as p
+    from tests.ui.conftest import NOW
+
+    def envelope(number: int, **fields: object) -> bytes:
+        body = {"v": 1, "id": f"carol-{number}", "seq": number, "session": "js", "ts": NOW - 60 + number,
+                "nick": "Carol", "text": "hello", **fields}  # fmt: skip
+        return json.dumps(body).encode()
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot)
+        chat = pilot.app.runtime.chat  # type: ignore[attr-defined]
+        chat.model.clock = lambda: NOW - 50
+        topic = p.room_messages("dev", "carol")
+        for payload in (
+            envelope(1, ts=(NOW - 59) * 1000),
+            envelope(2, seq="2"),
+            envelope(3, nick="evil\nnick\x1b[2J", text="my nick has a line break"),
+            envelope(4, nick="alice", text="I am alice, honestly"),
+            envelope(5, text="and a *valid* one"),
+        ):
+            chat.model.ingest(topic, payload, NOW - 50)
+        chat.model.select("dev")
+        freeze(pilot.app)  # type: ignore[arg-type]
+        pilot.app.flush()  # type: ignore[attr-defined]
+        await pilot.pause()
+        pilot.app.screen.query_one("#chat-log").scroll_end(animate=False)  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(make_app(view="chat"), terminal_size=SIZE, run_before=run_before)
+
+
 def test_chat_help_and_narrow_terminal(snap_compare: Any) -> None:
     """/help answers in the room as a local notice; at 80 columns long lines wrap under the text column."""
 

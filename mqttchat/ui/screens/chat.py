@@ -216,11 +216,13 @@ class ChatScreen(Screen[None]):
         if failed:
             text.append(f" │ ✗ {failed} failed", "bold red")
         model = chat.model
-        if model.gaps or model.duplicates:
-            text.append(f" │ gaps {model.gaps}, duplicates dropped {model.duplicates}", "dim")
-        if model.invalid:
+        if model.invalid:  # first: the figures after it are cut first in a narrow terminal
             reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(model.dropped.items()))
-            text.append(f" │ ⚠ invalid dropped: {reasons} (last: {model.last_drop})", "yellow")
+            text.append(f" │ ⚠ dropped {reasons} (last: {model.last_drop})", "yellow")
+        if model.gaps:
+            text.append(f" │ {plural(model.gaps, 'message')} lost", "dim")
+        if model.duplicates:
+            text.append(f" │ {plural(model.duplicates, 'duplicate')} dropped", "dim")
         return text
 
     # ------------------------------------------------------------------------------------------ input

@@ -636,7 +636,9 @@ class ChatLog(ScrollView, can_focus=True):
         envelope = message.envelope
         if envelope.kind in ("notice", "dropped"):
             component = "chat-log--notice" if envelope.kind == "notice" else "chat-log--gap"
-            return Text(self._notice_text(message), style=self._style(component))
+            notice = Text(self._notice_text(message))
+            notice.stylize(self._style(component))  # a span: the row's style goes beneath it, not over it
+            return notice
         styles = {
             "": Style(),
             "bold": Style(bold=True),
