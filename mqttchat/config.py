@@ -446,6 +446,8 @@ class Profile:
         return ClientOptions(
             target=target,
             version=version,
+            # A profile that says MQTT 5 still reaches a 3.1.1-only broker; the app then saves 311 in it.
+            version_fallback=version == ProtocolVersion.MQTT_5,
             client_id=client_id,
             clean_start=self.clean_start,
             session_expiry=(self.session_expiry or None) if version == ProtocolVersion.MQTT_5 else None,

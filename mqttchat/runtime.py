@@ -23,6 +23,7 @@ from mqttchat.explorer.recording import Recorder
 from mqttchat.explorer.tree import TopicFilter, TopicTree
 from mqttchat.hosting import LOCAL_RECONNECT_MAX_DELAY, EmbeddedHost, Peer, embedded_store_path, watch_for_take_over
 from mqttchat.protocol import Packet, ReasonCode, RetainHandling, Subscription
+from mqttchat.untrusted import loggable
 
 if TYPE_CHECKING:
     from mqttchat.chat.service import ChatService
@@ -84,6 +85,8 @@ class Runtime:
     chat_nick: str | None = None
     chat_rooms: tuple[str, ...] = ()
     chat_session_expiry: int = 7 * 24 * 3600
+    #: The saved profile these options came from: a fallback to MQTT 3.1.1 is remembered there.
+    profile_name: str | None = None
 
     def __post_init__(self) -> None:
         #: The embedded broker this instance hosts (or may take over hosting), for the local default target.
@@ -120,11 +123,17 @@ class Runtime:
         self.recorder: Recorder | None = None
         #: Called with a sentence for the user when something happens on its own (this instance took over hosting).
         self.notice: Callable[[str], None] | None = None
+        #: Said once after connecting: the broker refused MQTT 5.0, the client speaks 3.1.1 (and where that is kept).
+        self.version_notice: str | None = None
+        #: Retained messages received (some brokers send none to wildcard subscriptions: see retained_note()).
+        self.retained_seen = 0
         self._watch_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------------------ reader side
 
     def _on_message(self, message: Message) -> None:
+        if message.retain:
+            self.retained_seen += 1
         recorder = self.recorder
         if recorder is not None:
             recorder.offer(message)
@@ -166,12 +175,50 @@ class Runtime:
                 raise
             await self.start_embedded_broker()
             await self.client.connect()
+        self._version_learned()
         if local and self._watch_task is None:
             host = self._embedded_host()
             self._watch_task = asyncio.create_task(
                 watch_for_take_over(host, lambda: self.client.connected, self._took_over), name="hosting watch"
             )
         await self.subscribe_initial()
+
+    def retained_note(self) -> str | None:
+        """When the subscriptions are all wildcards and no retained message came: say what that may mean."""
+        if self.retained_seen or not self.client.connected or not self.granted:
+            return None
+        wildcards = [f for f in self.granted if "+" in f or "#" in f]
+        if not wildcards or len(wildcards) < len(self.granted):
+            return None
+        named = ", ".join(repr(f) for f in wildcards)
+        return (
+            f"no retained message arrived through {named}: there may be none, or the broker does not send retained "
+            "messages to wildcard subscriptions (RabbitMQ does not); subscribe to an exact topic to read one"
+        )
+
+    def _version_learned(self) -> None:
+        """The client fell back to MQTT 3.1.1: use it from now on (the chat too), say so, remember it."""
+        fallback = self.client.version_fallback
+        if not fallback or self.options.version == self.client.options.version:
+            return
+        self.options = replace(self.options, version=self.client.options.version, version_fallback=False)
+        text = fallback
+        if self.profile_name:
+            from mqttchat.broker.errors import ConfigError
+            from mqttchat.config import ProfileError, ProfileStore
+
+            store = ProfileStore()
+            try:
+                store.load()
+                profile = store.get(self.profile_name)
+                if profile is not None and profile.version != 311:
+                    store.save_profile(replace(profile, version=311))
+                    text += f"; profile {self.profile_name!r} now says MQTT 3.1.1"
+            except (ConfigError, ProfileError, OSError) as exc:
+                text += f"; profile {self.profile_name!r} not updated: {exc}"
+        self.version_notice = text
+        self.events.append(f"{time.strftime('%H:%M:%S')} {text}")
+        log.info("%s", loggable(text))
 
     def _embedded_host(self, port: int | None = None, persistent: bool = True) -> EmbeddedHost:
         if self.host is None:

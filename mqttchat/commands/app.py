@@ -170,6 +170,9 @@ def main(argv: Sequence[str]) -> int:
             options = replace(options, session_expiry=None)  # not for the explorer's connection
         if not args.topic and profile is None:
             topics = ((f"{chat_protocol.PREFIX}/#", 0),)  # the explorer shows the chat's topics
-    runtime = Runtime(options, topics, embed_broker=not args.no_embedded_broker, **chat_settings)
+    profile_name = profile.name if profile is not None else None
+    runtime = Runtime(
+        options, topics, embed_broker=not args.no_embedded_broker, profile_name=profile_name, **chat_settings
+    )
     MQTTChatApp(runtime, demo=demo, view="chat" if chat else "explorer").run()
     return 0

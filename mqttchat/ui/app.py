@@ -20,6 +20,7 @@ from mqttchat.client import ClientError
 from mqttchat.config import AppSettings, ConfigError, load_settings, save_settings, settings_path
 from mqttchat.protocol import MQTTError
 from mqttchat.runtime import Runtime
+from mqttchat.ui.safe import notify_text
 from mqttchat.ui.screens.chat import ChatScreen
 from mqttchat.ui.screens.dialogs import HostQuitDialog
 from mqttchat.ui.screens.main import MainScreen
@@ -38,6 +39,10 @@ def configure_gc() -> None:
     gc.collect()
     gc.freeze()  # everything loaded at start-up is permanent
     gc.set_threshold(2_000, 10, 2**30)  # small young generations: each pass stays around a millisecond
+
+
+#: Seconds after subscribing without any retained message before the app says what that may mean.
+RETAINED_WAIT = 3.0
 
 
 class MQTTChatApp(App[None]):
@@ -130,12 +135,23 @@ class MQTTChatApp(App[None]):
             self.notify(f"cannot connect: {exc}", severity="error", timeout=15)
             self.runtime.chat_error = f"cannot connect: {exc}"
             return
+        if self.runtime.version_notice:
+            notify_text(self, self.runtime.version_notice, severity="warning", timeout=15)
+        if not self.demo:
+            self.set_timer(RETAINED_WAIT, self._say_retained_note)
         if self.demo:
             self.notify(f"Demo: a simulated house publishes to the embedded broker on {self.runtime.broker.url}")
         elif self.runtime.broker is not None:
             self.notify(f"No broker was running: started the embedded broker on {self.runtime.broker.url}")
         if self.chat_wanted:
             await self._start_chat()
+
+    def _say_retained_note(self) -> None:
+        """Over 3.1.1 (where brokers with this habit are) a toast; the Broker tab says it in any case."""
+        caps = self.runtime.client.capabilities
+        note = self.runtime.retained_note()
+        if note and caps is not None and caps.version == 4 and self.runtime.broker is None:
+            notify_text(self, note[0].upper() + note[1:], severity="warning", timeout=15)
 
     def ensure_chat(self) -> None:
         """The chat view is showing: connect the chat if that has not happened yet."""
@@ -198,7 +214,8 @@ class MQTTChatApp(App[None]):
         options = replace(options, maximum_packet_size=old.options.maximum_packet_size)
         await old.stop()
         self.runtime = Runtime(options, profile.subscriptions, embed_broker=old.embed_broker,
-                               chat_nick=old.chat_nick, chat_rooms=old.chat_rooms)  # fmt: skip
+                               chat_nick=old.chat_nick, chat_rooms=old.chat_rooms,
+                               profile_name=profile.name)  # fmt: skip
         self.runtime.notice = self._notice
         old_modes = [self._mode(view) for view in ("explorer", "chat")]
         self._generation += 1
@@ -212,6 +229,8 @@ class MQTTChatApp(App[None]):
         except (ClientError, MQTTError, OSError) as exc:
             self.notify(f"cannot connect: {exc}", severity="error", timeout=15)
             return
+        if self.runtime.version_notice:
+            notify_text(self, self.runtime.version_notice, severity="warning", timeout=15)
         if self.chat_wanted:
             await self._start_chat()
 

@@ -7,7 +7,7 @@ as the ``Text`` objects made here, and notifications built from it go through ``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
@@ -26,7 +26,7 @@ def network_text(text: str, style: str = "", *, keep: str = "", limit: int | Non
 
 
 def notify_text(
-    app: App[object],
+    app: App[Any],
     message: str,
     *,
     title: str = "",

@@ -113,6 +113,10 @@ class ChatScreen(Screen[None]):
         if chat is None:
             log.show(None)
             show(status, self._status_without_chat(), fixed_size=True)
+            chat_input = self.query_one("#chat-input", Input)
+            placeholder = self._placeholder()
+            if chat_input.placeholder != placeholder:
+                chat_input.placeholder = placeholder
             return
         model = chat.model
         room = model.rooms.get(model.current)
@@ -143,7 +147,8 @@ class ChatScreen(Screen[None]):
     def _placeholder(self) -> str:
         chat = self.chat
         if chat is None:
-            return "connecting…"
+            # A failed connect is no longer "connecting": the status line below says why.
+            return "not connected: see below" if self.runtime.chat_error else "connecting…"
         room = chat.model.rooms.get(chat.model.current)
         if room is None:
             return "/join ROOM to start"

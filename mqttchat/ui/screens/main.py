@@ -220,7 +220,16 @@ class MainScreen(Screen[None]):
             return
         took = (time.perf_counter() - started) * 1000
         what = {0: "sent (QoS 0: no acknowledgement)", 1: "acknowledged (PUBACK)", 2: "completed (PUBCOMP)"}[draft.qos]
-        if result.ok:
+        if result.ok and result.downgraded:
+            pane.show_outcome(f"acknowledged with PUBACK: delivered at QoS 1, not exactly once, in {took:.1f} ms")
+            self.notify(
+                "The broker answered this QoS 2 message with PUBACK: it downgrades QoS 2, so the message was "
+                "delivered at QoS 1 (at least once, not exactly once).",
+                title="Delivered at QoS 1",
+                severity="warning",
+                timeout=10,
+            )
+        elif result.ok:
             pane.show_outcome(f"{what}: {result.reason_code.title} in {took:.1f} ms")
         else:
             detail = f": {result.reason_string}" if result.reason_string else ""

@@ -10,6 +10,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from mqttchat.runtime import Runtime
+from mqttchat.ui.safe import network_text
+from mqttchat.untrusted import printable
 
 #: The explanations are shown when at least this many columns are left for them beside the names and values.
 NOTES_WIDTH = 24
@@ -17,6 +19,51 @@ NOTES_WIDTH = 24
 
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
+
+
+#: What an MQTT 5.0 CONNACK may announce and a 3.1.1 CONNACK cannot.
+V5_ONLY_ROWS = (
+    "receive maximum",
+    "maximum QoS",
+    "retain available",
+    "maximum packet size",
+    "topic alias maximum",
+    "wildcard subscriptions",
+    "shared subscriptions",
+    "subscription identifiers",
+    "server keep alive",
+)
+NOT_ANNOUNCED = "not announced (3.1.1)"
+
+
+def learned_rows(runtime: Runtime) -> list[Text]:
+    """What the broker's answers showed beyond its CONNACK: QoS granted per subscription, downgrades, no retained
+    messages through wildcards."""
+    rows: list[Text] = []
+    asked = {f: sub.qos for f, (sub, _) in runtime.client.session.subscriptions.items()}
+    for topic_filter, code in sorted(runtime.granted.items()):
+        line = Text("granted ")
+        line.append(f"QoS {int(code)}", "bold")
+        line.append(" for ")
+        line.append(network_text(topic_filter))
+        wanted = asked.get(topic_filter)
+        if wanted is not None and int(code) < wanted:
+            line.append(f"  (QoS {wanted} asked: the broker downgrades)", "yellow")
+        rows.append(line)
+    downgraded = runtime.client.downgraded_publishes
+    if downgraded:
+        rows.append(
+            Text(
+                f"{downgraded} QoS 2 publish(es) answered with PUBACK: delivered at QoS 1, not exactly once",
+                style="yellow",
+            )
+        )
+    note = runtime.retained_note()
+    if note:
+        rows.append(Text(note, style="yellow"))
+    if runtime.client.version_fallback:
+        rows.append(network_text(runtime.client.version_fallback))
+    return rows
 
 
 class BrokerPanel(Static):
@@ -34,22 +81,32 @@ class BrokerPanel(Static):
             ("client id", runtime.client.client_id or "(none)",
              "assigned by the broker" if caps.assigned_client_identifier else ""),
             ("session present", _yes(caps.session_present), "whether the broker kept our session"),
-            ("receive maximum", str(caps.receive_maximum), "QoS 1/2 messages it accepts in flight from us"),
-            ("maximum QoS", str(caps.maximum_qos), ""),
-            ("retain available", _yes(caps.retain_available), ""),
-            ("maximum packet size", str(caps.maximum_packet_size or "protocol limit"), ""),
-            ("topic alias maximum", str(caps.topic_alias_maximum), "aliases we may use towards it"),
-            ("wildcard subscriptions", _yes(caps.wildcard_subscription_available), ""),
-            ("shared subscriptions", _yes(caps.shared_subscription_available), ""),
-            ("subscription identifiers", _yes(caps.subscription_identifier_available), ""),
-            ("server keep alive", str(caps.server_keep_alive or "as requested"), ""),
         ]  # fmt: skip
+        if caps.version == 5:
+            rows += [
+                ("receive maximum", str(caps.receive_maximum), "QoS 1/2 messages it accepts in flight from us"),
+                ("maximum QoS", str(caps.maximum_qos), ""),
+                ("retain available", _yes(caps.retain_available), ""),
+                ("maximum packet size", str(caps.maximum_packet_size or "protocol limit"), ""),
+                ("topic alias maximum", str(caps.topic_alias_maximum), "aliases we may use towards it"),
+                ("wildcard subscriptions", _yes(caps.wildcard_subscription_available), ""),
+                ("shared subscriptions", _yes(caps.shared_subscription_available), ""),
+                ("subscription identifiers", _yes(caps.subscription_identifier_available), ""),
+                ("server keep alive", str(caps.server_keep_alive or "as requested"), ""),
+            ]
+        else:
+            # A 3.1.1 CONNACK carries a session flag and a return code, nothing else: show nothing invented.
+            rows += [(name, NOT_ANNOUNCED, "") for name in V5_ONLY_ROWS]
         if caps.response_information:
-            rows.append(("response information", caps.response_information, ""))
+            rows.append(("response information", printable(caps.response_information), ""))
         if caps.reason_string:
-            rows.append(("reason string", caps.reason_string, ""))
+            rows.append(("reason string", printable(caps.reason_string), ""))
         table = self._table(rows)
         parts: list[Table | Text] = [Text("Broker capabilities (CONNACK)", style="bold underline"), table]
+        learned = learned_rows(runtime)
+        if learned:
+            parts += [Text(""), Text("Learned from its answers", style="bold underline")]
+            parts += learned
         if runtime.sys_stats:
             sys_table = self._table([(key, runtime.sys_stats[key], "") for key in sorted(runtime.sys_stats)])
             parts += [Text(""), Text("$SYS/broker statistics", style="bold underline"), sys_table]
