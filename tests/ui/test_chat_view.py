@@ -581,3 +581,46 @@ async def test_a_history_written_before_the_rules_is_shown_safely() -> None:
             assert all(0 < m.envelope.ts < 4_102_444_800 for m in messages[:2])
             lines = log_text(app)
             assert "a␛b" in lines and "fine" in lines and "\x1b" not in lines
+
+
+async def test_page_up_loads_older_direct_messages_from_the_history() -> None:
+    """A direct conversation scrolls back into the local history as a room does: PgUp at the top loads the page
+    before, until the first message; closed and opened again by a new message, it comes with its history."""
+    from mqttchat.chat import protocol as p
+    from mqttchat.chat.history import SavedRoom
+    from mqttchat.client import MQTTClient
+    from mqttchat.runtime import history_path
+
+    async with Broker(broker_config()) as broker:
+        history = History(history_path(parse_url(broker.url).url, "bob"))
+        start = time.time() - 10_000
+        for i in range(1, 251):
+            history.add(_message("@alice", "alice", i, start + i))
+        history.save_rooms([SavedRoom("lobby", "room"), SavedRoom("@alice", "direct", current=True)])
+        history.close()
+        app = chat_app(broker.url, "bob", rooms=())
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.runtime.chat is not None and app.runtime.chat.client.connected)
+            chat = app.runtime.chat
+            assert chat is not None and chat.model.current == "@alice"
+            room = chat.model.rooms["@alice"]
+            assert len(room.messages) == 200  # the newest page
+            app.flush()
+            await pilot.pause()
+            assert "message number 250" in log_text(app)
+            for _ in range(40):
+                if room.history_exhausted and "message number 1\n" in log_text(app) + "\n":
+                    break
+                await pilot.press("pageup")
+                app.flush()
+                await pilot.pause()
+            assert [m.envelope.seq for m in room.messages] == list(range(1, 251)) and room.history_exhausted
+            assert "message number 1\n" in log_text(app) + "\n"
+            # Closed, then opened again by a message from alice: with its history, not only the new message.
+            await type_line(pilot, "/leave")
+            await until(pilot, lambda: "@alice" not in chat.model.rooms)
+            async with MQTTClient(broker.url, client_id="alice-elsewhere") as alice:
+                await alice.publish(p.direct("bob", "alice"), envelope_json(nick="alice", text="are you there?"), 1)
+            await until(pilot, lambda: "@alice" in chat.model.rooms)
+            texts_now = [m.text for m in chat.model.rooms["@alice"].messages]
+            assert len(texts_now) == 201 and texts_now[-1] == "are you there?"
