@@ -336,6 +336,9 @@ class ChatService:
             return None
         if not text:
             return None
+        if len(text) > p.MAX_TEXT and room.kind != "raw":
+            self.notices.append(f"not sent: {len(text):,} characters, a message holds at most {p.MAX_TEXT:,}")
+            return None
         if room.kind == "raw":
             assert room.topic is not None
             if topic_name_problem(room.topic):

@@ -231,6 +231,10 @@ async def test_commands_explain_themselves() -> None:
         assert await chat.command("lobby", "/join dev") is None and chat.model.current == "dev"
         assert await chat.command("dev", "/nick Alice2") == "you are now Alice2"
         assert "alice (online)" in (await chat.command("lobby", "/who") or "")
+        assert await chat.command("lobby", "x" * 16_001) is None and chat.notices == [
+            "not sent: 16,001 characters, a message holds at most 16,000"
+        ]
+        assert not [m for m in chat.model.rooms["lobby"].messages if m.own]
         await chat.stop()
         await chat.client.disconnect()
 
