@@ -201,3 +201,25 @@ def test_no_payload_makes_the_reader_raise_and_what_it_shows_is_clean(
     assert len(envelope.nick) <= p.MAX_NAME and printable(envelope.nick) == envelope.nick  # nothing left to hide
     assert printable(envelope.text, keep="\n") == envelope.text and envelope.text
     assert p.TS_MIN <= envelope.ts < p.TS_MAX and envelope.kind in p.KINDS
+
+
+def test_where_senders_stood_survives_a_restart(tmp_path: Path) -> None:
+    """A reader that restarts takes each sender's last seq and the ids it has from its history: a message lost
+    while it was not running shows as a gap, and a redelivery of one it has is a duplicate."""
+    from mqttchat.chat.service import ChatService
+    from mqttchat.client import MQTTClient
+
+    alice = p.Sender("Alice")
+    sent = [alice.envelope(f"m{i}", room="lobby", now=100.0 + i) for i in range(1, 6)]
+    first = ChatService(MQTTClient("mqtt://127.0.0.1:1", client_id="me"), "me", ["lobby"],
+                        History(tmp_path / "h.sqlite"))  # fmt: skip
+    for envelope in sent[:3]:
+        first.model.ingest(p.room_messages("lobby", "alice"), envelope.to_json(), 200.0)
+    assert first.history is not None
+    first.history.close()
+    again = ChatService(MQTTClient("mqtt://127.0.0.1:1", client_id="me"), "me", [], History(tmp_path / "h.sqlite"))
+    assert [m.text for m in again.model.rooms["lobby"].messages] == ["m1", "m2", "m3"]
+    again.model.ingest(p.room_messages("lobby", "alice"), sent[2].to_json(), 300.0)  # redelivered
+    assert again.model.duplicates == 1
+    again.model.ingest(p.room_messages("lobby", "alice"), sent[4].to_json(), 301.0)  # m4 was lost
+    assert again.model.rooms["lobby"].messages[-1].gap_before == 1 and again.model.gaps == 1
