@@ -104,11 +104,11 @@ class MQTTChatApp(App[None]):
         try:
             saved = load_settings().theme
         except ConfigError as exc:
-            self.notify(str(exc), title="Cannot read the settings", severity="error", timeout=15)
+            notify_text(self, str(exc), title="Cannot read the settings", severity="error", timeout=15)
             saved = default
         theme = saved
         if theme not in self.available_themes:
-            self.notify(f"unknown theme {theme!r} in {settings_path()}: using {default!r}", severity="warning")
+            notify_text(self, f"unknown theme {theme!r} in {settings_path()}: using {default!r}", severity="warning")
             theme = default
         self.theme = theme
         self._settings_theme = saved  # only now, so that applying it does not write it back
@@ -120,7 +120,7 @@ class MQTTChatApp(App[None]):
         try:
             save_settings(replace(load_settings(), theme=theme))
         except (ConfigError, ValueError, OSError) as exc:
-            self.notify(f"the theme is not saved: {exc}", severity="error", timeout=15)
+            notify_text(self, f"the theme is not saved: {exc}", severity="error", timeout=15)
             return
         self._settings_theme = theme
 
@@ -132,7 +132,7 @@ class MQTTChatApp(App[None]):
             else:
                 await self.runtime.start()
         except (ClientError, MQTTError, OSError) as exc:
-            self.notify(f"cannot connect: {exc}", severity="error", timeout=15)
+            notify_text(self, f"cannot connect: {exc}", severity="error", timeout=15)
             self.runtime.chat_error = f"cannot connect: {exc}"
             return
         if self.runtime.version_notice:
@@ -140,9 +140,9 @@ class MQTTChatApp(App[None]):
         if not self.demo:
             self.set_timer(RETAINED_WAIT, self._say_retained_note)
         if self.demo:
-            self.notify(f"Demo: a simulated house publishes to the embedded broker on {self.runtime.broker.url}")
+            notify_text(self, f"Demo: a simulated house publishes to the embedded broker on {self.runtime.broker.url}")
         elif self.runtime.broker is not None:
-            self.notify(f"No broker was running: started the embedded broker on {self.runtime.broker.url}")
+            notify_text(self, f"No broker was running: started the embedded broker on {self.runtime.broker.url}")
         if self.chat_wanted:
             await self._start_chat()
 
@@ -173,11 +173,11 @@ class MQTTChatApp(App[None]):
             chat = await runtime.start_chat()
         except (ClientError, MQTTError, OSError) as exc:
             runtime.chat_error = f"cannot connect the chat: {exc}"
-            self.notify(runtime.chat_error, severity="error", timeout=15)
+            notify_text(self, runtime.chat_error, severity="error", timeout=15)
             return
         finally:
             self._chat_starting = False
-        self.notify(f"chatting as {chat.nick} in {', '.join(chat.joined) or 'no room'}: /help for commands")
+        notify_text(self, f"chatting as {chat.nick} in {', '.join(chat.joined) or 'no room'}: /help for commands")
 
     def _screen_factory(self, view: str) -> Callable[[], Screen[None]]:
         if view == "chat":
@@ -207,7 +207,7 @@ class MQTTChatApp(App[None]):
         try:
             options = profile.to_client_options()
         except ValueError as exc:
-            self.notify(f"cannot use profile {profile.name!r}: {exc}", severity="error", timeout=10)
+            notify_text(self, f"cannot use profile {profile.name!r}: {exc}", severity="error", timeout=10)
             return
         old = self.runtime
         # the profile names the broker; the largest packet accepted stays the app's (settings, --max-packet-size)
@@ -223,11 +223,11 @@ class MQTTChatApp(App[None]):
         await self.switch_mode(self._mode(self.current_view))
         for mode in old_modes:  # their screens belonged to the old connection
             await self.remove_mode(mode)
-        self.notify(f"connecting to {options.target.url} (profile {profile.name!r})")
+        notify_text(self, f"connecting to {options.target.url} (profile {profile.name!r})")
         try:
             await self.runtime.start()
         except (ClientError, MQTTError, OSError) as exc:
-            self.notify(f"cannot connect: {exc}", severity="error", timeout=15)
+            notify_text(self, f"cannot connect: {exc}", severity="error", timeout=15)
             return
         if self.runtime.version_notice:
             notify_text(self, self.runtime.version_notice, severity="warning", timeout=15)
@@ -237,7 +237,9 @@ class MQTTChatApp(App[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place where an unexpected worker failure becomes a notification instead of a traceback."""
         if event.state is WorkerState.ERROR and event.worker.error is not None:
-            self.notify(f"{event.worker.name or 'task'} failed: {event.worker.error}", severity="error", timeout=10)
+            notify_text(
+                self, f"{event.worker.name or 'task'} failed: {event.worker.error}", severity="error", timeout=10
+            )
 
     def flush(self) -> None:
         """Move what the models gained since the last flush onto the screen."""

@@ -12,6 +12,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
+from mqttchat.ui.safe import network_text
+from mqttchat.untrusted import printable
+
 if TYPE_CHECKING:
     from rich.text import Text
 
@@ -38,16 +41,27 @@ class _Dialog(ModalScreen[str | None]):
 
 
 class EditValueDialog(_Dialog):
-    """Edit a retained message's value; dismisses with the new text, or None."""
+    """Edit a retained message's value; dismisses with the new text, or None.
+
+    The topic and the value came from the network. A text area shows its text as it is, so a value holding
+    control or invisible characters is edited with them made visible (``␛``), and published as shown.
+    """
 
     def __init__(self, topic: str, value: str) -> None:
         super().__init__()
         self.topic = topic
-        self.value = value
+        self.value = printable(value, keep="\n\t")
+        self.neutralised = self.value != value
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Retained value of {self.topic}", classes="title")
+            yield Label(network_text(f"Retained value of {self.topic}"), classes="title")
+            if self.neutralised:
+                yield Label(
+                    "The value holds control or invisible characters: they are shown as symbols (␛, \\u202e) "
+                    "and published as shown.",
+                    classes="field-error",
+                )
             yield TextArea(self.value, id="edit-value", language="json" if self.value[:1] in "{[" else None)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")

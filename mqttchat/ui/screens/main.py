@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static, TabbedContent, TabPane
 
 from mqttchat.explorer.tree import parse_filter_text
+from mqttchat.ui.safe import network_text, notify_text
 from mqttchat.ui.screens.dialogs import ConfirmDialog, EditValueDialog, PathDialog
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
 from mqttchat.ui.widgets.explorer_tabs import ExplorerTabs
@@ -198,7 +199,7 @@ class MainScreen(Screen[None]):
     def action_jump(self) -> None:
         def go(topic: str | None) -> None:
             if topic and not self.query_one(TopicTreeView).select_topic(topic):
-                self.notify(f"no topic {topic!r} has been seen", severity="warning")
+                notify_text(self.app, f"no topic {topic!r} has been seen", severity="warning")
 
         self.app.push_screen(PathDialog("Jump to topic", ""), go)
 
@@ -265,9 +266,9 @@ class MainScreen(Screen[None]):
         elif sub is not None:
             granted = int(code)
             note = f" (asked QoS {sub.qos})" if granted < sub.qos else ""
-            self.notify(f"subscribed to {topic_filter}: granted QoS {granted}{note}")
+            notify_text(self.app, f"subscribed to {topic_filter}: granted QoS {granted}{note}")
         else:
-            self.notify(f"unsubscribed from {topic_filter}")
+            notify_text(self.app, f"unsubscribed from {topic_filter}")
 
     # ------------------------------------------------------------------------------------------ record & replay
 
@@ -293,7 +294,7 @@ class MainScreen(Screen[None]):
         if recorder is not None:
             text = recorder.summary()  # closed: "recorded ... to FILE: N messages"
             self.query_one(RecordPanel).show_recording(False, text, error=recorder.error is not None)
-            self.notify(text)
+            notify_text(self.app, text)
 
     @on(RecordPanel.ReplayRequested)
     def _replay(self, event: RecordPanel.ReplayRequested) -> None:
@@ -334,7 +335,7 @@ class MainScreen(Screen[None]):
                 result = await client.publish(record.topic, record.payload, record.qos, record.retain,
                                               record.publish_properties)  # fmt: skip
                 if not result.ok:
-                    self.notify(f"{record.topic}: refused ({result.reason_code.title})", severity="warning")
+                    notify_text(self.app, f"{record.topic}: refused ({result.reason_code.title})", severity="warning")
                 done += 1
                 now = loop.time()
                 if now - shown_at > 0.1:
@@ -347,7 +348,7 @@ class MainScreen(Screen[None]):
             panel.show_replay(False, done, total, f"stopped after {done} of {total}: {exc}", error=True)
             return
         panel.show_replay(False, done, total, f"replayed {done} message(s) from {path}")
-        self.notify(f"replayed {done} message(s) from {path}")
+        notify_text(self.app, f"replayed {done} message(s) from {path}")
 
     # ------------------------------------------------------------------------------------------ retained
 
@@ -370,7 +371,8 @@ class MainScreen(Screen[None]):
                 if answer:
                     self.delete_retained([topic])
 
-            dialog = ConfirmDialog("Delete retained message", f"Clear the retained message on {topic}?", "Delete")
+            question = network_text(f"Clear the retained message on {topic}?")
+            dialog = ConfirmDialog("Delete retained message", question, "Delete")
             self.app.push_screen(dialog, confirmed)
         elif event.action == "delete_shown":
             topics = table.shown_topics
@@ -420,18 +422,18 @@ class MainScreen(Screen[None]):
             for i, (topic, payload, qos) in enumerate(items):
                 result = await client.publish(topic, payload, qos, retain=True)
                 if not result.ok:
-                    self.notify(f"{topic}: refused ({result.reason_code.title})", severity="error")
+                    notify_text(self.app, f"{topic}: refused ({result.reason_code.title})", severity="error")
                     continue
                 sent += 1
                 progress.advance(1)
                 if (i + 1) % DELETE_RATE == 0:
                     await asyncio.sleep(1.0)
         except Exception as exc:
-            self.notify(f"stopped after {sent} of {len(items)}: {exc}", severity="error")
+            notify_text(self.app, f"stopped after {sent} of {len(items)}: {exc}", severity="error")
             return
         finally:
             progress.display = False
-        self.notify(f"{verb} {sent} retained message(s)")
+        notify_text(self.app, f"{verb} {sent} retained message(s)")
 
     def export_retained(self, path: Path, topics: list[str]) -> None:
         import base64
@@ -451,9 +453,9 @@ class MainScreen(Screen[None]):
         try:
             path.write_text(json.dumps({"retained": records}, indent=2, ensure_ascii=False))
         except OSError as exc:
-            self.notify(f"cannot write {path}: {exc.strerror}", severity="error")
+            notify_text(self.app, f"cannot write {path}: {exc.strerror}", severity="error")
             return
-        self.notify(f"exported {len(records)} retained message(s) to {path}")
+        notify_text(self.app, f"exported {len(records)} retained message(s) to {path}")
 
     def import_retained(self, path: Path) -> None:
         import base64
@@ -469,9 +471,9 @@ class MainScreen(Screen[None]):
                 )  # fmt: skip
                 items.append((str(record["topic"]), payload, int(record.get("qos", 1))))
         except OSError as exc:
-            self.notify(f"cannot read {path}: {exc.strerror}", severity="error")
+            notify_text(self.app, f"cannot read {path}: {exc.strerror}", severity="error")
             return
         except (ValueError, KeyError, TypeError) as exc:
-            self.notify(f"{path} is not a retained-message export: {exc}", severity="error")
+            notify_text(self.app, f"{path} is not a retained-message export: {exc}", severity="error")
             return
         self.send_retained(items, "imported")

@@ -114,7 +114,7 @@ class BrokerPanel(Static):
             parts += [Text(""), Text("No $SYS statistics received (subscribe to $SYS/# to see them).", style="dim")]
         if runtime.events:
             parts += [Text(""), Text("Connection events", style="bold underline")]
-            parts += [Text(line) for line in list(runtime.events)[-10:]]
+            parts += [network_text(line) for line in list(runtime.events)[-10:]]
         self.update(Group(*parts))
 
     def _table(self, rows: list[tuple[str, str, str]]) -> Table:
@@ -130,5 +130,7 @@ class BrokerPanel(Static):
         if notes:
             table.add_column(style="dim", no_wrap=True, overflow="ellipsis", ratio=1)
         for name, value, note in rows:
-            table.add_row(name, value, *([note] if notes else []))
+            # Rich parses a str cell as markup, and names and values come from the broker ($SYS topics and
+            # payloads, the client id it assigned, its reason string): they go in as network_text().
+            table.add_row(network_text(name), network_text(value), *([note] if notes else []))
         return table

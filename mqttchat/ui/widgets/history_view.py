@@ -14,6 +14,8 @@ from textual.widgets import Input, Label, Sparkline, Static
 
 from mqttchat.explorer.payload import diff, number, numeric_fields, preview
 from mqttchat.explorer.tree import Entry, TopicNode
+from mqttchat.ui.safe import network_text
+from mqttchat.untrusted import printable
 
 SHOWN = 50
 
@@ -66,8 +68,8 @@ class HistoryView(Vertical):
         self.query_one("#plot", Sparkline).data = values
         label = self.query_one("#plot-label", Label)
         if values:
-            label.update(f"{self.field or 'value'}: last {values[-1]:g}, min {min(values):g}, max {max(values):g} "
-                         f"({len(values)} points)")  # fmt: skip
+            label.update(network_text(f"{self.field or 'value'}: last {values[-1]:g}, min {min(values):g}, "
+                                      f"max {max(values):g} ({len(values)} points)"))  # fmt: skip
         elif entries:
             label.update("no numeric values to plot" + ("" if self.field else ": choose a JSON field above"))
         else:
@@ -78,7 +80,7 @@ class HistoryView(Vertical):
             return
         fields = numeric_fields(node.last.payload)
         if fields:
-            self.query_one("#plot-field", Input).placeholder = f"JSON field to plot, e.g. {fields[0]}"
+            self.query_one("#plot-field", Input).placeholder = f"JSON field to plot, e.g. {printable(fields[0])}"
 
 
 def render_history(entries: list[Entry]) -> RenderableType:
@@ -88,12 +90,12 @@ def render_history(entries: list[Entry]) -> RenderableType:
     for i, entry in enumerate(entries):
         stamp = dt.datetime.fromtimestamp(entry.received_at).strftime("%H:%M:%S.%f")[:-3]
         head = Text(f"{stamp}  q{entry.qos}{' r' if entry.retain else ''}  {entry.size} B  ", style="bold")
-        head.append(preview(entry.payload, 60), style="")
+        head.append(printable(preview(entry.payload, 60)), style="")
         if entry.truncated:
             head.append(f"  (truncated: {len(entry.payload)} of {entry.size} bytes kept)", style="yellow")
         parts.append(head)
         if i + 1 < len(entries):
             for line in diff(entries[i + 1].payload, entry.payload)[:12]:
                 style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
-                parts.append(Text("    " + line, style=style))
+                parts.append(network_text("    " + line, style=style))
     return Group(*parts)

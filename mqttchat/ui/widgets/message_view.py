@@ -14,6 +14,8 @@ from textual.widgets import Static
 
 from mqttchat.explorer.payload import PayloadKind, pretty, size_label
 from mqttchat.explorer.tree import Entry, TopicNode
+from mqttchat.ui.safe import network_text
+from mqttchat.untrusted import printable
 
 #: Payloads are rendered up to this many bytes; beyond it a "truncated" marker says how much is shown.
 DISPLAY_LIMIT = 64 * 1024
@@ -24,7 +26,7 @@ def entry_table(topic: str, entry: Entry) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     received = dt.datetime.fromtimestamp(entry.received_at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    table.add_row("topic", Text(topic))
+    table.add_row("topic", network_text(topic))
     table.add_row("received", received)
     table.add_row(
         "flags", f"QoS {entry.qos}   retain {'yes' if entry.retain else 'no'}   dup {'yes' if entry.dup else 'no'}"
@@ -34,7 +36,7 @@ def entry_table(topic: str, entry: Entry) -> Table:
         label = name.replace("_", " ")
         if name == "user_property":
             for key, val in value:
-                table.add_row("user property", Text(f"{key} = {val}"))
+                table.add_row("user property", network_text(f"{key} = {val}"))
         elif isinstance(value, bytes):
             table.add_row(label, Text(value.hex(" ") if len(value) <= 64 else value[:64].hex(" ") + " …"))
         elif name == "subscription_identifier":
@@ -42,7 +44,7 @@ def entry_table(topic: str, entry: Entry) -> Table:
         elif name == "message_expiry_interval":
             table.add_row("message expiry", f"{value} s")
         else:
-            table.add_row(label, Text(str(value)))
+            table.add_row(label, network_text(str(value)))
     return table
 
 
@@ -52,11 +54,13 @@ def payload_renderable(entry: Entry, limit: int = DISPLAY_LIMIT) -> RenderableTy
     kind, text = pretty(data)
     parts: list[RenderableType] = []
     if kind is PayloadKind.JSON:
-        parts.append(Syntax(text, "json", theme="ansi_dark", word_wrap=True, background_color="default"))
+        # JSON escapes C0 controls but keeps C1 controls and bidirectional overrides as they are.
+        json_text = printable(text, keep="\n")
+        parts.append(Syntax(json_text, "json", theme="ansi_dark", word_wrap=True, background_color="default"))
     elif kind is PayloadKind.EMPTY:
         parts.append(Text("(empty payload)", style="dim italic"))
     else:
-        parts.append(Text(text))
+        parts.append(network_text(text, keep="\n\t"))
     label = {PayloadKind.JSON: "JSON", PayloadKind.TEXT: "text", PayloadKind.BINARY: "binary (hex dump)"}
     header = Text(label.get(kind, ""), style="dim")
     if shown < entry.size:
@@ -95,7 +99,9 @@ class MessageView(VerticalScroll):
             body.update("")
         elif entry is None:
             count = f"{node.topics_below} topic{'s' if node.topics_below != 1 else ''}"
-            meta.update(Text(f"{node.topic}\n{count} below; no message was published to this level itself."))
+            meta.update(
+                network_text(node.topic) + Text(f"\n{count} below; no message was published to this level itself.")
+            )
             body.update("")
         else:
             meta.update(entry_table(node.topic, entry))

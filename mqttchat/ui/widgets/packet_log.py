@@ -12,12 +12,13 @@ from textual.widgets import Input, Label, Log, Switch
 
 from mqttchat.protocol.describe import describe
 from mqttchat.runtime import Runtime, TraceRecord
+from mqttchat.untrusted import printable
 
 
 def format_record(record: TraceRecord) -> str:
     stamp = dt.datetime.fromtimestamp(record.at).strftime("%H:%M:%S.%f")[:-3]
     arrow = "→" if record.direction == "out" else "←"
-    return f"{stamp} {arrow} {describe(record.packet)}  [{record.size} B]"
+    return f"{stamp} {arrow} {printable(describe(record.packet))}  [{record.size} B]"
 
 
 class PacketLog(Vertical):

@@ -30,7 +30,9 @@ from mqttchat.config import (
 )
 from mqttchat.config import templates_path as default_templates_path
 from mqttchat.protocol import Properties, topic_name_problem
+from mqttchat.ui.safe import network_text
 from mqttchat.ui.screens.dialogs import ConfirmDialog, NameDialog
+from mqttchat.untrusted import printable
 
 #: Below this many columns the form puts each label above its field.
 NARROW = 60
@@ -183,9 +185,13 @@ class PublishPane(VerticalScroll, can_focus=False):
         self.set_class(self.size.width < NARROW, "-narrow")
 
     def set_topic(self, topic: str) -> None:
-        """Prefill the topic (from the tree selection) unless the user is typing one."""
+        """Prefill the topic (from the tree selection) unless the user is typing one.
+
+        A topic with control or invisible characters is not copied: an input field shows its value as it is, and
+        the topic came from the network.
+        """
         field = self.query_one("#pub-topic", Input)
-        if not field.has_focus:
+        if not field.has_focus and printable(topic) == topic:
             field.value = topic
 
     def set_suggestions(self, topics: list[str]) -> None:
@@ -272,8 +278,9 @@ class PublishPane(VerticalScroll, can_focus=False):
         self.post_message(self.PublishRequested(self, draft))
 
     def show_outcome(self, text: str, error: bool = False) -> None:
+        """What became of a publish; ``text`` may quote the broker's reason string: shown as network text."""
         label = self.query_one("#pub-outcome", Label)
-        label.update(text)
+        label.update(network_text(text))
         label.set_class(error, "field-error")
 
     def action_recall(self, step: int) -> None:

@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import Button, Input, Label, ProgressBar, Select
 
 from mqttchat.explorer.tree import TopicFilter, parse_filter_text
+from mqttchat.ui.safe import network_text
 
 DEFAULT_RECORDING = "recording.jsonl"
 
@@ -232,8 +233,9 @@ class RecordPanel(VerticalScroll, can_focus=False):
     # ------------------------------------------------------------------------------------------ calls from the screen
 
     def _status(self, selector: str, text: str, error: bool = False) -> None:
+        # Plain text, never markup: it names files and filters, and quotes topics and errors from the broker.
         label = self.query_one(selector, Label)
-        label.update(text)
+        label.update(network_text(text))
         label.set_class(error, "field-error")
 
     def show_recording(self, active: bool, text: str, error: bool = False) -> None:

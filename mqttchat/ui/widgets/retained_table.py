@@ -14,6 +14,7 @@ from textual.widgets.data_table import ColumnKey
 
 from mqttchat.explorer.payload import preview, size_label
 from mqttchat.explorer.tree import TopicFilter, TopicNode, TopicTree
+from mqttchat.ui.safe import network_text
 from mqttchat.ui.widgets.topic_tree import age_label
 
 
@@ -107,8 +108,8 @@ class RetainedTable(DataTable[Text]):
             entry = node.retained_entry
             assert entry is not None
             cells = (
-                Text(topic, overflow="ellipsis", no_wrap=True),
-                Text(preview(entry.payload, self.columns[ColumnKey("value")].width)),
+                network_text(topic, overflow="ellipsis", no_wrap=True),
+                network_text(preview(entry.payload, self.columns[ColumnKey("value")].width)),
                 Text(size_label(entry.size), justify="right"),
                 Text(str(entry.qos), justify="right"),
                 Text(age_label(now - entry.received_at), justify="right"),

@@ -15,6 +15,7 @@ from textual.widgets import Button, DataTable, Input, Label, Select, Switch
 
 from mqttchat.protocol import RetainHandling, Subscription, topic_filter_problem
 from mqttchat.runtime import Runtime, SubscriptionRow
+from mqttchat.ui.safe import network_text
 
 RETAIN_HANDLING_LABELS = {
     RetainHandling.SEND_ON_SUBSCRIBE: "send",
@@ -178,7 +179,7 @@ class SubscriptionsPanel(Vertical):
                     options.append("RAP")
                 options.append(OPTION_LABELS[sub.retain_handling])
             table.add_row(
-                Text(sub.topic_filter), Text(f"QoS {sub.qos}"), granted_label(row),
+                network_text(sub.topic_filter), Text(f"QoS {sub.qos}"), granted_label(row),
                 Text("" if row.subscription_identifier is None else str(row.subscription_identifier)),
                 Text(", ".join(options)),
                 key=sub.topic_filter,
@@ -188,7 +189,8 @@ class SubscriptionsPanel(Vertical):
             table.move_cursor(row=min(max(cursor, 0), len(self._filters) - 1))
 
     def show_error(self, text: str) -> None:
-        self.query_one("#sub-error", Label).update(text)
+        """A problem with a subscription; ``text`` may quote the broker: shown as network text."""
+        self.query_one("#sub-error", Label).update(network_text(text))
 
     # ------------------------------------------------------------------------------------------ up
 

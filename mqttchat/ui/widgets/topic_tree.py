@@ -32,6 +32,7 @@ from textual.strip import Strip
 
 from mqttchat.explorer.payload import preview
 from mqttchat.explorer.tree import SortOrder, TopicNode, TopicTree
+from mqttchat.untrusted import printable
 
 EXPAND_ALL_LIMIT = 20_000
 #: The fewest payload characters worth showing in a row (less: only the age is shown).
@@ -297,7 +298,8 @@ class TopicTreeView(ScrollView, can_focus=True):
         else:
             marker = "• " if node.messages else "  "
         guide = self._fg("topic-tree--guide", row)
-        segments = [Segment("│ " * depth + marker, guide), Segment((node.name or "∅") + " ", row)]
+        # Topic levels and payloads came from the network: shown through printable(), never as they are.
+        segments = [Segment("│ " * depth + marker, guide), Segment(printable(node.name or "∅") + " ", row)]
         if node.retained:
             segments.append(Segment("® ", self._fg("topic-tree--retained", row)))
         details = []
@@ -315,7 +317,7 @@ class TopicTreeView(ScrollView, can_focus=True):
             used = sum(segment.cell_length for segment in segments)
             room = self.size.width - used - cell_len(age)
             if room >= MIN_PREVIEW + 3:  # "= " + preview + " "
-                shown = set_cell_size(f"= {preview(node.last.payload, room - 3)}", room)
+                shown = set_cell_size(f"= {printable(preview(node.last.payload, room - 3))}", room)
                 segments.append(Segment(shown, self._fg("topic-tree--preview", row)))
             elif room > 0:
                 segments.append(Segment(" " * room, row))
