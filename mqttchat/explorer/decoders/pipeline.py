@@ -30,7 +30,6 @@ from mqttchat.explorer.decoders.result import (
     DecodeResult,
     failure,
     leaf,
-    numeric_fields,
 )
 from mqttchat.explorer.decoders.rules import DecoderRule
 from mqttchat.explorer.decoders.structured import CborDecoder, MsgpackDecoder
@@ -193,9 +192,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _finished(decoder: str, decoded: Decoded, *, auto: bool, notes: tuple[str, ...] = ()) -> DecodeResult:
-    fields = decoded.fields if decoded.fields is not None else numeric_fields(decoded.root)
-    return DecodeResult(decoder, decoded.format, decoded.root, decoded.text, fields, None,
-                        (*notes, *decoded.notes), auto=auto)  # fmt: skip
+    return DecodeResult(decoder, decoded.format, decoded.root, decoded.text, decoded.fields, None,
+                        (*notes, *decoded.notes), auto=auto, summary=decoded.summary)  # fmt: skip
 
 
 def _try(decoder: Decoder, data: bytes, ctx: DecodeContext) -> bytes | Decoded | str:
@@ -267,4 +265,4 @@ def _plain(data: bytes, ctx: DecodeContext) -> Decoded:
         text = classified.text or ""
         decoded = TextDecoder().decode(data, ctx)
         return Decoded("text", decoded.root, text, decoded.fields)
-    return Decoded("binary", leaf("", data, "bytes"), hexdump(data), {})
+    return Decoded("binary", leaf("", data, "bytes"), lambda: hexdump(data), {}, (), data[:40].hex(" "))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mqttchat.explorer.decoders.base import DecodeContext, Decoder
-from mqttchat.explorer.decoders.result import Decoded, DecodeFailure, Node, leaf, numeric_fields, render_outline
+from mqttchat.explorer.decoders.result import Decoded, DecodeFailure, Node, leaf, render_outline
 from mqttchat.explorer.decoders.values import Budget
 from mqttchat.explorer.payload import size_label
 
@@ -184,7 +184,7 @@ class ProtobufDecoder(Decoder):
             except DecodeError:
                 raise DecodeFailure("not protobuf: the wire format is corrupt or cut short") from None
             root = Node("", None, "message", tuple(raw_tree(fields, budget)))
-            return Decoded("protobuf", root, render_outline(root) or "(an empty message)", numeric_fields(root),
+            return Decoded("protobuf", root, lambda: render_outline(root) or "(an empty message)", None,
                            budget.notes())  # fmt: skip
         try:
             message = self.message_class.FromString(data)
@@ -192,7 +192,7 @@ class ProtobufDecoder(Decoder):
             name = self.message_class.DESCRIPTOR.full_name
             raise DecodeFailure(f"not a {name}: the wire format is corrupt, cut short or of another type") from None
         root = Node("", None, message.DESCRIPTOR.full_name, tuple(message_tree(message, budget)))
-        return Decoded("protobuf", root, render_outline(root) or "(an empty message)", numeric_fields(root),
+        return Decoded("protobuf", root, lambda: render_outline(root) or "(an empty message)", None,
                        budget.notes())  # fmt: skip
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mqttchat.explorer.payload import hexdump
@@ -16,6 +16,7 @@ __all__ = [
     "DecodeFailure",
     "DecodeResult",
     "Decoded",
+    "Lazy",
     "Node",
     "Scalar",
     "failure",
@@ -39,22 +40,41 @@ NODE_OVERHEAD = 120
 CONTAINER = frozenset({"object", "array"})
 
 
-@dataclass(frozen=True, slots=True)
 class Node:
-    """One value of a decoded payload.
+    """One value of a decoded payload (never changed once made).
 
-    ``children`` is None for a leaf (whose value is ``value``) and a tuple, maybe empty, for a container.
-    ``kind`` says what the value is: ``object``, ``array``, ``string``, ``int``, ``float``, ``bool``, ``null``,
-    ``bytes`` for JSON-like formats; the formats add their own (a Sparkplug datatype such as ``Int32``, a protobuf
-    wire type such as ``varint``, ``tag 1`` for a CBOR tag). ``note`` is shown beside the value (``alias 3``, a
-    timestamp as a date, ``historical``).
+    ``children`` is None for a leaf (whose value is ``value``) and a tuple, maybe empty, for a container; a
+    container may have a value too (a Sparkplug metric with properties). ``kind`` says what the value is:
+    ``object``, ``array``, ``string``, ``int``, ``float``, ``bool``, ``null``, ``bytes`` for JSON-like formats; the
+    formats add their own (a Sparkplug datatype such as ``Int32``, a protobuf wire type such as ``varint``, ``tag 1``
+    for a CBOR tag). ``note`` is shown beside the value (``alias 3``, a timestamp as a date, ``historical``).
+
+    A plain class with slots rather than a frozen dataclass: trees have thousands of nodes, and a frozen
+    dataclass takes about four times as long to make one.
     """
 
-    name: str
-    value: Scalar = None
-    kind: str = ""
-    children: tuple[Node, ...] | None = None
-    note: str = ""
+    __slots__ = ("children", "kind", "name", "note", "value")
+
+    def __init__(
+        self, name: str, value: Scalar = None, kind: str = "", children: tuple[Node, ...] | None = None, note: str = ""
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.kind = kind
+        self.children = children
+        self.note = note
+
+    def _key(self) -> tuple[str, Scalar, str, tuple[Node, ...] | None, str]:
+        return (self.name, self.value, self.kind, self.children, self.note)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Node) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Node({self.name!r}, {self.value!r}, {self.kind!r}, {self.children!r}, {self.note!r})"
 
     @property
     def is_leaf(self) -> bool:
@@ -96,19 +116,24 @@ class DecodeFailure(Exception):
     """A decoder could not decode its input; the message is the reason shown to the user (one line)."""
 
 
+#: Text made when first asked for (a rendering costs more than the tree: it is made only for what is shown).
+Lazy = str | Callable[[], str]
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """What one terminal decoder returns: the tree, its rendering, and its numeric fields when it has its own
-    names for them (Sparkplug metric names); otherwise the fields are the tree's numeric leaves by path."""
+    """What one terminal decoder returns: the tree, its rendering (or a function making it), its numeric fields
+    when it has its own names for them (Sparkplug metric names; otherwise the tree's numeric leaves by path), and
+    a one-line summary when it has a better one than the rendering's first lines."""
 
     format: str
     root: Node
-    text: str
+    text: Lazy
     fields: Mapping[str, float] | None = None
     notes: tuple[str, ...] = ()
+    summary: Lazy | None = None
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class DecodeResult:
     """A payload as the user sees it once decoded, or why it could not be.
 
@@ -117,35 +142,77 @@ class DecodeResult:
     ``text`` is the reason followed by a hex dump of what the failing step was given. ``pending`` is true while
     an external command is still running (``text`` says so); a later call returns the finished result.
     ``notes`` are warnings about a payload that was decoded (an unknown alias, a seq gap, values left out).
+    ``auto``: the decoders were chosen automatically (no rule matched the topic).
+
+    ``text``, ``fields`` and :meth:`summary` are made when first asked for, then kept.
     """
 
-    decoder: str
-    format: str
-    root: Node | None
-    text: str
-    fields: Mapping[str, float] = field(default_factory=dict)
-    error: str | None = None
-    notes: tuple[str, ...] = ()
-    pending: bool = False
-    #: The decoders were chosen automatically (no rule matched the topic).
-    auto: bool = False
+    __slots__ = ("_fields", "_line", "_text", "auto", "decoder", "error", "format", "notes", "pending", "root")
+
+    def __init__(
+        self,
+        decoder: str,
+        format: str,
+        root: Node | None,
+        text: Lazy,
+        fields: Mapping[str, float] | None = None,
+        error: str | None = None,
+        notes: tuple[str, ...] = (),
+        pending: bool = False,
+        auto: bool = False,
+        summary: Lazy | None = None,
+    ) -> None:
+        self.decoder = decoder
+        self.format = format
+        self.root = root
+        self.error = error
+        self.notes = notes
+        self.pending = pending
+        self.auto = auto
+        self._text = text
+        self._fields = fields
+        self._line = summary
+
+    def __repr__(self) -> str:
+        state = "pending" if self.pending else f"error={self.error!r}" if self.error else "ok"
+        return f"<DecodeResult {self.decoder} {self.format} {state}>"
 
     @property
     def ok(self) -> bool:
         return self.error is None and not self.pending
+
+    @property
+    def text(self) -> str:
+        """The full rendering: indented JSON, CBOR diagnostic notation, a Sparkplug metric list, an outline."""
+        if not isinstance(self._text, str):
+            self._text = self._text()
+        return self._text
+
+    @property
+    def fields(self) -> Mapping[str, float]:
+        """Numeric fields by path (``a.b.0``) or Sparkplug metric name, for charts and filters."""
+        if self._fields is None:
+            self._fields = numeric_fields(self.root) if self.root is not None else {}
+        return self._fields
 
     def number(self, path: str) -> float | None:
         """The numeric field at path (a JSON path such as ``a.b.0``, or a Sparkplug metric name), or None."""
         return self.fields.get(path)
 
     def summary(self, width: int = 60) -> str:
-        """One line for a table cell (the tree's value column): the text's lines joined, cut with ``…``."""
+        """One line for a table cell (the tree's value column), cut with ``…`` at width."""
         if self.pending:
-            return "decoding…"
-        if self.error is not None:
+            line = "decoding…"
+        elif self.error is not None:
             line = f"⚠ {self.error}"
         else:
-            line = " ".join(part.strip() for part in self.text[: width * 4].splitlines() if part.strip())
+            if self._line is not None and not isinstance(self._line, str):
+                self._line = self._line()
+            if self._line is not None:
+                line = self._line
+            else:
+                line = " ".join(part.strip() for part in self.text[: width * 4].splitlines() if part.strip())
+        line = line.replace("\r", "").replace("\n", "⏎")
         return line if len(line) <= width else line[: width - 1] + "…"
 
     def to_json(self) -> Any:
@@ -157,10 +224,16 @@ class DecodeResult:
 
     @property
     def cost(self) -> int:
-        """About how many bytes this result holds (for byte-bounded caches)."""
-        total = 200 + len(self.text) + sum(len(key) + 64 for key in self.fields)
-        if self.root is not None:
-            total += _tree_cost(self.root)
+        """About how many bytes this result holds or will hold (for byte-bounded caches): its tree, its fields,
+        and its text, or until the text is made, an estimate of it (the tree's strings and 32 bytes a node)."""
+        total = 200
+        tree = _tree_cost(self.root) if self.root is not None else 0
+        total += tree
+        total += len(self._text) if isinstance(self._text, str) else tree // 3
+        if isinstance(self._fields, Mapping):
+            total += sum(len(key) + 64 for key in self._fields)
+        elif self.root is not None:
+            total += tree // 4
         return total
 
 
@@ -210,11 +283,15 @@ def _jsonable_scalar(value: Scalar) -> Any:
 def failure(decoder: str, reason: str, data: bytes, notes: tuple[str, ...] = ()) -> DecodeResult:
     """A failed result: the reason and a hex dump of (the start of) the bytes the failing step was given."""
     reason = " ".join(reason.split())[:300] or "cannot decode"
+    return DecodeResult(decoder, "binary", None, lambda: _failure_text(reason, data), {}, reason, notes)
+
+
+def _failure_text(reason: str, data: bytes) -> str:
     shown = data[:HEX_LIMIT]
     dump = hexdump(shown)
     if len(data) > len(shown):
         dump += f"\n… {len(data) - len(shown)} more bytes"
-    return DecodeResult(decoder, "binary", None, f"{reason}\n\n{dump}" if dump else reason, {}, reason, notes)
+    return f"{reason}\n\n{dump}" if dump else reason
 
 
 def numeric_fields(root: Node, limit: int = MAX_FIELDS) -> dict[str, float]:

@@ -72,8 +72,7 @@ class StructDecoder(Decoder):
             root = Node("", None, f"struct {self.format}", rows[0].children)
         else:
             root = Node("", None, "array", tuple(rows), f"{records} records of {self.format}")
-        text = render_outline(root)
-        return Decoded("struct", root, text, fields)
+        return Decoded("struct", root, lambda: render_outline(root), fields)
 
 
 def _leaf(name: str, value: object) -> Node:

@@ -12,7 +12,7 @@ import io
 from typing import Any
 
 from mqttchat.explorer.decoders.base import DecodeContext, Decoder
-from mqttchat.explorer.decoders.result import Decoded, DecodeFailure, numeric_fields, render_diagnostic
+from mqttchat.explorer.decoders.result import Decoded, DecodeFailure, render_diagnostic
 from mqttchat.explorer.decoders.values import Budget, tree_of
 from mqttchat.explorer.payload import size_label
 
@@ -28,7 +28,14 @@ def _decoded(fmt: str, items: list[Any], ctx: DecodeContext) -> Decoded:
     notes = budget.notes()
     if len(items) > 1:
         notes = (f"a sequence of {len(items)} items", *notes)
-    return Decoded(fmt, root, render_diagnostic(root), numeric_fields(root), notes)
+    return Decoded(
+        fmt,
+        root,
+        lambda: render_diagnostic(root),
+        None,
+        notes,
+        lambda: " ".join(render_diagnostic(root, 0, 40).split("\n")),
+    )
 
 
 def _relaxed_refused(fmt: str, ctx: DecodeContext, size: int) -> DecodeFailure:

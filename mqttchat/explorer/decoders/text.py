@@ -24,11 +24,20 @@ def decode_json_value(value: object, ctx: DecodeContext, fmt: str = "json") -> D
     """The tree, JSON rendering and numeric fields of a parsed JSON value (also used for a command's output)."""
     budget = Budget(ctx.limits.max_nodes, ctx.limits.max_depth)
     root = tree_of(value, budget)
-    try:
-        text = json.dumps(value, indent=2, ensure_ascii=False)
-    except (RecursionError, ValueError, TypeError):
-        text = render_diagnostic(root)
-    return Decoded(fmt, root, text, numeric_fields(root), budget.notes())
+
+    def text() -> str:
+        try:
+            return json.dumps(value, indent=2, ensure_ascii=False)
+        except (RecursionError, ValueError, TypeError):
+            return render_diagnostic(root)
+
+    def summary() -> str:
+        try:
+            return json.dumps(value, ensure_ascii=False)[:1000]
+        except (RecursionError, ValueError, TypeError):
+            return " ".join(render_diagnostic(root, 0, 40).split("\n"))
+
+    return Decoded(fmt, root, text, None, budget.notes(), summary)
 
 
 class JsonDecoder(Decoder):
@@ -79,4 +88,4 @@ class HexDecoder(Decoder):
     name = "hex"
 
     def decode(self, data: bytes, ctx: DecodeContext) -> Decoded:
-        return Decoded("binary", leaf("", data, "bytes"), hexdump(data), {})
+        return Decoded("binary", leaf("", data, "bytes"), lambda: hexdump(data), {}, (), data[:40].hex(" "))

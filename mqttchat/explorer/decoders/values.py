@@ -35,18 +35,24 @@ def tree_of(value: Any, budget: Budget, name: str = "") -> Node:
     return _tree(value, name, budget, 0, set())
 
 
+#: The kind of a leaf by the exact type of its value (subclasses, such as a library's own types, go the slow way).
+_SCALARS: dict[type, str] = {type(None): "null", bool: "bool", int: "int", float: "float", str: "string",
+                             bytes: "bytes"}  # fmt: skip
+_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
+
+
 def _tree(value: Any, name: str, budget: Budget, depth: int, path: set[int]) -> Node:
     budget.nodes -= 1
-    if value is None or isinstance(value, bool | int | float | str | bytes):
+    kind = _SCALARS.get(type(value))
+    if kind is not None:
+        return Node(name, value, kind)
+    if isinstance(value, bool | int | float | str | bytes):
         return leaf(name, value)
     if isinstance(value, bytearray | memoryview):
         return leaf(name, bytes(value))
     if type(value) in _CONTAINERS:
         return _container(value, name, budget, depth, path)
     return _library_value(value, name, budget, depth, path)
-
-
-_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
 
 
 def _container(value: Any, name: str, budget: Budget, depth: int, path: set[int]) -> Node:
@@ -58,19 +64,25 @@ def _container(value: Any, name: str, budget: Budget, depth: int, path: set[int]
     path.add(id(value))
     try:
         if isinstance(value, dict):
-            items = [(_key_text(key), item) for key, item in value.items()]
+            items: Any = ((key if type(key) is str else _key_text(key), item) for key, item in value.items())
             kind = "object"
         else:
-            ordered = list(value)
             kind = "set" if isinstance(value, set | frozenset) else "array"
-            items = [(str(index), item) for index, item in enumerate(ordered)]
+            items = ((str(index), item) for index, item in enumerate(value))
+        total = len(value)
         children: list[Node] = []
+        scalars = _SCALARS
         for key, item in items:
             if budget.nodes <= 0:
-                budget.cut += len(items) - len(children)
-                children.append(leaf("…", f"{len(items) - len(children)} more", "…"))
+                budget.cut += total - len(children)
+                children.append(leaf("…", f"{total - len(children)} more", "…"))
                 break
-            children.append(_tree(item, key, budget, depth + 1, path))
+            leaf_kind = scalars.get(type(item))
+            if leaf_kind is not None:
+                budget.nodes -= 1
+                children.append(Node(key, item, leaf_kind))
+            else:
+                children.append(_tree(item, key, budget, depth + 1, path))
         return Node(name, None, "array" if kind == "set" else kind, tuple(children), "set" if kind == "set" else "")
     finally:
         path.discard(id(value))

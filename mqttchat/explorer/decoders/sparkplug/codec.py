@@ -72,22 +72,37 @@ _FIELD_KINDS = {"int_value": "uint32", "long_value": "uint64", "float_value": "f
                 "dataset_value": "DataSet", "template_value": "Template", "extension_value": "extension"}  # fmt: skip
 
 
+#: DataType by value, without the cost of calling the enum.
+_DATATYPES: dict[int, DataType] = {member.value: member for member in DataType}
+
+
 def datatype_name(datatype: int | None) -> str:
     if datatype is None:
         return ""
-    try:
-        return DataType(datatype).name
-    except ValueError:
-        return f"datatype {datatype}"
+    known = _DATATYPES.get(datatype)
+    return known.name if known is not None else f"datatype {datatype}"
+
+
+_TIMESTAMPS: dict[int, str] = {}
 
 
 def format_timestamp(ms: int) -> str:
     """Milliseconds since the epoch as ISO 8601 in UTC (``2024-05-01T12:00:00.123Z``); '' when out of range."""
+    text = _TIMESTAMPS.get(ms)
+    if text is not None:
+        return text
     try:
-        moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
+        moment = time.gmtime(ms // 1000)
     except (OverflowError, ValueError, OSError):
         return ""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if not 0 < moment.tm_year < 10_000:
+        return ""
+    text = (f"{moment.tm_year:04d}-{moment.tm_mon:02d}-{moment.tm_mday:02d}T{moment.tm_hour:02d}:"
+            f"{moment.tm_min:02d}:{moment.tm_sec:02d}.{ms % 1000:03d}Z")  # fmt: skip
+    if len(_TIMESTAMPS) >= 4096:  # metrics of a message, and messages in a row, share their timestamps
+        _TIMESTAMPS.clear()
+    _TIMESTAMPS[ms] = text
+    return text
 
 
 def _signed(value: int, bits: int) -> int:
@@ -134,10 +149,7 @@ def _typed(datatype: int | None, which: str | None, raw: Any) -> tuple[Scalar, s
     kind = datatype_name(datatype) or _FIELD_KINDS.get(which, which)
     if which == "extension_value":
         return None, kind, "extension value"
-    try:
-        known = DataType(datatype) if datatype is not None else None
-    except ValueError:
-        known = None
+    known = _DATATYPES.get(datatype) if datatype is not None else None
     if known is not None and known is not DataType.Unknown and _VALUE_FIELD.get(known) != which:
         return _plain(which, raw), kind, f"{which} for a {known.name}"
     if known in _INT_BITS:
@@ -251,10 +263,7 @@ def _metric_node(metric: Any, dec: _Decoding, prefix: str, depth: int, *, in_tem
         value, kind, note = _typed(datatype, which, getattr(metric, which) if which else None)
         if note:
             notes.append(note)
-        try:
-            array_type = DataType(datatype) if datatype is not None else None
-        except ValueError:
-            array_type = None
+        array_type = _DATATYPES.get(datatype) if datatype is not None else None
         if array_type is not None and array_type in _ARRAYS and isinstance(value, bytes) and which == "bytes_value":
             items, note = _array_items(array_type, value, dec)
             if note:
@@ -391,7 +400,21 @@ def decode_payload(data: bytes, ctx: DecodeContext) -> Decoded:
     kind = f"Sparkplug B {topic.message_type.value}" if topic is not None else "Sparkplug B"
     root = Node("", None, kind, (*header, Node("metrics", None, "metrics", tuple(metrics))))
     notes = (*dec.problems, *dec.budget.notes())
-    return Decoded("sparkplug", root, _render(root, topic, payload), dec.fields, notes)
+    return Decoded("sparkplug", root, lambda: _render(root, topic, payload), dec.fields, notes,
+                   lambda: _summary(metrics))  # fmt: skip
+
+
+def _summary(metrics: list[Node]) -> str:
+    """``Speed = 1450.5, Running = true, …``: the metrics' values on one line."""
+    parts: list[str] = []
+    size = 0
+    for node in metrics:
+        part = f"{node.name} = {_shown(node)}" if node.children is None or node.value is not None else node.name
+        parts.append(part)
+        size += len(part) + 2
+        if size > 1000:
+            break
+    return ", ".join(parts) if parts else "no metrics"
 
 
 def _render(root: Node, topic: SparkplugTopic | None, payload: Any) -> str:

@@ -91,7 +91,9 @@ class MessageAliases:
     def __init__(self, device: AliasTable | None, node: AliasTable | None) -> None:
         self.device = device
         self.node = node
-        self.generation = (device.generation if device else 0) << 32 | (node.generation if node else 0)
+        self.generation = (device.generation if device is not None else 0) << 32 | (
+            node.generation if node is not None else 0
+        )
 
     def lookup(self, alias: int) -> tuple[str, int] | None:
         found = self.device.lookup(alias) if self.device is not None else None
@@ -124,6 +126,8 @@ class DeviceState:
     last_seen: float = 0.0
     aliases: AliasTable | None = None
     metrics: int = 0
+    #: The aliases its messages are decoded with, made again when a birth changes them.
+    chain: MessageAliases | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -146,6 +150,7 @@ class EdgeNodeState:
     births: int = 0
     #: (receive time, problem), newest last.
     problems: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=RECENT_PROBLEMS))
+    chain: MessageAliases | None = None
 
     def device_state(self, device: str) -> DeviceState | None:
         return self.devices.get(device)
@@ -161,18 +166,31 @@ class HostState:
     last_seen: float
 
 
-@dataclass(frozen=True, slots=True)
 class SparkplugObservation:
     """What :meth:`SparkplugState.observe` learnt from one message: keep it with the message to decode it later
-    with the aliases that were in force when it arrived."""
+    with the aliases that were in force when it arrived (never changed once made; a plain class with slots, made
+    for every Sparkplug message at ingest, where a frozen dataclass would cost a few microseconds more).
 
-    topic: SparkplugTopic
-    #: The device's, then its edge node's, alias table (None: no birth seen).
-    aliases: MessageAliases | None
-    seq: int | None
-    #: Problems with this message: a seq gap, a stale death, data before any birth, a payload that is not
-    #: Sparkplug B.
-    problems: tuple[str, ...] = ()
+    ``aliases``: the device's, then its edge node's, alias table (None: no birth seen). ``problems``: what is wrong
+    with this message (a seq gap, a stale death, data before any birth, a payload that is not Sparkplug B).
+    """
+
+    __slots__ = ("aliases", "problems", "seq", "topic")
+
+    def __init__(
+        self,
+        topic: SparkplugTopic,
+        aliases: MessageAliases | None,
+        seq: int | None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
+        self.topic = topic
+        self.aliases = aliases
+        self.seq = seq
+        self.problems = problems
+
+    def __repr__(self) -> str:
+        return f"<SparkplugObservation {self.topic} seq={self.seq} problems={self.problems!r}>"
 
 
 class SparkplugState:
@@ -234,11 +252,9 @@ class SparkplugState:
         if kind is MessageType.STATE:
             self._host_state(parsed, payload, received_at)
             return SparkplugObservation(parsed, None, None)
-        from google.protobuf.message import DecodeError
-
         try:
             message = message_class().FromString(payload)
-        except DecodeError:
+        except _decode_error():
             self.malformed += 1
             return SparkplugObservation(parsed, None, None, ("not a Sparkplug B payload",))
         node = self._node(parsed.group, parsed.edge_node)
@@ -272,7 +288,11 @@ class SparkplugState:
         device_aliases = device.aliases if device is not None else None
         if device_aliases is None and node.aliases is None:
             return None
-        return MessageAliases(device_aliases, node.aliases)
+        holder: DeviceState | EdgeNodeState = device if device is not None else node
+        chain = holder.chain
+        if chain is None or chain.device is not device_aliases or chain.node is not node.aliases:
+            chain = holder.chain = MessageAliases(device_aliases, node.aliases)
+        return chain
 
     def _node(self, group: str, edge_node: str) -> EdgeNodeState | None:
         key = (group, edge_node)
@@ -422,6 +442,13 @@ class SparkplugState:
                 return
             host = self.hosts[parsed.edge_node] = HostState(parsed.edge_node, online, timestamp, received_at)
         host.online, host.timestamp, host.last_seen = online, timestamp, received_at
+
+
+def _decode_error() -> type[Exception]:
+    """The protobuf library's DecodeError (imported when the first Sparkplug message arrives)."""
+    from google.protobuf.message import DecodeError
+
+    return DecodeError
 
 
 def _integer(metric: Any) -> int | None:

@@ -53,10 +53,31 @@ class SparkplugTopic:
         return f"{NAMESPACE}/{self.group}/{self.message_type.value}/{self.edge_node}{tail}"
 
 
+#: Topics already parsed (a busy plant repeats the same few thousand), within a byte budget.
+_PARSED: dict[str, SparkplugTopic | None] = {}
+_PARSED_BUDGET = 1024 * 1024
+_parsed_bytes = 0
+
+
 def parse_topic(topic: str) -> SparkplugTopic | None:
     """The Sparkplug B meaning of a topic name, or None when it is not a Sparkplug B topic."""
+    global _parsed_bytes
     if not topic.startswith("spBv1.0/"):
         return None
+    try:
+        return _PARSED[topic]
+    except KeyError:
+        pass
+    parsed = _parse(topic)
+    _parsed_bytes += len(topic) + 200
+    if _parsed_bytes > _PARSED_BUDGET:
+        _PARSED.clear()
+        _parsed_bytes = len(topic) + 200
+    _PARSED[topic] = parsed
+    return parsed
+
+
+def _parse(topic: str) -> SparkplugTopic | None:
     parts = topic.split("/")
     if len(parts) == 3 and parts[1] == "STATE" and parts[2]:
         return SparkplugTopic(MessageType.STATE, "", parts[2])
