@@ -29,6 +29,17 @@ WEEK = 7 * 24 * 3600
 #: The room opened on the very first start (later starts open the rooms that were open).
 DEFAULT_ROOM = "lobby"
 TYPING_INTERVAL = 3.0
+#: Seconds a member waits before answering a newcomer's "online": newcomers arriving meanwhile share one answer.
+ANSWER_DELAY = 0.2
+#: The room level of the probe that finds out whether the broker turns "." into "/" (see ChatService.dots_problem).
+DOT_PROBE = "mqttchat.dot-probe"
+DOT_PROBE_PART = "dot-probe/typing/"
+DOT_PROBE_TIMEOUT = 2.0
+
+
+class ChatRefused(ClientError):
+    """The chat cannot run as asked on this broker (a name it would mangle)."""
+
 
 HELP = """Commands:
 /join ROOM      join a room (or switch to it)
@@ -103,6 +114,13 @@ class ChatService:
         # Listen before the client connects: a resumed session delivers what was queued for us at once.
         self.model.connected_at = time.time()
         self._own_presence = p.presence(self.identity)
+        self._presence_prefix = p.presence("")
+        #: Identities seen "online" since we connected (their next "online" needs no answer).
+        self._online_seen: set[str] = set()
+        self._answer_pending = False
+        #: Whether the broker turns "." in topics into "/" (None: not probed yet; see dots_problem()).
+        self._maps_dots: bool | None = None
+        self._probe_arrived: asyncio.Future[str] | None = None
         self._stopping = False
         self._removers = [client.add_message_handler(self._on_message), client.add_state_listener(self._on_state)]
         self._started = False
@@ -139,7 +157,13 @@ class ChatService:
 
         Create the service *before* connecting the client, so that messages queued in the persistent session
         while we were away are not missed.
+
+        Raises:
+            ChatRefused: our identity has a ``.`` and the broker turns ``.`` into ``/``.
         """
+        problem = await self.dots_problem(self.identity, "identity (nick or user name)")
+        if problem:
+            raise ChatRefused(problem)
         for room in self._initial_rooms:
             problem = None
             if room.kind == "room":
@@ -171,6 +195,7 @@ class ChatService:
     def _on_state(self, change: StateChange) -> None:
         if change.status is not Status.CONNECTED:
             return
+        self._online_seen.clear()  # our "online" on reconnecting asks everyone again
         self.model.connected_at = time.time()
         if self._started:  # a reconnect: our will may have said "offline" meanwhile
             self._spawn(self.announce("online"))
@@ -203,6 +228,10 @@ class ChatService:
 
     def _on_message(self, message: Message) -> None:
         topic = message.topic
+        if DOT_PROBE_PART in topic:  # the dot probe, as sent or as a broker rewrote it: not a chat message
+            if self._probe_arrived is not None and not self._probe_arrived.done():
+                self._probe_arrived.set_result(topic)
+            return
         for room, topic_filter in self.raw.items():
             if matches(topic_filter, topic):
                 if (topic, message.payload) in self._raw_echoes:
@@ -222,6 +251,78 @@ class ChatService:
             said = p.decode_presence(message.payload)
             if said is None or said.status == "offline":
                 self._spawn(self.announce("online"))
+        elif topic.startswith(self._presence_prefix):
+            self._answer_newcomer(topic[len(self._presence_prefix) :], message.payload)
+
+    def _answer_newcomer(self, user: str, payload: bytes) -> None:
+        """Someone came online whom we had not seen online since we connected: say that we are here too.
+
+        Presence is a retained message, but not every broker delivers retained messages to a wildcard
+        subscription (RabbitMQ does not), and a clustered broker may keep them on one node only. So members
+        answer a newcomer's "online" with their own, live: the newcomer learns who is here without retained
+        messages. Each member answers each newcomer once (and a burst of newcomers with one announcement after
+        :data:`ANSWER_DELAY`); the answers are "online" from members the others already know, so nobody answers
+        them and the exchange ends.
+        """
+        try:
+            said = p.decode_presence(payload)
+        except p.PresenceError:
+            return
+        if said is None or said.status == "offline":
+            self._online_seen.discard(user)
+            return
+        if user in self._online_seen or "/" in user:
+            return
+        self._online_seen.add(user)
+        if self._started and not self._stopping and self.client.connected and not self._answer_pending:
+            self._answer_pending = True
+            self._spawn(self._answer())
+
+    async def _answer(self) -> None:
+        try:
+            await asyncio.sleep(ANSWER_DELAY)
+            if self.client.connected and not self._stopping:
+                await self.announce("online")
+        finally:
+            self._answer_pending = False
+
+    async def dots_problem(self, name: str, what: str) -> str | None:
+        """Why ``name`` (with a ``.``) cannot be a topic level on this broker, or None.
+
+        RabbitMQ maps MQTT topics to AMQP routing keys, where ``.`` separates words: it delivers ``dev.ops`` as
+        ``dev/ops``, two levels, so the sender's message is acknowledged and nobody in ``dev.ops`` receives it.
+        Whether a broker does this is found out once, by a probe (:meth:`_probe_dots`), when a name has a dot.
+        """
+        if "." not in name:
+            return None
+        if self._maps_dots is None:
+            self._maps_dots = await self._probe_dots()
+        if not self._maps_dots:
+            return None
+        return (
+            f"the {what} {name!r} has a '.', which this broker turns into '/' (it maps MQTT topics to AMQP routing "
+            "keys, as RabbitMQ does): messages would go to another topic and nobody would receive them; use - or _"
+        )
+
+    async def _probe_dots(self) -> bool:
+        """Publish to a topic with a ``.`` in one level and see which topic the broker delivers it on."""
+        loop = asyncio.get_running_loop()
+        arrived: asyncio.Future[str] = loop.create_future()
+        self._probe_arrived = arrived
+        topic_filter = f"{p.PREFIX}/rooms/{DOT_PROBE}/typing/#"
+        try:
+            await self.client.subscribe(topic_filter, qos=1)
+            await self.client.publish(p.room_typing(DOT_PROBE, self.identity), b"", qos=1)
+            try:
+                async with asyncio.timeout(DOT_PROBE_TIMEOUT):
+                    topic = await arrived
+            except TimeoutError:
+                return False  # nothing came back: nothing known, nothing refused
+            return f"/{DOT_PROBE}/" not in topic
+        finally:
+            self._probe_arrived = None
+            with contextlib.suppress(ClientError):
+                await self.client.unsubscribe(topic_filter)
 
     def _store(self, message: ChatMessage) -> None:
         if self.history is not None and self.model.rooms[message.room].kind != "raw":
@@ -235,6 +336,9 @@ class ChatService:
             return problem
         if room.startswith("@"):
             return f"{room} would be a direct conversation: /msg {room[1:]} TEXT"
+        problem = await self.dots_problem(room, "room name")
+        if problem:
+            return problem
         existing = self.model.rooms.get(room)
         if existing is not None and existing.kind != "room":
             return f"{room} is open already as a {existing.kind} room"
