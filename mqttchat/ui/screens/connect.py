@@ -15,6 +15,7 @@ from textual.widgets.option_list import Option
 
 from mqttchat.broker.errors import ConfigError
 from mqttchat.config import DEFAULT_PROFILE, Profile, ProfileStore
+from mqttchat.ui.safe import network_text
 
 NEW = "\x00new"
 
@@ -142,8 +143,9 @@ class ConnectScreen(ModalScreen[Profile | None]):
         options.add_option(Option("+ new profile", id=NEW))
 
     def status(self, text: str, error: bool = False) -> None:
+        """A line under the form; it may quote a broker's answer or a file's content: never parsed as markup."""
         widget = self.query_one("#form-status", Static)
-        widget.update(text)
+        widget.update(network_text(text))
         widget.styles.color = "red" if error else None
 
     # ------------------------------------------------------------------------------------------ form ↔ profile
