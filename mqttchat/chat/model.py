@@ -22,8 +22,8 @@ from mqttchat.chat.protocol import (
     decode_envelope,
     decode_presence,
     decode_typing,
-    name_problem,
     parse_topic,
+    valid_name,
 )
 from mqttchat.untrusted import printable
 
@@ -151,7 +151,7 @@ class ChatModel:
         if parsed.kind == "other":
             return None
         assert parsed.user is not None
-        if name_problem(parsed.user) is not None or (parsed.room is not None and name_problem(parsed.room)):
+        if not valid_name(parsed.user) or (parsed.room is not None and not valid_name(parsed.room)):
             self._drop("topic", "the topic's room or user level is not a valid name", parsed.user, None)
             return None
         if parsed.kind == "presence":

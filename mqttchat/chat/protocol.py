@@ -16,6 +16,7 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from mqttchat.protocol import Properties
@@ -40,6 +41,12 @@ def name_problem(name: str, what: str = "name") -> str | None:
     if not name.isprintable() or name != name.strip():
         return f"the {what} {name!r} has control characters or surrounding spaces"
     return None
+
+
+@lru_cache(maxsize=4096)
+def valid_name(name: str) -> bool:
+    """Whether ``name`` may be a room or user name (cached: a reader checks the levels of every topic)."""
+    return name_problem(name) is None
 
 
 def room_messages(room: str, user: str) -> str:
@@ -178,12 +185,16 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+#: One decoder for every payload (json.loads with an argument builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _json_object(payload: bytes, error: type[Invalid]) -> dict[str, Any]:
     """Parse ``payload`` as one strict JSON object (UTF-8, no NaN/Infinity) or raise ``error``."""
     if len(payload) > MAX_PAYLOAD:
         raise error("size", f"{len(payload):,} bytes, more than {MAX_PAYLOAD:,}")
     try:
-        data = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+        data = _DECODER.decode(payload.decode("utf-8"))
     except UnicodeDecodeError:
         raise error("json", "not UTF-8") from None
     except (ValueError, RecursionError) as exc:
