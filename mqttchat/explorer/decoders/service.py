@@ -10,19 +10,25 @@ it had).
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mqttchat.explorer.decoders.base import DEFAULT_LIMITS, AliasLookup, DecodeContext, DecodeLimits
 from mqttchat.explorer.decoders.pipeline import Pipeline
+from mqttchat.explorer.decoders.registry import AUTO, DECODERS
 from mqttchat.explorer.decoders.result import DecodeResult
 from mqttchat.explorer.decoders.rules import DecoderRule, DecoderRules
 from mqttchat.explorer.decoders.sparkplug.state import SparkplugObservation, SparkplugState
 
-__all__ = ["DEFAULT_CACHE_BYTES", "CacheStats", "DecodeCache", "PayloadDecoders"]
+__all__ = ["CANDIDATES_LIMIT", "DEFAULT_CACHE_BYTES", "CacheStats", "DecodeCache", "PayloadDecoders"]
 
 DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
+#: Notes that make a result a poor candidate for "decode as…".
+_UNCONVINCING = ("a sequence of", "bytes that are not UTF-8")
+#: The largest payload :meth:`PayloadDecoders.candidates` tries every decoder on.
+CANDIDATES_LIMIT = 256 * 1024
 #: A result costing more than this share of the cache is returned but not kept.
 _LARGEST_SHARE = 4
 
@@ -101,6 +107,8 @@ class PayloadDecoders:
         self.cache = DecodeCache(cache_bytes)
         self._pipelines: dict[DecoderRule | None, Pipeline] = {}
         self._rules_version = self.rules.version
+        #: External commands running, by cache key: a second request for the same payload waits for the first.
+        self._running: dict[_Key, asyncio.Task[DecodeResult]] = {}
 
     # -------------------------------------------------------------------------------------------------- rules
 
@@ -199,9 +207,36 @@ class PayloadDecoders:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        result = await pipeline.run_async(payload, ctx)
-        self.cache.put(key, result)
-        return result
+        running = self._running.get(key)
+        if running is None:
+            running = self._running[key] = asyncio.ensure_future(pipeline.run_async(payload, ctx))
+
+            def finished(task: asyncio.Task[DecodeResult]) -> None:
+                self._running.pop(key, None)
+                if not task.cancelled() and task.exception() is None:
+                    self.cache.put(key, task.result())
+
+            running.add_done_callback(finished)
+        return await asyncio.shield(running)
+
+    def candidates(
+        self, topic: str, payload: bytes, *, observation: SparkplugObservation | None = None
+    ) -> list[tuple[str, DecodeResult]]:
+        """The decoders that need no options and decode this payload, with their results, in the order of
+        :data:`~mqttchat.explorer.decoders.registry.DECODERS` (to put them first in "decode as…"). Payloads larger
+        than :data:`CANDIDATES_LIMIT` are tried with the hex decoder only."""
+        names = [name for name, info in DECODERS.items() if not info.required and name != AUTO]
+        if len(payload) > CANDIDATES_LIMIT:
+            names = ["hex"]
+        out = []
+        for name in names:
+            result = self.decode_as(DecoderRule("#", name), topic, payload, observation=observation)
+            if not result.ok or (name != "hex" and result.format == "binary"):
+                continue
+            if any(words in note for note in result.notes for words in _UNCONVINCING):
+                continue  # text only by replacing bytes, CBOR or MessagePack only as a run of small items
+            out.append((name, result))
+        return out
 
     def decode_as(
         self,

@@ -3,6 +3,7 @@ command decoder, and the publish side's encoders."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import sys
@@ -203,3 +204,22 @@ def test_payload_encodings(tmp_path: Path) -> None:
 def test_payload_encoding_errors(text: str, encoding: str, words: str) -> None:
     with pytest.raises(ValueError, match=words):
         encode_payload_text(text, encoding)
+
+
+async def test_one_command_run_for_requests_of_the_same_payload(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    script = f"import sys; open({str(runs)!r}, 'a').write('x'); print(len(sys.stdin.read()))"
+    decoders = PayloadDecoders([command_rule(script)])
+    first, second = await asyncio.gather(decoders.decode_async("t", b"abc"), decoders.decode_async("t", b"abc"))
+    assert first is second and first.fields == {"": 3.0}
+    assert runs.read_text() == "x"
+    assert decoders.decode("t", b"abc") is first
+
+
+def test_candidates_for_decode_as() -> None:
+    decoders = PayloadDecoders()
+    names = [name for name, _ in decoders.candidates("t", cbor2.dumps({"a": [1, 2]}))]
+    assert "cbor" in names and "hex" in names and "json" not in names
+    names = [name for name, _ in decoders.candidates("t", gzip.compress(b'{"a": 1}'))]
+    assert "gzip" in names and "json" not in names and "text" not in names
+    assert [name for name, _ in decoders.candidates("t", bytes(300 * 1024))] == ["hex"]
