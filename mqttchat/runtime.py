@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import re
 import time
 from collections import deque
@@ -17,13 +18,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mqttchat.client import ClientOptions, ConnectionRefused, Message, MQTTClient, StateChange, Status
+from mqttchat.client import (
+    ClientError,
+    ClientOptions,
+    ConnackRefused,
+    ConnectError,
+    ConnectionLost,
+    ConnectionRefused,
+    Message,
+    MQTTClient,
+    StateChange,
+    Status,
+)
+from mqttchat.client.errors import InvalidConnack, TLSError
 from mqttchat.config import data_dir, install_id
 from mqttchat.explorer.recording import Recorder
 from mqttchat.explorer.tree import TopicFilter, TopicTree
 from mqttchat.hosting import LOCAL_RECONNECT_MAX_DELAY, EmbeddedHost, Peer, embedded_store_path, watch_for_take_over
-from mqttchat.protocol import Packet, ReasonCode, RetainHandling, Subscription
-from mqttchat.untrusted import loggable
+from mqttchat.protocol import MQTTError, Packet, ReasonCode, RetainHandling, Subscription
+from mqttchat.untrusted import loggable, printable
 
 if TYPE_CHECKING:
     from mqttchat.chat.service import ChatService
@@ -33,6 +46,52 @@ log = logging.getLogger("mqttchat.runtime")
 #: Targets for which a refused connection starts the embedded broker there instead.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 1883
+
+
+#: CONNACK refusals that may pass by themselves (a broker starting, busy, or limiting the rate of connections).
+PASSING_REFUSALS = frozenset({
+    ReasonCode.SERVER_UNAVAILABLE, ReasonCode.SERVER_BUSY, ReasonCode.QUOTA_EXCEEDED,
+    ReasonCode.CONNECTION_RATE_EXCEEDED,
+})  # fmt: skip
+#: CONNACK refusals of the user's credentials (MQTT 3.1.1 return codes 4 and 5 are mapped to these).
+CREDENTIAL_REFUSALS = frozenset({ReasonCode.BAD_USER_NAME_OR_PASSWORD, ReasonCode.NOT_AUTHORIZED})
+
+
+def may_pass(error: BaseException) -> bool:
+    """Whether connecting again later may succeed: the network, a broker not (yet) listening or busy; not
+    refused credentials, a certificate, or a broker that does not speak our protocol."""
+    if isinstance(error, ConnackRefused):
+        return error.reason_code in PASSING_REFUSALS
+    if isinstance(error, (TLSError, InvalidConnack)):
+        return False
+    return isinstance(error, (ConnectError, ConnectionLost, OSError))
+
+
+def credentials_refused(error: BaseException) -> bool:
+    """Whether the broker refused the user name or password (0x86, 0x87; MQTT 3.1.1 codes 4 and 5)."""
+    return isinstance(error, ConnackRefused) and error.reason_code in CREDENTIAL_REFUSALS
+
+
+def retry_delay(options: ClientOptions, attempt: int) -> float:
+    """The pause before connection attempt ``attempt + 1``: doubling from the client's reconnect minimum up to
+    its maximum, with jitter (as the client backs off between reconnects)."""
+    delay = min(options.reconnect_max_delay, options.reconnect_min_delay * 2.0 ** (attempt - 1))
+    return float(delay * random.uniform(0.5, 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectFailure:
+    """Why the last attempt to connect at start-up failed, and when the next one is made."""
+
+    error: BaseException
+    #: How many attempts failed so far.
+    attempts: int
+    #: When the next attempt is made (``time.monotonic()``), or None: no more attempts (see ``may_pass``).
+    retry_at: float | None
+
+    @property
+    def credentials(self) -> bool:
+        return credentials_refused(self.error)
 
 
 def history_path(url: str, identity: str) -> Path:
@@ -85,7 +144,8 @@ class Runtime:
     chat_nick: str | None = None
     chat_rooms: tuple[str, ...] = ()
     chat_session_expiry: int = 7 * 24 * 3600
-    #: The saved profile these options came from: a fallback to MQTT 3.1.1 is remembered there.
+    #: The saved profile these options came from: a fallback to MQTT 3.1.1 is remembered there, and the
+    #: connection screen starts from it.
     profile_name: str | None = None
 
     def __post_init__(self) -> None:
@@ -128,6 +188,10 @@ class Runtime:
         #: Retained messages received (some brokers send none to wildcard subscriptions: see retained_note()).
         self.retained_seen = 0
         self._watch_task: asyncio.Task[None] | None = None
+        #: When ``state`` last changed (``time.monotonic()``): a reconnect's countdown starts there.
+        self.state_at = 0.0
+        #: Why connecting at start-up failed last, and when it is tried again (None once connected).
+        self.failure: ConnectFailure | None = None
 
     # ------------------------------------------------------------------------------------------ reader side
 
@@ -151,6 +215,7 @@ class Runtime:
 
     def _on_state(self, change: StateChange) -> None:
         self.state = change
+        self.state_at = time.monotonic()
         text = change.status.value
         if change.status is Status.RECONNECTING:
             text = f"reconnecting (attempt {change.attempt}, in {change.delay:.1f} s)"
@@ -219,6 +284,36 @@ class Runtime:
         self.version_notice = text
         self.events.append(f"{time.strftime('%H:%M:%S')} {text}")
         log.info("%s", loggable(text))
+
+    async def start_retrying(self, on_failure: Callable[[ConnectFailure], None] | None = None) -> None:
+        """:meth:`start`, trying again with backoff while the failure may pass (:func:`may_pass`): a broker that
+        is not up yet is connected to when it comes. ``failure`` says why the last attempt failed and when the
+        next one is made; ``on_failure`` is called with it after each failed attempt.
+
+        Raises:
+            ClientError: an error that trying again would only repeat (refused credentials, a certificate), or
+                any error when the options ask for no reconnects. ``failure`` holds it.
+        """
+        attempts = 0
+        while True:
+            try:
+                await self.start()
+            except (ClientError, MQTTError, OSError) as exc:
+                attempts += 1
+                delay = retry_delay(self.options, attempts) if self.options.reconnect and may_pass(exc) else None
+                retry_at = None if delay is None else time.monotonic() + delay
+                self.failure = ConnectFailure(exc, attempts, retry_at)
+                then = f"trying again in {delay:.1f} s" if delay is not None else "not trying again"
+                why = printable(str(exc))
+                self.events.append(f"{time.strftime('%H:%M:%S')} attempt {attempts} failed: {why}; {then}")
+                if on_failure is not None:
+                    on_failure(self.failure)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+            else:
+                self.failure = None
+                return
 
     def _embedded_host(self, port: int | None = None, persistent: bool = True) -> EmbeddedHost:
         if self.host is None:

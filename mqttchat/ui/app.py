@@ -16,13 +16,13 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from mqttchat.client import ClientError
+from mqttchat.client import ClientError, ClientOptions
 from mqttchat.config import AppSettings, ConfigError, load_settings, save_settings, settings_path
 from mqttchat.protocol import MQTTError
-from mqttchat.runtime import Runtime
+from mqttchat.runtime import ConnectFailure, Runtime, credentials_refused
 from mqttchat.ui.safe import notify_text
 from mqttchat.ui.screens.chat import ChatScreen
-from mqttchat.ui.screens.dialogs import HostQuitDialog
+from mqttchat.ui.screens.dialogs import HostQuitDialog, PasswordDialog
 from mqttchat.ui.screens.main import MainScreen
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
 
@@ -126,14 +126,13 @@ class MQTTChatApp(App[None]):
 
     @work(exclusive=True, group="mqtt", exit_on_error=False)
     async def start_runtime(self) -> None:
-        try:
-            if self.demo:
+        if self.demo:
+            try:
                 await self.runtime.start_demo()
-            else:
-                await self.runtime.start()
-        except (ClientError, MQTTError, OSError) as exc:
-            notify_text(self, f"cannot connect: {exc}", severity="error", timeout=15)
-            self.runtime.chat_error = f"cannot connect: {exc}"
+            except (ClientError, MQTTError, OSError) as exc:
+                self._cannot_connect(exc)
+                return
+        elif not await self._connect():
             return
         if self.runtime.version_notice:
             notify_text(self, self.runtime.version_notice, severity="warning", timeout=15)
@@ -152,6 +151,42 @@ class MQTTChatApp(App[None]):
         note = self.runtime.retained_note()
         if note and caps is not None and caps.version == 4 and self.runtime.broker is None:
             notify_text(self, note[0].upper() + note[1:], severity="warning", timeout=15)
+
+    async def _connect(self) -> bool:
+        """Connect the runtime, trying again with backoff while that may help (the status bar says why the last
+        attempt failed and when the next one is made); whether it connected."""
+        try:
+            await self.runtime.start_retrying(self._attempt_failed)
+        except (ClientError, MQTTError, OSError) as exc:
+            self._cannot_connect(exc)
+            return False
+        return True
+
+    def _attempt_failed(self, failure: ConnectFailure) -> None:
+        if failure.attempts == 1 and failure.retry_at is not None:
+            notify_text(self, f"cannot connect: {failure.error}; trying again (the status bar says when)",
+                        severity="warning", timeout=10)  # fmt: skip
+
+    def _cannot_connect(self, exc: BaseException) -> None:
+        """Connecting failed for good: ask for the password the broker wants, or say why and what to do."""
+        runtime = self.runtime
+        runtime.chat_error = f"cannot connect: {exc}"
+        if credentials_refused(exc) and not runtime.options.effective_password:
+            self.ask_password(exc)
+            return
+        hint = "; press c to change the connection" if isinstance(self.screen, MainScreen) else ""
+        notify_text(self, f"cannot connect: {exc}{hint}", severity="error", timeout=15)
+
+    def ask_password(self, refusal: BaseException) -> None:
+        """The broker refused a connection made without a password: ask for one and connect with it."""
+        options = self.runtime.options
+
+        def answered(password: str | None) -> None:
+            if password:
+                self.reconnect_with_password(password)
+
+        dialog = PasswordDialog(options.target.url, options.effective_username, str(refusal))
+        self.push_screen(dialog, answered)
 
     def ensure_chat(self) -> None:
         """The chat view is showing: connect the chat if that has not happened yet."""
@@ -209,13 +244,23 @@ class MQTTChatApp(App[None]):
         except ValueError as exc:
             notify_text(self, f"cannot use profile {profile.name!r}: {exc}", severity="error", timeout=10)
             return
-        old = self.runtime
         # the profile names the broker; the largest packet accepted stays the app's (settings, --max-packet-size)
-        options = replace(options, maximum_packet_size=old.options.maximum_packet_size)
+        options = replace(options, maximum_packet_size=self.runtime.options.maximum_packet_size)
+        await self._switch(options, profile.subscriptions, profile.name)
+
+    @work(exclusive=True, group="mqtt", exit_on_error=False)
+    async def reconnect_with_password(self, password: str) -> None:
+        """Connect again as before, with ``password`` (asked for when the broker refused a connection without)."""
+        runtime = self.runtime
+        await self._switch(replace(runtime.options, password=password), runtime.subscriptions, runtime.profile_name)
+
+    async def _switch(self, options: ClientOptions, subscriptions: Any, profile_name: str | None) -> None:
+        """Disconnect, and connect with ``options`` on fresh screens (a mode's base screen cannot be replaced)."""
+        old = self.runtime
         await old.stop()
-        self.runtime = Runtime(options, profile.subscriptions, embed_broker=old.embed_broker,
-                               chat_nick=old.chat_nick, chat_rooms=old.chat_rooms,
-                               profile_name=profile.name)  # fmt: skip
+        self.runtime = Runtime(options, subscriptions, embed_broker=old.embed_broker, chat_nick=old.chat_nick,
+                               chat_rooms=old.chat_rooms, chat_session_expiry=old.chat_session_expiry,
+                               profile_name=profile_name)  # fmt: skip
         self.runtime.notice = self._notice
         old_modes = [self._mode(view) for view in ("explorer", "chat")]
         self._generation += 1
@@ -223,11 +268,9 @@ class MQTTChatApp(App[None]):
         await self.switch_mode(self._mode(self.current_view))
         for mode in old_modes:  # their screens belonged to the old connection
             await self.remove_mode(mode)
-        notify_text(self, f"connecting to {options.target.url} (profile {profile.name!r})")
-        try:
-            await self.runtime.start()
-        except (ClientError, MQTTError, OSError) as exc:
-            notify_text(self, f"cannot connect: {exc}", severity="error", timeout=15)
+        user = options.effective_username
+        notify_text(self, f"connecting to {options.target.url}{f' as {user}' if user else ''}")
+        if not await self._connect():
             return
         if self.runtime.version_notice:
             notify_text(self, self.runtime.version_notice, severity="warning", timeout=15)

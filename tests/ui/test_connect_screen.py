@@ -65,7 +65,11 @@ async def test_connect_with_a_saved_profile() -> None:
         async with app.run_test(size=(130, 45)) as pilot:
             await pilot.press("c")
             screen = app.screen
-            assert screen.query_one("#f-name", Input).value == "bench"  # the default profile is shown
+            assert screen.query_one("#f-name", Input).value == "current"  # it opens on the connection in use
+            await pilot.press("shift+tab")  # to the saved profiles, the default first
+            assert app.focused is screen.query_one("#profile-list", OptionList)
+            await pilot.press("enter")
+            assert screen.query_one("#f-name", Input).value == "bench"
             assert screen.query_one("#f-version", Select).value == 311
             screen.query_one("#connect", Button).press()
             async with asyncio.timeout(10):

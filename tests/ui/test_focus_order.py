@@ -132,3 +132,42 @@ async def test_text_typed_into_any_field_goes_into_it(size: tuple[int, int]) -> 
                     widget.value = before
                 else:
                     widget.text = before
+
+
+#: The connection screen in Tab order from the URL: what a connection needs first, the buttons, then the rest.
+CONNECT_ORDER = [
+    "f-url", "f-username", "f-password", "f-save_password", "f-name", "connect", "save", "delete", "cancel",
+    "f-version", "f-clean_start", "f-client_id", "f-keepalive", "f-session_expiry", "f-subscriptions",
+    "f-ca_file", "f-cert_file", "f-key_file", "f-server_hostname", "f-insecure", "f-will_topic", "f-will_payload",
+    "f-will_qos", "f-will_retain", "profile-list",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+async def test_the_connection_screen_in_tab_order(size: tuple[int, int]) -> None:
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await press(pilot, "c")
+        assert focused_id(pilot) == "f-url"  # the URL first
+        assert await walk(pilot, "tab", len(CONNECT_ORDER)) == [*CONNECT_ORDER[1:], "f-url"]
+        backwards = [*reversed(CONNECT_ORDER)]
+        assert await walk(pilot, "shift+tab", len(backwards)) == backwards
+
+
+@pytest.mark.parametrize("dialog_key", ["g", "D"])
+async def test_dialogs_in_tab_order(dialog_key: str) -> None:
+    """The jump dialog (g) and the bulk delete (D in the retained table): every control, in order."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        if dialog_key == "D":
+            await press(pilot, "r")
+            table = app.screen.query_one("#retained-table")
+            table.refresh_from_model()  # type: ignore[attr-defined]
+            table.focus()
+        await press(pilot, dialog_key)
+        order = ["cancel", "ok"] if dialog_key == "D" else ["path", "cancel", "ok"]
+        start = focused_id(pilot)
+        assert start in order
+        at = order.index(start)
+        expected = [*order[at + 1 :], *order[: at + 1]]
+        assert await walk(pilot, "tab", len(order)) == expected

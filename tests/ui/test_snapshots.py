@@ -175,15 +175,60 @@ def test_help_panel(snap_compare: Any, size: tuple[int, int]) -> None:
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_connect_screen(snap_compare: Any) -> None:
-    """The connection screen with the built-in default profile and an invalid URL explained inline."""
+@SIZES
+def test_connect_screen(snap_compare: Any, size: tuple[int, int]) -> None:
+    """The connection screen on the current connection (mqtt://127.0.0.1:1883, client id snapshot), the URL
+    focused, with an invalid URL explained inline."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await setup(pilot, "c")
         pilot.app.screen.query_one("#f-url").value = "htp://broker"  # type: ignore[attr-defined]
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=(120, 40), run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+def refused_app() -> Any:
+    """The snapshot app after the broker refused alice's password (no more attempts)."""
+    from dataclasses import replace
+
+    from mqttchat.client import ConnackRefused
+    from mqttchat.protocol import ReasonCode
+    from mqttchat.runtime import ConnectFailure
+
+    app = make_app()
+    runtime = app.runtime
+    runtime.options = replace(runtime.options, username="alice", password="wrong")
+    runtime.client.session.capabilities = None
+    runtime.failure = ConnectFailure(ConnackRefused(ReasonCode.BAD_USER_NAME_OR_PASSWORD), 1, None)
+    return app
+
+
+@SIZES
+def test_connect_screen_after_a_refusal(snap_compare: Any, size: tuple[int, int]) -> None:
+    """c after the broker refused the credentials: the form holds the connection that failed (user alice), the
+    broker's reason above it in red, the password field focused and empty. The status bar behind says the
+    connection is not tried again, and why."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "c")
+
+    assert snap_compare(refused_app(), terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_password_prompt(snap_compare: Any, size: tuple[int, int]) -> None:
+    """Refused without a password: the password prompt names the broker and the user, says why, and waits."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        from mqttchat.ui.screens.dialogs import PasswordDialog
+
+        await setup(pilot)
+        app = pilot.app
+        app.push_screen(PasswordDialog("mqtt://127.0.0.1:1883", "alice", str(app.runtime.failure.error)))  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(refused_app(), terminal_size=size, run_before=run_before)
 
 
 def test_chat_view(snap_compare: Any) -> None:

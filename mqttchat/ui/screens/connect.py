@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -15,17 +16,22 @@ from textual.widgets.option_list import Option
 
 from mqttchat.broker.errors import ConfigError
 from mqttchat.config import DEFAULT_PROFILE, Profile, ProfileStore
+from mqttchat.protocol import ProtocolVersion
 from mqttchat.ui.safe import network_text
+
+if TYPE_CHECKING:
+    from mqttchat.runtime import Runtime
 
 NEW = "\x00new"
 
-#: Form fields: (id, label, placeholder); text inputs only (switches and selects are composed separately).
+#: Form fields: (id, label, placeholder); text inputs only (switches and selects are composed separately). In the
+#: order of the form: what a connection needs first (URL, user, password), the profile's name, then the rest.
 TEXT_FIELDS = [
-    ("name", "Name", "local"),
     ("url", "URL", "mqtt://127.0.0.1:1883, mqtts://host:8883, wss://host/mqtt"),
-    ("client_id", "Client id", "empty: assigned by the broker"),
     ("username", "User name", ""),
     ("password", "Password", "or ${ENV_VARIABLE}"),
+    ("name", "Profile name", "to save it as, e.g. local"),
+    ("client_id", "Client id", "empty: assigned by the broker"),
     ("keepalive", "Keepalive (s)", "60"),
     ("session_expiry", "Session expiry", "seconds the broker keeps the session (MQTT 5)"),
     ("subscriptions", "Subscribe to", "# , home/+/temp:1"),
@@ -36,6 +42,46 @@ TEXT_FIELDS = [
     ("will_topic", "Will topic", "sent by the broker if we vanish"),
     ("will_payload", "Will payload", "offline"),
 ]
+
+
+def current_profile(runtime: Runtime) -> Profile:
+    """The connection ``runtime`` uses (or tried to use), as a profile: named after the profile it came from, or
+    "current"; the password included (it is saved only if asked)."""
+    options = runtime.options
+    tls = options.tls
+    will = options.will
+    saved_password = False
+    if runtime.profile_name:
+        store = ProfileStore()
+        with contextlib.suppress(ConfigError):
+            store.load()
+            saved = store.get(runtime.profile_name)
+            saved_password = saved is not None and saved.save_password
+    return Profile(
+        name=runtime.profile_name or "current",
+        url=options.target.url,
+        version=311 if options.version == ProtocolVersion.MQTT_3_1_1 else 5,
+        client_id=options.client_id,
+        username=options.effective_username,
+        password=options.effective_password,
+        save_password=saved_password,
+        keepalive=options.keepalive,
+        clean_start=options.clean_start,
+        session_expiry=options.session_expiry or 0,
+        subscriptions=tuple(runtime.subscriptions),
+        ca_file=tls.ca_file if tls else None,
+        cert_file=tls.cert_file if tls else None,
+        key_file=tls.key_file if tls else None,
+        insecure=bool(tls and tls.insecure),
+        server_hostname=tls.server_hostname if tls else None,
+        will_topic=will.topic if will else None,
+        will_payload=will.payload.decode(errors="replace") if will else "",
+        will_qos=will.qos if will else 0,
+        will_retain=bool(will and will.retain),
+    )
+
+
+FIELD_LABELS = {field_id: (label, placeholder) for field_id, label, placeholder in TEXT_FIELDS}
 
 
 def format_subscriptions(subs: tuple[tuple[str, int], ...]) -> str:
@@ -54,7 +100,19 @@ def parse_subscriptions(text: str) -> tuple[tuple[str, int], ...]:
 
 
 class ConnectScreen(ModalScreen[Profile | None]):
-    """Pick or edit a profile; dismisses with the profile to connect with (saved or not), or None."""
+    """Pick or edit a profile; dismisses with the profile to connect with (saved or not), or None.
+
+    It opens on ``current`` (the connection in use, or the one that failed), with ``problem`` (why it failed,
+    the broker's reason included) above the form, and the URL focused; or, with ``ask_password`` (the broker
+    refused the credentials), the password field, emptied.
+
+    | Key | Action |
+    | --- | --- |
+    | enter (in a text field) | connect |
+    | ctrl+s | save the profile |
+    | escape | cancel |
+    | tab / shift+tab | next / previous field: URL, user, password, the profile's name, the buttons, the rest |
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
@@ -63,75 +121,125 @@ class ConnectScreen(ModalScreen[Profile | None]):
 
     DEFAULT_CSS: ClassVar[str] = """
     ConnectScreen { align: center middle; }
-    ConnectScreen > Horizontal { width: 110; height: 90%; border: thick $accent; background: $surface; }
-    ConnectScreen #profiles { width: 26; border-right: tall $panel; }
+    ConnectScreen > Horizontal { width: 110; max-width: 100%; height: 90%; max-height: 100%;
+                                 border: thick $accent; background: $surface; }
+    ConnectScreen #profiles { width: 26; max-width: 30%; border-right: tall $panel; }
     ConnectScreen #form { width: 1fr; padding: 0 1; }
     ConnectScreen .field { height: auto; }
-    ConnectScreen .field > Label { width: 16; padding: 1 0; }
+    ConnectScreen .field > Label { width: 15; padding: 1 1 1 0; }
     ConnectScreen .field > Input { width: 1fr; }
     ConnectScreen .field > Select { width: 20; }
     ConnectScreen .field > Label.inline { width: auto; padding: 1 1 1 2; }
-    ConnectScreen .problem { color: $error; height: auto; padding-left: 16; }
+    ConnectScreen .problem { color: $error; height: auto; padding-left: 15; }
+    ConnectScreen #connect-problem { color: $error; height: auto; padding: 0 0 1 0; display: none; }
+    ConnectScreen #connect-problem.shown { display: block; }
     ConnectScreen #buttons { height: auto; margin: 1 0; }
-    ConnectScreen #buttons Button { margin-right: 2; }
+    ConnectScreen #buttons Button { margin-right: 1; }
     ConnectScreen #form-status { height: auto; }
+    ConnectScreen .section { color: $text-muted; text-style: bold; margin-top: 1; }
+    ConnectScreen.-narrow #buttons Button { min-width: 8; }
     """
 
-    def __init__(self, store: ProfileStore | None = None) -> None:
+    def __init__(
+        self,
+        store: ProfileStore | None = None,
+        *,
+        current: Profile | None = None,
+        problem: str | None = None,
+        ask_password: bool = False,
+    ) -> None:
         super().__init__()
         self.store = store or ProfileStore()
+        self.current = current
+        self.problem = problem
+        self.ask_password = ask_password
         self.load_error: str | None = None
         try:
             self.store.load()
         except ConfigError as exc:
             self.load_error = str(exc)
 
+    def _text_field(self, field_id: str) -> ComposeResult:
+        label, placeholder = FIELD_LABELS[field_id]
+        with Horizontal(classes="field"):
+            yield Label(label)
+            yield Input(placeholder=placeholder, id=f"f-{field_id}", password=field_id == "password")
+        yield Static("", id=f"e-{field_id}", classes="problem")
+
     def compose(self) -> ComposeResult:
         with Horizontal():
             with Vertical(id="profiles"):
                 yield Label("Profiles", classes="title")
                 yield OptionList(id="profile-list")
-            with VerticalScroll(id="form"):
-                for field_id, label, placeholder in TEXT_FIELDS:
-                    with Horizontal(classes="field"):
-                        yield Label(label)
-                        yield Input(placeholder=placeholder, id=f"f-{field_id}", password=field_id == "password")
-                    yield Static("", id=f"e-{field_id}", classes="problem")
-                    if field_id == "url":
-                        with Horizontal(classes="field"):
-                            yield Label("MQTT version")
-                            yield Select([("5.0", 5), ("3.1.1", 311)], value=5, allow_blank=False, id="f-version")
-                            yield Label("Clean start", classes="inline")
-                            yield Switch(True, id="f-clean_start")
-                    if field_id == "password":
-                        with Horizontal(classes="field"):
-                            yield Label("Save password")
-                            yield Switch(False, id="f-save_password")
-                            yield Label("stored in clear text in the profiles file", classes="inline")
-                    if field_id == "server_hostname":
-                        with Horizontal(classes="field"):
-                            yield Label("Insecure TLS")
-                            yield Switch(False, id="f-insecure")
-                            yield Label("skip certificate checks", classes="inline")
-                    if field_id == "will_payload":
-                        with Horizontal(classes="field"):
-                            yield Label("Will QoS")
-                            yield Select([("QoS 0", 0), ("QoS 1", 1), ("QoS 2", 2)], value=0, allow_blank=False,
-                                         id="f-will_qos")  # fmt: skip
-                            yield Label("Retain", classes="inline")
-                            yield Switch(False, id="f-will_retain")
+            form = VerticalScroll(id="form")
+            form.can_focus = False  # a focused field scrolls into view
+            with form:
+                yield Static("", id="connect-problem")
+                for field_id in ("url", "username", "password"):
+                    yield from self._text_field(field_id)
+                with Horizontal(classes="field"):
+                    yield Label("Save password")
+                    yield Switch(False, id="f-save_password")
+                    yield Label("in clear text", classes="inline")
+                yield from self._text_field("name")
                 with Horizontal(id="buttons"):
                     yield Button("Connect", id="connect", variant="primary")
-                    yield Button("Save (ctrl+s)", id="save")
+                    yield Button("Save ^s", id="save")
                     yield Button("Delete", id="delete", variant="error")
                     yield Button("Cancel", id="cancel")
                 yield Static("", id="form-status")
+                yield Label("Session", classes="section")
+                with Horizontal(classes="field"):
+                    yield Label("MQTT version")
+                    yield Select([("5.0", 5), ("3.1.1", 311)], value=5, allow_blank=False, id="f-version")
+                with Horizontal(classes="field"):
+                    yield Label("Clean start")
+                    yield Switch(True, id="f-clean_start")
+                    yield Label("a new session on each connection", classes="inline")
+                for field_id in ("client_id", "keepalive", "session_expiry", "subscriptions"):
+                    yield from self._text_field(field_id)
+                yield Label("TLS", classes="section")
+                for field_id in ("ca_file", "cert_file", "key_file", "server_hostname"):
+                    yield from self._text_field(field_id)
+                with Horizontal(classes="field"):
+                    yield Label("Insecure TLS")
+                    yield Switch(False, id="f-insecure")
+                    yield Label("skip certificate checks", classes="inline")
+                yield Label("Will", classes="section")
+                for field_id in ("will_topic", "will_payload"):
+                    yield from self._text_field(field_id)
+                with Horizontal(classes="field"):
+                    yield Label("Will QoS")
+                    yield Select([("QoS 0", 0), ("QoS 1", 1), ("QoS 2", 2)], value=0, allow_blank=False,
+                                 id="f-will_qos")  # fmt: skip
+                with Horizontal(classes="field"):
+                    yield Label("Will retained")
+                    yield Switch(False, id="f-will_retain")
 
     def on_mount(self) -> None:
         self._fill_list()
-        self.show_profile(self.store.default_profile())
+        options = self.query_one("#profile-list", OptionList)
+        shown = self.current.name if self.current is not None else None
+        for name in (shown, self.store.default_name):  # the profile shown if saved, else the default
+            if name is not None and self.store.get(name) is not None:
+                options.highlighted = options.get_option_index(name)
+                break
+        self.show_profile(self.current if self.current is not None else self.store.default_profile())
         if self.load_error:
             self.status(self.load_error, error=True)
+        if self.problem:
+            problem = self.query_one("#connect-problem", Static)
+            problem.update(network_text(f"The last attempt failed: {self.problem}"))
+            problem.add_class("shown")
+        if self.ask_password:  # the broker refused it: an empty field to type the right one into
+            password = self.query_one("#f-password", Input)
+            password.value = ""
+            password.focus()
+        else:
+            self.query_one("#f-url", Input).focus()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 100, "-narrow")
 
     def _fill_list(self) -> None:
         options = self.query_one("#profile-list", OptionList)
@@ -242,6 +350,7 @@ class ConnectScreen(ModalScreen[Profile | None]):
             field_id = event.input.id[2:]
             self.query_one(f"#e-{field_id}", Static).update(problems.get(field_id, ""))
 
+    @on(Input.Submitted)
     @on(Button.Pressed, "#connect")
     def _connect(self) -> None:
         profile, problems = self.read_profile()

@@ -1,4 +1,4 @@
-"""Modal dialogs: edit a retained value, confirm a bulk delete, ask for a file path or a name."""
+"""Modal dialogs: edit a retained value, confirm a bulk delete, ask for a file path, a name or a password."""
 
 from __future__ import annotations
 
@@ -166,6 +166,43 @@ class NameDialog(_Dialog):
             self.query_one("#name-error", Label).update(problem)
             return
         self.dismiss(value or None)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PasswordDialog(_Dialog):
+    """The broker refused a connection made without a password: ask for one. Dismisses with it, or None.
+
+    Enter connects; Escape or Cancel gives up (the connection screen, ``c``, can change more than the password).
+    """
+
+    def __init__(self, url: str, username: str | None, refusal: str) -> None:
+        super().__init__()
+        self.url = url
+        self.username = username
+        self.refusal = refusal
+
+    def compose(self) -> ComposeResult:
+        from mqttchat.ui.safe import network_text
+
+        who = f" as {self.username}" if self.username else ""
+        with Vertical():
+            yield Label(network_text(f"Password for {self.url}{who}"), classes="title")
+            yield Static(network_text(self.refusal), classes="text field-error", id="password-refusal")
+            yield Input(password=True, placeholder="password", id="password")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Connect", id="ok", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#password", Input).focus()
+
+    @on(Input.Submitted, "#password")
+    @on(Button.Pressed, "#ok")
+    def _ok(self) -> None:
+        self.dismiss(self.query_one("#password", Input).value or None)
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:

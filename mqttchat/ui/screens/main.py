@@ -188,13 +188,19 @@ class MainScreen(Screen[None]):
             self.query_one("#rec-filter", Input).focus()
 
     def action_connections(self) -> None:
-        from mqttchat.ui.screens.connect import ConnectScreen
+        """The connection screen, on the connection in use (or the one that failed, with the reason)."""
+        from mqttchat.ui.screens.connect import ConnectScreen, current_profile
 
         def chosen(profile: Any) -> None:
             if profile is not None:
                 self.app.switch_profile(profile)  # type: ignore[attr-defined]
 
-        self.app.push_screen(ConnectScreen(), chosen)
+        runtime = self.runtime
+        failure = runtime.failure if not runtime.client.connected else None
+        problem = str(failure.error) if failure is not None else None
+        ask_password = failure is not None and failure.credentials
+        screen = ConnectScreen(current=current_profile(runtime), problem=problem, ask_password=ask_password)
+        self.app.push_screen(screen, chosen)
 
     def action_jump(self) -> None:
         def go(topic: str | None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import ClassVar
 
 from rich.text import Text
@@ -10,6 +12,7 @@ from textual.widgets import Static
 from mqttchat.client import Status
 from mqttchat.explorer.payload import size_label
 from mqttchat.runtime import Runtime
+from mqttchat.ui.safe import network_text
 from mqttchat.ui.widgets.quiet import show
 
 _STATUS_STYLE = {
@@ -21,12 +24,50 @@ _STATUS_STYLE = {
 }
 
 
+def connection_problem(runtime: Runtime, now: float) -> Text | None:
+    """While not connected: the next attempt and when it is made (or that none is), and why the last one failed.
+
+    ``now`` is ``time.monotonic()``. None while connected, or before the first attempt ended.
+    """
+    client = runtime.client
+    status = client.status
+    failure = runtime.failure
+    state = runtime.state
+    retry_at: float | None
+    if status is Status.CONNECTED:
+        return None
+    if status is Status.RECONNECTING and state is not None:
+        attempt, error, retry_at = state.attempt, state.error, runtime.state_at + state.delay
+    elif failure is not None:
+        attempt, error, retry_at = failure.attempts + 1, failure.error, failure.retry_at
+    else:
+        return None
+    text = Text()
+    if status is Status.CONNECTING:
+        text.append(f"│ attempt {attempt} ", style="yellow")
+    elif retry_at is not None:
+        text.append(f"│ attempt {attempt} in {max(0, math.ceil(retry_at - now))} s ", style="yellow")
+    else:
+        text.append("│ not retrying (c: connection) ", style="yellow")
+    if error is not None:
+        why = str(error).removeprefix("the broker refused the connection: ")
+        text.append("│ ")
+        text.append(network_text(f"{'refused: ' if why != str(error) else ''}{why} ", "red"))
+    return text
+
+
 class StatusBar(Static):
-    """One line at the bottom of the screen, updated by the app's flush timer."""
+    """One line at the bottom of the screen, updated by the app's flush timer. While the connection is down it
+    says why the last attempt failed and when the next one is made."""
 
     DEFAULT_CSS: ClassVar[str] = """
     StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; }
     """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        #: ``time.monotonic`` (tests replace it).
+        self.clock = time.monotonic
 
     def render_status(self, runtime: Runtime) -> Text:
         client = runtime.client
@@ -34,15 +75,15 @@ class StatusBar(Static):
         text = Text()
         # "│" separators, not runs of spaces: SVG renderers drop a styled span's leading spaces.
         text.append(f"● {status.value} ", style=_STATUS_STYLE.get(status, "bold"))
+        problem = connection_problem(runtime, self.clock())
+        if problem is not None:
+            text.append_text(problem)
         text.append(f"│ {client.target}")
         if runtime.broker is not None:
             text.append(" (embedded broker)", style="cyan")
         caps = client.capabilities
         if caps is not None:
             text.append(f" │ MQTT {'5.0' if caps.version == 5 else '3.1.1'}")
-        state = runtime.state
-        if status is Status.RECONNECTING and state is not None:
-            text.append(f" │ attempt {state.attempt}", style="yellow")
         stats = client.stats
         if stats.last_rtt is not None:
             text.append(f" │ rtt {stats.last_rtt * 1000:.1f} ms")
