@@ -54,7 +54,7 @@ parse_filter = parse_filter_text
 class MainScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter"),
-        Binding("g", "jump", "Jump to topic"),
+        Binding("g", "jump", "Jump"),
         Binding("p", "show_tab('publish')", "Publish"),
         Binding("m", "show_tab('message')", "Message", show=False),
         Binding("h", "show_tab('history')", "History", show=False),
@@ -79,7 +79,7 @@ class MainScreen(Screen[None]):
         yield ViewTabs("explorer")
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield Input(placeholder="/ filter: text, a/+/b, /regex/", id="tree-filter")
+                yield Input(placeholder="/ filter: a/+/b, /regex/", id="tree-filter")
                 yield Static("", id="tree-filter-error")
                 yield TopicTreeView(self.runtime.tree, id="tree")
             with ExplorerTabs(id="tabs", initial="message"):
@@ -103,6 +103,10 @@ class MainScreen(Screen[None]):
                     yield BrokerPanel(id="broker-panel")
         yield StatusBar(id="status")
         yield Footer()
+
+    def on_resize(self) -> None:
+        # An 80-column terminal: the footer's keys closer together, so that c (Connect) and ^q (Quit) show.
+        self.query_one(Footer).compact = self.size.width < 100
 
     def on_mount(self) -> None:
         self.query_one(TopicTreeView).focus()

@@ -73,7 +73,7 @@ class TopicTreeView(ScrollView, can_focus=True):
         Binding("right", "expand", "Expand", show=False),
         Binding("enter", "toggle_node", "Expand/collapse", show=False),
         Binding("left", "collapse", "Collapse", show=False),
-        Binding("asterisk", "expand_subtree", "Expand subtree"),
+        Binding("asterisk", "expand_subtree", "Expand"),
         Binding("minus", "collapse_all", "Collapse all", show=False),
         Binding("plus", "expand_all", "Expand all", show=False),
         Binding("s", "cycle_sort", "Sort"),
