@@ -20,7 +20,9 @@ _TOKENS = re.compile(
     # and the regex engine can skip to the next marker character quickly.
     r"|(?P<star>\*(?<![\w*]\*)(?=[^\s*])[^*\n]*?(?<=[^\s*])\*(?![\w*]))"
     r"|(?P<under>_(?<![\w_]_)(?=[^\s_])[^_\n]*?(?<=[^\s_])_(?![\w_]))"
-    r"|(?P<link>\b(?:https?|mqtts?|wss?)://[^\s<>\"']+)"
+    # A URL ends at a space, quote, angle bracket or square bracket (an IPv6 host's brackets come right after
+    # "://"), so that "[link=URL]text[/link]" typed by someone links no more than the URL that is shown.
+    r"|(?P<link>\b(?:https?|mqtts?|wss?)://(?:\[[0-9A-Fa-f:.]+\][^\s<>\"'\[\]]*|[^\s<>\"'\[\]]+))"
 )
 #: The same markers without links: every alternative starts with a marker character, so scanning is quick.
 _MARKERS = re.compile(_TOKENS.pattern.rsplit("|(?P<link>", 1)[0])

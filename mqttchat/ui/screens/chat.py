@@ -26,8 +26,10 @@ from mqttchat.ui.widgets.chat_input import ChatInput
 from mqttchat.ui.widgets.chat_log import ChatLog
 from mqttchat.ui.widgets.chat_panels import MemberList, RoomList
 from mqttchat.ui.widgets.quiet import show
+from mqttchat.ui.widgets.status_bar import connection_problem
 from mqttchat.ui.widgets.topic_tree import plural
 from mqttchat.ui.widgets.view_tabs import ViewTabs
+from mqttchat.untrusted import printable
 
 if TYPE_CHECKING:
     from mqttchat.chat.service import ChatService
@@ -37,6 +39,7 @@ INPUT_HISTORY = 100
 
 
 def typing_line(users: list[str]) -> str:
+    users = [printable(user, limit=40) for user in users]
     if not users:
         return ""
     if len(users) == 1:
@@ -137,7 +140,7 @@ class ChatScreen(Screen[None]):
         self.query_one(MemberList).refresh_from(model)
         show(self.query_one("#chat-title", Static), self._title(), fixed_size=True)
         typing = typing_line(room.typing_now(self.clock())) if room is not None else ""
-        show(self.query_one("#chat-typing", Static), typing, fixed_size=True)
+        show(self.query_one("#chat-typing", Static), Text(typing), fixed_size=True)  # nicks: never markup
         chat_input = self.query_one("#chat-input", Input)
         placeholder = self._placeholder()
         if chat_input.placeholder != placeholder:
@@ -153,9 +156,9 @@ class ChatScreen(Screen[None]):
         if room is None:
             return "/join ROOM to start"
         if room.kind == "raw" and room.topic and ("+" in room.topic or "#" in room.topic):
-            return f"{room.topic} is a filter: read only (/raw a single topic to publish to it)"
+            return f"{printable(room.topic)} is a filter: read only (/raw a single topic to publish to it)"
         where = f"@{room.name[1:]}" if room.kind == "direct" else room.topic if room.kind == "raw" else f"#{room.name}"
-        return f"message {where}  (/help for commands)"
+        return f"message {printable(where or '')}  (/help for commands)"
 
     def _title(self) -> Text:
         chat = self.chat
@@ -168,15 +171,15 @@ class ChatScreen(Screen[None]):
             text.append("no room: /join ROOM", "dim")
             return text
         if room.kind == "direct":
-            text.append(f"@{room.name[1:]}", "bold")
+            text.append(f"@{printable(room.name[1:])}", "bold")
             text.append("  direct messages", "dim")
         elif room.kind == "raw":
-            text.append(f"≡ {room.topic}", "bold")
+            text.append(f"≡ {printable(room.topic or '')}", "bold")
             text.append("  a raw MQTT topic: payloads as lines of text", "dim")
         else:
             members = model.members(room.name)
             online = sum(1 for _, s in members if s == "online")
-            text.append(f"#{room.name}", "bold")
+            text.append(f"#{printable(room.name)}", "bold")
             text.append(f"  {online} online, {plural(len(members), 'member')}", "dim")
         count = len(room.messages)
         text.append(f"  │ {count:,} message{'' if count == 1 else 's'}", "dim")
@@ -187,10 +190,14 @@ class ChatScreen(Screen[None]):
         error = self.runtime.chat_error
         if error:
             text.append("● not chatting ", "bold red")
-            text.append(f"│ {error}")
+            text.append(f"│ {printable(error)}")
         else:
             text.append("● connecting the chat… ", "bold yellow")
-            text.append(f"│ {self.runtime.options.target.url}")
+            problem = connection_problem(self.runtime, time.monotonic())
+            if problem is not None:  # the app retries: when, and why the last attempt failed
+                text.append_text(problem)
+            else:
+                text.append(f"│ {self.runtime.options.target.url}")
         return text
 
     def _status(self) -> Text:

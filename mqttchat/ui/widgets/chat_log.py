@@ -587,7 +587,7 @@ class ChatLog(ScrollView, can_focus=True):
         if message.delivery is Delivery.ACKED:
             return " ✓"
         if message.delivery is Delivery.FAILED:
-            return f" ✗ not delivered: {message.error or 'failed'}"
+            return f" ✗ not delivered: {printable(message.error or 'failed')}"
         return ""
 
     @staticmethod
@@ -597,7 +597,7 @@ class ChatLog(ScrollView, can_focus=True):
     def _plain_body(self, message: ChatMessage) -> str:
         """The text :meth:`_styled_body` shows, without styles (what the layout measures)."""
         envelope = message.envelope
-        text = envelope.text
+        text = printable(envelope.text, keep="\n")
         if envelope.kind in ("notice", "dropped"):
             return self._notice_text(message)
         if not self._is_raw(message):
@@ -653,10 +653,13 @@ class ChatLog(ScrollView, can_focus=True):
             text.append(f"{self._nick(message)} ", Style(color=nick_colour(message.sender), bold=True))
         if mark:
             text.append(mark, self._style("chat-log--identity"))
-        if self._is_raw(message):  # raw rooms: payloads as typed, control characters made visible
-            text.append(printable(envelope.text, keep="\n"))
+        # The reader neutralised what it accepted; shown text goes through printable() all the same (the one
+        # rule for network text; history rows written by older versions, raw rooms' payloads as typed).
+        shown = printable(envelope.text, keep="\n")
+        if self._is_raw(message):
+            text.append(shown)
         else:
-            for piece, piece_kind in inline(envelope.text, self.me):
+            for piece, piece_kind in inline(shown, self.me):
                 if piece_kind == "link":
                     text.append(piece, styles["link"] + Style(link=piece))
                 else:
@@ -669,8 +672,8 @@ class ChatLog(ScrollView, can_focus=True):
 
     @staticmethod
     def _nick(message: ChatMessage) -> str:
-        """The name shown for the sender: the nick (already neutralised by the reader), else the identity."""
-        return message.envelope.nick or printable(message.sender)
+        """The name shown for the sender: the nick, else the identity."""
+        return printable(message.envelope.nick or message.sender)
 
     @staticmethod
     def _notice_text(message: ChatMessage) -> str:

@@ -11,6 +11,7 @@ from textual.widgets.option_list import Option
 from mqttchat.chat.model import ChatModel
 from mqttchat.ui.widgets.chat_log import nick_colour
 from mqttchat.ui.widgets.quiet import show
+from mqttchat.untrusted import printable
 
 STATUS_MARK = {"online": ("●", "green"), "away": ("◐", "yellow"), "offline": ("○", "grey50")}
 
@@ -45,7 +46,7 @@ class RoomList(OptionList):
         highlighted = None
         for index, (name, kind, unread, status, current) in enumerate(rows):
             text = Text(no_wrap=True, overflow="ellipsis")
-            shown = name[1:] if kind in ("direct", "raw") else name
+            shown = printable(name[1:] if kind in ("direct", "raw") else name)
             if len(shown) > room_width:
                 shown = shown[: room_width - 1] + "…"
             if kind == "direct":
@@ -97,20 +98,20 @@ class MemberList(Static):
             status = model.presence[user].status if user in model.presence else "unknown"
             mark, colour = _mark(status)
             text.append(f"{mark} ", colour)
-            text.append(user, nick_colour(user))
-            text.append(f"\n{status}", "dim")
+            text.append(printable(user), nick_colour(user))
+            text.append(f"\n{printable(status)}", "dim")
         elif room.kind == "raw":
             text.append("a raw MQTT topic:\n", "dim")
-            text.append(room.topic or "")
+            text.append(printable(room.topic or ""))
             text.append("\n\npayloads are shown as lines; what you type is published as plain text", "dim")
         elif not members:
             text.append("nobody seen yet", "dim")
         for user, status in members:
             mark, colour = _mark(status)
             text.append(f"{mark} ", colour)
-            text.append(user, nick_colour(user) if status == "online" else "dim")
+            text.append(printable(user), nick_colour(user) if status == "online" else "dim")
             nick = nicks.get(user)
             if nick and nick != user:
-                text.append(f" ({nick})", "dim")
+                text.append(f" ({printable(nick)})", "dim")
             text.append("\n")
         show(self, text)
