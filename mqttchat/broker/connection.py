@@ -35,6 +35,7 @@ from mqttchat.protocol import (
     Connect,
     Disconnect,
     InboundTopicAliases,
+    OutboundTopicAliases,
     Packet,
     PacketReader,
     PingReq,
@@ -67,6 +68,11 @@ log = logging.getLogger("mqttchat.broker")
 V5 = 5
 #: Beyond this many bytes waiting in the transport, QoS 0 messages to this client are dropped (and counted).
 WRITE_BUFFER_LIMIT = 4 * 1024 * 1024
+
+#: Topic aliases the broker uses towards one client at most (fewer if its CONNECT allows fewer), and the bytes of
+#: topic names it remembers for them: the least recently used topic gives its alias up to a new one.
+OUTBOUND_ALIASES = 64
+OUTBOUND_ALIAS_BYTES = 16 * 1024
 #: The largest CONNECT accepted (or max_packet_size when smaller): more than a client id, a password and a will
 #: at their 65,535-byte maxima together. A first packet declaring more is refused at its header.
 MAX_CONNECT_SIZE = 256 * 1024
@@ -98,8 +104,10 @@ class BrokerConnection:
     __slots__ = (
         "_ack_no_match",
         "_aliases",
+        "_aliases_out",
         "_clean",
         "_flush_scheduled",
+        "_goodbye",
         "_held",
         "_login",
         "_out",
@@ -139,6 +147,7 @@ class BrokerConnection:
         #: The listener's own max_connections (-1: none).
         self.listener_limit = listener_limit
         self.write_raw = write
+        #: ``close(graceful)``: graceful half-closes (or waits for the client to close) and drains its input.
         self.close_transport = close
         self.transport_buffer = transport_buffer
         self.peer = peer
@@ -165,8 +174,12 @@ class BrokerConnection:
         self._held = 0
         self._login: LoginCheck | None = None
         self._flush_scheduled = False
+        #: A refusing CONNACK or a DISCONNECT was written: close gracefully, so that the client reads it.
+        self._goodbye = False
         self._clean = False
         self._aliases: InboundTopicAliases | None = None
+        #: Aliases for the topics we send, when the client's CONNECT accepts them (MQTT 5 Topic Alias Maximum).
+        self._aliases_out: OutboundTopicAliases | None = None
         self._timer: asyncio.TimerHandle | None = broker.loop.call_later(
             broker.config.connect_timeout, self._connect_timeout
         )
@@ -198,6 +211,11 @@ class BrokerConnection:
 
     def send_publish(self, packet: Publish, data: bytes | None = None) -> None:
         """Send an application message; ``data`` is its encoding when the caller already has it."""
+        aliases = self._aliases_out
+        if aliases is not None:
+            sent = aliases.apply(packet)
+            if sent is not packet:
+                data = sent.encode(self.version)  # this connection's own encoding (the shared one has no alias)
         if data is None:
             data = packet.encode(self.version)
         session = self.session
@@ -370,8 +388,11 @@ class BrokerConnection:
         self.close(clean=False)
 
     def _write_now(self, data: bytes) -> None:
+        """Write a goodbye (a refusing CONNACK, a DISCONNECT) after what is queued; the close that follows is then
+        graceful (see ``close_transport``)."""
         self.flush()
         self.write_raw(data)
+        self._goodbye = True
 
     def _refuse(self, connect: Connect, reason: ReasonCode, why: str, v311_code: int | None = None) -> None:
         log.info("refused '%s' from %s: %s (%s)", loggable(connect.client_id), self.peer, reason.title, loggable(why))
@@ -566,6 +587,12 @@ class BrokerConnection:
         self.state = _CONNECTED
         self._count_prelogin()
         self._aliases = InboundTopicAliases(alias_maximum)
+        client_aliases = (props.topic_alias_maximum or 0) if version == V5 else 0
+        self._aliases_out = (
+            OutboundTopicAliases(min(client_aliases, OUTBOUND_ALIASES), OUTBOUND_ALIAS_BYTES)
+            if client_aliases
+            else None
+        )
         incoming = session.incoming
         incoming.receive_maximum = config.receive_maximum
         self.send(ConnAck(present, ReasonCode.SUCCESS, ack_props))
@@ -810,7 +837,9 @@ class BrokerConnection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.close_transport(True)
+        # Graceful after a goodbye: the transport half-closes and drains the client's input for a short while, so
+        # that a client still sending (PUBRELs, a burst of PUBLISHes) reads the reason code instead of a reset.
+        self.close_transport(self._goodbye)
         self.broker.connections.discard(self)
         session = self.session
         if was_connected and session is not None and session.connection is self:

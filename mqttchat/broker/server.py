@@ -20,10 +20,16 @@ from mqttchat.protocol.constants import MAX_PACKET_SIZE
 log = logging.getLogger("mqttchat.broker")
 
 
+#: After a goodbye (DISCONNECT, refusing CONNACK): how long, and how many bytes, of the client's input are read
+#: and dropped while it takes the reason in, before the connection is closed anyway.
+DRAIN_SECONDS = 2.0
+DRAIN_BYTES = 4 * 1024 * 1024
+
+
 class _TCPProtocol(asyncio.Protocol):
     """Plain or TLS MQTT: bytes straight to the BrokerConnection."""
 
-    __slots__ = ("conn", "core", "limit", "listener", "transport")
+    __slots__ = ("_drain_timer", "_drained", "conn", "core", "limit", "listener", "transport")
 
     def __init__(self, core: BrokerCore, listener: str, limit: int = -1) -> None:
         self.core = core
@@ -31,6 +37,8 @@ class _TCPProtocol(asyncio.Protocol):
         self.limit = limit
         self.conn: BrokerConnection | None = None
         self.transport: asyncio.Transport | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self._drained = -1  # -1: not draining
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -38,9 +46,31 @@ class _TCPProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.conn = BrokerConnection(
-            self.core, transport.write, lambda _: transport.close(), where, self.listener,
+            self.core, transport.write, self._close, where, self.listener,
             transport.get_write_buffer_size, self.limit, self._pause_reading,
         )  # fmt: skip
+
+    def _close(self, graceful: bool) -> None:
+        """Close; gracefully: send FIN after what is written (where the transport can), then read and drop the
+        client's input until it closes too, for at most DRAIN_SECONDS and DRAIN_BYTES. Closing with unread input
+        would make the kernel answer with a reset, and the client could lose the reason code it had not read."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not graceful:
+            transport.close()
+            return
+        self._drained = 0
+        with contextlib.suppress(Exception):
+            transport.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._drain_timer = asyncio.get_running_loop().call_later(DRAIN_SECONDS, transport.close)
+
+    def _drain(self, size: int) -> None:
+        self._drained += size
+        if self._drained > DRAIN_BYTES and self.transport is not None:
+            self.transport.close()
 
     def _pause_reading(self, pause: bool) -> None:
         transport = self.transport
@@ -52,14 +82,20 @@ class _TCPProtocol(asyncio.Protocol):
             transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        if self._drained >= 0:
+            self._drain(len(data))
+            return
         conn = self.conn
         if conn is not None:
             conn.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return None
+        return None  # the transport closes: after a goodbye, the client has read it and closed its side
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
         if self.conn is not None:
             self.conn.connection_lost()
             self.conn = None
@@ -121,16 +157,37 @@ class _WebSocketProtocol(_TCPProtocol):
         self.ws.send_binary(data)
         self._send_ws()
 
-    def _close(self, _: bool) -> None:
+    def _close(self, graceful: bool) -> None:
         with contextlib.suppress(Exception):
             self.ws.send_close()
             self._send_ws()
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not graceful:
+            transport.close()
+            return
+        # The client answers the close frame and closes (data_received then closes the transport); until then,
+        # for at most DRAIN_SECONDS and DRAIN_BYTES, what it still sends is read and dropped.
+        self._drained = 0
+        with contextlib.suppress(Exception):
+            transport.resume_reading()
+        self._drain_timer = asyncio.get_running_loop().call_later(DRAIN_SECONDS, transport.close)
 
     def data_received(self, data: bytes) -> None:
         from websockets.frames import Frame, Opcode
         from websockets.http11 import Request
+
+        if self._drained >= 0:
+            self._drain(len(data))
+            if self.transport is not None and not self.transport.is_closing():
+                with contextlib.suppress(Exception):
+                    self.ws.receive_data(data)
+                    self.ws.events_received()
+                    self._send_ws()
+                    if self.ws.close_expected():
+                        self.transport.close()
+            return
 
         ws = self.ws
         ws.receive_data(data)

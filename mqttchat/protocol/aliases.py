@@ -59,13 +59,21 @@ class OutboundTopicAliases:
 
     The most recently used topics keep their aliases; when all are taken the least recently used one is
     reassigned. Topics of three bytes or fewer are sent as they are: an alias would not save anything.
+
+    Args:
+        maximum: the peer's Topic Alias Maximum (or fewer).
+        max_bytes: a bound on the characters of the topic names remembered (0: none); past it the least
+            recently used topics give their aliases up, and a topic longer than the bound is sent as it is.
     """
 
-    __slots__ = ("_aliases", "maximum")
+    __slots__ = ("_aliases", "_bytes", "_free", "max_bytes", "maximum")
 
-    def __init__(self, maximum: int) -> None:
+    def __init__(self, maximum: int, max_bytes: int = 0) -> None:
         self.maximum = maximum
+        self.max_bytes = max_bytes
         self._aliases: dict[str, int] = {}  # ordered from least to most recently used
+        self._bytes = 0
+        self._free: list[int] = []  # aliases given up to stay within max_bytes, to be reused first
 
     def apply(self, publish: Publish) -> Publish:
         """The packet to send for ``publish``: with an alias set (and its topic emptied once established)."""
@@ -81,11 +89,23 @@ class OutboundTopicAliases:
         if alias is not None:
             aliases[topic] = alias
             return with_topic(publish, "", _alias_properties(publish.properties, alias))
-        if len(aliases) < self.maximum:
+        limit = self.max_bytes
+        if limit:
+            if len(topic) > limit:
+                return publish
+            while aliases and self._bytes + len(topic) > limit:
+                oldest = next(iter(aliases))
+                self._free.append(aliases.pop(oldest))
+                self._bytes -= len(oldest)
+            self._bytes += len(topic)
+        if self._free:
+            alias = self._free.pop()
+        elif len(aliases) < self.maximum:
             alias = len(aliases) + 1
         else:
             oldest = next(iter(aliases))
             alias = aliases.pop(oldest)
+            self._bytes -= len(oldest) if limit else 0
         aliases[topic] = alias
         return with_topic(publish, topic, _alias_properties(publish.properties, alias))
 

@@ -217,3 +217,24 @@ async def test_no_local(our_broker: Broker, mqttjs: Start, transport: str) -> No
     await other.publish("room/theirs", "theirs", qos=1)
     (message,) = await me.wait_messages(1)
     assert message["topic"] == "room/theirs"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_topic_aliases_from_the_broker(our_broker: Broker, mqttjs: Start, transport: str) -> None:
+    """A client that accepts aliases (Topic Alias Maximum in CONNECT) gets them: a topic once, then its alias;
+    with more topics than aliases, the least recently used topic gives its alias up."""
+    sub = await client(mqttjs, our_broker, transport, 5, "js-sub", properties={"topicAliasMaximum": 3})
+    await sub.subscribe("alias/#", qos=1)
+    pub = await client(mqttjs, our_broker, transport, 5, "js-pub")
+    sent = ["alias/long/topic/name"] * 3 + [f"alias/topic/{i}" for i in range(5)] + ["alias/long/topic/name"]
+    for i, topic in enumerate(sent):
+        await pub.publish(topic, str(i), qos=1)
+    received = await sub.wait_messages(len(sent))
+    assert [(m["topic"], MQTTJSAgent.payload(m)) for m in received] == [
+        (topic, str(i).encode()) for i, topic in enumerate(sent)
+    ]
+    wire = [e for e in sub.events if e["event"] == "packetreceive" and e["cmd"] == "publish"]
+    aliases = [e["properties"]["topicAlias"] for e in wire]
+    assert [e["topic"] for e in wire[:3]] == ["alias/long/topic/name", "", ""]  # the alias alone after the first
+    assert aliases[:3] == [1, 1, 1] and set(aliases) == {1, 2, 3}  # never more than the client allowed
+    assert wire[-1]["topic"] == "alias/long/topic/name"  # its alias was reassigned meanwhile: sent in full again
