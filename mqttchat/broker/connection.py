@@ -394,8 +394,12 @@ class BrokerConnection:
         self.write_raw(data)
         self._goodbye = True
 
-    def _refuse(self, connect: Connect, reason: ReasonCode, why: str, v311_code: int | None = None) -> None:
-        log.info("refused '%s' from %s: %s (%s)", loggable(connect.client_id), self.peer, reason.title, loggable(why))
+    def _refuse(
+        self, connect: Connect, reason: ReasonCode, why: str, v311_code: int | None = None, quiet: bool = False
+    ) -> None:
+        if not quiet:  # (a flood's refusals are summed up by broker.logins instead)
+            log.info("refused '%s' from %s: %s (%s)", loggable(connect.client_id), self.peer, reason.title,
+                     loggable(why))  # fmt: skip
         self.broker.stats.connections_refused += 1
         if connect.protocol_version == V5:
             wants_reason = connect.properties.request_problem_information != 0
@@ -482,9 +486,10 @@ class BrokerConnection:
 
     def _refuse_login(self, connect: Connect, verdict: Verdict) -> None:
         if verdict is Verdict.BUSY:
-            self._refuse(connect, ReasonCode.SERVER_BUSY, "too many logins are being checked")
+            self._refuse(connect, ReasonCode.SERVER_BUSY, "too many logins are being checked", quiet=True)
         elif verdict is Verdict.RATE_LIMITED:
-            self._refuse(connect, ReasonCode.CONNECTION_RATE_EXCEEDED, "too many failed logins from this address")
+            self._refuse(connect, ReasonCode.CONNECTION_RATE_EXCEEDED, "too many failed logins from this address",
+                         quiet=True)  # fmt: skip
         else:
             self._refuse(connect, ReasonCode.BAD_USER_NAME_OR_PASSWORD, "bad user name or password")
 

@@ -29,7 +29,7 @@ import asyncio
 import logging
 import os
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +39,8 @@ from typing import Any
 from mqttchat.untrusted import loggable
 
 log = logging.getLogger("mqttchat.broker")
+#: Seconds between log lines about logins refused without a check.
+LOG_INTERVAL = 5.0
 
 
 class Verdict(Enum):
@@ -123,6 +125,9 @@ class LoginChecks:
         #: Logins refused without a check because a lane was full.
         self.refused_busy = 0
         self.refused_rate = 0
+        #: Refusals without a check not logged yet, per source (a flood is logged every LOG_INTERVAL s, not per try).
+        self._unlogged: Counter[str] = Counter()
+        self._logged_at = -LOG_INTERVAL
 
     def __repr__(self) -> str:
         return f"<LoginChecks running {self.running}/{self.workers}, waiting {self._normal_count}+{len(self._penalty)}>"
@@ -145,6 +150,7 @@ class LoginChecks:
         if bucket.tokens >= 1:
             if self._normal_count >= self.queue_limit:
                 self.refused_busy += 1
+                self._note_refusal(source)
                 return Verdict.BUSY
             bucket.tokens -= 1
             ticket.reserved = True
@@ -156,6 +162,7 @@ class LoginChecks:
         else:
             if len(self._penalty) >= self.penalty_limit:
                 self.refused_rate += 1
+                self._note_refusal(source)
                 return Verdict.RATE_LIMITED
             self._penalty.append(ticket)
         self._start()
@@ -174,6 +181,19 @@ class LoginChecks:
             self._executor = None
 
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _note_refusal(self, source: str) -> None:
+        self._unlogged[source] += 1
+        now = self._clock()
+        if now - self._logged_at < LOG_INTERVAL:
+            return
+        self._logged_at = now
+        worst = ", ".join(f"{count} from {loggable(where)}" for where, count in self._unlogged.most_common(3))
+        log.warning(
+            "logins refused without a check: %d (too many waiting or failing; %s%s)",
+            sum(self._unlogged.values()), worst, ", ..." if len(self._unlogged) > 3 else "",
+        )  # fmt: skip
+        self._unlogged.clear()
 
     def _bucket(self, source: str) -> _Bucket:
         now = self._clock()

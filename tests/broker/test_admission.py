@@ -19,7 +19,7 @@ from mqttchat.broker import connection as broker_connection
 from mqttchat.broker.auth import PasswordFile, hash_password
 from mqttchat.broker.config import ListenerConfig
 from mqttchat.broker.connection import BrokerConnection, State
-from mqttchat.broker.logins import LoginChecks
+from mqttchat.broker.logins import LoginChecks, Verdict
 from mqttchat.broker.server import Broker
 from mqttchat.protocol import Connect
 from tests.conftest import broker_config
@@ -364,4 +364,23 @@ async def test_failed_login_tokens_refill_per_source() -> None:
     gate.check(_Instant(), "u", b"x", "10.0.0.3", answers.append)  # 10.0.0.1 is forgotten: a fresh bucket
     assert getattr(gate.check(_Instant(), "u", b"x", "10.0.0.1", answers.append), "reserved", None) is True
     await wait_for(lambda: len(answers) == 12)
+    gate.close()
+
+
+async def test_logins_refused_without_a_check_are_logged_in_summary(caplog: pytest.LogCaptureFixture) -> None:
+    """A flood refused at once writes a line every few seconds, not one per try."""
+    now = [0.0]
+    gate = LoginChecks(workers=1, per_source=1, refill_per_second=0, penalty_queue=0, clock=lambda: now[0])
+    answers: list[Any] = []
+    with caplog.at_level("INFO", logger="mqttchat.broker"):
+        verdicts = [gate.check(_Instant(), "u", b"x", "10.0.0.1", answers.append) for _ in range(10)]
+        now[0] += 5.0
+        verdicts.append(gate.check(_Instant(), "u", b"x", "10.0.0.1", answers.append))
+    assert verdicts[1:] == [Verdict.RATE_LIMITED] * 10
+    lines = [r.getMessage() for r in caplog.records if "without a check" in r.getMessage()]
+    assert lines == [
+        "logins refused without a check: 1 (too many waiting or failing; 1 from 10.0.0.1)",
+        "logins refused without a check: 9 (too many waiting or failing; 9 from 10.0.0.1)",
+    ]
+    await wait_for(lambda: len(answers) == 1)
     gate.close()
