@@ -185,6 +185,14 @@ class BrokerConnection:
         )
         broker.connections.add(self)
         broker.stats.connections_total += 1
+        if pause_reading is not None and broker.passwords is not None and broker.logins.penalised(self.source):
+            # A source that spent its failed logins: read its CONNECT a moment later (a flood slows down).
+            pause_reading(True)
+            broker.loop.call_later(broker.logins.tarpit, self._tarpit_over)
+
+    def _tarpit_over(self) -> None:
+        if self.state is _AWAIT_CONNECT and self.pause_reading is not None:
+            self.pause_reading(False)
 
     def __repr__(self) -> str:
         return f"<BrokerConnection {self.client_id!r} from {self.peer} {self.state.value}>"

@@ -20,7 +20,10 @@ everyone else's (300 unknown-user CONNECTs, 12 KB of traffic, once delayed a cor
   only when the normal lane is empty. The normal lane serves its sources in turn, one check each, so a newcomer
   waits for the checks running and at most one check of each other source, never for a flood's share;
 * both lanes are bounded: beyond them a login is refused at once (0x89 Server busy / 0x9F Connection rate
-  exceeded) instead of waiting, so waiting never grows past a few checks' time.
+  exceeded) instead of waiting, so waiting never grows past a few checks' time;
+* a new connection from a source out of tokens is read only after ``tarpit`` seconds (see :meth:`penalised`):
+  a flood of connections then costs the broker a fraction of the CPU it would, and what it has left goes to
+  everyone else's logins.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class LoginChecks:
         queue: int = 32,
         penalty_queue: int = 16,
         max_sources: int = 4096,
+        tarpit: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.workers = workers or default_workers()
@@ -113,6 +117,7 @@ class LoginChecks:
         self.queue_limit = queue
         self.penalty_limit = penalty_queue
         self.max_sources = max_sources
+        self.tarpit = tarpit
         self._clock = clock
         #: The normal lane: a queue per source, served in turn (round robin).
         self._normal: OrderedDict[str, deque[LoginCheck]] = OrderedDict()
@@ -167,6 +172,14 @@ class LoginChecks:
             self._penalty.append(ticket)
         self._start()
         return ticket
+
+    def penalised(self, source: str) -> bool:
+        """Whether ``source`` has spent its failed-login tokens: its new connections wait ``tarpit`` seconds before
+        they are read (a legitimate client there logs in a moment later; a flood slows down to a trickle)."""
+        bucket = self._sources.get(source)
+        if bucket is None:
+            return False
+        return bucket.tokens + (self._clock() - bucket.updated) * self.refill_per_second < 1
 
     def close(self) -> None:
         """Drop what waits and stop the worker threads (a running check finishes unseen)."""

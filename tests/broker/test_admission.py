@@ -384,3 +384,24 @@ async def test_logins_refused_without_a_check_are_logged_in_summary(caplog: pyte
     ]
     await wait_for(lambda: len(answers) == 1)
     gate.close()
+
+
+async def test_a_source_out_of_tokens_is_read_late(gated_broker: Any, raws: Any) -> None:
+    """Once 127.0.0.1 has spent its failed-login tokens, its new connections are not read for a while (a tarpit);
+    a connection from 127.0.0.2 is read and answered at once meanwhile."""
+    broker, gated = await gated_broker()
+    broker.core.logins = LoginChecks(workers=1, per_source=1, refill_per_second=0, tarpit=60)
+    gated.release(10)
+    first = await raws(broker.port)
+    first.send(login("alice", "wrong"))
+    assert await first.connack() == 0x86
+    assert broker.core.logins.penalised("127.0.0.1") and not broker.core.logins.penalised("127.0.0.2")
+    late = await raws(broker.port)
+    late.send(login("bob"))
+    await wait_for(lambda: len(connections(broker, State.AWAIT_CONNECT)) == 1)
+    waiting = connections(broker, State.AWAIT_CONNECT)[0]
+    assert not waiting.pause_reading.__self__.transport.is_reading()  # type: ignore[union-attr]
+    other = await raws(broker.port, "127.0.0.2")
+    other.send(login("carol"))
+    assert await other.connack() == 0
+    assert gated.order == ["alice", "carol"], "bob's CONNECT from the flooding address was not read yet"
