@@ -495,6 +495,10 @@ class ChatLog(ScrollView, can_focus=True):
             self.refresh()
             return
         layout = self._layout
+        if self._follow and not self._scrolling_to_end and self.scroll_y < self.max_scroll_y:
+            # Following, yet above the end: the last scroll to the end ran before the size it needed was laid out
+            # (a long message wrapping into many lines). Catch up now, at the next flush.
+            self.scroll_end(animate=False, immediate=True)
         if room is None or layout is None or (room.version == self._version and width == layout.width and not force):
             return
         self._version = room.version
