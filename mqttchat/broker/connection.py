@@ -24,7 +24,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mqttchat.broker.logins import LoginCheck, Verdict
 from mqttchat.broker.session import NEVER_EXPIRES, Session
@@ -83,6 +83,12 @@ PRELOGIN_BUDGET = 32 * 1024 * 1024
 _ACK_WITH_REASON_SIZE = 5
 
 
+class ReadingControl(Protocol):
+    """What can stop reading a connection's transport (its asyncio protocol): while a password is checked."""
+
+    def set_reading(self, reading: bool) -> None: ...
+
+
 class State(Enum):
     AWAIT_CONNECT = "await CONNECT"
     #: The password is being checked in a worker thread (PBKDF2 takes milliseconds); the transport is not read.
@@ -121,11 +127,10 @@ class BrokerConnection:
         "last_received",
         "listener",
         "listener_limit",
-        "pause_reading",
         "paused",
         "peer",
+        "reading",
         "session",
-        "source",
         "state",
         "transport_buffer",
         "version",
@@ -141,7 +146,7 @@ class BrokerConnection:
         listener: str,
         transport_buffer: Callable[[], int] | None = None,
         listener_limit: int = -1,
-        pause_reading: Callable[[bool], None] | None = None,
+        reading: ReadingControl | None = None,
     ) -> None:
         self.broker = broker
         #: The listener's own max_connections (-1: none).
@@ -151,10 +156,8 @@ class BrokerConnection:
         self.close_transport = close
         self.transport_buffer = transport_buffer
         self.peer = peer
-        #: The peer's address without the port: what login rate limits are kept per.
-        self.source = peer.rsplit(":", 1)[0] if ":" in peer else peer
-        #: Stops (True) or resumes (False) reading the transport; None when it cannot.
-        self.pause_reading = pause_reading
+        #: Stops and resumes reading the transport (its protocol); None when it cannot.
+        self.reading = reading
         self.listener = listener
         self.state = _AWAIT_CONNECT
         self.version = V5
@@ -185,14 +188,20 @@ class BrokerConnection:
         )
         broker.connections.add(self)
         broker.stats.connections_total += 1
-        if pause_reading is not None and broker.passwords is not None and broker.logins.penalised(self.source):
+        if reading is not None and broker.passwords is not None and broker.logins.penalised(self.source):
             # A source that spent its failed logins: read its CONNECT a moment later (a flood slows down).
-            pause_reading(True)
+            reading.set_reading(False)
             broker.loop.call_later(broker.logins.tarpit, self._tarpit_over)
 
+    @property
+    def source(self) -> str:
+        """The peer's address without the port: what login rate limits are kept per."""
+        peer = self.peer
+        return peer.rsplit(":", 1)[0] if ":" in peer else peer
+
     def _tarpit_over(self) -> None:
-        if self.state is _AWAIT_CONNECT and self.pause_reading is not None:
-            self.pause_reading(False)
+        if self.state is _AWAIT_CONNECT and self.reading is not None:
+            self.reading.set_reading(True)
 
     def __repr__(self) -> str:
         return f"<BrokerConnection {self.client_id!r} from {self.peer} {self.state.value}>"
@@ -481,8 +490,8 @@ class BrokerConnection:
             if isinstance(result, LoginCheck):
                 self.state = _AUTHENTICATING
                 self._login = result
-                if self.pause_reading is not None:
-                    self.pause_reading(True)
+                if self.reading is not None:
+                    self.reading.set_reading(False)
                 return
             if result is not Verdict.ACCEPTED:
                 self._refuse_login(connect, result)
@@ -506,8 +515,8 @@ class BrokerConnection:
             return  # closed meanwhile
         self._login = None
         self.state = _AWAIT_CONNECT
-        if self.pause_reading is not None:
-            self.pause_reading(False)
+        if self.reading is not None:
+            self.reading.set_reading(True)
         if verdict is not Verdict.ACCEPTED:
             self._refuse_login(connect, verdict)
             return

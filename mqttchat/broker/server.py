@@ -47,7 +47,7 @@ class _TCPProtocol(asyncio.Protocol):
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.conn = BrokerConnection(
             self.core, transport.write, self._close, where, self.listener,
-            transport.get_write_buffer_size, self.limit, self._pause_reading,
+            transport.get_write_buffer_size, self.limit, self,
         )  # fmt: skip
 
     def _close(self, graceful: bool) -> None:
@@ -72,14 +72,15 @@ class _TCPProtocol(asyncio.Protocol):
         if self._drained > DRAIN_BYTES and self.transport is not None:
             self.transport.close()
 
-    def _pause_reading(self, pause: bool) -> None:
+    def set_reading(self, reading: bool) -> None:
+        """Stop or resume reading the transport (BrokerConnection does while a password is checked)."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if pause:
-            transport.pause_reading()
-        else:
+        if reading:
             transport.resume_reading()
+        else:
+            transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
         if self._drained >= 0:
@@ -141,7 +142,7 @@ class _WebSocketProtocol(_TCPProtocol):
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.conn = BrokerConnection(
             self.core, self._write, self._close, where, self.listener,
-            transport.get_write_buffer_size, self.limit, self._pause_reading,
+            transport.get_write_buffer_size, self.limit, self,
         )  # fmt: skip
 
     def _send_ws(self) -> None:

@@ -177,7 +177,7 @@ async def test_an_authenticating_connection_is_not_read(gated_broker: Any, raws:
     chunk = b"\x00" * (1 << 20)
     for _ in range(16):
         raw.send(chunk)
-    transport = conn.pause_reading.__self__.transport  # type: ignore[union-attr]
+    transport = conn.reading.transport  # type: ignore[union-attr]
     assert not transport.is_reading(), "the broker goes on reading a connection whose password it is checking"
     assert conn._reader.buffered <= 256 * 1024
     assert broker.core.prelogin_bytes <= 256 * 1024
@@ -400,7 +400,7 @@ async def test_a_source_out_of_tokens_is_read_late(gated_broker: Any, raws: Any)
     late.send(login("bob"))
     await wait_for(lambda: len(connections(broker, State.AWAIT_CONNECT)) == 1)
     waiting = connections(broker, State.AWAIT_CONNECT)[0]
-    assert not waiting.pause_reading.__self__.transport.is_reading()  # type: ignore[union-attr]
+    assert not waiting.reading.transport.is_reading()  # type: ignore[union-attr]
     other = await raws(broker.port, "127.0.0.2")
     other.send(login("carol"))
     assert await other.connack() == 0
