@@ -44,7 +44,7 @@ from mqttchat.client import (
     TLSError,
     TLSOptions,
 )
-from mqttchat.protocol import Connect, ReasonCode, Will, matches
+from mqttchat.protocol import Connect, Properties, ReasonCode, Will, matches
 
 USERS = ("alice", "bob", "admin")
 #: What alice may read under the ACL below, written out independently of the broker's ACL code.
@@ -1221,6 +1221,143 @@ def secrets_report(lab: Lab) -> Report:
 Scenario = Callable[[Report, Lab, bool, Deadline], Awaitable[None]]
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Hostile strings: escape sequences, forged log lines, bidi overrides and markup in everything a client sends
+# ----------------------------------------------------------------------------------------------------------------
+
+#: Text that would retitle or clear a terminal, forge a log line, reverse what follows or become a Textual action.
+HOSTILE_TEXTS = (
+    "\x1b]0;pwned\x07\x1b[2J",
+    "\nforged: 12:00:00 INFO admin connected",
+    "\x9b31m\x85",
+    "\u202eadmin",
+    "[@click=app.quit]x[/]",
+    "[link=https://evil.example]L[/link]",
+)
+
+
+def raw_controls(text: str, allowed: str = "\n") -> list[str]:
+    """Control characters (C0 but ``allowed``, DEL, C1) and bidirectional overrides as they are in ``text``."""
+    return [
+        repr(c)
+        for c in text
+        if (ord(c) < 0x20 and c not in allowed) or 0x7F <= ord(c) <= 0x9F or 0x202A <= ord(c) <= 0x202E
+    ]
+
+
+def read_terminal(args: list[str], until: Callable[[bytes], bool], seconds: float) -> bytes:
+    """Run ``args`` with its standard output on a pseudo-terminal in raw mode (the bytes a terminal would get)
+    until ``until(output)`` or ``seconds``; the process is then stopped."""
+    import os
+    import pty
+    import select
+    import tty
+
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    proc = subprocess.Popen(args, stdout=slave, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    out = bytearray()
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end and not until(bytes(out)):
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif proc.poll() is not None:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        os.close(master)
+    return bytes(out)
+
+
+async def hostile_strings(report: Report, lab: Lab, long: bool, deadline: Deadline) -> None:
+    """Client ids, user names, topics, payloads, user properties, content types and wills holding hostile text:
+    the broker's log gets them escaped (no control character, no forged line), a topic holding a control
+    character is refused as malformed (0x81), and ``mqttchat sub -v -d`` on a terminal shows them neutralised."""
+    marker = f"hostile-{secrets.token_hex(4)}"
+    rounds = 5 if long else 1
+    sent = refused_logins = refused_topics = topics_tried = published = 0
+    password = lab.passwords["alice"]
+    sub_args = [*mqttchat_command(), "sub", "-p", str(lab.broker.port), "-u", "alice", "-P", password,
+                "-t", f"users/alice/{marker}/#", "-v", "-d", "-q", "1"]  # fmt: skip
+    expected = len(HOSTILE_TEXTS) * rounds
+    terminal = asyncio.create_task(
+        asyncio.to_thread(read_terminal, sub_args, lambda out: out.count(b"PUBLISH") >= expected, 30)
+    )
+    await asyncio.sleep(1.5)  # the subscriber connects
+    for _ in range(rounds):
+        for index, text in enumerate(HOSTILE_TEXTS):
+            if deadline.expired:
+                break
+            # A refused login with a hostile user name and client id (both logged).
+            stranger = MQTTClient(lab.url(None), username=f"u{text}{marker}", password=lab.wrong_password(),
+                                  client_id=f"c{text}{marker}", reconnect=False, connect_timeout=10.0)  # fmt: skip
+            try:
+                await stranger.connect()
+            except ConnectError:
+                refused_logins += 1
+            finally:
+                await stranger.disconnect()
+            # alice with a hostile client id, publishing hostile payloads and properties on her own topic.
+            alice = lab.client("alice", client_id=f"a{index}{text}{marker}",
+                               will=Will(f"users/alice/{marker}/will", text.encode(), 1, False,
+                                         Properties(content_type=text)))  # fmt: skip
+            await alice.connect()
+            props = Properties(content_type=text, user_property=[(text, text)], response_topic=f"users/alice/{text}")
+            result = await alice.publish(f"users/alice/{marker}/{index}", f"{text} {marker}".encode(), 1,
+                                         properties=props)  # fmt: skip
+            published += int(result.ok)
+            sent += 1
+            await alice.disconnect()
+            if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text):
+                # The same text in a topic name: a malformed packet, the connection closed (0x81).
+                topics_tried += 1
+                rogue = lab.client("alice", client_id=f"r{index}{marker}")
+                await rogue.connect()
+                try:
+                    await rogue.publish(f"users/alice/{marker}/{text}", b"x", 1)
+                except ClientError:
+                    refused_topics += 1
+                finally:
+                    await rogue.disconnect()
+    out = await terminal
+    shown = out.decode("utf-8", "replace")
+    log = lab.broker.log_text()
+    log_lines = [line for line in log.splitlines() if marker in line]
+    forged = [line for line in log.splitlines() if line.startswith("forged")]
+    report.figures["hostile strings sent"] = sent
+    report.figures["messages published"] = published
+    report.figures["refused logins"] = refused_logins
+    report.figures["topics with control characters refused (0x81)"] = f"{refused_topics}/{topics_tried}"
+    report.figures["broker log lines with them"] = len(log_lines)
+    report.figures["raw control characters in the log"] = len(raw_controls(log))
+    report.figures["forged log lines"] = len(forged)
+    report.figures["messages shown by sub on a terminal"] = shown.count(f" {marker}")
+    report.figures["raw control characters sub wrote"] = len(raw_controls(shown, "\r\n"))
+    report.check(published == sent, f"{sent - published} hostile publishes not acknowledged")
+    report.check(refused_logins == sent, "a login with a hostile user name and a wrong password was accepted")
+    report.check(refused_topics == topics_tried, "a topic with a control character was routed")
+    report.check(len(log_lines) >= sent, "the broker's log does not name the hostile clients")
+    report.check(not raw_controls(log), f"raw control characters in the broker's log: {raw_controls(log)[:5]}")
+    report.check(not forged, f"forged log lines: {forged[:2]}")
+    report.check(shown.count(f" {marker}") >= sent, "sub did not show every hostile message")
+    report.check(not raw_controls(shown, "\r\n"), f"sub wrote raw control characters: {raw_controls(shown)[:5]}")
+
+
 async def guarded(name: str, scenario: Scenario, lab: Lab, long: bool, seconds: float) -> Report:
     """Run one scenario within ``seconds``; a crash or overrun is a problem of its report, not the end of the run."""
     report = Report(name)
@@ -1249,6 +1386,7 @@ async def run(long: bool, workdir: Path) -> list[Report]:
         ("security: pre-login flood", prelogin_flood, 180 if long else 30),
         ("security: login flood", login_flood, 120 if long else 30),
         ("security: user enumeration by timing", timing_enumeration, 120 if long else 30),
+        ("security: hostile strings", hostile_strings, 120 if long else 45),
     ]
     reports: list[Report] = []
     try:

@@ -14,7 +14,7 @@ async def test_security_scenarios_short(tmp_path: Path) -> None:
         print(report.format())
     assert [r.format() for r in reports if r.problems] == []
     by_name: dict[str, Report] = {r.name: r for r in reports}
-    assert len(by_name) == 9
+    assert len(by_name) == 10
 
     logins = by_name["security: logins"].figures
     assert logins["accepted"] == 0
@@ -63,3 +63,9 @@ async def test_security_scenarios_short(tmp_path: Path) -> None:
     timing = by_name["security: user enumeration by timing"].figures
     quick = timing["unknown names answered as fast as a 101-iteration user"]
     assert isinstance(quick, int) and 0 < quick < timing["unknown names"]  # type: ignore[operator]
+
+    hostile = by_name["security: hostile strings"].figures
+    assert hostile["raw control characters in the log"] == 0 and hostile["forged log lines"] == 0
+    assert hostile["raw control characters sub wrote"] == 0
+    assert hostile["topics with control characters refused (0x81)"] == "3/3"
+    assert isinstance(hostile["broker log lines with them"], int) and hostile["broker log lines with them"] >= 6
