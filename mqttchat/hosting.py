@@ -30,6 +30,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mqttchat.labels import plural
+
 if TYPE_CHECKING:
     from mqttchat.broker.server import Broker
 
@@ -94,7 +96,7 @@ def describe_peers(peers: list[Peer], shown: int = 8) -> str:
             listed += f" and {len(members) - shown} more"
         parts.append(f"{listed} (chat)")
     if others:
-        parts.append("1 other MQTT client" if others == 1 else f"{others} other MQTT clients")
+        parts.append(plural(others, "other MQTT client"))
     return " and ".join(parts)
 
 

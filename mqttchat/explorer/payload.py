@@ -159,11 +159,3 @@ def diff(previous: bytes, current: bytes, context: int = 1) -> list[str]:
         line.rstrip("\n")
         for line in difflib.unified_diff(a.splitlines(), b.splitlines(), "previous", "current", n=context, lineterm="")
     ][2:]
-
-
-def size_label(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"  # pragma: no cover

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from mqttchat.explorer.payload import size_label
 from mqttchat.explorer.tree import FilterKind, TopicFilter
+from mqttchat.labels import plural, size_label
 from mqttchat.protocol import EMPTY_PROPERTIES, MAX_VARIABLE_INTEGER, Properties, PropertyId, topic_name_problem
 from mqttchat.protocol.wire import check_text
 
@@ -359,7 +359,7 @@ class Recorder:
         """One line for a status label: ``recording home/# to recording.jsonl: 120 messages, 14.2 KiB``."""
         f = self.topic_filter
         what = "every message" if not f.text else f"/{f.text}/" if f.kind is FilterKind.REGEX else f.text
-        counts = f"{self.written} message{'s' if self.written != 1 else ''}, {size_label(self.bytes_written)}"
+        counts = f"{plural(self.written, 'message')}, {size_label(self.bytes_written)}"
         if self.error is not None:
             return f"recording to {self.path} stopped: {self.error.strerror or self.error} ({counts} written)"
         verb = "recorded" if self._closed else "recording"

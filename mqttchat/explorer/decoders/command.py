@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from mqttchat.explorer.decoders.base import DecodeContext, Decoder
 from mqttchat.explorer.decoders.result import Decoded, DecodeFailure, leaf
 from mqttchat.explorer.decoders.text import decode_json_value
-from mqttchat.explorer.payload import size_label
+from mqttchat.labels import size_label
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_TIMEOUT", "CommandDecoder"]
 

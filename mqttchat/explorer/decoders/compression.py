@@ -10,7 +10,7 @@ import zlib
 
 from mqttchat.explorer.decoders.base import DecodeContext, Decoder
 from mqttchat.explorer.decoders.result import DecodeFailure
-from mqttchat.explorer.payload import size_label
+from mqttchat.labels import size_label
 
 __all__ = [
     "Base64Decoder",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mqttchat.explorer.decoders.base import DecodeContext, Decoder
 from mqttchat.explorer.decoders.result import Decoded, DecodeFailure, Node, leaf, render_outline
 from mqttchat.explorer.decoders.values import Budget
-from mqttchat.explorer.payload import size_label
+from mqttchat.labels import size_label
 
 if TYPE_CHECKING:
     from google.protobuf.descriptor import Descriptor, FieldDescriptor

@@ -14,7 +14,7 @@ from typing import Any
 from mqttchat.explorer.decoders.base import DecodeContext, Decoder
 from mqttchat.explorer.decoders.result import Decoded, DecodeFailure, render_diagnostic
 from mqttchat.explorer.decoders.values import Budget, tree_of
-from mqttchat.explorer.payload import size_label
+from mqttchat.labels import size_label
 
 __all__ = ["CborDecoder", "MsgpackDecoder"]
 

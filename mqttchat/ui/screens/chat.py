@@ -22,12 +22,13 @@ from textual.widgets import Footer, Input, OptionList, Static
 
 from mqttchat.chat.model import Delivery
 from mqttchat.client import Status
+from mqttchat.labels import plural
+from mqttchat.protocol import ProtocolVersion
 from mqttchat.ui.widgets.chat_input import ChatInput
 from mqttchat.ui.widgets.chat_log import ChatLog
 from mqttchat.ui.widgets.chat_panels import MemberList, RoomList
 from mqttchat.ui.widgets.quiet import show
 from mqttchat.ui.widgets.status_bar import connection_problem
-from mqttchat.ui.widgets.topic_tree import plural
 from mqttchat.ui.widgets.view_tabs import ViewTabs
 from mqttchat.untrusted import printable
 
@@ -182,7 +183,7 @@ class ChatScreen(Screen[None]):
             text.append(f"#{printable(room.name)}", "bold")
             text.append(f"  {online} online, {plural(len(members), 'member')}", "dim")
         count = len(room.messages)
-        text.append(f"  │ {count:,} message{'' if count == 1 else 's'}", "dim")
+        text.append(f"  │ {plural(count, 'message', grouped=True)}", "dim")
         return text
 
     def _status_without_chat(self) -> Text:
@@ -216,7 +217,7 @@ class ChatScreen(Screen[None]):
             text.append(" (embedded broker)", "cyan")
         caps = client.capabilities
         if caps is not None:
-            text.append(f" │ MQTT {'5.0' if caps.version == 5 else '3.1.1'}")
+            text.append(f" │ MQTT {ProtocolVersion(caps.version).label}")
             text.append(" │ session resumed" if caps.session_present else " │ new session")
         error = self.runtime.chat_state_error
         if status is not Status.CONNECTED and error:

@@ -191,7 +191,8 @@ class ConnectScreen(ModalScreen[Profile | None]):
                 yield Label("Session", classes="section")
                 with Horizontal(classes="field"):
                     yield Label("MQTT version")
-                    yield Select([("5.0", 5), ("3.1.1", 311)], value=5, allow_blank=False, id="f-version")
+                    versions = [(ProtocolVersion.MQTT_5.label, 5), (ProtocolVersion.MQTT_3_1_1.label, 311)]
+                    yield Select(versions, value=5, allow_blank=False, id="f-version")
                 with Horizontal(classes="field"):
                     yield Label("Clean start")
                     yield Switch(True, id="f-clean_start")

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static, TabbedContent, TabPane
 
 from mqttchat.explorer.tree import parse_filter_text
+from mqttchat.labels import plural
 from mqttchat.ui.safe import network_text, notify_text
 from mqttchat.ui.screens.dialogs import ConfirmDialog, EditValueDialog, PathDialog
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
@@ -28,7 +29,7 @@ from mqttchat.ui.widgets.record_panel import RecordPanel
 from mqttchat.ui.widgets.retained_table import RetainedTable
 from mqttchat.ui.widgets.status_bar import StatusBar
 from mqttchat.ui.widgets.subscriptions_panel import SubscriptionsPanel
-from mqttchat.ui.widgets.topic_tree import TopicTreeView, plural
+from mqttchat.ui.widgets.topic_tree import TopicTreeView
 from mqttchat.ui.widgets.view_tabs import ViewTabs
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from mqttchat.protocol import ProtocolVersion
 from mqttchat.runtime import Runtime
 from mqttchat.ui.safe import network_text
 from mqttchat.untrusted import printable
@@ -77,7 +78,7 @@ class BrokerPanel(Static):
             self.update(Text("Not connected yet.", style="dim"))
             return
         rows: list[tuple[str, str, str]] = [
-            ("protocol", "MQTT 5.0" if caps.version == 5 else "MQTT 3.1.1", ""),
+            ("protocol", f"MQTT {ProtocolVersion(caps.version).label}", ""),
             ("client id", runtime.client.client_id or "(none)",
              "assigned by the broker" if caps.assigned_client_identifier else ""),
             ("session present", _yes(caps.session_present), "whether the broker kept our session"),

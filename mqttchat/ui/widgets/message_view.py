@@ -12,8 +12,9 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from mqttchat.explorer.payload import PayloadKind, pretty, size_label
+from mqttchat.explorer.payload import PayloadKind, pretty
 from mqttchat.explorer.tree import Entry, TopicNode
+from mqttchat.labels import plural, size_label
 from mqttchat.ui.safe import network_text
 from mqttchat.untrusted import printable
 
@@ -98,7 +99,7 @@ class MessageView(VerticalScroll):
             meta.update("Select a topic in the tree.")
             body.update("")
         elif entry is None:
-            count = f"{node.topics_below} topic{'s' if node.topics_below != 1 else ''}"
+            count = plural(node.topics_below, "topic")
             meta.update(
                 network_text(node.topic) + Text(f"\n{count} below; no message was published to this level itself.")
             )

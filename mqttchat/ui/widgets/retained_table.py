@@ -12,10 +12,10 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
 
-from mqttchat.explorer.payload import preview, size_label
+from mqttchat.explorer.payload import preview
 from mqttchat.explorer.tree import TopicFilter, TopicNode, TopicTree
+from mqttchat.labels import age_label, size_label
 from mqttchat.ui.safe import network_text
-from mqttchat.ui.widgets.topic_tree import age_label
 
 
 class RetainedTable(DataTable[Text]):

@@ -10,7 +10,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from mqttchat.client import Status
-from mqttchat.explorer.payload import size_label
+from mqttchat.labels import size_label
+from mqttchat.protocol import ProtocolVersion
 from mqttchat.runtime import Runtime
 from mqttchat.ui.safe import network_text
 from mqttchat.ui.widgets.quiet import show
@@ -83,7 +84,7 @@ class StatusBar(Static):
             text.append(" (embedded broker)", style="cyan")
         caps = client.capabilities
         if caps is not None:
-            text.append(f" │ MQTT {'5.0' if caps.version == 5 else '3.1.1'}")
+            text.append(f" │ MQTT {ProtocolVersion(caps.version).label}")
         stats = client.stats
         if stats.last_rtt is not None:
             text.append(f" │ rtt {stats.last_rtt * 1000:.1f} ms")

@@ -32,28 +32,13 @@ from textual.strip import Strip
 
 from mqttchat.explorer.payload import preview
 from mqttchat.explorer.tree import SortOrder, TopicNode, TopicTree
+from mqttchat.labels import age_label, plural
 from mqttchat.untrusted import printable
 
 EXPAND_ALL_LIMIT = 20_000
 #: The fewest payload characters worth showing in a row (less: only the age is shown).
 MIN_PREVIEW = 2
 FLASH_SECONDS = 1.0
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def age_label(seconds: float) -> str:
-    if seconds < 1:
-        return "now"
-    if seconds < 60:
-        return f"{int(seconds)}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m"
-    if seconds < 86_400:
-        return f"{int(seconds // 3600)}h"
-    return f"{int(seconds // 86_400)}d"
 
 
 #: Seconds the row builder may run at a time before the event loop gets its turn back.
