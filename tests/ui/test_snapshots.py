@@ -304,3 +304,32 @@ def test_chat_help_and_narrow_terminal(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(view="chat"), terminal_size=(80, 36), run_before=run_before)
+
+
+@SIZES
+def test_host_quit_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
+    """Quitting the instance that hosts the embedded broker: who is connected through it (chat members by name,
+    other clients counted), that another mqttchat takes over, and where their sessions are kept."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from mqttchat.hosting import Peer
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        from mqttchat.ui.screens.dialogs import HostQuitDialog
+
+        await setup(pilot)
+        runtime = SimpleNamespace(
+            broker=SimpleNamespace(url="mqtt://127.0.0.1:1883"),
+            host=SimpleNamespace(
+                store=Path("/home/alice/.local/share/mqttchat/embedded-broker-1883.sqlite3"),
+                persistent=True,
+                store_problem=None,
+            ),
+        )
+        peers = [Peer("mqttchat-chat-bob-0123456789ab", "bob"), Peer("mqttchat-chat-carol-ba9876543210", None),
+                 Peer("mqttchat-5f2a", None)]  # fmt: skip
+        pilot.app.push_screen(HostQuitDialog(runtime, peers))  # type: ignore[arg-type]
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
