@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,11 +16,12 @@ from textual.widgets import Input
 
 from mqttchat.broker.server import Broker
 from mqttchat.chat.history import History
-from mqttchat.chat.model import ChatMessage, Delivery, Room
+from mqttchat.chat.model import ChatMessage, Delivery
 from mqttchat.chat.protocol import Envelope
 from mqttchat.client import ClientOptions, parse_url
 from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
+from mqttchat.ui.chat_layout import body_height, extra_lines
 from mqttchat.ui.screens.chat import ChatScreen
 from mqttchat.ui.widgets.chat_input import ChatInput
 from mqttchat.ui.widgets.chat_log import ChatLog
@@ -236,53 +238,6 @@ async def test_a_room_of_100k_messages_renders_only_what_is_visible() -> None:
         assert first_shown in log_text(app).split("\n")[0]
 
 
-def test_layout_operations_match_a_fresh_layout() -> None:
-    """Appending in chunks, history put in front, and outcomes of own messages give the same heights and
-    starts as laying the room out from scratch."""
-    import random
-
-    from mqttchat.ui.widgets.chat_log import Layout
-
-    rng = random.Random(7)
-    log = ChatLog()
-    log.me = ("me",)
-    room = Room("lobby")
-    start = time.time() - 10 * 86_400
-
-    def make(i: int) -> ChatMessage:
-        text = " ".join(rng.choice(["word", "**b**", "a" * 50, "\n", "日本"]) for _ in range(rng.randint(1, 25)))
-        message = _message("lobby", "bob", i, start + i * 3000)
-        message.envelope = Envelope(f"m{i}", i, "s", start + i * 3000, "bob", text, rng.choice(["message", "action"]))
-        message.own = rng.random() < 0.3
-        message.delivery = Delivery.SENDING if message.own else Delivery.RECEIVED
-        message.away = rng.random() < 0.1
-        return message
-
-    def fresh() -> Layout:
-        layout = Layout(room, 40, log)
-        layout.extend()
-        return layout
-
-    room.messages = [make(i) for i in range(300, 600)]
-    layout = Layout(room, 40, log)
-    while not layout.done:
-        layout.extend(37)
-    assert (layout.heights, layout.starts, layout.total) == (fresh().heights, fresh().starts, fresh().total)
-    room.messages[:0] = [make(i) for i in range(100, 300)]
-    layout.prepend(200)
-    assert (layout.heights, layout.starts, layout.total) == (fresh().heights, fresh().starts, fresh().total)
-    for message in room.messages:
-        if message.own:
-            message.delivery = rng.choice([Delivery.ACKED, Delivery.FAILED])
-            message.error = "Quota exceeded, and a long explanation from the broker"
-    assert layout.outcome_changed()
-    assert (layout.heights, layout.starts, layout.total) == (fresh().heights, fresh().starts, fresh().total)
-    partial = Layout(room, 40, log, base=450)
-    partial.extend()
-    assert partial.heights == fresh().heights[450:] and partial.index_at(0) == 450
-    assert partial.line_of(449) is None and partial.line_of(450) == 0
-
-
 async def test_own_message_states_follow_the_broker(tmp_path: Path) -> None:
     """A message refused by the broker's ACL is marked failed with the reason; others are acknowledged."""
     from mqttchat.broker.auth import PasswordFile
@@ -342,10 +297,13 @@ async def test_layout_heights_match_the_rendered_blocks(width: int) -> None:
         app.flush()
         await pilot.pause()
         log = app.screen.query_one(ChatLog)
-        assert log.total_lines == sum(log._heights) > len(messages)
+        layout = log._layout
+        assert layout is not None
+        heights = layout.heights
+        assert log.total_lines == sum(heights) > len(messages)
         for index in range(len(messages)):
-            assert len(log._render_block(lobby.messages, index)) == log._heights[index], index
-            assert log._heights[index] == log._extra_lines(lobby.messages, index) + log._body_height(messages[index])
+            assert len(log._render_block(lobby.messages, index)) == heights[index], index
+            assert heights[index] == extra_lines(lobby.messages, index) + body_height(messages[index], layout.width)
 
 
 def texts(app: MQTTChatApp, room: str = "lobby") -> list[str]:
@@ -626,3 +584,90 @@ async def test_page_up_loads_older_direct_messages_from_the_history() -> None:
             await until(pilot, lambda: "@alice" in chat.model.rooms)
             texts_now = [m.text for m in chat.model.rooms["@alice"].messages]
             assert len(texts_now) == 201 and texts_now[-1] == "are you there?"
+
+
+async def test_a_theme_change_recolours_the_chat_shown() -> None:
+    """The chat log's lines are drawn in the new theme's colours as soon as the theme changes: the background,
+    the acknowledged marks (the theme's success colour) and a mention (its muted warning) change, and times and
+    guides keep the colours of their components."""
+    app = make_app(view="chat")
+
+    def colours(log: ChatLog) -> dict[str, set[str]]:
+        """The colours on screen now, by what they paint."""
+        found: dict[str, set[str]] = {"background": set(), "time": set(), "guide": set(), "acked": set(),
+                                      "mention": set()}  # fmt: skip
+        for y in range(log.size.height):
+            for number, segment in enumerate(log.render_line(y)):
+                style = segment.style
+                if style is None or style.color is None or style.bgcolor is None:
+                    continue
+                if number == 0 and re.fullmatch(r"\d\d:\d\d", segment.text):
+                    found["time"].add(style.color.name)
+                    plain = style.bgcolor == log.rich_style.bgcolor
+                    found["background" if plain else "mention"].add(style.bgcolor.name)
+                elif segment.text == " │ ":
+                    found["guide"].add(style.color.name)
+                elif segment.text == " ✓":
+                    found["acked"].add(style.color.name)
+        return found
+
+    def expected(log: ChatLog) -> dict[str, set[str]]:
+        """The colours the log and its components have in the theme in force."""
+
+        def colour(component: str, background: bool = False) -> str:
+            style = log.get_component_rich_style(component, partial=True)
+            found = style.bgcolor if background else style.color
+            assert found is not None
+            return found.name
+
+        assert log.rich_style.bgcolor is not None
+        return {
+            "background": {log.rich_style.bgcolor.name},
+            "time": {colour("chat-log--time")},
+            "guide": {colour("chat-log--separator")},
+            "acked": {colour("chat-log--acked")},
+            "mention": {colour("chat-log--mention", background=True)},
+        }
+
+    async with app.run_test(size=SIZE) as pilot:
+        app.flush()
+        await pilot.pause()
+        log = app.screen.query_one(ChatLog)
+        before = colours(log)
+        assert before == expected(log), before
+        app.theme = "nord"
+        await pilot.pause()
+        app.flush()
+        await pilot.pause()
+        after = colours(log)
+        assert after == expected(log), (before, after)
+        assert all(after[what] != before[what] for what in ("background", "acked", "mention")), (before, after)
+
+
+async def test_a_new_nick_moves_the_mention_highlight() -> None:
+    """A line that mentions the reader is highlighted by the names the reader has now: after a change of nick,
+    carol's "@alice …" is drawn again, without the highlight."""
+    app = make_app(view="chat")
+
+    def mention_lines(log: ChatLog) -> list[str]:
+        """The lines drawn on another background than the log's."""
+        lines = []
+        for y in range(log.size.height):
+            strip = log.render_line(y)
+            first = next(iter(strip), None)
+            if first is not None and first.style is not None and first.style.bgcolor != log.rich_style.bgcolor:
+                lines.append(strip.text)
+        return lines
+
+    async with app.run_test(size=SIZE) as pilot:
+        app.flush()
+        await pilot.pause()
+        log = app.screen.query_one(ChatLog)
+        highlighted = mention_lines(log)
+        assert highlighted and "carol" in highlighted[0]
+        chat = app.runtime.chat
+        chat.nick = chat.identity = "dave"
+        app.flush()
+        await pilot.pause()
+        assert log.me == ("dave", "dave")
+        assert mention_lines(log) == []

@@ -9,7 +9,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from mqttchat.chat.model import ChatModel
-from mqttchat.ui.widgets.chat_log import nick_colour
+from mqttchat.ui.chat_layout import nick_colour
 from mqttchat.ui.widgets.quiet import show
 from mqttchat.untrusted import printable
 
