@@ -35,3 +35,13 @@ def test_explorer_and_its_decoders_import_no_ui() -> None:
     lazy, bad = result.stdout.strip().split("|")
     assert lazy == "", f"importing mqttchat.explorer.decoders loaded {lazy}"
     assert bad == "", f"mqttchat.explorer loaded {bad}"
+
+
+def test_chat_layout_and_wrapping_import_no_textual() -> None:
+    """The chat log's layout and word wrapping are plain Python (Rich measures cells), testable without a screen."""
+    code = (
+        "import sys, mqttchat.ui.chat_layout, mqttchat.ui.wrap\n"
+        "print('textual' if any(m == 'textual' or m.startswith('textual.') for m in sys.modules) else '')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", "mqttchat.ui.chat_layout loaded textual"
