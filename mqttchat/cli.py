@@ -8,11 +8,29 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 
 from mqttchat import __version__
 
+#: Each command: the module that builds its options and runs it, and its line in ``mqttchat --help``.
+#: The line is repeated here so that listing the commands imports none of them (tests/test_cli.py checks that
+#: it matches what the module registers).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "pub": ("mqttchat.commands.pub", "publish a message"),
+    "sub": ("mqttchat.commands.sub", "subscribe and print messages"),
+    "broker": ("mqttchat.commands.broker", "run the MQTT broker"),
+    "passwd": ("mqttchat.commands.passwd", "manage a password file (mosquitto_passwd format)"),
+}
 
-def build_parser() -> argparse.ArgumentParser:
+SUBCOMMANDS = tuple(COMMANDS)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``mqttchat`` parser with every command's options, or (``only``) just that command's.
+
+    The other commands are then listed with their line of help and no options: a command starts without
+    importing the others (``mqttchat pub`` loads no broker, ``mqttchat --help`` no client).
+    """
     parser = argparse.ArgumentParser(
         prog="mqttchat",
         description="Terminal MQTT chat and explorer, with its own MQTT client and an embedded broker. "
@@ -23,16 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--help", action="help", help="show this help and exit")
     parser.add_argument("--version", action="version", version=f"mqttchat {__version__}")
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
-    from mqttchat.commands import broker, passwd, pub, sub
-
-    pub.build_parser(commands)
-    sub.build_parser(commands)
-    broker.build_parser(commands)
-    passwd.build_parser(commands)
+    for name, (module, line) in COMMANDS.items():
+        if only is None or name == only:
+            import_module(module).build_parser(commands)
+        else:
+            commands.add_parser(name, help=line, add_help=False)
     return parser
-
-
-SUBCOMMANDS = ("pub", "sub", "broker", "passwd")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mqttchat.commands import app
 
         return app.main(args_list)
-    parser = build_parser()
+    parser = build_parser(args_list[0] if args_list[0] in COMMANDS else "")
     args = parser.parse_args(args_list)
     handler = getattr(args, "handler", None)
     if handler is None:

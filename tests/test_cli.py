@@ -64,3 +64,11 @@ def test_chat_help_states_the_chat_session_expiry() -> None:
     result = subprocess.run([*_mqttchat(), "chat", "--help"], capture_output=True, text=True, check=True, timeout=60)
     text = " ".join(result.stdout.split())
     assert "default 604800: a week" in text and "3600" not in text
+
+
+def test_command_list_names_each_command_as_its_module_does() -> None:
+    """``mqttchat --help`` lists the commands without importing them: the lines in cli.COMMANDS must be the ones
+    each command's module registers."""
+    from mqttchat.cli import build_parser
+
+    assert build_parser("").format_help() == build_parser().format_help()

@@ -1,9 +1,11 @@
-"""The protocol core loads no I/O or UI library."""
+"""The protocol core loads no I/O or UI library; the command-line tools load only what they use."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+from tests.helpers.brokers import RunningBroker
 
 
 def test_protocol_core_imports_no_io_or_ui() -> None:
@@ -45,3 +47,28 @@ def test_chat_layout_and_wrapping_import_no_textual() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", "mqttchat.ui.chat_layout loaded textual"
+
+
+def test_cli_pub_sub_and_help_import_only_what_they_use(mosquitto: RunningBroker) -> None:
+    """``mqttchat pub`` and ``sub`` start fast because they load no UI library, no broker and no explorer (``sub
+    -F json`` alone loads its recording format); ``mqttchat --help`` loads not even the client."""
+    port = str(mosquitto.port)
+    code = (
+        "import contextlib, io, sys\n"
+        "from mqttchat.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])\n"
+        "print('help:' + ','.join(sorted(m for m in ('asyncio', 'mqttchat.client', 'mqttchat.protocol')"
+        " if m in sys.modules)))\n"
+        f"assert main(['pub', '-p', '{port}', '-t', 'hygiene/cli', '-m', 'kept', '-r', '-q', '1']) == 0\n"
+        f"assert main(['sub', '-p', '{port}', '-t', 'hygiene/cli', '-C', '1']) == 0\n"
+        "print('pubsub:' + ','.join(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('textual', 'rich') or m.startswith(('mqttchat.broker', 'mqttchat.explorer',"
+        " 'mqttchat.ui')))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "kept" in lines, "sub did not print the retained message"
+    assert "help:" in lines, f"mqttchat --help loaded {[line for line in lines if line.startswith('help:')]}"
+    assert "pubsub:" in lines, f"pub/sub loaded {[line for line in lines if line.startswith('pubsub:')]}"

@@ -21,7 +21,6 @@ from mqttchat.commands.common import (
     warn_v311,
 )
 from mqttchat.commands.sub_format import FormatError, Output
-from mqttchat.explorer.recording import format_line
 from mqttchat.protocol import Properties, Subscription, topic_filter_problem
 
 #: With --retained-only: how long without a message means "all retained messages have arrived".
@@ -86,6 +85,8 @@ def main(args: argparse.Namespace) -> int:
 def json_line(message: Message) -> str:
     """The message as one line of the recording format (:mod:`mqttchat.explorer.recording`): what ``-F json``
     prints can be replayed by the explorer's Record tab, and a recording reads like ``-F json`` output."""
+    from mqttchat.explorer.recording import format_line  # only -F json needs it: sub starts without
+
     return format_line(
         message.topic, message.payload, message.qos, message.retain, message.properties, message.received_at
     )
