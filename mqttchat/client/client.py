@@ -16,7 +16,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import Enum
 from typing import Any
 
@@ -63,7 +63,7 @@ from mqttchat.protocol import (
     Subscription,
 )
 from mqttchat.protocol.constants import ProtocolVersion
-from mqttchat.protocol.fastinit import fast_init
+from mqttchat.protocol.fastinit import dataclass
 from mqttchat.untrusted import loggable, printable
 
 #: A connection that lasted this long (seconds) resets the reconnect backoff.
@@ -134,7 +134,6 @@ class StateChange:
     capabilities: BrokerCapabilities | None = None
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class PublishResult:
     """The broker's answer to a publish. QoS 0 has no answer: its result is Success once written."""

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 from mqttchat.client.options import OverflowPolicy
 from mqttchat.protocol import EMPTY_PROPERTIES, Properties, Publish
-from mqttchat.protocol.fastinit import fast_init
+from mqttchat.protocol.fastinit import dataclass
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Message:
     """An application message received from the broker."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from mqttchat.protocol import ProtocolVersion, Will
+from mqttchat.protocol.fastinit import dataclass
 
 #: URL schemes and what they mean: (TLS, WebSocket, default port).
 SCHEMES: dict[str, tuple[bool, bool, int]] = {

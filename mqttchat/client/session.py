@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
@@ -59,6 +58,7 @@ from mqttchat.protocol import (
     Unsubscribe,
 )
 from mqttchat.protocol.constants import MAX_PACKET_SIZE, ProtocolVersion
+from mqttchat.protocol.fastinit import dataclass
 from mqttchat.protocol.packets import with_packet_id
 
 #: MQTT 3.1.1 cannot announce a Receive Maximum; stay within mosquitto's default max_inflight_messages.

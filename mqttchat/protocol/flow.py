@@ -42,12 +42,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import Enum
 
 from mqttchat.protocol.constants import DEFAULT_RECEIVE_MAXIMUM, MAX_PACKET_ID
 from mqttchat.protocol.errors import LocalProtocolError, RemoteProtocolError
-from mqttchat.protocol.fastinit import fast_init
+from mqttchat.protocol.fastinit import dataclass
 from mqttchat.protocol.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel, with_packet_id
 from mqttchat.protocol.properties import EMPTY_PROPERTIES, Properties
 from mqttchat.protocol.reason_codes import ReasonCode
@@ -117,7 +117,6 @@ class InFlight:
     pubrec_reason: ReasonCode = ReasonCode.SUCCESS
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Completed:
     """An outgoing QoS 1/2 message whose flow has ended: acknowledged, or refused by the receiver."""

@@ -11,7 +11,6 @@ Decoders work on ``buf[pos:end]``, the body of one whole packet whose fixed head
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from mqttchat.protocol.cache import BoundedCache
@@ -22,7 +21,7 @@ from mqttchat.protocol.errors import (
     RemoteProtocolError,
     UnsupportedProtocolVersion,
 )
-from mqttchat.protocol.fastinit import fast_init, slot_setter
+from mqttchat.protocol.fastinit import dataclass, slot_setter
 from mqttchat.protocol.properties import (
     EMPTY_PROPERTIES,
     WILL_PROPERTIES,
@@ -107,7 +106,6 @@ class Packet:
 # -------------------------------------------------------------------------------------------------------- CONNECT
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Will:
     """The will message of a CONNECT: published by the server when the connection ends uncleanly."""
@@ -119,7 +117,6 @@ class Will:
     properties: Properties = EMPTY_PROPERTIES
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Connect(Packet):
     """CONNECT (3.1). ``protocol_version`` 3 is MQTT 3.1 (protocol name ``MQIsdp``), decoded to be refused."""
@@ -248,7 +245,6 @@ class Connect(Packet):
         return cls(client_id, bool(cflags & 0x02), keep_alive, username, password, will, props, level)
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class ConnAck(Packet):
     """CONNACK (3.2). For MQTT 3.1.1 the reason code maps to and from the six return codes."""
@@ -320,7 +316,6 @@ def _encode_topic_name(topic: str) -> bytes:
     return encoded
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Publish(Packet):
     """PUBLISH (3.3). ``packet_id`` is None for QoS 0. An empty ``topic`` is valid only with a topic alias."""
@@ -493,7 +488,6 @@ def _new_publish(
 # ---------------------------------------------------------------------------------- PUBACK PUBREC PUBREL PUBCOMP
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class _Ack(Packet):
     """The four QoS acknowledgements share one layout: packet id, then (MQTT 5) reason code and properties."""
@@ -540,7 +534,6 @@ class _Ack(Packet):
         return cls(pid, reason, props)
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class PubAck(_Ack):
     """PUBACK (3.4): the end of a QoS 1 flow."""
@@ -549,7 +542,6 @@ class PubAck(_Ack):
     FIRST_BYTE: ClassVar[int] = 0x40
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class PubRec(_Ack):
     """PUBREC (3.5): QoS 2 part 1; a failure reason code ends the flow."""
@@ -558,7 +550,6 @@ class PubRec(_Ack):
     FIRST_BYTE: ClassVar[int] = 0x50
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class PubRel(_Ack):
     """PUBREL (3.6): QoS 2 part 2."""
@@ -567,7 +558,6 @@ class PubRel(_Ack):
     FIRST_BYTE: ClassVar[int] = 0x62
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class PubComp(_Ack):
     """PUBCOMP (3.7): QoS 2 part 3, the end of the flow."""
@@ -579,7 +569,6 @@ class PubComp(_Ack):
 # ---------------------------------------------------------------------------------------------- SUBSCRIBE / ACK
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """One topic filter of a SUBSCRIBE with its options (3.8.3.1)."""
@@ -601,7 +590,6 @@ class Subscription:
         )
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Subscribe(Packet):
     """SUBSCRIBE (3.8)."""
@@ -680,7 +668,6 @@ class Subscribe(Packet):
         return cls(pid, tuple(subs), props)
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class SubAck(Packet):
     """SUBACK (3.9): one reason code per topic filter, in order (3.1.1: granted QoS or 0x80)."""
@@ -721,7 +708,6 @@ class SubAck(Packet):
         return cls(pid, codes, props)
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Unsubscribe(Packet):
     """UNSUBSCRIBE (3.10)."""
@@ -766,7 +752,6 @@ class Unsubscribe(Packet):
         return cls(pid, tuple(filters), props)
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class UnsubAck(Packet):
     """UNSUBACK (3.11). MQTT 3.1.1 carries no reason codes: ``reason_codes`` is then empty."""
@@ -803,7 +788,6 @@ class UnsubAck(Packet):
 # ------------------------------------------------------------------------------------ PINGREQ PINGRESP DISCONNECT AUTH
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class PingReq(Packet):
     """PINGREQ (3.12)."""
@@ -819,7 +803,6 @@ class PingReq(Packet):
         return _PINGREQ
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class PingResp(Packet):
     """PINGRESP (3.13)."""
@@ -839,7 +822,6 @@ _PINGREQ = PingReq()
 _PINGRESP = PingResp()
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Disconnect(Packet):
     """DISCONNECT (3.14). In MQTT 3.1.1 it has no body and only the client sends it."""
@@ -872,7 +854,6 @@ class Disconnect(Packet):
         return cls(reason, props)
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Auth(Packet):
     """AUTH (3.15, MQTT 5.0 only): enhanced authentication exchange."""

@@ -8,12 +8,12 @@ repeat; their values are tuples (of ``(name, value)`` pairs and of ints). Every 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Generic, TypeVar, overload
 
 from mqttchat.protocol.constants import MAX_VARIABLE_INTEGER, PacketType
 from mqttchat.protocol.errors import LocalProtocolError, MalformedPacket, RemoteProtocolError
+from mqttchat.protocol.fastinit import dataclass
 from mqttchat.protocol.reason_codes import ReasonCode
 from mqttchat.protocol.wire import (
     decode_binary,

@@ -7,10 +7,9 @@ empty levels are legal. A topic starting with ``$`` is not matched by a filter s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mqttchat.protocol.constants import MAX_STRING_LENGTH
 from mqttchat.protocol.errors import LocalProtocolError
+from mqttchat.protocol.fastinit import dataclass
 from mqttchat.protocol.wire import check_text
 
 SHARE_PREFIX = "$share/"
