@@ -13,7 +13,12 @@ Rows (64-byte payloads, MQTT 5, every client tuned to keep up to 65,535 QoS 1/2 
 
 Every message carries its sequence number; a row fails when any message is missing, duplicated (QoS 0/2) or
 out of order. Each row prints messages per second and the client's CPU microseconds per message, best of
-``--rounds``, and the ratio mqttchat / gmqtt (above 1.00x: mqttchat is faster).
+``--rounds``, the ratio mqttchat / gmqtt of the rates (above 1.00x: mqttchat is faster) and of the CPU times
+(gmqtt's over mqttchat's: above 1.00x, mqttchat spends less).
+
+The CPU time is this process's, and the fixed peers do their I/O elsewhere: ``mosquitto_pub`` reads its lines
+from a file written before the clock starts and ``mosquitto_sub`` writes into a file that a thread here only
+measures now and then (a pipe read and written by threads of this process added their work to every client's).
 """
 
 from __future__ import annotations
@@ -25,14 +30,18 @@ import gc
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from benchmarks.peers import mosquitto
 
 PAYLOAD_PAD = b"x" * 56
+#: One received message as mosquitto_sub prints it: the 64-byte payload and a newline.
+LINE = 65
 
 
 def payload(seq: int) -> bytes:
@@ -71,70 +80,77 @@ def check_sequence(seqs: list[int], n: int, qos: int) -> str | None:
 
 
 class FixedSubscriber:
-    """mosquitto_sub printing one payload per line; it is ready once it has printed a probe message."""
+    """mosquitto_sub writing one payload per line into a file; it is ready once it has written a probe message.
+
+    The file (not a pipe read by a thread of this process) keeps the subscriber's output out of the CPU time of
+    the client under test: a thread here only looks at the file's size now and then.
+    """
 
     def __init__(self, port: int, topic: str, qos: int) -> None:
+        self._dir = tempfile.TemporaryDirectory()
+        self.path = Path(self._dir.name) / "received"
+        self._out = self.path.open("wb")
         self.proc = subprocess.Popen(
-            ["mosquitto_sub", "-p", str(port), "-t", topic, "-q", str(qos), "-V", "311"],
-            stdout=subprocess.PIPE,
-            bufsize=1 << 20,
+            ["mosquitto_sub", "-p", str(port), "-t", topic, "-q", str(qos), "-V", "311"], stdout=self._out
         )
         self.port = port
         self.topic = topic
-        self.lines: list[bytes] = []
         self.done = threading.Event()
-        self.expected = -1
-        self.first_line = threading.Event()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith(b"probe"):
-                self.first_line.set()
-                continue
-            self.lines.append(line)
-            if len(self.lines) == self.expected:
-                self.done.set()
+        self._ready_size = 0
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + 10
-        while not self.first_line.is_set():
+        while True:
             subprocess.run(["mosquitto_pub", "-p", str(self.port), "-t", self.topic, "-m", "probe"], check=True)
-            if self.first_line.wait(0.1):
-                return
+            probe_deadline = time.monotonic() + 0.1
+            while time.monotonic() < probe_deadline:
+                if b"probe" in self.path.read_bytes():
+                    self._ready_size = self.path.stat().st_size
+                    return
+                time.sleep(0.005)
             if time.monotonic() > deadline:
                 raise TimeoutError("mosquitto_sub never became ready")
 
     def expect(self, n: int) -> None:
-        self.expected = n
-        if len(self.lines) >= n:
-            self.done.set()
+        """Watch the file from a thread until ``n`` lines of LINE bytes arrived (then :attr:`done` is set)."""
+        wanted = self._ready_size + n * LINE
+
+        def watch() -> None:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if self.path.stat().st_size >= wanted and len(self.lines()) >= n:
+                    self.done.set()
+                    return
+                time.sleep(0.005)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    def lines(self) -> list[bytes]:
+        return [line for line in self.path.read_bytes().splitlines() if not line.startswith(b"probe")]
 
     def seqs(self) -> list[int]:
-        return [int(line[:8]) for line in self.lines]
+        return [int(line[:8]) for line in self.lines()]
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(5)
+        self._out.close()
+        self._dir.cleanup()
 
 
-def fixed_publish(port: int, topic: str, qos: int, n: int) -> subprocess.Popen[bytes]:
-    """mosquitto_pub -l publishing ``n`` lines from stdin (written from a thread)."""
-    proc = subprocess.Popen(
-        ["mosquitto_pub", "-p", str(port), "-t", topic, "-q", str(qos), "-V", "311", "-l"],
-        stdin=subprocess.PIPE,
-    )
+def fixed_publish(port: int, topic: str, qos: int, source: Path) -> subprocess.Popen[bytes]:
+    """mosquitto_pub -l publishing each line of ``source`` (a file: nothing of this process feeds it)."""
+    with source.open("rb") as stdin:
+        return subprocess.Popen(
+            ["mosquitto_pub", "-p", str(port), "-t", topic, "-q", str(qos), "-V", "311", "-l"], stdin=stdin
+        )
 
-    def feed() -> None:
-        assert proc.stdin is not None
-        data = b"".join(payload(i) + b"\n" for i in range(n))
-        proc.stdin.write(data)
-        proc.stdin.close()
 
-    threading.Thread(target=feed, daemon=True).start()
-    return proc
+def payload_file(directory: str, n: int) -> Path:
+    path = Path(directory) / f"payloads-{n}"
+    if not path.exists():
+        path.write_bytes(b"".join(payload(i) + b"\n" for i in range(n)))
+    return path
 
 
 # --------------------------------------------------------------------------------------------------- clients
@@ -280,6 +296,9 @@ class PahoBench(Bench):
 
 # --------------------------------------------------------------------------------------------------- rows
 
+#: The fixed publisher's input files, written once per message count before any timing.
+PAYLOAD_DIR = tempfile.TemporaryDirectory()
+
 
 async def run_publish(bench: Bench, port: int, qos: int, n: int, tag: str) -> Result:
     topic = f"bench/{tag}/pub"
@@ -294,7 +313,7 @@ async def run_publish(bench: Bench, port: int, qos: int, n: int, tag: str) -> Re
         cpu = time.process_time() - cpu0
         arrived = await asyncio.to_thread(sub.done.wait, 60)
         elapsed = time.perf_counter() - t0
-        problem = None if arrived else f"subscriber got {len(sub.lines)} of {n}"
+        problem = None if arrived else f"subscriber got {len(sub.lines())} of {n}"
         problem = problem or check_sequence(sub.seqs(), n, qos)
         return Result(elapsed, cpu, n, problem)
     finally:
@@ -311,11 +330,13 @@ async def run_receive(bench: Bench, port: int, qos: int, n: int, tag: str) -> Re
     def on_ready() -> None:
         loop.call_soon_threadsafe(ready.set)
 
+    source = payload_file(PAYLOAD_DIR.name, n)
+
     async def start_publisher() -> None:
         await ready.wait()
         times["cpu0"] = time.process_time()
         times["t0"] = time.perf_counter()
-        proc.append(fixed_publish(port, topic, qos, n))
+        proc.append(fixed_publish(port, topic, qos, source))
 
     gc.collect()
     starter = asyncio.create_task(start_publisher())
@@ -385,6 +406,8 @@ def main() -> int:
             header += f" {'vs gmqtt':>9}"
         if any(b.name == "paho-mqtt" for b in benches):
             header += f" {'vs paho':>8}"
+        if any(b.name == "gmqtt" for b in benches):
+            header += f" {'CPU vs gmqtt':>13}"
         print(header)
         print("-" * len(header))
         for kind, qos, count in ROWS:
@@ -406,9 +429,14 @@ def main() -> int:
                 if theirs is not None:
                     ratio = ours.rate / theirs.rate if theirs.rate and not ours.problem and not theirs.problem else 0
                     line += f" {ratio:>8.2f}x"
+            theirs = results.get(("gmqtt", kind, qos))
+            if theirs is not None:
+                ratio = theirs.cpu / ours.cpu if ours.cpu and not ours.problem and not theirs.problem else 0
+                line += f" {ratio:>12.2f}x"
             print(line, flush=True)
     print()
-    print("ratios are mqttchat msg/s divided by the peer's (above 1.00x: mqttchat is faster)")
+    print("ratios are mqttchat msg/s divided by the peer's (above 1.00x: mqttchat is faster); CPU vs gmqtt is")
+    print("gmqtt's CPU time per message divided by mqttchat's (above 1.00x: mqttchat uses less)")
     return 1 if failed else 0
 
 
