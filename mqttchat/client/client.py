@@ -332,7 +332,8 @@ class MQTTClient:
         self._write_paused = False
         self._reading_paused = False
         try:
-            self._link = await open_link(self.options.target, self.options.tls, self, self.options.connect_timeout)
+            o = self.options
+            self._link = await open_link(o.target, o.tls, self, o.connect_timeout, o.proxy)
         except ConnectError as exc:
             self._lost = None
             self._connack = None  # nobody waits for it: a link that failed while opening must not set it

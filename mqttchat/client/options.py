@@ -6,6 +6,7 @@ from dataclasses import field, replace
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from mqttchat.client.proxy import ProxyOptions
 from mqttchat.protocol import ProtocolVersion, Will
 from mqttchat.protocol.fastinit import dataclass
 
@@ -149,6 +150,9 @@ class ClientOptions:
     #: MQTT 3.1.1, which has no way to announce one (20 is mosquitto's default max_inflight_messages).
     max_inflight: int | None = None
     tls: TLSOptions | None = None
+    #: Reach the broker through this SOCKS5 or HTTP CONNECT proxy (None: directly). The library reads no
+    #: environment variables: :func:`mqttchat.client.proxy.proxy_from_environment` does, for the CLI and the app.
+    proxy: ProxyOptions | None = None
     connect_timeout: float = 10.0
     #: Reconnect automatically after a connection, once established, is lost.
     reconnect: bool = True

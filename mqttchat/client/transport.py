@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Protocol
 
 from mqttchat.client.errors import (
@@ -22,6 +23,7 @@ from mqttchat.client.errors import (
     WebSocketError,
 )
 from mqttchat.client.options import Target, TLSOptions
+from mqttchat.client.proxy import ProxyError, ProxyOptions, open_tunnel
 
 
 class LinkSink(Protocol):
@@ -198,8 +200,10 @@ def make_ssl_context(options: TLSOptions | None) -> ssl.SSLContext:
     return context
 
 
-async def open_link(target: Target, tls: TLSOptions | None, sink: LinkSink, timeout: float) -> Link:
-    """Connect to ``target`` and return the open link (WebSocket upgrade done).
+async def open_link(
+    target: Target, tls: TLSOptions | None, sink: LinkSink, timeout: float, proxy: ProxyOptions | None = None
+) -> Link:
+    """Connect to ``target`` (through ``proxy`` when given) and return the open link (WebSocket upgrade done).
 
     Raises:
         ConnectError: HostNotFound, ConnectionRefused, TLSError, WebSocketError, ConnectTimeout, with a message
@@ -208,28 +212,33 @@ async def open_link(target: Target, tls: TLSOptions | None, sink: LinkSink, time
     loop = asyncio.get_running_loop()
     context = make_ssl_context(tls) if target.tls else None
     server_hostname = (tls.server_hostname if tls and tls.server_hostname else target.host) if context else None
-    where = target.url
-    protocol: _StreamProtocol
+    where = target.url + (f" through {proxy}" if proxy is not None else "")
     try:
         async with asyncio.timeout(timeout):
-            if target.websocket:
-                transport, protocol = await loop.create_connection(
-                    lambda: _WebSocketProtocol(sink, target),
-                    target.host,
-                    target.port,
-                    ssl=context,
-                    server_hostname=server_hostname,
+            # Through a proxy: the tunnel's socket, on which TLS and the WebSocket upgrade run as they would direct.
+            sock = await open_tunnel(proxy, target.host, target.port) if proxy is not None else None
+
+            async def connect(
+                factory: Callable[[], _StreamProtocol],
+            ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+                if sock is not None:
+                    return await loop.create_connection(
+                        factory, sock=sock, ssl=context, server_hostname=server_hostname
+                    )
+                return await loop.create_connection(
+                    factory, target.host, target.port, ssl=context, server_hostname=server_hostname
                 )
-                assert isinstance(protocol, _WebSocketProtocol)
+
+            if target.websocket:
+                transport, made = await connect(lambda: _WebSocketProtocol(sink, target))
+                assert isinstance(made, _WebSocketProtocol)
                 try:
-                    await protocol.handshake
+                    await made.handshake
                 except BaseException:
                     transport.abort()
                     raise
-                return WebSocketLink(transport, protocol, where)
-            transport, protocol = await loop.create_connection(
-                lambda: _StreamProtocol(sink), target.host, target.port, ssl=context, server_hostname=server_hostname
-            )
+                return WebSocketLink(transport, made, where)
+            transport, _ = await connect(lambda: _StreamProtocol(sink))
             return Link(transport, where)
     except TimeoutError:
         if target.websocket:
@@ -237,6 +246,8 @@ async def open_link(target: Target, tls: TLSOptions | None, sink: LinkSink, time
                 f"{where} did not complete the WebSocket upgrade within {timeout:g} s: is it a WebSocket listener?"
             ) from None
         raise ConnectTimeout(f"{where} did not answer within {timeout:g} s") from None
+    except ProxyError:
+        raise
     except socket.gaierror as exc:
         raise HostNotFound(f"cannot resolve host {target.host!r}: {exc.strerror}") from None
     except ConnectionRefusedError:
@@ -244,7 +255,7 @@ async def open_link(target: Target, tls: TLSOptions | None, sink: LinkSink, time
             f"connection refused by {target.host}:{target.port}: is a broker running there?"
         ) from None
     except ssl.SSLCertVerificationError as exc:
-        subject = await _peer_certificate_subject(target, server_hostname)
+        subject = await _peer_certificate_subject(target, server_hostname) if proxy is None else None
         reason = exc.verify_message or str(exc.reason)
         about = f" (certificate subject: {subject})" if subject else ""
         raise TLSError(f"TLS verification of {where} failed: {reason}{about}", reason, subject) from None

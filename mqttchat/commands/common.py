@@ -12,7 +12,8 @@ from dataclasses import replace
 from typing import Any
 
 from mqttchat.client import ClientError, ClientOptions, MQTTClient, TLSOptions, parse_url
-from mqttchat.client.options import DEFAULT_MAX_PACKET_SIZE
+from mqttchat.client.options import DEFAULT_MAX_PACKET_SIZE, Target
+from mqttchat.client.proxy import ProxyOptions
 from mqttchat.protocol import MAX_PACKET_SIZE, MQTTError, Properties, Will
 from mqttchat.protocol.properties import PROPERTY_SPECS, PropertyType
 from mqttchat.untrusted import printable
@@ -93,6 +94,14 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--tls", action="store_true", help="use TLS with the system trust store")
     t.add_argument("--tls-servername", help="name for SNI and certificate checks (default: the host)")
     t.add_argument("--tls-alpn", help="ALPN protocol to offer")
+    x = parser.add_argument_group("proxy")
+    x.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="reach the broker through a proxy: socks5://[user:pw@]host[:port] (the proxy resolves the broker's "
+        "name), socks5h://..., or http://[user:pw@]host[:port] (HTTP CONNECT); 'none' for a direct connection. "
+        "Default: ALL_PROXY, and for ws:// and wss:// HTTP_PROXY and HTTPS_PROXY, less the hosts in NO_PROXY",
+    )
     w = parser.add_argument_group("will")
     w.add_argument("--will-topic", help="topic of the will message")
     w.add_argument("--will-payload", default="", help="payload of the will message")
@@ -198,6 +207,7 @@ def client_options(
     if target.tls:
         alpn = (args.tls_alpn,) if args.tls_alpn else ()
         tls = TLSOptions(args.cafile, args.cert, args.key, args.keypass, args.insecure, args.tls_servername, alpn)
+    proxy = proxy_option(getattr(args, "proxy", None), target)
     will = None
     if args.will_topic:
         will = Will(
@@ -234,9 +244,22 @@ def client_options(
         request_problem_information=connect_props.request_problem_information != 0,
         user_properties=connect_props.user_property,
         tls=tls,
+        proxy=proxy,
         reconnect=False,
     )
     return options, props
+
+
+def proxy_option(given: str | None, target: Target) -> ProxyOptions | None:
+    """The proxy from ``--proxy URL`` (``none``: direct), else from the environment, for ``target``."""
+    from mqttchat.client.proxy import parse_proxy_url, proxy_from_environment
+
+    try:
+        if given is not None:
+            return None if given.strip().lower() in ("none", "direct", "") else parse_proxy_url(given)
+        return proxy_from_environment(target.host, target.port, tls=target.tls, websocket=target.websocket)
+    except ValueError as exc:
+        raise CommandError(f"--proxy: {exc}" if given is not None else str(exc)) from None
 
 
 def max_packet_size_option(
