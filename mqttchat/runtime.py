@@ -32,8 +32,11 @@ from mqttchat.client import (
 )
 from mqttchat.client.errors import InvalidConnack, TLSError
 from mqttchat.config import data_dir, install_id
+from mqttchat.explorer.charts import Charts
+from mqttchat.explorer.decoders import DecodeResult, DecoderRule, PayloadDecoders
 from mqttchat.explorer.recording import Recorder
-from mqttchat.explorer.tree import TopicFilter, TopicTree
+from mqttchat.explorer.sparkplug_view import place as sparkplug_place
+from mqttchat.explorer.tree import Entry, TopicFilter, TopicNode, TopicTree
 from mqttchat.hosting import LOCAL_RECONNECT_MAX_DELAY, EmbeddedHost, Peer, embedded_store_path, watch_for_take_over
 from mqttchat.protocol import MQTTError, Packet, ReasonCode, RetainHandling, Subscription
 from mqttchat.untrusted import loggable, printable
@@ -147,6 +150,8 @@ class Runtime:
     #: The saved profile these options came from: a fallback to MQTT 3.1.1 is remembered there, and the
     #: connection screen starts from it.
     profile_name: str | None = None
+    #: How payloads are decoded per topic filter (the settings' ``[[decoders]]``).
+    decoder_rules: tuple[DecoderRule, ...] = ()
 
     def __post_init__(self) -> None:
         #: The embedded broker this instance hosts (or may take over hosting), for the local default target.
@@ -155,6 +160,9 @@ class Runtime:
             # A take-over by another local instance is found within seconds, not after a 30 s back-off.
             delay = min(self.options.reconnect_max_delay, LOCAL_RECONNECT_MAX_DELAY)
             self.options = replace(self.options, reconnect_max_delay=delay)
+        #: Payload decoders (decoding is lazy: at ingest only Sparkplug B state is kept) and the charts.
+        self.decoders = PayloadDecoders(self.decoder_rules)
+        self.charts = Charts()
         self.client = MQTTClient(self.options)
         self.client.add_message_handler(self._on_message)
         self.client.add_trace_hook(self._on_packet)
@@ -203,10 +211,60 @@ class Runtime:
             recorder.offer(message)
         if message.topic.startswith("$SYS/broker/"):
             self.sys_stats[message.topic[len("$SYS/broker/") :]] = message.payload.decode(errors="replace")
+        topic = message.topic
+        observation = (
+            self.decoders.observe(topic, message.payload, message.received_at) if topic.startswith("spBv1.0/") else None
+        )
+        if topic in self.charts.topics:
+            self.charts.offer(topic, message.payload, message.properties.content_type, observation, message.received_at)
         self.tree.ingest(
-            message.topic, message.payload, message.qos, message.retain, message.dup, message.properties,
-            message.received_at,
+            topic, message.payload, message.qos, message.retain, message.dup, message.properties,
+            message.received_at, observation,
         )  # fmt: skip
+
+    def decode(self, topic: str, entry: Entry) -> DecodeResult:
+        """A message of the tree decoded (cached), with the Sparkplug aliases of its time."""
+        return self.decoders.decode(
+            topic, entry.payload, content_type=entry.properties.content_type, observation=entry.observation
+        )
+
+    def value_line(self, node: TopicNode, width: int) -> str:
+        """The tree's value column: the latest payload decoded, in one line of at most width characters; on a
+        Sparkplug B topic, the state of its edge node or device first."""
+        entry = node.last
+        if entry is None or width <= 0:
+            return ""
+        prefix = ""
+        if node.topic.startswith("spBv1.0/"):
+            where = sparkplug_place(self.decoders.sparkplug, node.topic)
+            word = where.word() if where is not None else ""
+            prefix = f"{word} · " if word else ""
+        if len(prefix) >= width:
+            prefix = ""
+        return prefix + self.decode(node.topic, entry).summary(width - len(prefix))
+
+    def choose_decoder(self, rule: DecoderRule | None, topic_filter: str) -> str:
+        """Decode what matches topic_filter with rule from now on (None: automatically again), and remember it in
+        the settings. What happened, in words.
+
+        Raises:
+            ValueError: the rule is not valid, or the settings cannot be read or written (the message says why;
+                the choice holds for this run all the same).
+        """
+        from mqttchat.config import ConfigError, load_settings, save_settings, settings_path
+
+        if rule is None:
+            forgot = self.decoders.forget(topic_filter)
+            said = f"{topic_filter}: decoded automatically" + ("" if forgot else " (it was)")
+        else:
+            self.decoders.choose(rule)
+            said = f"{topic_filter}: decoded as {rule.decoder}"
+        try:
+            settings = load_settings()
+            save_settings(replace(settings, decoders=tuple(self.decoders.rules)))
+        except (ConfigError, OSError, ValueError) as exc:
+            raise ValueError(f"{said} for now; not remembered in {settings_path()}: {exc}") from None
+        return f"{said} (remembered in {settings_path()})"
 
     def _on_packet(self, direction: str, packet: Packet, size: int) -> None:
         self.trace_total += 1

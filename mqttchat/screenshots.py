@@ -55,6 +55,61 @@ def sample_tree() -> TopicTree:
     return tree
 
 
+def sample_plant(runtime: Runtime) -> None:
+    """A Sparkplug B edge node with two devices (births, data by alias, a device that died), a CBOR charger and a
+    gzip'd JSON inverter, fed through the runtime as the broker would deliver them (so that the Sparkplug state
+    is kept)."""
+    import gzip
+    import json
+
+    import cbor2
+
+    from mqttchat.client import Message
+    from mqttchat.explorer.decoders.sparkplug import BDSEQ, REBIRTH, DataType, SparkplugMetric, encode_payload
+
+    t = NOW - 60
+    ms = int(t * 1000)
+    seq = iter(range(256))
+
+    def deliver(topic: str, payload: bytes, at: float, properties: Properties | None = None) -> None:
+        runtime._on_message(Message(topic, payload, 0, False, False, properties or Properties(), at))
+
+    node = [
+        SparkplugMetric(BDSEQ, DataType.Int64, 3, timestamp=ms),
+        SparkplugMetric(REBIRTH, DataType.Boolean, False, timestamp=ms),
+        SparkplugMetric("Properties/Firmware", DataType.String, "2.4.1", alias=1, timestamp=ms),
+        SparkplugMetric("Uptime", DataType.Int64, 0, alias=2, timestamp=ms),
+    ]
+    deliver("spBv1.0/Plant1/NBIRTH/Line3", encode_payload(node, timestamp=ms, seq=next(seq)), t)
+    pump = [
+        SparkplugMetric("Speed", DataType.Float, 1450.0, alias=10, timestamp=ms,
+                        properties={"engUnit": (DataType.String, "rpm")}),
+        SparkplugMetric("Running", DataType.Boolean, True, alias=11, timestamp=ms),
+        SparkplugMetric("Pressure", DataType.Double, 3.2, alias=12, timestamp=ms,
+                        properties={"engUnit": (DataType.String, "bar")}),
+        SparkplugMetric("Flow", DataType.Int32, 120, alias=13, timestamp=ms),
+    ]  # fmt: skip
+    deliver("spBv1.0/Plant1/DBIRTH/Line3/Pump1", encode_payload(pump, timestamp=ms, seq=next(seq)), t + 0.1)
+    tank = [SparkplugMetric("Level", DataType.Float, 62.0, alias=20, timestamp=ms)]
+    deliver("spBv1.0/Plant1/DBIRTH/Line3/Tank1", encode_payload(tank, timestamp=ms, seq=next(seq)), t + 0.2)
+    for i in range(12):
+        at = t + 2 + i * 4
+        stamp = int(at * 1000)
+        data = [
+            SparkplugMetric(None, DataType.Float, 1450.0 + (i % 5) * 9.5 - (i % 3) * 4, alias=10, timestamp=stamp),
+            SparkplugMetric(None, DataType.Double, round(3.1 + (i % 4) * 0.05, 3), alias=12, timestamp=stamp),
+        ]
+        deliver("spBv1.0/Plant1/DDATA/Line3/Pump1", encode_payload(data, timestamp=int(at * 1000), seq=next(seq)), at)
+        if i == 8:
+            deliver("spBv1.0/Plant1/DDEATH/Line3/Tank1", encode_payload([], seq=next(seq)), at + 0.5)
+    charger = {"state": "charging", "power_kw": 7.2, "energy_kwh": 12.45, "phases": [230.1, 229.8, 231.0]}
+    deliver("house/garage/ev-charger", cbor2.dumps(charger), t + 20,
+            Properties(content_type="application/cbor"))  # fmt: skip
+    for i in range(6):
+        document = {"power_w": 2100 + i * 35, "voltage": 231.5, "yield_kwh": 8.1 + i * 0.01}
+        deliver("house/solar/inverter", gzip.compress(json.dumps(document).encode(), mtime=0), t + 30 + i * 5)
+
+
 def sample_trace() -> list[TraceRecord]:
     return [
         TraceRecord(NOW - 3, "out", Connect("snapshot", keep_alive=30), 22),
@@ -143,11 +198,15 @@ def sample_chat(runtime: Runtime) -> Any:
     return chat
 
 
-def make_app(tree: TopicTree | None = None, view: str = "explorer") -> Any:
+def make_app(tree: TopicTree | None = None, view: str = "explorer", plant: bool = False) -> Any:
+    """The app on sample data, as if connected; ``plant``: with the Sparkplug, CBOR and gzip devices of
+    :func:`sample_plant` too."""
     from mqttchat.ui.app import MQTTChatApp
 
     options = ClientOptions(parse_url("mqtt://127.0.0.1:1883"), client_id="snapshot")
     runtime = Runtime(options, tree=tree or sample_tree())
+    if plant:
+        sample_plant(runtime)
     runtime.trace.extend(sample_trace())
     runtime.trace_total = len(runtime.trace)
     # What a CONNACK from the embedded broker says, and its $SYS figures, as if connected.

@@ -172,7 +172,12 @@ def main(argv: Sequence[str]) -> int:
             topics = ((f"{chat_protocol.PREFIX}/#", 0),)  # the explorer shows the chat's topics
     profile_name = profile.name if profile is not None else None
     runtime = Runtime(
-        options, topics, embed_broker=not args.no_embedded_broker, profile_name=profile_name, **chat_settings
+        options,
+        topics,
+        embed_broker=not args.no_embedded_broker,
+        profile_name=profile_name,
+        decoder_rules=settings.decoders,
+        **chat_settings,
     )
     MQTTChatApp(runtime, demo=demo, view="chat" if chat else "explorer").run()
     return 0

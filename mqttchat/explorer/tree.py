@@ -19,8 +19,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 from mqttchat.protocol import EMPTY_PROPERTIES, Properties, matches, topic_filter_problem
+
+if TYPE_CHECKING:
+    from mqttchat.explorer.decoders.sparkplug.state import SparkplugObservation
 
 DEFAULT_HISTORY_PER_TOPIC = 100
 DEFAULT_HISTORY_BUDGET = 64 * 1024 * 1024
@@ -48,6 +52,8 @@ class Entry:
     properties: Properties
     received_at: float
     alive: bool = True
+    #: What the payload decoders learnt when it arrived (a Sparkplug B message's aliases), or None.
+    observation: SparkplugObservation | None = None
 
     @property
     def truncated(self) -> bool:
@@ -271,14 +277,16 @@ class TopicTree:
         dup: bool = False,
         properties: Properties = EMPTY_PROPERTIES,
         received_at: float = 0.0,
+        observation: SparkplugObservation | None = None,
     ) -> TopicNode:
-        """Record one message. O(levels); the payload is kept by reference (no copy)."""
+        """Record one message. O(levels); the payload is kept by reference (no copy). ``observation`` is kept with
+        it for its decoding (:meth:`mqttchat.explorer.decoders.PayloadDecoders.observe`)."""
         node = self._node(topic)
         stats = self.stats
         size = len(payload)
         stats.messages += 1
         stats.bytes += size
-        entry = Entry(payload, size, qos, retain, dup, properties, received_at)
+        entry = Entry(payload, size, qos, retain, dup, properties, received_at, True, observation)
         first = node.messages == 0
         node.messages += 1
         node.last = entry
@@ -293,7 +301,17 @@ class TopicTree:
         if self.history_per_topic > 0:
             kept = entry
             if size > self.history_payload_limit:
-                kept = Entry(payload[: self.history_payload_limit], size, qos, retain, dup, properties, received_at)
+                kept = Entry(
+                    payload[: self.history_payload_limit],
+                    size,
+                    qos,
+                    retain,
+                    dup,
+                    properties,
+                    received_at,
+                    True,
+                    observation,
+                )
                 stats.truncated += 1
             ring = node.history
             if ring is None:

@@ -260,7 +260,7 @@ class MQTTChatApp(App[None]):
         await old.stop()
         self.runtime = Runtime(options, subscriptions, embed_broker=old.embed_broker, chat_nick=old.chat_nick,
                                chat_rooms=old.chat_rooms, chat_session_expiry=old.chat_session_expiry,
-                               profile_name=profile_name)  # fmt: skip
+                               profile_name=profile_name, decoder_rules=tuple(old.decoders.rules))  # fmt: skip
         self.runtime.notice = self._notice
         old_modes = [self._mode(view) for view in ("explorer", "chat")]
         self._generation += 1

@@ -333,3 +333,30 @@ def test_host_quit_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_sparkplug_device(snap_compare: Any, size: tuple[int, int]) -> None:
+    """spBv1.0/Plant1/DDATA/Line3/Pump1: the edge node and the device online (born, bdSeq, seq, metrics, checks),
+    the Decode as, Rebirth and Write metric buttons, and the metrics decoded by alias; the tree's value column
+    shows "online ·" and the metrics."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot)
+        pilot.app.screen.query_one("TopicTreeView").select_topic("spBv1.0/Plant1/DDATA/Line3/Pump1")  # type: ignore[attr-defined]
+        await setup(pilot)
+
+    assert snap_compare(make_app(plant=True), terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_decode_as_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
+    """ "Decode as…" on house/garage/ev-charger (CBOR): the filter, the decoders that decode it first with their
+    previews (hex, cbor...), then the others, the chain, and the preview of the one highlighted."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot)
+        pilot.app.screen.query_one("TopicTreeView").select_topic("house/garage/ev-charger")  # type: ignore[attr-defined]
+        await setup(pilot, "d")
+
+    assert snap_compare(make_app(plant=True), terminal_size=size, run_before=run_before)

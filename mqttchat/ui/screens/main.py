@@ -65,6 +65,7 @@ class MainScreen(Screen[None]):
         Binding("k", "show_tab('packets')", "Packets", show=False),
         Binding("b", "show_tab('broker')", "Broker", show=False),
         Binding("escape", "focus_tree", "Tree", show=False),
+        Binding("d", "decode_as", "Decode as", show=False),
         Binding("c", "connections", "Connect"),
         Binding("ctrl+t", "app.show_view('chat')", "Chat"),
     ]
@@ -82,10 +83,10 @@ class MainScreen(Screen[None]):
             with Vertical(id="left"):
                 yield Input(placeholder="/ filter: a/+/b, /regex/", id="tree-filter")
                 yield Static("", id="tree-filter-error")
-                yield TopicTreeView(self.runtime.tree, id="tree")
+                yield TopicTreeView(self.runtime.tree, values=self.runtime.value_line, id="tree")
             with ExplorerTabs(id="tabs", initial="message"):
                 with TabPane("Message", id="message"):
-                    yield MessageView(id="message-view")
+                    yield MessageView(self.runtime, id="message-view")
                 with TabPane("History", id="history"):
                     yield HistoryView(id="history-view")
                 with TabPane("Publish", id="publish"):
@@ -213,6 +214,83 @@ class MainScreen(Screen[None]):
                 notify_text(self.app, f"no topic {topic!r} has been seen", severity="warning")
 
         self.app.push_screen(PathDialog("Jump to topic", ""), go)
+
+    # ------------------------------------------------------------------------------------------ decoders
+
+    def action_decode_as(self, topic: str | None = None) -> None:
+        """Choose how the selected topic's payloads (or a filter's) are decoded."""
+        from mqttchat.ui.screens.decode_as import DecodeAsDialog
+
+        if topic is None:
+            node = self.query_one(TopicTreeView).highlighted
+            topic = node.topic if node is not None else None
+        node = self.runtime.tree.get(topic) if topic is not None else None
+        if node is None or node.last is None:
+            self.notify("select a topic with a message to choose its decoder", severity="warning")
+            return
+        self.app.push_screen(DecodeAsDialog(node.topic, node.last, self.runtime.decoders), self._decoder_chosen)
+
+    @on(MessageView.DecodeAsRequested)
+    def _decode_as_requested(self, event: MessageView.DecodeAsRequested) -> None:
+        self.action_decode_as(event.topic)
+
+    def _decoder_chosen(self, choice: Any) -> None:
+        if choice is None:
+            return
+        try:
+            said = self.runtime.choose_decoder(choice.rule, choice.topic_filter)
+        except ValueError as exc:
+            notify_text(self.app, str(exc), severity="warning", timeout=10)
+        else:
+            notify_text(self.app, said)
+        self.query_one(TopicTreeView).refresh()
+        self.query_one(MessageView).show(self.query_one(TopicTreeView).highlighted)
+
+    @on(MessageView.RebirthRequested)
+    def _rebirth(self, event: MessageView.RebirthRequested) -> None:
+        from mqttchat.explorer.decoders.sparkplug import rebirth_request
+
+        try:
+            topic, payload = rebirth_request(event.group, event.edge_node)
+        except ValueError as exc:
+            notify_text(self.app, f"cannot ask for a rebirth: {exc}", severity="error")
+            return
+        self.send_command(topic, payload, f"asked {event.group}/{event.edge_node} for a rebirth (NCMD)")
+
+    @on(MessageView.WriteRequested)
+    def _write_metric(self, event: MessageView.WriteRequested) -> None:
+        from mqttchat.explorer.decoders.sparkplug import write_metric
+        from mqttchat.explorer.sparkplug_view import place
+        from mqttchat.ui.screens.sparkplug_write import MetricWrite, WriteMetricDialog
+
+        where = place(self.runtime.decoders.sparkplug, event.topic)
+        if where is None or where.is_host:
+            return
+        target = f"{where.group}/{where.edge_node}" + (f"/{where.device_id}" if where.device_id else "")
+
+        def chosen(write: MetricWrite | None) -> None:
+            if write is None:
+                return
+            try:
+                topic, payload = write_metric(where.group, where.edge_node, write.name, write.value, write.datatype,
+                                              where.device_id, alias=where.alias_of(write.name))  # fmt: skip
+            except ValueError as exc:
+                notify_text(self.app, f"cannot write {write.name}: {exc}", severity="error")
+                return
+            kind = "DCMD" if where.device_id else "NCMD"
+            self.send_command(topic, payload, f"wrote {write.name} = {write.value!r} to {target} ({kind})")
+
+        self.app.push_screen(WriteMetricDialog(target, where.metric_names()), chosen)
+
+    @work(group="sparkplug", exit_on_error=False)
+    async def send_command(self, topic: str, payload: bytes, said: str) -> None:
+        """Publish a Sparkplug command (QoS 0, not retained, as the specification wants) and say so."""
+        try:
+            await self.runtime.client.publish(topic, payload, 0, False)
+        except Exception as exc:  # not connected: a message, never a traceback
+            notify_text(self.app, f"not sent: {exc}", severity="error")
+            return
+        notify_text(self.app, said)
 
     # ------------------------------------------------------------------------------------------ publishing
 

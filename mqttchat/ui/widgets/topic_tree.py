@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -43,6 +43,11 @@ FLASH_SECONDS = 1.0
 
 #: Seconds the row builder may run at a time before the event loop gets its turn back.
 BUILD_SLICE = 0.01
+
+
+def _raw_value(node: TopicNode, width: int) -> str:
+    """The latest payload as it is (text, compact JSON, or hex)."""
+    return preview(node.last.payload, width) if node.last is not None else ""
 
 
 class TopicTreeView(ScrollView, can_focus=True):
@@ -101,9 +106,19 @@ class TopicTreeView(ScrollView, can_focus=True):
 
     order: reactive[SortOrder] = reactive(SortOrder.NAME)
 
-    def __init__(self, tree: TopicTree, *, name: str | None = None, id: str | None = None) -> None:
+    def __init__(
+        self,
+        tree: TopicTree,
+        *,
+        values: Callable[[TopicNode, int], str] | None = None,
+        name: str | None = None,
+        id: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id)
         self.model = tree
+        #: The value column's text for a node in at most so many cells (its latest payload decoded); it may come
+        #: from the network: it is shown through printable().
+        self.values = values or _raw_value
         self.expanded: set[str] = set()
         self.rows: list[TopicNode] = []
         self.cursor = 0
@@ -302,7 +317,7 @@ class TopicTreeView(ScrollView, can_focus=True):
             used = sum(segment.cell_length for segment in segments)
             room = self.size.width - used - cell_len(age)
             if room >= MIN_PREVIEW + 3:  # "= " + preview + " "
-                shown = set_cell_size(f"= {printable(preview(node.last.payload, room - 3))}", room)
+                shown = set_cell_size(f"= {printable(self.values(node, room - 3))}", room)
                 segments.append(Segment(shown, self._fg("topic-tree--preview", row)))
             elif room > 0:
                 segments.append(Segment(" " * room, row))

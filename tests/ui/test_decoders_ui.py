@@ -1,0 +1,325 @@
+"""The decoders in the explorer: decoded payloads in the Message tab and the tree's value column, "decode as…"
+(remembered in the settings), Sparkplug B state with the rebirth and write actions, hostile metric names.
+
+Every interaction is reached with Tab and Enter from the tree, and tried in an 80x24 terminal too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from collections.abc import Callable
+from typing import Any
+
+import cbor2
+import pytest
+from textual.widgets import Button, Input, OptionList
+
+from mqttchat.broker.server import Broker
+from mqttchat.client import ClientOptions, Message, MQTTClient, parse_url
+from mqttchat.config import settings_path
+from mqttchat.explorer.decoders import DecodeContext, DecoderRule
+from mqttchat.explorer.decoders.sparkplug import (
+    BDSEQ,
+    REBIRTH,
+    DataType,
+    SparkplugMetric,
+    decode_payload,
+    encode_payload,
+)
+from mqttchat.explorer.tree import TopicTree
+from mqttchat.runtime import Runtime
+from mqttchat.ui.app import MQTTChatApp
+from mqttchat.ui.screens.decode_as import DecodeAsDialog
+from mqttchat.ui.screens.sparkplug_write import WriteMetricDialog
+from mqttchat.ui.widgets.message_view import MessageView
+from mqttchat.ui.widgets.topic_tree import TopicTreeView
+from tests.ui.conftest import NOW, freeze, make_app, text_of
+from tests.ui.test_hostile_text import CLICK, HOSTILE, check_screen
+
+SIZES = pytest.mark.parametrize("size", [(120, 36), (80, 24)], ids=lambda size: f"{size[0]}x{size[1]}")
+
+READING = {"temp": 21.5, "hum": 40, "ok": True}
+
+
+def lab_tree() -> TopicTree:
+    """A CBOR reading sent without a content type: automatic decoding shows it as binary."""
+    tree = TopicTree()
+    tree.ingest("lab/bench/cbor", cbor2.dumps(READING), received_at=NOW - 10)
+    tree.ingest("lab/bench/text", b"plain words", received_at=NOW - 5)
+    return tree
+
+
+async def wait_until(pilot: Any, condition: Callable[[], object], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await pilot.pause(0.02)
+
+
+async def settle(pilot: Any) -> None:
+    freeze(pilot.app)
+    pilot.app.flush()
+    await pilot.pause()
+
+
+async def tab_to(pilot: Any, widget_id: str, limit: int = 30) -> None:
+    """Press Tab until the widget with this id has the focus."""
+    for _ in range(limit):
+        focused = pilot.app.focused
+        if focused is not None and focused.id == widget_id:
+            return
+        await pilot.press("tab")
+    raise AssertionError(f"#{widget_id} is not reachable with Tab (focus on {pilot.app.focused!r})")
+
+
+def payload_text(app: Any) -> str:
+    return text_of(app.screen.query_one(MessageView).query_one("#message-payload"), width=200)
+
+
+def within_screen(app: Any, widget: Any) -> bool:
+    region = widget.region
+    width, height = app.size
+    return region.width > 0 and region.height > 0 and region.right <= width and region.bottom <= height
+
+
+async def choose(pilot: Any, name: str) -> None:
+    """In the "decode as…" list (focused), move to decoder name."""
+    options = pilot.app.screen.query_one(OptionList)
+    for _ in range(options.option_count):
+        highlighted = options.highlighted
+        if highlighted is not None and options.get_option_at_index(highlighted).id == name:
+            return
+        await pilot.press("down")
+    raise AssertionError(f"no decoder {name!r} in the list")
+
+
+# ------------------------------------------------------------------------------------------ decode as…
+
+
+@SIZES
+async def test_decode_as_by_tab_and_enter_is_used_shown_and_remembered(size: tuple[int, int]) -> None:
+    app = make_app(lab_tree())
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        assert app.screen.query_one(TopicTreeView).select_topic("lab/bench/cbor")
+        await settle(pilot)
+        assert "binary (hex dump)" in payload_text(app)  # no content type: automatic decoding cannot tell
+        await tab_to(pilot, "decode-as")
+        await pilot.press("enter")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, DecodeAsDialog)
+        assert within_screen(app, dialog.query_one("#decode-use", Button))
+        candidates = [name for name, _ in dialog.candidates]
+        assert "cbor" in candidates and "json" not in candidates  # what decodes it convincingly comes first
+        await choose(pilot, "cbor")
+        assert "temp" in text_of(dialog.query_one("#decode-preview"))  # the preview follows the list
+        await pilot.press("enter")
+        await settle(pilot)
+        assert not isinstance(app.screen, DecodeAsDialog)
+        rule = app.runtime.decoders.rule_for("lab/bench/cbor")
+        assert rule == DecoderRule("lab/bench/cbor", "cbor")
+        shown = payload_text(app)
+        assert "CBOR" in shown and '"temp": 21.5' in shown and "chosen for lab/bench/cbor" in shown
+        saved = tomllib.loads(settings_path().read_text())
+        assert saved["decoders"] == [{"filter": "lab/bench/cbor", "decoder": "cbor"}]
+        # the tree's value column shows the decoded value
+        tree = app.screen.query_one(TopicTreeView)
+        row = "".join(segment.text for segment in tree.render_line(tree.cursor - tree.scroll_offset.y))
+        assert '= { "' in row  # as much as fits in a narrow tree
+        node = app.runtime.tree.get("lab/bench/cbor")
+        assert app.runtime.value_line(node, 60) == '{ "temp": 21.5, "hum": 40, "ok": true }'
+
+
+async def test_decode_as_a_filter_then_back_to_automatic() -> None:
+    app = make_app(lab_tree())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        app.screen.query_one(TopicTreeView).select_topic("lab/bench/cbor")
+        await settle(pilot)
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, DecodeAsDialog)
+        await pilot.press("shift+tab")  # from the list back to the filter
+        assert app.focused is not None and app.focused.id == "decode-filter"
+        await pilot.press("ctrl+a", "ctrl+k", *"lab/#")
+        await pilot.press("tab")
+        await choose(pilot, "cbor")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.runtime.decoders.rule_for("lab/bench/text") == DecoderRule("lab/#", "cbor")
+        # text is not CBOR: the reason shows inline, with the hex beside it, never a traceback
+        app.screen.query_one(TopicTreeView).select_topic("lab/bench/text")
+        await settle(pilot)
+        shown = payload_text(app)
+        assert "cannot decode" in shown and "70 6c 61 69 6e" in shown
+        # one key away from automatic again: d, then the Automatic button
+        await pilot.press("d")
+        await pilot.pause()
+        assert app.screen.query_one("#decode-filter", Input).value == "lab/#"
+        await tab_to(pilot, "decode-auto")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.runtime.decoders.rule_for("lab/bench/text") is None
+        assert "text" in payload_text(app) and "plain words" in payload_text(app)
+        assert "decoders" not in tomllib.loads(settings_path().read_text())
+
+
+async def test_decode_as_with_options_checks_them_before_use() -> None:
+    tree = TopicTree()
+    tree.ingest("meters/1/raw", bytes.fromhex("0102") + bytes.fromhex("0000c841"), received_at=NOW)  # <hf: 513, 25.0
+    app = make_app(tree)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.screen.query_one(TopicTreeView).select_topic("meters/1/raw")
+        await settle(pilot)
+        await pilot.press("d")
+        await pilot.pause()
+        await choose(pilot, "struct")
+        await pilot.press("enter")  # the struct decoder needs its format: the focus goes there
+        assert app.focused is not None and app.focused.id == "decode-struct"
+        await pilot.press(*"<hq")  # four bytes too many
+        assert "the payload has 6 bytes; the format <hq needs 10" in text_of(app.screen.query_one("#decode-preview"))
+        await pilot.press("backspace", "f")
+        await pilot.press("tab", *"id watts")
+        assert "watts" in text_of(app.screen.query_one("#decode-preview"))
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.runtime.decoders.rule_for("meters/1/raw") == DecoderRule(
+            "meters/1/raw", "struct", struct="<hf", fields=("id", "watts")
+        )
+        assert "watts" in payload_text(app) and "25.0" in payload_text(app)
+
+
+async def test_unreadable_settings_keep_the_choice_for_the_run_and_say_why() -> None:
+    settings_path().parent.mkdir(parents=True, exist_ok=True)
+    settings_path().write_text("theme = [\n")  # not TOML
+    app = make_app(lab_tree())
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:
+        await settle(pilot)
+        app.screen.query_one(TopicTreeView).select_topic("lab/bench/cbor")
+        await settle(pilot)
+        await pilot.press("d")
+        await pilot.pause()
+        await choose(pilot, "cbor")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.runtime.decoders.rule_for("lab/bench/cbor") is not None
+        said = [str(n.message) for n in app._notifications]
+        assert any("not remembered" in text for text in said), said
+        assert settings_path().read_text() == "theme = [\n"  # left as it was
+
+
+# ------------------------------------------------------------------------------------------ Sparkplug B
+
+
+async def test_sparkplug_state_in_the_tree_and_message_tab() -> None:
+    app = make_app(plant=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        tree = app.screen.query_one(TopicTreeView)
+        runtime = app.runtime
+        assert tree.select_topic("spBv1.0/Plant1/DDATA/Line3/Pump1")
+        await settle(pilot)
+        row = "".join(segment.text for segment in tree.render_line(tree.cursor - tree.scroll_offset.y))
+        assert "= online · Spe" in row
+        node = runtime.tree.get("spBv1.0/Plant1/DDATA/Line3/Pump1")
+        assert runtime.value_line(node, 60).startswith("online · Speed = ")
+        view = app.screen.query_one(MessageView)
+        state = text_of(view.query_one("#sparkplug-state"), width=200)
+        assert "edge node Plant1/Line3: online" in state and "bdSeq 3" in state
+        assert "device Pump1: online" in state
+        shown = payload_text(app)
+        assert "Sparkplug B" in shown and "Speed = " in shown and "alias 10" in shown
+        assert tree.select_topic("spBv1.0/Plant1/DBIRTH/Line3/Tank1")
+        await settle(pilot)
+        assert runtime.value_line(runtime.tree.get("spBv1.0/Plant1/DBIRTH/Line3/Tank1"), 60).startswith("offline · ")
+        assert "device Tank1: offline" in text_of(view.query_one("#sparkplug-state"), width=200)
+
+
+async def live_app(broker: Broker) -> MQTTChatApp:
+    options = ClientOptions(parse_url(broker.url), client_id="ui-decoders")
+    return MQTTChatApp(Runtime(options, (("spBv1.0/#", 0),), embed_broker=False), flush_hz=20, connect=True)
+
+
+async def births(device: MQTTClient) -> None:
+    node = [
+        SparkplugMetric(BDSEQ, DataType.Int64, 0),
+        SparkplugMetric(REBIRTH, DataType.Boolean, False),
+        SparkplugMetric("Uptime", DataType.Int64, 5, alias=2),
+    ]
+    await device.publish("spBv1.0/G/NBIRTH/E", encode_payload(node, seq=0))
+    pump = [SparkplugMetric("Speed", DataType.Float, 1450.0, alias=10),
+            SparkplugMetric("Running", DataType.Boolean, True, alias=11)]  # fmt: skip
+    await device.publish("spBv1.0/G/DBIRTH/E/Pump", encode_payload(pump, seq=1))
+
+
+@SIZES
+async def test_rebirth_and_write_reach_the_edge_node(broker: Broker, size: tuple[int, int]) -> None:
+    commands: asyncio.Queue[Message] = asyncio.Queue()
+    app = await live_app(broker)
+    async with app.run_test(size=size) as pilot, MQTTClient(broker.url, client_id="edge-node") as device:
+        await wait_until(pilot, lambda: app.runtime.client.connected and app.runtime.granted)
+        device.add_message_handler(commands.put_nowait)
+        await device.subscribe("spBv1.0/G/NCMD/E", "spBv1.0/G/DCMD/E/+")
+        await births(device)
+        await wait_until(pilot, lambda: app.runtime.tree.get("spBv1.0/G/DBIRTH/E/Pump") is not None)
+        await settle(pilot)
+        assert app.screen.query_one(TopicTreeView).select_topic("spBv1.0/G/DBIRTH/E/Pump")
+        await settle(pilot)
+        # the rebirth: Tab to the button, Enter
+        await tab_to(pilot, "sparkplug-rebirth")
+        await pilot.press("enter")
+        command = await asyncio.wait_for(commands.get(), 5)
+        assert command.topic == "spBv1.0/G/NCMD/E" and command.qos == 0 and not command.retain
+        metrics = decode_payload(command.payload, DecodeContext(command.topic)).root.children[-1].children
+        assert [(m.name, m.value) for m in metrics] == [(REBIRTH, True)]
+        # a write of the device's metric, named from its DBIRTH, sent by alias
+        await tab_to(pilot, "sparkplug-write")
+        await pilot.press("enter")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, WriteMetricDialog)
+        assert within_screen(app, dialog.query_one("#write-ok", Button))
+        await pilot.press("enter")  # Speed, the first metric
+        assert app.focused is not None and app.focused.id == "write-value"
+        await pilot.press(*"fast")
+        await pilot.press("enter")
+        assert "a Float value is a number" in text_of(dialog.query_one("#write-error"))
+        await pilot.press("ctrl+a", "ctrl+k", *"1500.5", "enter")
+        command = await asyncio.wait_for(commands.get(), 5)
+        assert command.topic == "spBv1.0/G/DCMD/E/Pump"
+        from mqttchat.explorer.decoders.sparkplug import AliasTable
+
+        aliases = AliasTable({10: ("Speed", DataType.Float)}, {})
+        metrics = decode_payload(command.payload, DecodeContext(command.topic, aliases=aliases)).root.children[-1]
+        assert [(m.name, m.value) for m in metrics.children or ()] == [("Speed", 1500.5)]
+
+
+async def test_hostile_metric_names_and_values_are_shown_as_text() -> None:
+    runtime_app = make_app(TopicTree())
+    runtime = runtime_app.runtime
+    metrics = [
+        SparkplugMetric(BDSEQ, DataType.Int64, 0),
+        SparkplugMetric(HOSTILE, DataType.String, HOSTILE, alias=5, properties={CLICK: (DataType.String, HOSTILE)}),
+    ]
+    group, node = "g\x1b[2J", "n\u202e"
+    for kind, seq, payload in (
+        ("NBIRTH", 0, encode_payload(metrics, seq=0)),
+        ("NDATA", 1, encode_payload([SparkplugMetric(None, DataType.String, HOSTILE, alias=5)], seq=1)),
+    ):
+        topic = f"spBv1.0/{group}/{kind}/{node}"
+        runtime._on_message(Message(topic, payload, 0, False, False, received_at=NOW - 5 + seq))
+    runtime._on_message(Message(f"cbor/{CLICK}", cbor2.dumps({HOSTILE: HOSTILE}), received_at=NOW))
+    runtime.decoders.choose(DecoderRule("cbor/#", "cbor"))
+    async with runtime_app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        tree = runtime_app.screen.query_one(TopicTreeView)
+        for topic in (f"spBv1.0/{group}/NDATA/{node}", f"spBv1.0/{group}/NBIRTH/{node}", f"cbor/{CLICK}"):
+            assert tree.select_topic(topic), topic
+            await settle(pilot)
+            shown = check_screen(runtime_app, topic)
+            assert "␛[2J" in shown and "[@click=app.quit]x[" in shown
+        await pilot.press("d")
+        await pilot.pause()
+        check_screen(runtime_app, "decode as… on a hostile topic")
