@@ -112,6 +112,28 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def properties_record(properties: Properties) -> dict[str, Any]:
+    """The ``properties`` object of a line for these properties (empty when none is recorded)."""
+    props: dict[str, Any] = {}
+    if not properties:
+        return props
+    if properties.content_type is not None:
+        props["content_type"] = properties.content_type
+    if properties.payload_format_indicator is not None:
+        props["payload_format_indicator"] = properties.payload_format_indicator
+    if properties.message_expiry_interval is not None:
+        props["message_expiry_interval"] = properties.message_expiry_interval
+    if properties.response_topic is not None:
+        props["response_topic"] = properties.response_topic
+    if properties.correlation_data is not None:
+        props["correlation_data"] = _b64(properties.correlation_data)
+    if properties.user_property:
+        props["user_properties"] = [[name, value] for name, value in properties.user_property]
+    if properties.subscription_identifier:
+        props["subscription_identifiers"] = list(properties.subscription_identifier)
+    return props
+
+
 def format_line(
     topic: str,
     payload: bytes,
@@ -126,24 +148,9 @@ def format_line(
         record["payload"] = payload.decode()
     except UnicodeDecodeError:
         record["payload_base64"] = _b64(payload)
-    if properties:
-        props: dict[str, Any] = {}
-        if properties.content_type is not None:
-            props["content_type"] = properties.content_type
-        if properties.payload_format_indicator is not None:
-            props["payload_format_indicator"] = properties.payload_format_indicator
-        if properties.message_expiry_interval is not None:
-            props["message_expiry_interval"] = properties.message_expiry_interval
-        if properties.response_topic is not None:
-            props["response_topic"] = properties.response_topic
-        if properties.correlation_data is not None:
-            props["correlation_data"] = _b64(properties.correlation_data)
-        if properties.user_property:
-            props["user_properties"] = [[name, value] for name, value in properties.user_property]
-        if properties.subscription_identifier:
-            props["subscription_identifiers"] = list(properties.subscription_identifier)
-        if props:
-            record["properties"] = props
+    props = properties_record(properties)
+    if props:
+        record["properties"] = props
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -193,7 +200,12 @@ def _integer(value: object, key: str, low: int, high: int) -> int:
     return value
 
 
-def _parse_properties(value: object) -> Properties:
+def parse_properties(value: object) -> Properties:
+    """Properties from a line's ``properties`` object.
+
+    Raises:
+        ValueError: it is not a valid ``properties`` object (the message says why).
+    """
     if not isinstance(value, dict):
         raise ValueError(f"'properties' must be an object, not {_json_type(value)}")
     props: dict[str, Any] = {}
@@ -271,7 +283,7 @@ def parse_line(line: str) -> RecordedMessage:
         if _surrogate_problem(text):
             raise ValueError("'payload' contains a lone surrogate escape (use 'payload_base64' for binary)")
         payload = text.encode()
-    properties = _parse_properties(record["properties"]) if "properties" in record else EMPTY_PROPERTIES
+    properties = parse_properties(record["properties"]) if "properties" in record else EMPTY_PROPERTIES
     return RecordedMessage(float(t), topic, payload, qos, retain, properties)
 
 

@@ -1,0 +1,957 @@
+"""The explorer's lasting history: every message it sees, per broker, in SQLite under the data directory, bounded by
+a byte budget and a retention, searchable by topic filter, time, payload text (FTS5), regular expression and
+conditions on JSON fields, and queried as it was at a moment (each topic's last value then).
+
+Theory of operation
+-------------------
+The client's reader calls :meth:`HistoryWriter.offer` for every message: it appends the message to a bounded
+queue and returns (a full queue drops the message and counts it; the event loop never waits on the disk). A writer
+thread takes what is queued every :data:`WRITE_INTERVAL` seconds (sooner when :data:`BATCH` messages wait) and
+writes it in one transaction, then enforces the budget and the retention, evicting the oldest messages and
+counting them. Readers (:class:`HistoryReader`, in the app or ``mqttchat history``) use their own connection:
+with WAL they read while the writer writes.
+
+Rows are kept in arrival order (``messages.id``) and deleted only from the oldest end, so ids are contiguous:
+``max(id) - min(id) + 1`` is the row count. ``spans`` maps each :data:`SPAN_SECONDS` of receive time to the ids
+that arrived in it, which turns a time range into an id range even when the clock stepped back. The payload text
+index is a contentless FTS5 table fed with the first :data:`TEXT_BYTES` of each UTF-8 payload, deleted with the
+same text when the row goes (:func:`indexed_text` decides both times from the stored payload). When the SQLite
+at hand lacks FTS5, text search scans the payloads instead (:attr:`HistoryReader.fts` is False).
+
+Nothing here imports asyncio or Textual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import re
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mqttchat.explorer.conditions import Condition
+from mqttchat.explorer.recording import ReceivedMessage, RecordedMessage, parse_properties, properties_record
+from mqttchat.protocol import EMPTY_PROPERTIES, Properties, matches, topic_filter_problem
+
+#: Defaults of the settings (``history_store_mb``, ``history_retention_days``).
+DEFAULT_BUDGET = 256 * 1024 * 1024
+DEFAULT_RETENTION = 7 * 86_400.0
+#: Longer payloads are stored cut to this many bytes (the row keeps the original size).
+DEFAULT_PAYLOAD_LIMIT = 64 * 1024
+#: The writer's queue: at most this many messages and payload bytes wait; more are dropped and counted.
+QUEUE_MESSAGES = 200_000
+QUEUE_BYTES = 64 * 1024 * 1024
+#: The writer writes at least this often (seconds), and at once when this many messages wait.
+WRITE_INTERVAL = 0.25
+BATCH = 5_000
+#: How much of a payload's text goes into the text index.
+TEXT_BYTES = 2048
+#: The receive-time granularity of the time → id map.
+SPAN_SECONDS = 10
+#: Eviction for the budget goes down to this share of it, so that it does not run after every batch.
+EVICT_TO = 0.9
+#: Retention is enforced at most this often (seconds).
+RETENTION_INTERVAL = 10.0
+#: Topic ids remembered by the writer (a broker may have millions of topics).
+TOPIC_CACHE = 100_000
+#: The largest topic list put in a query as ``IN (...)``; beyond it topics are checked as rows come.
+MAX_IN_LIST = 500
+
+HISTORY_DIR = "history"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS topics (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY, topic INTEGER NOT NULL, ms INTEGER NOT NULL, flags INTEGER NOT NULL,
+    payload BLOB NOT NULL, size INTEGER, props TEXT);
+CREATE INDEX IF NOT EXISTS messages_by_topic ON messages (topic);
+CREATE TABLE IF NOT EXISTS spans (bucket INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL);
+"""
+FTS_SCHEMA = "CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(body, content='', tokenize='unicode61')"
+SCHEMA_VERSION = 1
+
+_RETAIN = 4
+_DUP = 8
+
+
+class HistoryError(Exception):
+    """The store cannot be opened or read: the message names the file and says why."""
+
+
+def store_path(data_dir: Path, url: str) -> Path:
+    """The store of one broker (its URL without credentials: ``mqtt://host:1883``) under the data directory."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", url).strip("_") or "broker"
+    return data_dir / HISTORY_DIR / f"{slug}.sqlite"
+
+
+def fts5_available() -> bool:
+    """Whether this Python's SQLite has FTS5 (the payload text index)."""
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        db.close()
+    return True
+
+
+def indexed_text(payload: bytes) -> str | None:
+    """What of a stored payload goes into the text index: its first :data:`TEXT_BYTES` as UTF-8 (a character
+    cut at the end dropped), or None when it is not UTF-8 text. Called when a row is indexed and again when it is
+    deleted from the index, which needs the same text."""
+    head = payload[:TEXT_BYTES]
+    try:
+        text = head.decode()
+    except UnicodeDecodeError as exc:
+        if exc.reason != "unexpected end of data" or exc.end != len(head):
+            return None
+        text = head[: exc.start].decode()
+    return text or None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Moments
+
+
+_RELATIVE = re.compile(r"-?\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)(?:\s+ago)?", re.IGNORECASE)
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def parse_moment(text: str, now: float | None = None) -> float:
+    """A moment as the user writes it, in seconds since the epoch: ``now``, a time ago (``10m``, ``-2h``, ``3d
+    ago``), a local time today (``14:02``, ``14:02:30``), a date and time (``2026-12-03 14:02``, ISO 8601 with an
+    optional offset; local time without one), a date (its midnight) or seconds since the epoch.
+
+    Raises:
+        ValueError: none of these, explained.
+    """
+    now = time.time() if now is None else now
+    value = text.strip()
+    if value.lower() == "now":
+        return now
+    match = _RELATIVE.fullmatch(value)
+    if match:
+        return now - float(match.group(1)) * _UNITS[match.group(2).lower()]
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number) and number >= 0:
+            return number
+    if re.fullmatch(r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?", value):
+        today = dt.datetime.fromtimestamp(now).date().isoformat()
+        value = f"{today}T{value.zfill(len(value) + (1 if value.index(':') == 1 else 0))}"
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a moment: use now, 10m (ago), 14:02, 2026-12-03 14:02, ISO 8601 or epoch seconds"
+        ) from None
+    return moment.timestamp()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What is stored and read back
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message read back from the store."""
+
+    id: int
+    t: float
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    dup: bool = False
+    properties: Properties = EMPTY_PROPERTIES
+    #: The payload's size when it arrived (larger than ``len(payload)`` when it was stored cut).
+    size: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.payload) < self.size
+
+    @property
+    def received_at(self) -> float:
+        return self.t
+
+    def recorded(self) -> RecordedMessage:
+        """As a line of a recording (:mod:`mqttchat.explorer.recording`)."""
+        return RecordedMessage(self.t, self.topic, self.payload, self.qos, self.retain, self.properties)
+
+
+@dataclass(slots=True)
+class HistoryStats:
+    """What the writer did, for the status bar (read from any thread: plain counters)."""
+
+    #: Messages written since the store was opened, and those in the store now (None until known).
+    written: int = 0
+    stored: int = 0
+    #: Bytes the store's database takes (its used pages), and the budget.
+    bytes: int = 0
+    budget: int = 0
+    #: Messages evicted since opening: for the budget and for the retention, and their payload bytes.
+    evicted_budget: int = 0
+    evicted_retention: int = 0
+    evicted_bytes: int = 0
+    #: Messages offered that were not queued (queue full, or the writer stopped), and why it stopped.
+    dropped: int = 0
+    error: str | None = None
+
+    @property
+    def evicted(self) -> int:
+        return self.evicted_budget + self.evicted_retention
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """What to look for. Every part given must hold (an empty query gives every message, oldest first)."""
+
+    #: MQTT topic filters (wildcards allowed); a message matching any of them is in. Empty: every topic.
+    topics: tuple[str, ...] = ()
+    #: Receive time, seconds since the epoch, inclusive.
+    since: float | None = None
+    until: float | None = None
+    #: Words that must all appear in the payload's text (``"a phrase"`` in double quotes stays one).
+    text: str | None = None
+    #: A regular expression searched in the payload's text (decoded with replacements).
+    regex: str | None = None
+    condition: Condition | None = None
+    #: Only ids after / before these (paging and stepping).
+    after_id: int | None = None
+    before_id: int | None = None
+    newest_first: bool = False
+    limit: int | None = None
+
+    def problems(self) -> list[str]:
+        """What is wrong with it (empty when nothing)."""
+        out = [f"topic filter {f!r}: {p}" for f in self.topics if (p := topic_filter_problem(f))]
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                out.append(f"bad regular expression: {exc}")
+        if self.since is not None and self.until is not None and self.since > self.until:
+            out.append("the start of the time range is after its end")
+        if self.limit is not None and self.limit < 0:
+            out.append("the limit must not be negative")
+        return out
+
+
+def fts_query(text: str) -> str:
+    """User text as an FTS5 query: each word (or ``"quoted phrase"``) a quoted string, all of them required, so
+    that no character of the text is read as FTS5 syntax."""
+    parts = re.findall(r'"([^"]*)"|(\S+)', text)
+    terms = [phrase or word for phrase, word in parts]
+    return " AND ".join('"' + term.replace('"', '""') + '"' for term in terms if term.strip())
+
+
+def _flags(qos: int, retain: bool, dup: bool) -> int:
+    return qos | (_RETAIN if retain else 0) | (_DUP if dup else 0)
+
+
+def _props_text(properties: Properties) -> str | None:
+    record = properties_record(properties)
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) if record else None
+
+
+def _props_from(text: str | None) -> Properties:
+    if not text:
+        return EMPTY_PROPERTIES
+    try:
+        return parse_properties(json.loads(text))
+    except ValueError:
+        return EMPTY_PROPERTIES
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        db = sqlite3.connect(str(path), check_same_thread=False)
+    db.execute("PRAGMA busy_timeout=5000")
+    return db
+
+
+class HistoryDatabase:
+    """The store opened for writing (by one thread at a time: :class:`HistoryWriter`'s, or a test's)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        budget: int = DEFAULT_BUDGET,
+        retention: float | None = DEFAULT_RETENTION,
+        payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
+        use_fts: bool | None = None,
+        stats: HistoryStats | None = None,
+    ) -> None:
+        """Open (creating) the store at ``path``.
+
+        Args:
+            budget: bytes its database may take; the oldest messages are evicted beyond it.
+            retention: seconds a message is kept (None: as long as the budget allows).
+            use_fts: index payload text with FTS5 (None: when this SQLite has it).
+
+        Raises:
+            HistoryError: it cannot be created or is not a store.
+        """
+        self.path = path
+        self.budget = budget
+        self.retention = retention
+        self.payload_limit = payload_limit
+        self.stats = stats if stats is not None else HistoryStats()
+        self.stats.budget = budget
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = _connect(path)
+            db = self.db
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only takes effect on a new file: before any table
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA journal_size_limit=16777216")
+            db.executescript(SCHEMA)
+            if use_fts is None:
+                use_fts = fts5_available()
+            has_texts = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'texts'").fetchone() is not None
+            if use_fts and not has_texts:
+                db.execute(FTS_SCHEMA)
+                # Messages stored while there was no index are not searchable by text; later ones are.
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('fts_from', (SELECT IFNULL(MAX(id), 0) + 1 FROM messages))"
+                )
+            self.fts = use_fts or has_texts
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (SCHEMA_VERSION,))
+            db.commit()
+            self.page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
+            first, last = db.execute("SELECT MIN(id), MAX(id) FROM messages").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(f"{path}: cannot open the history store: {exc}") from None
+        self._first_id: int = first or 0
+        self._last_id: int = last or 0
+        self._topics: dict[str, int] = {}
+        self._retention_at = 0.0
+        self._gc_topics = False
+        self.stats.stored = self.count
+        self.stats.bytes = self.used_bytes()
+
+    @property
+    def count(self) -> int:
+        """Messages in the store."""
+        return self._last_id - self._first_id + 1 if self._last_id else 0
+
+    def used_bytes(self) -> int:
+        """Bytes of the database's pages in use (free pages not counted; the WAL file neither)."""
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(pages - free) * self.page_size
+
+    def _topic_ids(self, topics: Iterable[str]) -> dict[str, int]:
+        cache = self._topics
+        missing = [topic for topic in set(topics) if topic not in cache]
+        if missing:
+            if len(cache) + len(missing) > TOPIC_CACHE:
+                cache.clear()
+            db = self.db
+            db.executemany("INSERT OR IGNORE INTO topics (name) VALUES (?)", [(t,) for t in missing])
+            for start in range(0, len(missing), MAX_IN_LIST):
+                chunk = missing[start : start + MAX_IN_LIST]
+                marks = ",".join("?" * len(chunk))
+                for topic_id, name in db.execute(f"SELECT id, name FROM topics WHERE name IN ({marks})", chunk):
+                    cache[name] = topic_id
+        return cache
+
+    def write(self, messages: Sequence[ReceivedMessage], now: float | None = None) -> None:
+        """Store ``messages`` (in this order) in one transaction, then enforce the budget and the retention."""
+        if not messages:
+            self.enforce(now)
+            return
+        db = self.db
+        limit = self.payload_limit
+        with db:
+            ids = self._topic_ids(m.topic for m in messages)
+            first = self._last_id + 1
+            rows = []
+            spans: dict[int, list[int]] = {}
+            texts = []
+            for offset, m in enumerate(messages):
+                payload = m.payload
+                size = len(payload)
+                stored = payload[:limit] if size > limit else payload
+                ms = int(m.received_at * 1000)
+                row_id = first + offset
+                props = m.properties
+                rows.append((
+                    row_id, ids[m.topic], ms, _flags(m.qos, m.retain, getattr(m, "dup", False)), stored,
+                    size if size > limit else None, _props_text(props) if props else None,
+                ))  # fmt: skip
+                bucket = ms // (SPAN_SECONDS * 1000)
+                span = spans.get(bucket)
+                if span is None:
+                    spans[bucket] = [row_id, row_id]
+                else:
+                    span[1] = row_id
+                if self.fts:
+                    text = indexed_text(stored)
+                    if text is not None:
+                        texts.append((row_id, text))
+            db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?)", rows)
+            if texts:
+                db.executemany("INSERT INTO texts (rowid, body) VALUES (?, ?)", texts)
+            db.executemany(
+                "INSERT INTO spans VALUES (?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET "
+                "first_id = MIN(first_id, excluded.first_id), last_id = MAX(last_id, excluded.last_id)",
+                [(bucket, lo, hi) for bucket, (lo, hi) in spans.items()],
+            )
+        self._last_id = first + len(messages) - 1
+        if not self._first_id:
+            self._first_id = first
+        self.stats.written += len(messages)
+        self.enforce(now)
+
+    def enforce(self, now: float | None = None) -> None:
+        """Evict what is past the retention, then the oldest messages while the store exceeds its budget."""
+        now = time.time() if now is None else now
+        stats = self.stats
+        if self.retention is not None and self.count and now - self._retention_at >= RETENTION_INTERVAL:
+            self._retention_at = now
+            cutoff_ms = int((now - self.retention) * 1000)
+            row = self.db.execute(
+                "SELECT MIN(first_id) FROM spans WHERE bucket >= ?", (cutoff_ms // (SPAN_SECONDS * 1000),)
+            ).fetchone()
+            keep_from = row[0] if row[0] is not None else self._last_id + 1
+            # The first span kept may start before the cutoff: its older rows go too.
+            keep_from = self._first_kept(keep_from, cutoff_ms)
+            stats.evicted_retention += self._evict_before(keep_from)
+        used = self.used_bytes()
+        if used > self.budget and self.count:
+            per_row = used / self.count
+            excess = used - self.budget * EVICT_TO
+            rows = min(self.count, max(1, math.ceil(excess / per_row)))
+            stats.evicted_budget += self._evict_before(self._first_id + rows)
+            used = self.used_bytes()
+        free = int(self.db.execute("PRAGMA freelist_count").fetchone()[0]) * self.page_size
+        if free > max(self.budget // 4, 4 * 1024 * 1024):
+            self.db.execute("PRAGMA incremental_vacuum")
+        stats.stored = self.count
+        stats.bytes = used
+
+    def _first_kept(self, start: int, cutoff_ms: int) -> int:
+        row = self.db.execute(
+            "SELECT id FROM messages WHERE id >= ? AND ms >= ? ORDER BY id LIMIT 1", (start, cutoff_ms)
+        ).fetchone()
+        return int(row[0]) if row is not None else self._last_id + 1
+
+    def _evict_before(self, end: int) -> int:
+        """Delete the messages with ids below ``end``; how many went."""
+        first = self._first_id
+        if not self._last_id or end <= first:
+            return 0
+        end = min(end, self._last_id + 1)
+        db = self.db
+        evicted_bytes = 0
+        with db:
+            deletes = []
+            for row_id, payload in db.execute("SELECT id, payload FROM messages WHERE id < ?", (end,)):
+                evicted_bytes += len(payload)
+                if self.fts:
+                    text = indexed_text(payload)
+                    if text is not None:
+                        deletes.append((row_id, text))
+            if deletes:
+                fts_from = db.execute("SELECT value FROM meta WHERE key = 'fts_from'").fetchone()
+                low = int(fts_from[0]) if fts_from else 0
+                db.executemany(
+                    "INSERT INTO texts (texts, rowid, body) VALUES ('delete', ?, ?)",
+                    [d for d in deletes if d[0] >= low],
+                )
+            db.execute("DELETE FROM messages WHERE id < ?", (end,))
+            db.execute("DELETE FROM spans WHERE last_id < ?", (end,))
+            db.execute("UPDATE spans SET first_id = ? WHERE first_id < ?", (end, end))
+        count = end - first
+        if end > self._last_id:
+            self._first_id = self._last_id = 0
+        else:
+            self._first_id = end
+        self.stats.evicted_bytes += evicted_bytes
+        self._gc_topics = True
+        return count
+
+    def forget_unused_topics(self) -> int:
+        """Delete topics none of whose messages is left; how many."""
+        if not self._gc_topics:
+            return 0
+        self._gc_topics = False
+        with self.db:
+            cursor = self.db.execute(
+                "DELETE FROM topics WHERE NOT EXISTS (SELECT 1 FROM messages WHERE messages.topic = topics.id)"
+            )
+        self._topics.clear()
+        return cursor.rowcount
+
+    def clear(self) -> None:
+        """Forget every message (the file stays, emptied)."""
+        with self.db:
+            for table in ("messages", "spans", "topics"):
+                self.db.execute(f"DELETE FROM {table}")
+            if self.fts:
+                self.db.execute("INSERT INTO texts (texts) VALUES ('delete-all')")
+        self.db.execute("PRAGMA incremental_vacuum")
+        self._first_id = self._last_id = 0
+        self._topics.clear()
+        self.stats.stored = 0
+        self.stats.bytes = self.used_bytes()
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.execute("PRAGMA optimize")
+        self.db.close()
+
+
+class HistoryWriter:
+    """Feeds a :class:`HistoryDatabase` from the event loop through a bounded queue and a thread of its own.
+
+    :meth:`offer` never blocks and never raises: a message that does not fit in the queue (or arrives after an
+    error stopped the writer) is counted in ``stats.dropped``. A write error (a full disk, a damaged file) stops
+    the writer and is kept in ``stats.error``.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        budget: int = DEFAULT_BUDGET,
+        retention: float | None = DEFAULT_RETENTION,
+        payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
+        use_fts: bool | None = None,
+        queue_messages: int = QUEUE_MESSAGES,
+        queue_bytes: int = QUEUE_BYTES,
+        interval: float = WRITE_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Open the store (in the calling thread, so that a store that cannot be opened is said at once) and
+        start the writer thread.
+
+        Raises:
+            HistoryError: the store cannot be opened.
+        """
+        self.path = path
+        self.stats = HistoryStats()
+        self._database = HistoryDatabase(
+            path, budget=budget, retention=retention, payload_limit=payload_limit, use_fts=use_fts, stats=self.stats
+        )
+        self.fts = self._database.fts
+        self.queue_messages = queue_messages
+        self.queue_bytes = queue_bytes
+        self.interval = interval
+        self._clock = clock
+        self._queue: deque[ReceivedMessage] = deque()
+        # Bytes queued = offered - taken; each counter has one writing thread.
+        self._offered_bytes = 0
+        self._taken_bytes = 0
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._stopping = False
+        self._requests: deque[Callable[[HistoryDatabase], None]] = deque()
+        self._writing = 0
+        self._thread = threading.Thread(target=self._run, name="history writer", daemon=True)
+        self._thread.start()
+
+    # ---------------------------------------------------------------------------------------------- loop side
+
+    def offer(self, message: ReceivedMessage) -> bool:
+        """Queue ``message`` for writing; False (and counted) when it does not fit or the writer stopped."""
+        queue = self._queue
+        size = len(message.payload)
+        if (
+            len(queue) >= self.queue_messages
+            or self._offered_bytes - self._taken_bytes + size > self.queue_bytes
+            or self._stopping
+            or self.stats.error is not None
+        ):
+            self.stats.dropped += 1
+            return False
+        queue.append(message)
+        self._offered_bytes += size
+        if len(queue) == BATCH:
+            self._wake.set()
+        return True
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until what was offered before this call is written; whether it was in time (for tests, and
+        before a query that must see it)."""
+        done = threading.Event()
+        self._requests.append(lambda database: done.set())
+        self._wake.set()
+        return done.wait(timeout)
+
+    def call(self, job: Callable[[HistoryDatabase], Any], timeout: float = 30.0) -> Any:
+        """Run ``job`` in the writer thread after what is queued now is written, and return what it returns.
+
+        Raises:
+            TimeoutError: it did not finish in time. Whatever ``job`` raised.
+        """
+        done = threading.Event()
+        result: list[Any] = []
+        error: list[BaseException] = []
+
+        def run(database: HistoryDatabase) -> None:
+            try:
+                result.append(job(database))
+            except BaseException as exc:  # handed to the caller
+                error.append(exc)
+            finally:
+                done.set()
+
+        self._requests.append(run)
+        self._wake.set()
+        if not done.wait(timeout):
+            raise TimeoutError("the history writer did not answer in time")
+        if error:
+            raise error[0]
+        return result[0]
+
+    def clear(self) -> None:
+        """Forget every message stored (and those queued)."""
+        self.call(lambda database: database.clear())
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the thread and close the store."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    # ---------------------------------------------------------------------------------------------- thread
+
+    def _take(self, count: int) -> list[ReceivedMessage]:
+        queue = self._queue
+        batch: list[ReceivedMessage] = []
+        size = 0
+        for _ in range(min(len(queue), count)):
+            message = queue.popleft()
+            batch.append(message)
+            size += len(message.payload)
+        self._taken_bytes += size
+        return batch
+
+    def _run(self) -> None:
+        database = self._database
+        try:
+            while True:
+                self._wake.wait(self.interval)
+                self._wake.clear()
+                stopping = self._stopping
+                # What was asked before now is answered after what was queued before now is written.
+                requests = len(self._requests)
+                pending = len(self._queue)
+                if not pending:
+                    database.enforce(self._clock())
+                while pending > 0:
+                    batch = self._take(min(pending, BATCH * 4))
+                    pending -= len(batch)
+                    self._writing = len(batch)
+                    database.write(batch, self._clock())
+                    self._writing = 0
+                for _ in range(requests):
+                    self._requests.popleft()(database)
+                if not self._queue:
+                    database.forget_unused_topics()
+                if stopping:
+                    break
+        except (sqlite3.Error, OSError, HistoryError) as exc:
+            self.stats.error = f"the history store stopped: {exc}"
+            self.stats.dropped += self._writing  # the batch it failed to write
+        finally:
+            while self._requests:
+                with contextlib.suppress(Exception):
+                    self._requests.popleft()(database)
+            self.stats.dropped += len(self._queue)
+            self._queue.clear()
+            database.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+class HistoryReader:
+    """Queries on a store, on a connection of its own (readers do not wait for the writer)."""
+
+    def __init__(self, path: Path) -> None:
+        """Open the store at ``path`` for reading.
+
+        Raises:
+            HistoryError: there is no store there, or it cannot be read.
+        """
+        self.path = path
+        if not path.exists():
+            raise HistoryError(f"{path}: no history store there")
+        try:
+            self.db = _connect(path, readonly=True)
+            names = {row[0] for row in self.db.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(f"{path}: cannot read the history store: {exc}") from None
+        if "messages" not in names:
+            raise HistoryError(f"{path}: not a history store")
+        #: Whether payload text is indexed (else text search scans payloads).
+        self.fts = "texts" in names and self._fts_works()
+
+    def _fts_works(self) -> bool:
+        try:
+            self.db.execute("SELECT rowid FROM texts WHERE texts MATCH '\"x\"' LIMIT 0").fetchall()
+        except sqlite3.OperationalError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> HistoryReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------------------------- facts
+
+    def summary(self) -> dict[str, Any]:
+        """Messages, topics, time span and size of the store."""
+        db = self.db
+        first, last, count = db.execute("SELECT MIN(id), MAX(id), COUNT(*) FROM messages").fetchone()
+        oldest = newest = None
+        if first is not None:
+            oldest = db.execute("SELECT ms FROM messages WHERE id = ?", (first,)).fetchone()[0] / 1000
+            newest = db.execute("SELECT ms FROM messages WHERE id = ?", (last,)).fetchone()[0] / 1000
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        return {
+            "path": str(self.path),
+            "messages": int(count),
+            "topics": int(db.execute("SELECT COUNT(*) FROM topics").fetchone()[0]),
+            "oldest": oldest,
+            "newest": newest,
+            "bytes": int(pages - free) * int(page_size),
+            "file_bytes": int(pages) * int(page_size),
+            "fts": self.fts,
+        }
+
+    def topic_names(self, filters: Sequence[str] = ()) -> dict[int, str]:
+        """The stored topics matching any of ``filters`` (every topic when empty), by id."""
+        if not filters:
+            return {int(i): str(n) for i, n in self.db.execute("SELECT id, name FROM topics")}
+        out: dict[int, str] = {}
+        for topic_filter in filters:
+            wildcard = min((i for i in (topic_filter.find("+"), topic_filter.find("#")) if i >= 0), default=-1)
+            if wildcard < 0:
+                rows = self.db.execute("SELECT id, name FROM topics WHERE name = ?", (topic_filter,))
+            elif wildcard == 0:
+                rows = self.db.execute("SELECT id, name FROM topics")
+            else:
+                prefix = topic_filter[:wildcard]
+                # 'a/#' matches 'a' too: the parent level, without its slash.
+                parent = prefix[:-1] if topic_filter.endswith("/#") and wildcard == len(topic_filter) - 1 else prefix
+                rows = self.db.execute(
+                    "SELECT id, name FROM topics WHERE name = ? OR (name >= ? AND name < ?)",
+                    (parent, prefix, prefix + "\U0010ffff"),
+                )
+            for topic_id, name in rows:
+                if matches(topic_filter, name):
+                    out[int(topic_id)] = str(name)
+        return out
+
+    def _id_range(self, since: float | None, until: float | None) -> tuple[int | None, int | None] | None:
+        """Ids bounding the messages received from ``since`` to ``until`` (None: no bound on that side), or None
+        when no message was received then."""
+        low = high = None
+        span_ms = SPAN_SECONDS * 1000
+        if since is not None:
+            (low,) = self.db.execute(
+                "SELECT MIN(first_id) FROM spans WHERE bucket >= ?", (math.floor(since * 1000) // span_ms,)
+            ).fetchone()
+            if low is None:
+                return None
+        if until is not None:
+            (high,) = self.db.execute(
+                "SELECT MAX(last_id) FROM spans WHERE bucket <= ?", (math.floor(until * 1000) // span_ms,)
+            ).fetchone()
+            if high is None:
+                return None
+        return low, high
+
+    # ---------------------------------------------------------------------------------------------- queries
+
+    def search(self, query: HistoryQuery, *, chunk: int = 2000) -> Iterator[StoredMessage]:
+        """The messages that meet ``query``, oldest first (``newest_first``: the other way), lazily.
+
+        Raises:
+            ValueError: the query is invalid (see :meth:`HistoryQuery.problems`).
+        """
+        problems = query.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        names = self.topic_names(query.topics) if query.topics else None
+        if names is not None and not names:
+            return
+        id_range = self._id_range(query.since, query.until)
+        if id_range is None:
+            return
+        low, high = id_range
+        if query.after_id is not None:
+            low = max(low or 0, query.after_id + 1)
+        if query.before_id is not None:
+            high = query.before_id - 1 if high is None else min(high, query.before_id - 1)
+        where: list[str] = []
+        params: list[Any] = []
+        if names is not None and len(names) <= MAX_IN_LIST:
+            where.append(f"topic IN ({','.join('?' * len(names))})")
+            params.extend(names)
+        if query.since is not None:
+            where.append("ms >= ?")
+            params.append(math.floor(query.since * 1000))
+        if query.until is not None:
+            where.append("ms <= ?")
+            params.append(math.floor(query.until * 1000))
+        scan_text: str | None = None
+        if query.text is not None and query.text.strip():
+            if self.fts:
+                where.append("id IN (SELECT rowid FROM texts WHERE texts MATCH ?)")
+                params.append(fts_query(query.text))
+            else:
+                scan_text = query.text
+        regex = re.compile(query.regex).search if query.regex else None
+        condition = query.condition
+        all_names = names if names is not None else None
+        topic_cache: dict[int, str] = dict(names) if names is not None else {}
+        order = "DESC" if query.newest_first else "ASC"
+        remaining = query.limit
+        if remaining == 0:
+            return
+        cursor_low, cursor_high = low, high
+        while True:
+            bounds = list(where)
+            bound_params = list(params)
+            if cursor_low is not None:
+                bounds.append("id >= ?")
+                bound_params.append(cursor_low)
+            if cursor_high is not None:
+                bounds.append("id <= ?")
+                bound_params.append(cursor_high)
+            sql = "SELECT id, topic, ms, flags, payload, size, props FROM messages"
+            if bounds:
+                sql += " WHERE " + " AND ".join(bounds)
+            sql += f" ORDER BY id {order} LIMIT ?"
+            rows = self.db.execute(sql, [*bound_params, chunk]).fetchall()
+            if not rows:
+                return
+            for row_id, topic_id, ms, flags, data, size, props in rows:
+                topic = topic_cache.get(topic_id)
+                if topic is None:
+                    if all_names is not None:
+                        continue  # not a matching topic (the IN list was too long to give)
+                    topic = self._topic_name(topic_id)
+                    if len(topic_cache) < TOPIC_CACHE:
+                        topic_cache[topic_id] = topic
+                payload = bytes(data)
+                if scan_text is not None and not _text_matches(scan_text, payload):
+                    continue
+                if regex is not None and regex(payload.decode(errors="replace")) is None:
+                    continue
+                if condition is not None and not condition(payload):
+                    continue
+                yield _stored(row_id, topic, ms, flags, payload, size, props)
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining <= 0:
+                        return
+            last_id = int(rows[-1][0])
+            if query.newest_first:
+                cursor_high = last_id - 1
+            else:
+                cursor_low = last_id + 1
+            if len(rows) < chunk:
+                return
+
+    def _topic_name(self, topic_id: int) -> str:
+        row = self.db.execute("SELECT name FROM topics WHERE id = ?", (topic_id,)).fetchone()
+        return str(row[0]) if row is not None else f"?{topic_id}"
+
+    def state_at(self, moment: float, topics: Sequence[str] = ()) -> list[StoredMessage]:
+        """Each topic's last message received at or before ``moment`` (topics matching ``topics``; all when
+        empty), in topic order: the tree as it was then."""
+        span_ms = SPAN_SECONDS * 1000
+        row = self.db.execute(
+            "SELECT MAX(last_id) FROM spans WHERE bucket <= ?", (int(moment * 1000) // span_ms,)
+        ).fetchone()
+        if row[0] is None:
+            return []
+        high, moment_ms = int(row[0]), math.floor(moment * 1000)
+        names = self.topic_names(topics)
+        out: list[StoredMessage] = []
+        statement = (
+            "SELECT id, ms, flags, payload, size, props FROM messages WHERE topic = ? AND id <= ? AND ms <= ? "
+            "ORDER BY id DESC LIMIT 1"
+        )
+        for topic_id, name in sorted(names.items(), key=lambda item: item[1]):
+            found = self.db.execute(statement, (topic_id, high, moment_ms)).fetchone()
+            if found is None:
+                continue
+            row_id, ms, flags, payload, size, props = found
+            out.append(_stored(row_id, name, ms, flags, bytes(payload), size, props))
+        return out
+
+    def step(self, from_id: int, forward: bool = True, query: HistoryQuery | None = None) -> StoredMessage | None:
+        """The next change after the message ``from_id`` (``forward`` false: the one before) among those that
+        meet ``query``: stepping through time one change at a time."""
+        base = query or HistoryQuery()
+        if forward:
+            step = HistoryQuery(
+                base.topics, base.since, base.until, base.text, base.regex, base.condition, after_id=from_id, limit=1
+            )
+        else:
+            step = HistoryQuery(
+                base.topics, base.since, base.until, base.text, base.regex, base.condition,
+                before_id=from_id, newest_first=True, limit=1,
+            )  # fmt: skip
+        return next(iter(self.search(step)), None)
+
+
+def _stored(
+    row_id: int, topic: str, ms: int, flags: int, payload: bytes, size: int | None, props: str | None
+) -> StoredMessage:
+    return StoredMessage(
+        int(row_id), ms / 1000, topic, payload, flags & 3, bool(flags & _RETAIN), bool(flags & _DUP),
+        _props_from(props), int(size) if size is not None else len(payload),
+    )  # fmt: skip
+
+
+def _text_matches(text: str, payload: bytes) -> bool:
+    """The scan used without FTS5: every word (or quoted phrase) appears in the text the index would hold
+    (:func:`indexed_text`), ignoring case (a word may be part of a longer one here)."""
+    indexed = indexed_text(payload)
+    if indexed is None:
+        return False
+    haystack = indexed.casefold()
+    parts = re.findall(r'"([^"]*)"|(\S+)', text)
+    return all((phrase or word).casefold() in haystack for phrase, word in parts if (phrase or word).strip())
