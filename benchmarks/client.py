@@ -157,6 +157,8 @@ def payload_file(directory: str, n: int) -> Path:
 
 
 class Bench:
+    """A client under test. Its library is imported when the bench is made, before any clock starts."""
+
     name = ""
 
     async def publish(self, port: int, topic: str, qos: int, n: int) -> None:
@@ -168,6 +170,9 @@ class Bench:
 
 class MqttchatBench(Bench):
     name = "mqttchat"
+
+    def __init__(self) -> None:
+        import mqttchat.client  # noqa: F401
 
     async def publish(self, port: int, topic: str, qos: int, n: int) -> None:
         from mqttchat.client import MQTTClient
@@ -204,6 +209,9 @@ class MqttchatBench(Bench):
 
 class GmqttBench(Bench):
     name = "gmqtt"
+
+    def __init__(self) -> None:
+        import gmqtt  # noqa: F401
 
     async def publish(self, port: int, topic: str, qos: int, n: int) -> None:
         import gmqtt
@@ -245,6 +253,9 @@ class GmqttBench(Bench):
 
 class PahoBench(Bench):
     name = "paho-mqtt"
+
+    def __init__(self) -> None:
+        import paho.mqtt.client  # noqa: F401
 
     def _client(self, client_id: str) -> object:
         import paho.mqtt.client as paho
