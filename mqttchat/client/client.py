@@ -34,7 +34,7 @@ from mqttchat.client.errors import (
     SubscriptionRefused,
     TLSError,
 )
-from mqttchat.client.messages import Message, MessageStream
+from mqttchat.client.messages import Message, MessageStream, build_message
 from mqttchat.client.options import ClientOptions, OverflowPolicy, parse_url
 from mqttchat.client.session import (
     AuthMethod,
@@ -155,6 +155,8 @@ class PublishResult:
 
 #: Success without properties: the result of every QoS 0 publish and of most QoS 1/2 ones.
 _QOS0_RESULT = PublishResult()
+#: The futures the client makes (loop.create_future()): asyncio's C implementation.
+_Future = asyncio.Future
 
 
 @dataclass(slots=True)
@@ -596,7 +598,10 @@ class MQTTClient:
             kind = type(event)
             if kind is Publish:
                 if streams or handlers:
-                    message = Message.from_publish(event, now)
+                    message = build_message(
+                        event.topic, event.payload, event.qos, event.retain, event.dup, event.properties, now,
+                        event.packet_id,
+                    )  # fmt: skip
                     for stream in streams:
                         stream.put(message)
                     for handler in handlers:
@@ -605,7 +610,19 @@ class MQTTClient:
                         except Exception:
                             log.exception("message handler failed")
             elif kind is Completed:
-                self._on_completed(event)
+                # The common answer inline: Success without properties, at the publish's own QoS, to a future
+                # still waiting for it; _on_completed for the rest.
+                token = event.token
+                if (
+                    type(token) is _Future
+                    and event.reason_code == 0
+                    and event.properties is EMPTY_PROPERTIES
+                    and event.qos == event.publish.qos
+                    and not token.done()
+                ):
+                    token.set_result(_QOS0_RESULT)
+                else:
+                    self._on_completed(event)
             else:
                 self._on_event(event)
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 from mqttchat.client.options import OverflowPolicy
 from mqttchat.protocol import EMPTY_PROPERTIES, Properties, Publish
-from mqttchat.protocol.fastinit import dataclass
+from mqttchat.protocol.fastinit import builder, dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +33,16 @@ class Message:
 
     @classmethod
     def from_publish(cls, publish: Publish, received_at: float) -> Message:
-        return cls(
+        build = build_message if cls is Message else cls
+        return build(
             publish.topic, publish.payload, publish.qos, publish.retain, publish.dup, publish.properties, received_at,
             publish.packet_id,
         )  # fmt: skip
+
+
+#: A Message from its fields in order (topic, payload, qos, retain, dup, properties, received_at, packet_id),
+#: built without ``__init__``: the client's reader makes one per message received.
+build_message = builder(Message)
 
 
 class MessageStream:

@@ -47,7 +47,7 @@ from enum import Enum
 
 from mqttchat.protocol.constants import DEFAULT_RECEIVE_MAXIMUM, MAX_PACKET_ID
 from mqttchat.protocol.errors import LocalProtocolError, RemoteProtocolError
-from mqttchat.protocol.fastinit import dataclass
+from mqttchat.protocol.fastinit import builder, dataclass
 from mqttchat.protocol.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel, with_packet_id
 from mqttchat.protocol.properties import EMPTY_PROPERTIES, Properties
 from mqttchat.protocol.reason_codes import ReasonCode
@@ -136,6 +136,9 @@ class Completed:
     def downgraded(self) -> bool:
         """A QoS 2 publish the receiver acknowledged with PUBACK: delivered at least once, not exactly once."""
         return self.qos == 1 and self.publish.qos == 2
+
+
+_new_completed = builder(Completed)
 
 
 @dataclass(slots=True)
@@ -230,7 +233,7 @@ class OutgoingFlow:
             self.held.remove(pid)
         self.packet_ids.release(pid)
         publish = entry.publish
-        out.completed.append(Completed(entry.token, publish, reason, props, publish.qos if qos is None else qos))
+        out.completed.append(_new_completed(entry.token, publish, reason, props, publish.qos if qos is None else qos))
         self._fill_window(out)
 
     def settle_puback(self, packet_id: int) -> bool:
@@ -248,6 +251,20 @@ class OutgoingFlow:
         del self.inflight[packet_id]
         self.packet_ids.release(packet_id)
         return True
+
+    def receive_puback(self, packet_id: int, reason: ReasonCode, properties: Properties) -> Completed | None:
+        """The fast path of :meth:`receive` for a PUBACK completing a QoS 1 flow when no message waits for the
+        window: the :class:`Completed`, or None when the caller must use :meth:`receive` (no such flow, a QoS 2
+        flow, messages waiting: there may be more to do than completing)."""
+        if self.waiting or self.held:
+            return None
+        entry = self.inflight.get(packet_id)
+        if entry is None or entry.state is not _AWAIT_PUBACK:
+            return None
+        del self.inflight[packet_id]
+        self.packet_ids.release(packet_id)
+        publish = entry.publish
+        return _new_completed(entry.token, publish, reason, properties, publish.qos)
 
     def receive(self, packet: PubAck | PubRec | PubComp) -> FlowOutput:
         """Handle an acknowledgement from the receiver.

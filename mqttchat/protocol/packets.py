@@ -11,7 +11,7 @@ Decoders work on ``buf[pos:end]``, the body of one whole packet whose fixed head
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from mqttchat.protocol.cache import BoundedCache
 from mqttchat.protocol.constants import MAX_PACKET_ID, PacketType, ProtocolVersion, RetainHandling
@@ -21,7 +21,7 @@ from mqttchat.protocol.errors import (
     RemoteProtocolError,
     UnsupportedProtocolVersion,
 )
-from mqttchat.protocol.fastinit import dataclass, slot_setter
+from mqttchat.protocol.fastinit import builder, dataclass
 from mqttchat.protocol.properties import (
     EMPTY_PROPERTIES,
     WILL_PROPERTIES,
@@ -449,40 +449,8 @@ def _decode_topic_name(raw: bytes, version: int, strict: bool, server: bool) -> 
     return topic
 
 
-def _slot_setter7(cls: type[Any], names: tuple[str, ...]) -> Any:
-    """A function setting seven slots of a frozen slots dataclass directly, through their descriptors."""
-    s0, s1, s2, s3, s4, s5, s6 = (slot_setter(cls, name) for name in names)
-
-    def set7(obj: Any, a: Any, b: Any, c: Any, d: Any, e: Any, f: Any, g: Any) -> None:
-        s0(obj, a)
-        s1(obj, b)
-        s2(obj, c)
-        s3(obj, d)
-        s4(obj, e)
-        s5(obj, f)
-        s6(obj, g)
-
-    return set7
-
-
-_PUBLISH_SETTERS = _slot_setter7(Publish, ("topic", "payload", "qos", "retain", "dup", "packet_id", "properties"))
-
-
-def _new_publish(
-    topic: str,
-    payload: bytes,
-    qos: int,
-    retain: bool,
-    dup: bool,
-    packet_id: int | None,
-    properties: Properties,
-    _new: Any = object.__new__,
-    _set: Any = _PUBLISH_SETTERS,
-) -> Publish:
-    """Build a Publish from already-validated fields, skipping ``__init__`` (the decoder's hot path)."""
-    obj: Publish = _new(Publish)
-    _set(obj, topic, payload, qos, retain, dup, packet_id, properties)
-    return obj
+#: Build a Publish from already-validated fields, in field order, skipping ``__init__`` (the decoder's hot path).
+_new_publish = builder(Publish)
 
 
 # ---------------------------------------------------------------------------------- PUBACK PUBREC PUBREL PUBCOMP

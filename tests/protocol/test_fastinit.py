@@ -114,3 +114,26 @@ def test_packets_compare_hash_and_stay_frozen() -> None:
     assert repr(publish).startswith("Publish(topic='a/b', payload=b'payload', qos=1")
     with pytest.raises(dataclasses.FrozenInstanceError):
         publish.qos = 2  # type: ignore[misc]
+
+
+def test_builder_makes_the_same_object_as_the_constructor() -> None:
+    from mqttchat.protocol.fastinit import builder
+
+    build = builder(Pickled)
+    built = build("x", 2)
+    assert type(built) is Pickled
+    assert built == Pickled("x", 2) and repr(built) == repr(Pickled("x", 2))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.size = 3  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(built)) == built
+
+
+def test_builder_needs_the_fields_as_its_own_slots() -> None:
+    from mqttchat.protocol.fastinit import builder
+
+    @dataclass(frozen=True, slots=True)
+    class Child(Pickled):
+        extra: int = 0
+
+    with pytest.raises(TypeError, match="builder needs"):
+        builder(Child)
