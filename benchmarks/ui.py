@@ -5,7 +5,10 @@ Run: ``python -m benchmarks.ui [--seconds 30] [--rate 20000]``. Phases:
 1. idle: the app connected, nothing published (the baseline).
 2. flood: ``--rate`` messages a second over 10,000 topics for ``--seconds`` (QoS 0, published by a separate
    process), with the tree expanded and the cursor moving.
-3. 100,000 distinct topics, then the tree fully expanded.
+3. Sparkplug B: ``--rate`` messages a second over 10,000 metrics (10 edge nodes of 10 devices, births then DDATA of
+   5 metrics by alias) for ``--seconds``, with a device's DDATA selected (the Message tab and the tree's value
+   column decode what they show).
+4. 100,000 distinct topics, then the tree fully expanded.
 
 ``--broker embedded`` runs the flood through the app's own broker, in process (the zero-config default), to
 show that hosting it does not make the screen stutter.
@@ -139,7 +142,15 @@ def _gc_callback(phase: str, info: dict[str, int]) -> None:
 
 
 async def run_phase(
-    app: MQTTChatApp, pilot: object, port: int, name: str, rate: int, seconds: float, topics: int
+    app: MQTTChatApp,
+    pilot: object,
+    port: int,
+    name: str,
+    rate: int,
+    seconds: float,
+    topics: int,
+    kind: str = "json",
+    select: str | None = None,
 ) -> dict[str, float]:
     tree = app.runtime.tree
     start_count = tree.stats.messages
@@ -149,10 +160,15 @@ async def run_phase(
     flood = None
     if rate:
         flood = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "benchmarks.flood", str(port), str(rate), str(seconds), str(topics),
+            sys.executable, "-m", "benchmarks.flood", str(port), str(rate), str(seconds), str(topics), kind,
             stdout=subprocess.PIPE,
         )  # fmt: skip
     GC_PAUSES.clear()
+    if select is not None:  # once the topic exists: the Message tab shows it, decoded, from then on
+        for _ in range(100):
+            if app.screen.query_one(TopicTreeView).select_topic(select):
+                break
+            await asyncio.sleep(0.05)
     latencies = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
@@ -210,6 +226,9 @@ async def main_async(seconds: float, rate: int, broker: str) -> int:
             results.append(
                 (f"flood {rate}/s over 10k topics", await run_phase(app, pilot, port, "flood", rate, seconds, 10_000))
             )
+            sparkplug = await run_phase(app, pilot, port, "sparkplug", rate, seconds, 10_000, "sparkplug",
+                                        "spBv1.0/Bench/DDATA/node3/device4")  # fmt: skip
+            results.append((f"sparkplug {rate}/s, 10k metrics", sparkplug))
             results.append(("100k distinct topics", await run_phase(app, pilot, port, "100k", 10_000, 10, 100_000)))
             await pilot.press("plus")  # expand everything (up to the limit) with 100k topics present
             results.append(("100k topics, tree expanded", await run_phase(app, pilot, port, "expanded", 0, 5, 0)))

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import secrets
 import sys
+from typing import TYPE_CHECKING
 
 from mqttchat.client import Message, MQTTClient
 from mqttchat.commands.common import (
@@ -22,6 +23,11 @@ from mqttchat.commands.common import (
 )
 from mqttchat.commands.sub_format import FormatError, Output
 from mqttchat.protocol import Properties, Subscription, topic_filter_problem
+from mqttchat.untrusted import printable
+
+if TYPE_CHECKING:
+    from mqttchat.commands.sub_decode import SubDecoder
+    from mqttchat.explorer.decoders import DecodeResult
 
 #: With --retained-only: how long without a message means "all retained messages have arrived".
 RETAINED_QUIET = 0.5
@@ -74,6 +80,15 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     p.add_argument("--remove-retained", action="store_true", help="clear every retained message received")
     p.add_argument("--no-local", action="store_true", help="MQTT 5: do not receive our own publishes")
+    p.add_argument(
+        "--decode",
+        nargs="?",
+        const="settings",
+        metavar="CHAIN",
+        help="print payloads decoded as the explorer decodes them (the settings' [[decoders]], then automatically: "
+        "Sparkplug B, gzip, JSON, text...), or all with CHAIN (cbor, msgpack, sparkplug, gzip+json, auto...): "
+        "structure as compact JSON; -F json gains 'decoder' and 'decoded' members",
+    )
     add_connection_arguments(p)
     p.set_defaults(handler=main)
 
@@ -90,6 +105,28 @@ def json_line(message: Message) -> str:
     return format_line(
         message.topic, message.payload, message.qos, message.retain, message.properties, message.received_at
     )
+
+
+def render_decoded(output: Output, decoder: SubDecoder, message: Message, result: DecodeResult) -> bytes:
+    """What ``sub --decode`` writes for a message: ``-F json`` with the decoded value, a template as it is
+    (its codes show the payload as received), or the decoded payload (after the topic with ``-v``); a payload
+    that could not be decoded is written as received, and why goes to stderr."""
+    from mqttchat.commands.sub_decode import decoded_line
+
+    if output.recording:
+        assert output.json_line is not None
+        line = output.json_line(message)
+        return output.text(line[:-1] + decoder.json_members(result) + "}")
+    if output.parts is not None:
+        return output.render(message)
+    if not result.ok:
+        decoder.problem(message, result)
+        return output.render(message)
+    line = decoded_line(result)
+    if output.terminal:  # line breaks of a decoded text kept, as a payload's are
+        line = printable(line, keep="\n\t")
+    text = line.encode("utf-8", "surrogateescape")
+    return output.text(message.topic) + b" " + text if output.verbose else text
 
 
 async def subscribe(args: argparse.Namespace) -> int:
@@ -116,6 +153,11 @@ async def subscribe(args: argparse.Namespace) -> int:
         )
     except FormatError as exc:
         raise CommandError(f"-F: {exc}", status=1) from None
+    decoder = None
+    if args.decode is not None:
+        from mqttchat.commands.sub_decode import SubDecoder
+
+        decoder = SubDecoder(args.decode, warn=lambda text: error_line("mqttchat sub", text))
     options, props = client_options(args, f"mqttchat-sub-{secrets.token_hex(4)}")
     subscribe_props = props.get("subscribe", Properties())
     warn_v311("mqttchat sub", args, options.version)
@@ -182,7 +224,10 @@ async def subscribe(args: argparse.Namespace) -> int:
                 continue
             if any(matches(f, message.topic) for f in args.filter_out):
                 continue
-            out.write(output.render(message) + end)
+            if decoder is not None:
+                out.write(render_decoded(output, decoder, message, await decoder.decode(message)) + end)
+            else:
+                out.write(output.render(message) + end)
             out.flush()
             received += 1
             if args.count is not None and received >= args.count:
