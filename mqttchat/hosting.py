@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -45,6 +46,14 @@ WATCH_INTERVAL = 0.5
 LOCAL_RECONNECT_MAX_DELAY = 2.0
 #: The chat's client ids: ``mqttchat-chat-{identity}-{install}``.
 CHAT_CLIENT_PREFIX = "mqttchat-chat-"
+#: The explorer's client ids when none is configured: ``mqttchat-explorer-{8 hex digits}``.
+EXPLORER_CLIENT_PREFIX = "mqttchat-explorer-"
+
+
+def explorer_client_id() -> str:
+    """A client id for the explorer when none is configured: recognisable in a broker's log and in the list of
+    who is connected, where a broker-assigned id says nothing (and some 3.1.1 brokers refuse an empty one)."""
+    return EXPLORER_CLIENT_PREFIX + secrets.token_hex(4)
 
 
 def embedded_store_path(data_dir: Path, port: int) -> Path:
@@ -82,22 +91,38 @@ class Peer:
             return identity
         return rest
 
+    @property
+    def is_explorer(self) -> bool:
+        """Whether this is an mqttchat explorer (another instance of the app, or its explorer beside its chat)."""
+        rest = self.client_id[len(EXPLORER_CLIENT_PREFIX) :]
+        return (
+            self.client_id.startswith(EXPLORER_CLIENT_PREFIX)
+            and len(rest) == 8
+            and all(c in "0123456789abcdef" for c in rest)
+        )
+
 
 def describe_peers(peers: list[Peer], shown: int = 8) -> str:
-    """Who is connected, for a sentence: chat members by identity, the other clients counted (neutralised text)."""
+    """Who is connected, for a sentence: chat members by identity, mqttchat explorers and the other clients
+    counted (neutralised text)."""
     from mqttchat.untrusted import printable
 
     members = sorted({printable(identity, limit=40) for peer in peers if (identity := peer.chat_identity)})
-    others = sum(1 for peer in peers if peer.chat_identity is None)
+    explorers = sum(1 for peer in peers if peer.is_explorer)
+    others = sum(1 for peer in peers if peer.chat_identity is None and not peer.is_explorer)
     parts = []
     if members:
         listed = ", ".join(members[:shown])
         if len(members) > shown:
             listed += f" and {len(members) - shown} more"
         parts.append(f"{listed} (chat)")
+    if explorers:
+        parts.append(plural(explorers, "mqttchat explorer"))
     if others:
         parts.append(plural(others, "other MQTT client"))
-    return " and ".join(parts)
+    if len(parts) < 2:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 class EmbeddedHost:

@@ -37,7 +37,14 @@ from mqttchat.explorer.decoders import DecodeResult, DecoderRule, PayloadDecoder
 from mqttchat.explorer.recording import Recorder
 from mqttchat.explorer.sparkplug_view import place as sparkplug_place
 from mqttchat.explorer.tree import Entry, TopicFilter, TopicNode, TopicTree
-from mqttchat.hosting import LOCAL_RECONNECT_MAX_DELAY, EmbeddedHost, Peer, embedded_store_path, watch_for_take_over
+from mqttchat.hosting import (
+    LOCAL_RECONNECT_MAX_DELAY,
+    EmbeddedHost,
+    Peer,
+    embedded_store_path,
+    explorer_client_id,
+    watch_for_take_over,
+)
 from mqttchat.protocol import MQTTError, Packet, ReasonCode, RetainHandling, Subscription
 from mqttchat.untrusted import loggable, printable
 
@@ -163,6 +170,10 @@ class Runtime:
         #: Payload decoders (decoding is lazy: at ingest only Sparkplug B state is kept) and the charts.
         self.decoders = PayloadDecoders(self.decoder_rules)
         self.charts = Charts()
+        if not self.options.client_id and self.options.clean_start and not self.options.session_expiry:
+            # Named, not left for the broker to assign: the broker's log and the host's list of who is
+            # connected then say that this is an mqttchat explorer.
+            self.options = replace(self.options, client_id=explorer_client_id())
         self.client = MQTTClient(self.options)
         self.client.add_message_handler(self._on_message)
         self.client.add_trace_hook(self._on_packet)

@@ -84,7 +84,7 @@ async def test_the_host_quits_and_the_others_keep_chatting(instances: Callable[[
     assert alice.chat is not None and bob.chat is not None and carol.chat is not None
     await until(lambda: {("bob", "online"), ("carol", "online")} <= set(alice.chat.model.members("lobby")))  # type: ignore[union-attr]
     peers = alice.hosted_peers()
-    assert describe_peers(peers) == "bob, carol (chat) and 2 other MQTT clients"  # and not alice's own two
+    assert describe_peers(peers) == "bob, carol (chat) and 2 mqttchat explorers"  # and not alice's own two
     await bob.chat.command("lobby", "before alice quits")
     await until(lambda: "before alice quits" in texts(carol) and "before alice quits" in texts(alice))
 
@@ -158,3 +158,19 @@ def test_peers_are_described_by_chat_identity_and_counted() -> None:
     text = describe_peers(peers)
     assert text == "bob, evil␛[2J, j-doe (chat) and 1 other MQTT client"
     assert "\x1b" not in text
+    explorers = [Peer("mqttchat-explorer-0a1b2c3d", None), Peer("mqttchat-explorer-ffffffff", None)]
+    expected = "bob, evil␛[2J, j-doe (chat), 2 mqttchat explorers and 1 other MQTT client"
+    assert describe_peers(peers + explorers) == expected
+    assert describe_peers(explorers[:1]) == "1 mqttchat explorer"
+    assert describe_peers([Peer("mqttchat-explorer-not-hex!", None)]) == "1 other MQTT client"  # not one of ours
+
+
+def test_the_explorer_is_named_when_no_client_id_is_configured() -> None:
+    named = Runtime(ClientOptions(parse_url("mqtt://127.0.0.1:1")), embed_broker=False)
+    assert Peer(named.client.options.client_id, None).is_explorer
+    chosen = Runtime(ClientOptions(parse_url("mqtt://127.0.0.1:1"), client_id="mine"), embed_broker=False)
+    assert chosen.client.options.client_id == "mine"
+    persistent = Runtime(
+        ClientOptions(parse_url("mqtt://127.0.0.1:1"), clean_start=False, session_expiry=60), embed_broker=False
+    )
+    assert persistent.client.options.client_id == ""  # a random id would leave a session behind on every start

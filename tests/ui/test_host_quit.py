@@ -47,7 +47,7 @@ async def test_quitting_the_host_names_who_is_connected(port: int, tmp_path: Pat
         await until(pilot, lambda: isinstance(app.screen, HostQuitDialog))
         shown = " ".join(text_of(app.screen.query_one(".text"), width=400).split())
         assert f"hosts the broker on mqtt://127.0.0.1:{port}" in shown
-        assert "bob (chat) and 1 other MQTT client" in shown
+        assert "bob (chat) and 1 mqttchat explorer" in shown
         assert "takes over hosting within seconds" in shown and "embedded-broker-" in shown
         await pilot.press("escape")  # stay
         await until(pilot, lambda: not isinstance(app.screen, HostQuitDialog))
