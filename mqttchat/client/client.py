@@ -20,6 +20,7 @@ from dataclasses import replace
 from enum import Enum
 from typing import Any
 
+from mqttchat.client.credentials import Credentials
 from mqttchat.client.errors import (
     BrokerProtocolError,
     ClientError,
@@ -65,6 +66,9 @@ from mqttchat.protocol import (
 from mqttchat.protocol.constants import ProtocolVersion
 from mqttchat.protocol.fastinit import dataclass
 from mqttchat.untrusted import loggable, printable
+
+#: How often (seconds) a connection whose credentials expire looks at its credential source's clock.
+RENEW_CHECK_INTERVAL = 1.0
 
 #: A connection that lasted this long (seconds) resets the reconnect backoff.
 STABLE_CONNECTION = 10.0
@@ -335,7 +339,10 @@ class MQTTClient:
         self._reading_paused = False
         try:
             o = self.options
-            self._link = await open_link(o.target, o.tls, self, o.connect_timeout, o.proxy)
+            credentials = o.credentials.credentials() if o.credentials is not None else None
+            self.session.credentials = credentials
+            path = credentials.websocket_path if credentials is not None else None
+            self._link = await open_link(o.target, o.tls, self, o.connect_timeout, o.proxy, path)
         except ConnectError as exc:
             self._lost = None
             self._connack = None  # nobody waits for it: a link that failed while opening must not set it
@@ -359,6 +366,8 @@ class MQTTClient:
         self._last_sent = loop.time()
         self._ping_sent = None
         self._keepalive_task = asyncio.create_task(self._keepalive(self._link), name="mqtt keepalive")
+        if credentials is not None and credentials.expires_at is not None:
+            self._renew_task = asyncio.create_task(self._renew(self._link, credentials), name="mqtt renew")
         self._connected_at = time.monotonic()
         self._set_status(Status.CONNECTED, capabilities=caps)
         log.info("connected to %s as %s (MQTT %s)", self.target, loggable(self.client_id), caps.version)
@@ -442,7 +451,7 @@ class MQTTClient:
             if self._stopped():
                 return
             taken_over = isinstance(error, ConnectionLost) and error.reason_code is ReasonCode.SESSION_TAKEN_OVER
-            if not self.options.reconnect or taken_over:
+            if not (self.options.reconnect or self._renewing) or taken_over:
                 # Another connection with our client id replaced this one: reconnecting would replace it in turn,
                 # and the two would take turns for ever.
                 self._finish(error if isinstance(error, BaseException) else ConnectionLost("connection lost"))
@@ -453,10 +462,13 @@ class MQTTClient:
             # us, or another client taking our id over and over, must not become a reconnect storm)
             if error is not None and same_again(error):
                 return
+            renewing, self._renewing = self._renewing, False
             while not self._closed:
                 attempt += 1
                 delay = min(self.options.reconnect_max_delay, self.options.reconnect_min_delay * 2 ** (attempt - 1))
                 delay *= random.uniform(0.5, 1.0)
+                if renewing:  # we closed the connection to present new credentials: connect again at once
+                    renewing, delay, attempt = False, 0.0, attempt - 1
                 self._set_status(Status.RECONNECTING, attempt=attempt, delay=delay, error=error)
                 await asyncio.sleep(delay)
                 if self._stopped():
@@ -521,7 +533,7 @@ class MQTTClient:
         elif link is not None:
             link.abort()
         self.session.connection_lost()
-        for task in (self._supervisor, self._keepalive_task):
+        for task in (self._supervisor, self._keepalive_task, self._renew_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
         self._finish(None)
@@ -717,6 +729,9 @@ class MQTTClient:
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
             self._keepalive_task = None
+        if self._renew_task is not None and self._renew_task is not asyncio.current_task():
+            self._renew_task.cancel()
+        self._renew_task = None
         self.stats.bytes_in = self.session.bytes_in
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(error)
@@ -857,11 +872,15 @@ class MQTTClient:
         if not subs:
             raise ValueError("subscribe() needs at least one topic filter")
         props = Properties(subscription_identifier=subscription_identifier, user_property=list(user_properties) or None)
-        future: asyncio.Future[Any] = self._loop.create_future()
-        self.session.subscribe(subs, props, future)
+        # A broker that takes only so many filters per SUBSCRIBE (AWS IoT Core: 8) gets several packets.
+        per_packet = self.options.max_filters_per_subscribe or len(subs)
+        futures: list[asyncio.Future[Any]] = []
+        for start in range(0, len(subs), per_packet):
+            future: asyncio.Future[Any] = self._loop.create_future()
+            self.session.subscribe(subs[start : start + per_packet], props, future)
+            futures.append(future)
         self._schedule_flush()
-        suback = await future
-        return list(suback.reason_codes)
+        return [code for suback in await asyncio.gather(*futures) for code in suback.reason_codes]
 
     async def unsubscribe(
         self, *topic_filters: str, user_properties: Sequence[tuple[str, str]] = ()
@@ -927,6 +946,28 @@ class MQTTClient:
             if self._ping_sent is not None:
                 wait = min(wait, keepalive - (loop.time() - self._ping_sent))
             await asyncio.sleep(max(0.05, wait))
+
+    _renew_task: asyncio.Task[None] | None = None
+    _renewing = False
+
+    async def _renew(self, link: Link, credentials: Credentials) -> None:
+        """Connect again with new credentials before ``credentials`` expire (on the source's clock, which is
+        read every :data:`RENEW_CHECK_INTERVAL` seconds: a clock that jumps is noticed)."""
+        source = self.options.credentials
+        assert source is not None and credentials.expires_at is not None
+        due = credentials.expires_at - source.renew_before(credentials)
+        while self._link is link:
+            left = due - source.now()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(left, RENEW_CHECK_INTERVAL))
+        if self._link is not link or self._closed:
+            return
+        log.info("%s: the %s expires soon: connecting again with a new one", self.target, source.description)
+        self._renewing = True
+        self.session.disconnect()
+        self._flush()
+        link.close()
 
     def sync_stats(self) -> ClientStats:
         """Refresh and return :attr:`stats` from the session's counters."""

@@ -6,6 +6,7 @@ from dataclasses import field, replace
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from mqttchat.client.credentials import CredentialSource
 from mqttchat.client.proxy import ProxyOptions
 from mqttchat.protocol import ProtocolVersion, Will
 from mqttchat.protocol.fastinit import dataclass
@@ -153,6 +154,12 @@ class ClientOptions:
     #: Reach the broker through this SOCKS5 or HTTP CONNECT proxy (None: directly). The library reads no
     #: environment variables: :func:`mqttchat.client.proxy.proxy_from_environment` does, for the CLI and the app.
     proxy: ProxyOptions | None = None
+    #: Asked for the user name, password and WebSocket path of every connection (tokens, signed URLs): what it
+    #: gives replaces ``username``/``password``/``target.path``. Credentials that expire are renewed before
+    #: then by connecting again (see :mod:`mqttchat.cloud`).
+    credentials: CredentialSource | None = None
+    #: Split a subscribe() of more filters into SUBSCRIBE packets of this many (AWS IoT Core takes at most 8).
+    max_filters_per_subscribe: int | None = None
     connect_timeout: float = 10.0
     #: Reconnect automatically after a connection, once established, is lost.
     reconnect: bool = True

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Protocol
 
+from mqttchat.client.credentials import Credentials
 from mqttchat.client.errors import PublishError, QueueFull
 from mqttchat.client.options import ClientOptions
 from mqttchat.protocol import (
@@ -204,6 +205,8 @@ class ClientSession:
         if self.version not in (ProtocolVersion.MQTT_3_1_1, ProtocolVersion.MQTT_5):
             raise ValueError(f"MQTT version {options.version} is not supported: use 5 or 4 (3.1.1)")
         self.auth = auth
+        #: The credentials of the connection being made (from ``options.credentials``), set by the client.
+        self.credentials: Credentials | None = None
         self.state = SessionState.DISCONNECTED
         self.client_id = options.client_id
         self.packet_ids = PacketIdAllocator()
@@ -276,12 +279,16 @@ class ClientSession:
                 values["authentication_method"] = self.auth.name
                 values["authentication_data"] = self.auth.initial_data()
             props = Properties(**values)
-        password = o.effective_password
+        username, password = o.effective_username, o.effective_password
+        given = self.credentials
+        if given is not None:
+            username = given.username if given.username is not None else username
+            password = given.password if given.password is not None else password
         return Connect(
             client_id=self.client_id,
             clean_start=o.clean_start if self.connections == 0 else o.clean_start and not self._session_expected(),
             keep_alive=o.keepalive,
-            username=o.effective_username,
+            username=username,
             password=password.encode() if password is not None else None,
             will=o.will,
             properties=props,

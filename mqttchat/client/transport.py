@@ -94,14 +94,15 @@ class _StreamProtocol(asyncio.Protocol):
 class _WebSocketProtocol(_StreamProtocol):
     """MQTT over WebSocket (binary frames, subprotocol ``mqtt``) using websockets' sans-I/O ClientProtocol."""
 
-    def __init__(self, sink: LinkSink, target: Target) -> None:
+    def __init__(self, sink: LinkSink, target: Target, path: str | None = None) -> None:
         super().__init__(sink)
         from websockets.client import ClientProtocol
         from websockets.typing import Subprotocol
         from websockets.uri import parse_uri
 
         host = f"[{target.host}]" if ":" in target.host else target.host
-        uri = parse_uri(f"{'wss' if target.tls else 'ws'}://{host}:{target.port}{target.path}")
+        # ``path``: a signed path and query, which must not appear in messages (``where``).
+        uri = parse_uri(f"{'wss' if target.tls else 'ws'}://{host}:{target.port}{path or target.path}")
         self.ws = ClientProtocol(uri, subprotocols=[Subprotocol("mqtt")], max_size=None)
         self.where = target.url
         #: The upgrade succeeded: from then on the client owns the link and hears of its end.
@@ -201,9 +202,16 @@ def make_ssl_context(options: TLSOptions | None) -> ssl.SSLContext:
 
 
 async def open_link(
-    target: Target, tls: TLSOptions | None, sink: LinkSink, timeout: float, proxy: ProxyOptions | None = None
+    target: Target,
+    tls: TLSOptions | None,
+    sink: LinkSink,
+    timeout: float,
+    proxy: ProxyOptions | None = None,
+    websocket_path: str | None = None,
 ) -> Link:
     """Connect to ``target`` (through ``proxy`` when given) and return the open link (WebSocket upgrade done).
+
+    ``websocket_path`` replaces the target's path in the upgrade request (a presigned URL's path and query).
 
     Raises:
         ConnectError: HostNotFound, ConnectionRefused, TLSError, WebSocketError, ConnectTimeout, with a message
@@ -230,7 +238,7 @@ async def open_link(
                 )
 
             if target.websocket:
-                transport, made = await connect(lambda: _WebSocketProtocol(sink, target))
+                transport, made = await connect(lambda: _WebSocketProtocol(sink, target, websocket_path))
                 assert isinstance(made, _WebSocketProtocol)
                 try:
                     await made.handshake

@@ -12,6 +12,7 @@ from mqttchat.commands.common import (
     CommandError,
     add_connection_arguments,
     client_options,
+    cloud_limits,
     max_packet_size_option,
     take_url_topic,
 )
@@ -144,6 +145,13 @@ def main(argv: Sequence[str]) -> int:
         else:
             options, _ = client_options(args, "", max_packet_size=limit)
             topics = tuple((t, args.qos) for t in (args.topic or ["#"]))
+            limits = cloud_limits(args)
+            if limits is not None:  # a cloud service: keep within what it accepts, and say what changed
+                replacement = getattr(args, "cloud_default_subscriptions", ())
+                kept, changes = limits.subscriptions(topics, default=not args.topic, replacement=replacement)
+                topics = tuple(kept)
+                for change in changes:
+                    print(f"mqttchat: {change}", file=sys.stderr)
     except (CommandError, ValueError) as exc:
         print(f"mqttchat: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mqttchat.client import ClientError, ClientOptions, MQTTClient, TLSOptions, parse_url
 from mqttchat.client.options import DEFAULT_MAX_PACKET_SIZE, Target
@@ -17,6 +17,9 @@ from mqttchat.client.proxy import ProxyOptions
 from mqttchat.protocol import MAX_PACKET_SIZE, MQTTError, Properties, Will
 from mqttchat.protocol.properties import PROPERTY_SPECS, PropertyType
 from mqttchat.untrusted import printable
+
+if TYPE_CHECKING:
+    from mqttchat.cloud.presets import CloudSettings, ServiceLimits
 
 #: Exit status when -W ends a command before it finished (as mosquitto_sub does).
 EXIT_TIMEOUT = 27
@@ -102,6 +105,31 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
         "name), socks5h://..., or http://[user:pw@]host[:port] (HTTP CONNECT); 'none' for a direct connection. "
         "Default: ALL_PROXY, and for ws:// and wss:// HTTP_PROXY and HTTPS_PROXY, less the hosts in NO_PROXY",
     )
+    c = parser.add_argument_group("cloud services (see README: Cloud brokers)")
+    c.add_argument(
+        "--cloud",
+        metavar="KIND",
+        help="connect as the service wants: aws-iot, azure-iot-hub, azure-event-grid, hivemq-cloud, emqx-cloud "
+        "(-h is the endpoint; TLS, port, SNI, ALPN, user name and tokens follow from the options below)",
+    )
+    c.add_argument("--websocket", action="store_true", help="with --cloud: MQTT over secure WebSocket")
+    c.add_argument(
+        "--aws-auth", metavar="MODE", help="AWS IoT Core: certificate (8883), alpn (443), authorizer or sigv4 (wss)"
+    )
+    c.add_argument("--aws-region", metavar="REGION", help="AWS IoT Core: the region (default: the endpoint's)")
+    c.add_argument("--authorizer", metavar="NAME", help="AWS IoT Core: the custom authorizer's name")
+    c.add_argument("--authorizer-token", metavar="KEY=VALUE", help="AWS IoT Core: the authorizer's token")
+    c.add_argument("--authorizer-signature", metavar="SIG", help="AWS IoT Core: the token's signature (base64)")
+    c.add_argument(
+        "--azure-connection-string", metavar="STR", help="Azure IoT Hub: HostName=…;DeviceId=…;SharedAccessKey=…"
+    )
+    c.add_argument("--azure-module", metavar="ID", help="Azure IoT Hub: the module identity of the device (-i)")
+    c.add_argument("--sas-key", metavar="KEY", help="Azure IoT Hub: the device's (or module's) shared access key")
+    c.add_argument("--sas-ttl", type=int, default=3600, metavar="S", help="Azure IoT Hub: SAS token lifetime")
+    c.add_argument("--jwt-key", metavar="FILE", help="password: a JWT signed with this PEM key (RSA or EC P-256)")
+    c.add_argument("--jwt-algorithm", metavar="ALG", help="RS256 or ES256 (default: the key's)")
+    c.add_argument("--jwt-audience", metavar="AUD", help="the JWT's aud claim")
+    c.add_argument("--jwt-ttl", type=int, default=3600, metavar="S", help="the JWT's lifetime in seconds")
     w = parser.add_argument_group("will")
     w.add_argument("--will-topic", help="topic of the will message")
     w.add_argument("--will-payload", default="", help="payload of the will message")
@@ -186,6 +214,8 @@ def client_options(
     """ClientOptions from the parsed connection arguments (``max_packet_size``: unless they give one)."""
     version = parse_version(args.protocol_version)
     props = parse_properties(args.properties)
+    if getattr(args, "cloud", None) or getattr(args, "jwt_key", None):
+        return cloud_client_options(args, default_id, version, props, max_packet_size)
     tls_wanted = bool(args.cafile or args.cert or args.insecure or args.tls)
     try:
         if args.url:
@@ -248,6 +278,110 @@ def client_options(
         reconnect=False,
     )
     return options, props
+
+
+def cloud_settings(args: argparse.Namespace) -> CloudSettings:
+    """The cloud preset's parts from ``--cloud`` and its options (host, port and WebSocket from -h/-p or -L)."""
+    from mqttchat.cloud.presets import CloudSettings
+
+    host, port, websocket, path = args.host or "", args.port, bool(args.websocket), None
+    if args.url:
+        if args.host or args.port:
+            raise CommandError("give either -L URL or -h/-p, not both")
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(args.url if "://" in args.url else "mqtts://" + args.url)
+        host, websocket = parts.hostname or "", websocket or parts.scheme.lower() in ("ws", "wss")
+        try:
+            port = parts.port
+        except ValueError:
+            raise CommandError(f"bad port in {args.url!r}") from None
+        path = parts.path + (f"?{parts.query}" if parts.query else "") if websocket and parts.path else None
+    token_name = token = None
+    if args.authorizer_token:
+        token_name, sep, token = args.authorizer_token.partition("=")
+        if not sep:
+            raise CommandError("--authorizer-token wants KEY=VALUE (the token key name the authorizer reads)")
+    return CloudSettings(
+        kind=args.cloud or "",
+        host=host,
+        port=port,
+        websocket=websocket,
+        path=path,
+        client_id=args.client_id,
+        username=args.username,
+        password=args.password,
+        ca_file=args.cafile,
+        cert_file=args.cert,
+        key_file=args.key,
+        key_password=args.keypass,
+        aws_auth=args.aws_auth,
+        region=args.aws_region,
+        authorizer=args.authorizer,
+        authorizer_token_name=token_name,
+        authorizer_token=token,
+        authorizer_signature=args.authorizer_signature,
+        connection_string=args.azure_connection_string,
+        device_id=args.client_id,
+        module_id=args.azure_module,
+        shared_access_key=args.sas_key,
+        sas_ttl=args.sas_ttl,
+        jwt_key_file=args.jwt_key,
+        jwt_algorithm=args.jwt_algorithm,
+        jwt_audience=args.jwt_audience,
+        jwt_ttl=args.jwt_ttl,
+    )
+
+
+def cloud_client_options(
+    args: argparse.Namespace, default_id: str, version: int, props: dict[str, Properties], max_packet_size: int
+) -> tuple[ClientOptions, dict[str, Properties]]:
+    """Options for ``--cloud KIND`` (or a JWT password with an ordinary target); the preset's limits are left in
+    ``args.cloud_limits`` for the command to apply."""
+    from mqttchat.cloud.presets import CloudError, apply, build
+
+    if not args.cloud:
+        # --jwt-key with an ordinary broker: its target, with the JWT as the password.
+        plain = argparse.Namespace(**{**vars(args), "jwt_key": None})
+        options, props = client_options(plain, default_id, max_packet_size=max_packet_size)
+        from mqttchat.cloud.jwt import JwtPasswordSource, load_private_key
+
+        try:
+            key = load_private_key(args.jwt_key, args.keypass)
+            source = JwtPasswordSource(
+                key, algorithm=args.jwt_algorithm, audience=args.jwt_audience, ttl=args.jwt_ttl,
+                username=options.effective_username,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise CommandError(f"--jwt-key: {exc}") from None
+        return replace(options, credentials=source), props
+    try:
+        made = build(cloud_settings(args))
+    except CloudError as exc:
+        raise CommandError(str(exc)) from None
+    args.cloud_limits = made.limits
+    args.cloud_default_subscriptions = made.default_subscriptions
+    connect_props = props.get("connect", Properties())
+    options = ClientOptions(
+        version=version,
+        version_fallback=args.protocol_version is None,
+        client_id=args.client_id if args.client_id is not None else default_id,
+        clean_start=not args.disable_clean_session,
+        keepalive=args.keepalive,
+        maximum_packet_size=max_packet_size_option(args, connect_props, max_packet_size),
+        reconnect=False,
+    )
+    options = apply(options, made)
+    options = replace(options, proxy=proxy_option(getattr(args, "proxy", None), options.target))
+    if args.debug:
+        for note in made.notes:
+            print(f"{made.limits.service}: {note}", file=sys.stderr)
+    return options, props
+
+
+def cloud_limits(args: argparse.Namespace) -> ServiceLimits | None:
+    """The limits of the ``--cloud`` service (after client_options()), or None."""
+    return getattr(args, "cloud_limits", None)
 
 
 def proxy_option(given: str | None, target: Target) -> ProxyOptions | None:

@@ -13,6 +13,7 @@ from mqttchat.commands.common import (
     add_connection_arguments,
     announce_connection,
     client_options,
+    cloud_limits,
     debug_hook,
     error_line,
     run,
@@ -63,6 +64,11 @@ async def publish(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise CommandError("--repeat must be at least 1")
     options, props = client_options(args, f"mqttchat-pub-{secrets.token_hex(4)}")
+    limits = cloud_limits(args)
+    if limits is not None:  # what the service would close the connection for, changed and said
+        args.qos, args.retain, changes = limits.publish(args.qos, args.retain)
+        for change in changes:
+            error_line("mqttchat pub", change)
     publish_props = props.get("publish", Properties())
     payload: bytes | None = None
     if args.message is not None:

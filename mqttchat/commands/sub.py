@@ -15,6 +15,7 @@ from mqttchat.commands.common import (
     add_connection_arguments,
     announce_connection,
     client_options,
+    cloud_limits,
     debug_hook,
     error_line,
     run,
@@ -182,7 +183,13 @@ async def subscribe(args: argparse.Namespace) -> int:
     status = 0
     try:
         # -R still asks for retained messages (the broker marks them) and skips them here, like mosquitto_sub.
-        subscriptions = [Subscription(f, args.qos, args.no_local) for f in args.topic]
+        wanted = [(f, args.qos) for f in args.topic]
+        limits = cloud_limits(args)
+        if limits is not None:  # what the service would close the connection for, changed and said
+            wanted, changes = limits.subscriptions(wanted)
+            for change in changes:
+                error_line("mqttchat sub", change)
+        subscriptions = [Subscription(f, qos, args.no_local) for f, qos in wanted]
         try:
             async with asyncio.timeout_at(deadline):
                 codes = await client.subscribe(
