@@ -65,6 +65,7 @@ from mqttchat.protocol import (
 )
 from mqttchat.protocol.constants import ProtocolVersion
 from mqttchat.protocol.fastinit import dataclass
+from mqttchat.protocol.packets import build_publish
 from mqttchat.untrusted import loggable, printable
 
 #: How often (seconds) a connection whose credentials expire looks at its credential source's clock.
@@ -815,12 +816,13 @@ class MQTTClient:
         Raises:
             PublishError, QueueFull, LocalProtocolError: nothing was sent. NotConnected: the client closed.
         """
-        self._check_open()
-        if isinstance(payload, str):
+        if self._closed or self._loop is None:
+            self._check_open()
+        if type(payload) is not bytes and isinstance(payload, str):
             payload = payload.encode()
         if property_values:
             properties = properties.replace(**property_values)
-        publish = Publish(topic, payload, qos, retain, False, None, properties)
+        publish = build_publish(topic, payload, qos, retain, False, None, properties)
         if qos == 0:
             if self._write_paused:
                 await self._writable()
@@ -838,14 +840,16 @@ class MQTTClient:
         properties: Properties = EMPTY_PROPERTIES,
     ) -> asyncio.Future[PublishResult] | None:  # fmt: skip
         """Queue a publish without waiting; for QoS 1/2 return a future of its result."""
-        self._check_open()
-        assert self._loop is not None
-        publish = Publish(topic, payload, qos, retain, False, None, properties)
+        loop = self._loop
+        if self._closed or loop is None:
+            self._check_open()
+        assert loop is not None
+        publish = build_publish(topic, payload, qos, retain, False, None, properties)
         if qos == 0:
             self.session.publish(publish)
             self._schedule_flush()
             return None
-        future: asyncio.Future[PublishResult] = self._loop.create_future()
+        future: asyncio.Future[PublishResult] = loop.create_future()
         self.session.publish(publish, future)
         self._schedule_flush()
         return future

@@ -365,8 +365,9 @@ class ClientSession:
             PublishError: the broker cannot take it. QueueFull: too many publishes wait for a connection.
             LocalProtocolError: the publish itself is invalid (bad topic, QoS, properties).
         """
-        self.check_publish(publish)
-        if not self.connected:
+        if self.capabilities is not None:
+            self.check_publish(publish)
+        if self.state is not _CONNECTED:
             if len(self._offline) + len(self.outgoing) >= self.options.max_queued_publishes:
                 raise QueueFull(f"{self.options.max_queued_publishes} publishes are already waiting for the broker")
             # Refuse an invalid publish now rather than at reconnect (QoS 1/2 get their identifier later).

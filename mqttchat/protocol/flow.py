@@ -48,7 +48,16 @@ from enum import Enum
 from mqttchat.protocol.constants import DEFAULT_RECEIVE_MAXIMUM, MAX_PACKET_ID
 from mqttchat.protocol.errors import LocalProtocolError, RemoteProtocolError
 from mqttchat.protocol.fastinit import builder, dataclass
-from mqttchat.protocol.packets import Packet, PubAck, PubComp, Publish, PubRec, PubRel, with_packet_id
+from mqttchat.protocol.packets import (
+    Packet,
+    PubAck,
+    PubComp,
+    Publish,
+    PubRec,
+    PubRel,
+    build_publish,
+    with_packet_id,
+)
 from mqttchat.protocol.properties import EMPTY_PROPERTIES, Properties
 from mqttchat.protocol.reason_codes import ReasonCode
 
@@ -196,12 +205,16 @@ class OutgoingFlow:
 
         QoS 0 messages pass straight through (they are not subject to Receive Maximum).
         """
-        if publish.qos == 0:
+        qos = publish.qos
+        if qos == 0:
             return publish
-        if self.waiting or self.held or self.in_window >= self.receive_maximum:
+        if self.waiting or self.held or len(self.inflight) >= self.receive_maximum:  # (held empty: in_window)
             self.waiting.append((publish, token))
             return None
-        return self._start(publish, token)
+        pid = self.packet_ids.allocate()
+        packet = build_publish(publish.topic, publish.payload, qos, publish.retain, False, pid, publish.properties)
+        self.inflight[pid] = InFlight(packet, _AWAIT_PUBACK if qos == 1 else _AWAIT_PUBREC, token)
+        return packet
 
     def _start(self, publish: Publish, token: object) -> Publish:
         pid = self.packet_ids.allocate()

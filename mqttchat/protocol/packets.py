@@ -449,8 +449,10 @@ def _decode_topic_name(raw: bytes, version: int, strict: bool, server: bool) -> 
     return topic
 
 
-#: Build a Publish from already-validated fields, in field order, skipping ``__init__`` (the decoder's hot path).
-_new_publish = builder(Publish)
+#: A Publish from its fields in order (topic, payload, qos, retain, dup, packet_id, properties), built without
+#: ``__init__`` (which checks nothing either): the decoder's and the senders' hot path.
+build_publish = builder(Publish)
+_new_publish = build_publish
 
 
 # ---------------------------------------------------------------------------------- PUBACK PUBREC PUBREL PUBCOMP
@@ -906,6 +908,7 @@ __all__ = [
     "UnsubAck",
     "Unsubscribe",
     "Will",
+    "build_publish",
     "fixed_header",
     "with_packet_id",
     "with_topic",
