@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sub": ("mqttchat.commands.sub", "subscribe and print messages"),
     "broker": ("mqttchat.commands.broker", "run the MQTT broker"),
     "passwd": ("mqttchat.commands.passwd", "manage a password file (mosquitto_passwd format)"),
+    "history": ("mqttchat.commands.history", "search the explorer's history of a broker"),
 }
 
 SUBCOMMANDS = tuple(COMMANDS)

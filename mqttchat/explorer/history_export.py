@@ -13,11 +13,12 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as dt
+import io
 import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import IO, Any
 
 from mqttchat.explorer.history_store import StoredMessage
 from mqttchat.explorer.recording import format_line
@@ -28,7 +29,7 @@ MAX_LIST_ITEMS = 32
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
-def write_jsonl(messages: Iterable[StoredMessage], out: TextIO) -> int:
+def write_jsonl(messages: Iterable[StoredMessage], out: IO[str] | io.TextIOBase) -> int:
     """Write ``messages`` as recording lines; how many."""
     count = 0
     for m in messages:
@@ -100,7 +101,7 @@ class CsvExport:
     skipped_fields: int = 0
     rows: int = 0
 
-    def write(self, messages: Callable[[], Iterable[StoredMessage]], out: TextIO) -> int:
+    def write(self, messages: Callable[[], Iterable[StoredMessage]], out: IO[str] | io.TextIOBase) -> int:
         """Write the CSV of what ``messages()`` gives (called twice); how many rows."""
         known: set[str] = set()
         for m in messages():

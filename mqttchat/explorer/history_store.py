@@ -937,6 +937,23 @@ class HistoryReader:
         return next(iter(self.search(step)), None)
 
 
+def payload_filter(query: HistoryQuery) -> Callable[[bytes], bool]:
+    """The payload parts of ``query`` (text, regular expression, condition) as one test, the text as the scan
+    without FTS5 reads it: for messages that did not come from :meth:`HistoryReader.search`."""
+    text = query.text if query.text and query.text.strip() else None
+    regex = re.compile(query.regex).search if query.regex else None
+    condition = query.condition
+
+    def accepts(payload: bytes) -> bool:
+        if text is not None and not _text_matches(text, payload):
+            return False
+        if regex is not None and regex(payload.decode(errors="replace")) is None:
+            return False
+        return condition is None or condition(payload)
+
+    return accepts
+
+
 def _stored(
     row_id: int, topic: str, ms: int, flags: int, payload: bytes, size: int | None, props: str | None
 ) -> StoredMessage:
