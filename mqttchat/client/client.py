@@ -20,8 +20,10 @@ from dataclasses import replace
 from enum import Enum
 from typing import Any
 
+from mqttchat.client.auth import ServerAuthenticationFailed
 from mqttchat.client.credentials import Credentials
 from mqttchat.client.errors import (
+    AuthenticationFailed,
     BrokerProtocolError,
     ClientError,
     ClosedBeforeConnack,
@@ -109,6 +111,8 @@ def _rejection_key(error: BaseException) -> tuple[object, ...] | None:
         return ("connack", error.reason_code)
     if isinstance(error, SubscriptionRefused):
         return ("subscribe", error.topic_filters)
+    if isinstance(error, AuthenticationFailed):
+        return ("authentication", str(error))
     if isinstance(error, BrokerProtocolError):
         return ("protocol", str(error))
     code = error.reason_code if isinstance(error, ConnectionLost) else None
@@ -197,7 +201,7 @@ class MQTTClient:
         if overrides:
             options = replace(options, **overrides)
         self.options = options
-        self.session = ClientSession(options, auth)
+        self.session = ClientSession(options, auth or options.auth)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._link: Link | None = None
         self._status = Status.DISCONNECTED
@@ -369,6 +373,8 @@ class MQTTClient:
         self._keepalive_task = asyncio.create_task(self._keepalive(self._link), name="mqtt keepalive")
         if credentials is not None and credentials.expires_at is not None:
             self._renew_task = asyncio.create_task(self._renew(self._link, credentials), name="mqtt renew")
+        elif caps.version == ProtocolVersion.MQTT_5 and getattr(self.session.auth, "expires_at", None) is not None:
+            self._renew_task = asyncio.create_task(self._reauthenticate_before_expiry(self._link), name="mqtt reauth")
         self._connected_at = time.monotonic()
         self._set_status(Status.CONNECTED, capabilities=caps)
         log.info("connected to %s as %s (MQTT %s)", self.target, loggable(self.client_id), caps.version)
@@ -594,7 +600,10 @@ class MQTTClient:
         if self._link is not None:
             self._link.close()
         self._lost_error = error
-        if self._connack is not None and not self._connack.done():
+        if self._connack is not None and not self._connack.done() and isinstance(exc, ServerAuthenticationFailed):
+            self._lost_error = AuthenticationFailed(f"{self.target}: {exc.message}")
+            self._connack.set_exception(self._lost_error)
+        elif self._connack is not None and not self._connack.done():
             version = "5.0" if self.session.version == 5 else "3.1.1"
             self._connack.set_exception(
                 InvalidConnack(
@@ -972,6 +981,25 @@ class MQTTClient:
         self.session.disconnect()
         self._flush()
         link.close()
+
+    async def _reauthenticate_before_expiry(self, link: Link) -> None:
+        """Re-authenticate (AUTH 0x19) before the authentication method's token expires, as long as ``link``
+        lasts; a broker that does not answer in time loses the connection (the client connects again)."""
+        auth: Any = self.session.auth
+        while self._link is link and auth.expires_at is not None:
+            due = auth.expires_at - auth.renew_before()
+            left = due - auth.now()
+            if left > 0:
+                await asyncio.sleep(min(left, RENEW_CHECK_INTERVAL))
+                continue
+            log.info("%s: the %s token expires soon: re-authenticating", self.target, auth.name)
+            try:
+                await self.reauthenticate(self.options.connect_timeout)
+            except TimeoutError:
+                if self._link is link:
+                    log.warning("%s did not answer the re-authentication: connecting again", self.target)
+                    link.close()
+                return
 
     def sync_stats(self) -> ClientStats:
         """Refresh and return :attr:`stats` from the session's counters."""

@@ -40,6 +40,11 @@ class TLSError(ConnectError):
         self.subject = subject
 
 
+class AuthenticationFailed(ConnectError):
+    """The broker's side of an MQTT 5 enhanced authentication is wrong (a SCRAM server signature that does not
+    match: it does not know the password, or something in between changed the exchange)."""
+
+
 class WebSocketError(ConnectError):
     """The WebSocket upgrade failed (wrong path, no ``mqtt`` subprotocol, HTTP error)."""
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
 
 from mqttchat.client.credentials import CredentialSource
 from mqttchat.client.proxy import ProxyOptions
 from mqttchat.protocol import ProtocolVersion, Will
 from mqttchat.protocol.fastinit import dataclass
+
+if TYPE_CHECKING:
+    from mqttchat.client.session import AuthMethod
 
 #: URL schemes and what they mean: (TLS, WebSocket, default port).
 SCHEMES: dict[str, tuple[bool, bool, int]] = {
@@ -158,6 +161,9 @@ class ClientOptions:
     #: gives replaces ``username``/``password``/``target.path``. Credentials that expire are renewed before
     #: then by connecting again (see :mod:`mqttchat.cloud`).
     credentials: CredentialSource | None = None
+    #: MQTT 5 enhanced authentication (SCRAM, OAUTH2-JWT …: :mod:`mqttchat.client.auth`); MQTTClient's ``auth``
+    #: argument wins over it.
+    auth: AuthMethod | None = None
     #: Split a subscribe() of more filters into SUBSCRIBE packets of this many (AWS IoT Core takes at most 8).
     max_filters_per_subscribe: int | None = None
     connect_timeout: float = 10.0

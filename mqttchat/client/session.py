@@ -84,6 +84,10 @@ class AuthMethod(Protocol):
     def respond(self, data: bytes | None) -> bytes | None:
         """Answer a server challenge (AUTH 0x18 Continue authentication) with our next data."""
 
+    # Optional: ``verify(data)`` checks the Authentication Data of the broker's final answer (CONNACK, AUTH 0x00)
+    # and raises RemoteProtocolError when it is wrong (a SCRAM server signature); ``expires_at`` (seconds since
+    # the epoch, on the method's ``now()``) makes the client re-authenticate ``renew_before()`` seconds before.
+
 
 @dataclass(frozen=True, slots=True)
 class BrokerCapabilities:
@@ -611,6 +615,8 @@ class ClientSession:
             self.state = SessionState.DISCONNECTED
             events.append(ConnectRefused(connack))
             return
+        if self.auth is not None and self.version == ProtocolVersion.MQTT_5:
+            self._verify_auth(connack.properties.authentication_data)
         caps = BrokerCapabilities.from_connack(connack, self.version)
         self.capabilities = caps
         self.state = SessionState.CONNECTED
@@ -660,6 +666,11 @@ class ClientSession:
             packet = Subscribe(self.packet_ids.allocate(), tuple(subs), props)
             self._pending[packet.packet_id] = _Pending(packet, None)
 
+    def _verify_auth(self, data: bytes | None) -> None:
+        verify = getattr(self.auth, "verify", None)
+        if verify is not None:
+            verify(data)
+
     def _on_auth(self, auth: Auth, events: list[Event]) -> None:
         if self.auth is None or auth.properties.authentication_method != self.auth.name:
             raise RemoteProtocolError("AUTH for an authentication method we did not ask for")
@@ -672,6 +683,9 @@ class ClientSession:
                 )
             )
         elif auth.reason_code == ReasonCode.SUCCESS:
+            if self.state is not SessionState.CONNECTED:
+                raise RemoteProtocolError("AUTH Success before CONNACK")
+            self._verify_auth(auth.properties.authentication_data)
             events.append(Reauthenticated(auth))
         else:
             raise RemoteProtocolError("the broker may not ask the client to re-authenticate")

@@ -56,6 +56,14 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("-i", "--id", dest="client_id", default=None, help="client identifier (default: generated)")
     g.add_argument("-u", "--username", help="user name")
     g.add_argument("-P", "--pw", dest="password", help="password (MQTT sends it in clear text: use TLS)")
+    g.add_argument(
+        "--auth-method",
+        metavar="METHOD",
+        help="MQTT 5 enhanced authentication: SCRAM-SHA-1, SCRAM-SHA-256 or SCRAM-SHA-512 with -u and -P (the "
+        "password is not sent), or OAUTH2-JWT / CUSTOM-JWT with --auth-token TOKEN or --jwt-key FILE (renewed by "
+        "re-authentication before it expires)",
+    )
+    g.add_argument("--auth-token", metavar="TOKEN", help="the token of --auth-method OAUTH2-JWT or CUSTOM-JWT")
     g.add_argument("-k", "--keepalive", type=int, default=60, help="keepalive in seconds (default 60)")
     g.add_argument(
         "-c",
@@ -214,6 +222,9 @@ def client_options(
     """ClientOptions from the parsed connection arguments (``max_packet_size``: unless they give one)."""
     version = parse_version(args.protocol_version)
     props = parse_properties(args.properties)
+    method = (getattr(args, "auth_method", None) or "").upper()
+    if method:
+        return enhanced_auth_options(args, method, default_id, max_packet_size)
     if getattr(args, "cloud", None) or getattr(args, "jwt_key", None):
         return cloud_client_options(args, default_id, version, props, max_packet_size)
     tls_wanted = bool(args.cafile or args.cert or args.insecure or args.tls)
@@ -377,6 +388,49 @@ def cloud_client_options(
         for note in made.notes:
             print(f"{made.limits.service}: {note}", file=sys.stderr)
     return options, props
+
+
+def enhanced_auth_options(
+    args: argparse.Namespace, method: str, default_id: str, max_packet_size: int
+) -> tuple[ClientOptions, dict[str, Properties]]:
+    """Options for ``--auth-method``: SCRAM from -u/-P (the password leaves CONNECT), or a token method."""
+    from mqttchat.client.auth import SCRAM_METHODS, TOKEN_METHODS, ScramAuth, TokenAuth
+
+    jwt_key = getattr(args, "jwt_key", None)
+    rest = argparse.Namespace(
+        **{**vars(args), "auth_method": None, "jwt_key": None if method in TOKEN_METHODS else jwt_key}
+    )
+    options, props = client_options(rest, default_id, max_packet_size=max_packet_size)
+    if options.version != 5:
+        raise CommandError(f"--auth-method {method} needs MQTT 5 (-V 5)")
+    options = replace(options, version_fallback=False)
+    if method in SCRAM_METHODS:
+        user, password = options.effective_username, options.effective_password
+        if not user or password is None:
+            raise CommandError(f"--auth-method {method} needs a user name and password (-u, -P)")
+        auth: Any = ScramAuth(user, password, method)
+        options = replace(options, password=None, target=replace(options.target, password=None))
+    elif method in TOKEN_METHODS:
+        if jwt_key:
+            from mqttchat.cloud.jwt import JwtPasswordSource, load_private_key
+
+            try:
+                key = load_private_key(jwt_key, args.keypass)
+                source = JwtPasswordSource(
+                    key, algorithm=args.jwt_algorithm, audience=args.jwt_audience, ttl=args.jwt_ttl
+                )
+            except ValueError as exc:
+                raise CommandError(f"--jwt-key: {exc}") from None
+            auth = TokenAuth(method, source.token, clock=source.now)
+        elif args.auth_token:
+            token = args.auth_token
+            auth = TokenAuth(method, lambda: (token, None))
+        else:
+            raise CommandError(f"--auth-method {method} needs --auth-token TOKEN or --jwt-key FILE")
+    else:
+        known = ", ".join((*SCRAM_METHODS, *TOKEN_METHODS))
+        raise CommandError(f"unknown --auth-method {args.auth_method!r}: use one of {known}")
+    return replace(options, auth=auth), props
 
 
 def cloud_limits(args: argparse.Namespace) -> ServiceLimits | None:
