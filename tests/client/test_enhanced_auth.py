@@ -114,3 +114,40 @@ def test_token_method_is_one_step_and_fresh_each_time() -> None:
     challenge = Auth(ReasonCode.CONTINUE_AUTHENTICATION, Properties(authentication_method="OAUTH2-JWT"))
     with pytest.raises(RemoteProtocolError, match="has one step"):
         session.receive_data(challenge.encode(5))
+
+
+async def test_client_reauthenticates_before_the_token_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an injected clock: no AUTH before the margin, AUTH 0x19 with a new token once within it."""
+    import asyncio
+
+    import mqttchat.client.client as client_module
+    from mqttchat.client import MQTTClient
+    from tests.helpers.fake_broker import connack_then, fake_broker
+
+    monkeypatch.setattr(client_module, "RENEW_CHECK_INTERVAL", 0.02)
+    now = [1000.0]
+    issued: list[str] = []
+
+    def token() -> tuple[str, float]:
+        issued.append(f"token-{len(issued) + 1}")
+        return issued[-1], now[0] + 600
+
+    def answer(packet: Packet, version: int) -> bytes:
+        if isinstance(packet, Auth):
+            return Auth(ReasonCode.SUCCESS, Properties(authentication_method="CUSTOM-JWT")).encode(5)
+        return b""
+
+    auth = TokenAuth("CUSTOM-JWT", token, clock=lambda: now[0])
+    with fake_broker(connack_then(answer)) as broker:
+        async with MQTTClient(ClientOptions(parse_url(f"mqtt://127.0.0.1:{broker.port}"), auth=auth)) as client:
+            now[0] += 530  # 70 s left, the margin is 60 s
+            await asyncio.sleep(0.1)
+            assert not any(isinstance(p, Auth) for p in broker.received)
+            now[0] += 20
+            async with asyncio.timeout(5):
+                while not any(isinstance(p, Auth) for p in broker.received):
+                    await asyncio.sleep(0.02)
+            (reauth,) = [p for p in broker.received if isinstance(p, Auth)]
+            assert reauth.reason_code == ReasonCode.RE_AUTHENTICATE
+            assert reauth.properties.authentication_data == b"token-2"
+            assert auth.expires_at == now[0] + 600 and client.connected
