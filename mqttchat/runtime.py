@@ -338,8 +338,7 @@ class Runtime:
         self.options = replace(self.options, version=self.client.options.version, version_fallback=False)
         text = fallback
         if self.profile_name:
-            from mqttchat.broker.errors import ConfigError
-            from mqttchat.config import ProfileError, ProfileStore
+            from mqttchat.config import ConfigError, ProfileError, ProfileStore
 
             store = ProfileStore()
             try:

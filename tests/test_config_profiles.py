@@ -12,11 +12,11 @@ from typing import Any
 import platformdirs
 import pytest
 
-from mqttchat.broker.errors import ConfigError
 from mqttchat.client.options import TLSOptions
 from mqttchat.config import (
     DEFAULT_PROFILE,
     AppSettings,
+    ConfigError,
     Profile,
     ProfileError,
     ProfileStore,

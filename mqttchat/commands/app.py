@@ -108,8 +108,7 @@ def main(argv: Sequence[str]) -> int:
         args.topic = [url_topic, *(args.topic or [])]
     from dataclasses import replace
 
-    from mqttchat.broker.errors import ConfigError
-    from mqttchat.config import ProfileStore
+    from mqttchat.config import ConfigError, ProfileStore
 
     explicit = bool(args.url or args.host or args.port)
     profile = None

@@ -14,7 +14,6 @@ from textual.command import CommandList
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, Switch, TextArea
 
-from mqttchat import config
 from mqttchat.config import (
     AppSettings,
     ConfigError,
@@ -27,6 +26,7 @@ from mqttchat.config import (
     settings_path,
     templates_path,
 )
+from mqttchat.config import templates as templates_module
 from mqttchat.ui.screens.dialogs import ConfirmDialog, NameDialog
 from mqttchat.ui.widgets.publish_pane import PublishPane
 from tests.ui.conftest import make_app
@@ -236,7 +236,7 @@ async def test_an_unwritable_templates_file_is_a_notification(tmp_path: Path, mo
     def full_disk(file: Path, text: str, *, private: bool) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(file))
 
-    monkeypatch.setattr(config, "_write_atomically", full_disk)
+    monkeypatch.setattr(templates_module, "write_atomically", full_disk)
 
     class PaneApp(App[None]):
         def compose(self) -> ComposeResult:

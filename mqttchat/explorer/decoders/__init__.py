@@ -9,12 +9,12 @@ the protobuf, CBOR or MessagePack libraries (each decoder does when it first run
 
 from __future__ import annotations
 
+from mqttchat.config.decoder_rules import AUTO, DECODERS, RULE_KEYS, DecoderInfo, DecoderRule, parse_chain
 from mqttchat.explorer.decoders.base import DEFAULT_LIMITS, DecodeContext, DecodeLimits, Decoder
 from mqttchat.explorer.decoders.encoders import ENCODINGS, encode_payload_text
 from mqttchat.explorer.decoders.pipeline import Pipeline, content_type_decoder, create_decoder
-from mqttchat.explorer.decoders.registry import AUTO, DECODERS, DecoderInfo, parse_chain
 from mqttchat.explorer.decoders.result import Decoded, DecodeFailure, DecodeResult, Node
-from mqttchat.explorer.decoders.rules import RULE_KEYS, DecoderRule, DecoderRules
+from mqttchat.explorer.decoders.rules import DecoderRules
 from mqttchat.explorer.decoders.service import DecodeCache, PayloadDecoders
 
 __all__ = [

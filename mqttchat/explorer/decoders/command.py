@@ -15,15 +15,14 @@ import os
 import signal
 from collections.abc import Sequence
 
+from mqttchat.config.decoder_rules import DEFAULT_TIMEOUT, MAX_TIMEOUT
 from mqttchat.explorer.decoders.base import DecodeContext, Decoder
 from mqttchat.explorer.decoders.result import Decoded, DecodeFailure, leaf
 from mqttchat.explorer.decoders.text import decode_json_value
 from mqttchat.labels import size_label
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_TIMEOUT", "CommandDecoder"]
+__all__ = ["CommandDecoder"]
 
-DEFAULT_TIMEOUT = 2.0
-MAX_TIMEOUT = 60.0
 #: What is kept of stderr for the failure's reason.
 _STDERR_KEPT = 4096
 _READ = 64 * 1024

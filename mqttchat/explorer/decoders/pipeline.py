@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
+from mqttchat.config.decoder_rules import AUTO, DecoderRule
 from mqttchat.explorer.decoders.base import DecodeContext, Decoder
 from mqttchat.explorer.decoders.compression import (
     Base64Decoder,
@@ -23,7 +24,6 @@ from mqttchat.explorer.decoders.compression import (
     is_gzip,
     is_zlib,
 )
-from mqttchat.explorer.decoders.registry import AUTO
 from mqttchat.explorer.decoders.result import (
     Decoded,
     DecodeFailure,
@@ -31,7 +31,6 @@ from mqttchat.explorer.decoders.result import (
     failure,
     leaf,
 )
-from mqttchat.explorer.decoders.rules import DecoderRule
 from mqttchat.explorer.decoders.structured import CborDecoder, MsgpackDecoder
 from mqttchat.explorer.decoders.text import HexDecoder, JsonDecoder, TextDecoder, decode_json_value
 from mqttchat.explorer.payload import PayloadKind, hexdump

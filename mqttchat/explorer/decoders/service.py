@@ -15,11 +15,11 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mqttchat.config.decoder_rules import AUTO, DECODERS, DecoderRule
 from mqttchat.explorer.decoders.base import DEFAULT_LIMITS, AliasLookup, DecodeContext, DecodeLimits
 from mqttchat.explorer.decoders.pipeline import Pipeline
-from mqttchat.explorer.decoders.registry import AUTO, DECODERS
 from mqttchat.explorer.decoders.result import DecodeResult
-from mqttchat.explorer.decoders.rules import DecoderRule, DecoderRules
+from mqttchat.explorer.decoders.rules import DecoderRules
 from mqttchat.explorer.decoders.sparkplug.state import SparkplugObservation, SparkplugState
 
 __all__ = ["CANDIDATES_LIMIT", "DEFAULT_CACHE_BYTES", "CacheStats", "DecodeCache", "PayloadDecoders"]
@@ -223,7 +223,7 @@ class PayloadDecoders:
         self, topic: str, payload: bytes, *, observation: SparkplugObservation | None = None
     ) -> list[tuple[str, DecodeResult]]:
         """The decoders that need no options and decode this payload, with their results, in the order of
-        :data:`~mqttchat.explorer.decoders.registry.DECODERS` (to put them first in "decode as…"). Payloads larger
+        :data:`~mqttchat.config.decoder_rules.DECODERS` (to put them first in "decode as…"). Payloads larger
         than :data:`CANDIDATES_LIMIT` are tried with the hex decoder only."""
         names = [name for name, info in DECODERS.items() if not info.required and name != AUTO]
         if len(payload) > CANDIDATES_LIMIT:

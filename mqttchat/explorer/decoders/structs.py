@@ -7,35 +7,14 @@ import math
 import struct
 from collections.abc import Sequence
 
+from mqttchat.config.decoder_rules import struct_problem
 from mqttchat.explorer.decoders.base import DecodeContext, Decoder
 from mqttchat.explorer.decoders.result import Decoded, DecodeFailure, Node, Scalar, leaf, render_outline
 
-__all__ = ["MAX_RECORDS", "MAX_STRUCT_SIZE", "StructDecoder", "struct_problem"]
+__all__ = ["MAX_RECORDS", "StructDecoder"]
 
 #: Records of one payload shown at most.
 MAX_RECORDS = 10_000
-#: The largest record a format may describe.
-MAX_STRUCT_SIZE = 1024 * 1024
-
-
-def struct_problem(fmt: str, names: Sequence[str] = ()) -> str | None:
-    """What is wrong with a struct format and its field names, or None."""
-    try:
-        compiled = struct.Struct(fmt)
-    except (struct.error, ValueError, OverflowError) as exc:
-        return f"not a struct format: {exc}"
-    if compiled.size == 0:
-        return "the format describes no bytes"
-    if compiled.size > MAX_STRUCT_SIZE:
-        return f"the format describes {compiled.size} bytes (at most {MAX_STRUCT_SIZE})"
-    count = len(compiled.unpack(bytes(compiled.size)))
-    if names and len(names) != count:
-        return f"the format has {count} values but {len(names)} field names are given"
-    if len(set(names)) != len(names):
-        return "field names must differ"
-    if any(not name or "." in name for name in names):
-        return "field names must not be empty or contain '.'"
-    return None
 
 
 class StructDecoder(Decoder):

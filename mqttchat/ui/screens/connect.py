@@ -14,8 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static, Switch
 from textual.widgets.option_list import Option
 
-from mqttchat.broker.errors import ConfigError
-from mqttchat.config import DEFAULT_PROFILE, Profile, ProfileStore
+from mqttchat.config import DEFAULT_PROFILE, ConfigError, Profile, ProfileStore
 from mqttchat.protocol import ProtocolVersion
 from mqttchat.ui.safe import network_text
 
