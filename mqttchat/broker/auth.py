@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mqttchat.broker.errors import ConfigError
 from mqttchat.protocol import matches, parse_shared_subscription, topic_filter_problem
@@ -26,9 +27,12 @@ __all__ = [
     "AccessControl",
     "ClientAccess",
     "PasswordFile",
+    "ScramLogin",
+    "ScramRefused",
     "filter_contains",
     "filters_overlap",
     "hash_password",
+    "scram_directive",
     "username_problem",
 ]
 
@@ -58,6 +62,7 @@ _WS = " \t\n\r\v\f"  # what mosquitto's isspace() trims (ASCII only)
 #: A comment starting so is a directive for mqttchat (mosquitto reads it as a comment).
 _DIRECTIVE = "mqttchat:"
 _ALLOW_EMPTY = "allow_empty_password"
+_SCRAM = "scram"
 _B64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
@@ -201,6 +206,8 @@ class PasswordFile:
         self._dummies: list[_Hash] | None = None
         #: Users who may log in with an empty password (``# mqttchat: allow_empty_password NAME``).
         self.empty_password_allowed: set[str] = set()
+        #: SCRAM verifiers from ``# mqttchat: scram …`` lines, by (mechanism, user) (see :class:`ScramLogin`).
+        self.scram: dict[tuple[str, str], ScramVerifier] = {}
 
     def __repr__(self) -> str:
         return f"PasswordFile({str(self.path) if self.path else None!r}, {len(self._hashes)} users)"
@@ -260,6 +267,13 @@ class PasswordFile:
 
     def _directive(self, text: str, file: Path, number: int) -> None:
         keyword, _, rest = text.partition(" ")
+        if keyword == _SCRAM:
+            try:
+                username, mechanism, verifier = _parse_scram_directive(rest)
+            except ValueError as exc:
+                raise ConfigError(file, number, None, str(exc)) from None
+            self.scram[(mechanism, username)] = verifier
+            return
         if keyword != _ALLOW_EMPTY or not rest.strip(_WS):
             raise ConfigError(
                 file, number, None, f"unknown mqttchat directive (expected '# {_DIRECTIVE} {_ALLOW_EMPTY} USERNAME')"
@@ -412,6 +426,142 @@ class PasswordFile:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# SCRAM (MQTT 5 enhanced authentication, RFC 5802 / 7677), with the scramp library
+#
+# A SCRAM login needs a verifier per user and mechanism: salt, iteration count, StoredKey and ServerKey. They come
+# from the password file: a $7$ hash is PBKDF2-HMAC-SHA512, which is SCRAM-SHA-512's SaltedPassword, so every user
+# with one (of at least 4096 iterations: mosquitto_passwd writes 101, 'mqttchat passwd' 25,000) can log in with
+# SCRAM-SHA-512 as it is; other mechanisms read lines that mosquitto takes for comments:
+#   # mqttchat: scram USER SCRAM-SHA-256 <iterations> <salt> <StoredKey> <ServerKey>      (base64)
+# which scram_directive() writes.
+# --------------------------------------------------------------------------------------------------------------
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_SCRAM_HASHES = {"SCRAM-SHA-1": hashlib.sha1, "SCRAM-SHA-256": hashlib.sha256, "SCRAM-SHA-512": hashlib.sha512}
+#: The least iteration count scramp (and RFC 7677) accepts.
+SCRAM_MIN_ITERATIONS = 4096
+
+#: salt, StoredKey, ServerKey, iteration count: what scramp's server asks for a user.
+ScramVerifier = tuple[bytes, bytes, bytes, int]
+
+
+def _scram_keys(mechanism: str, salted: bytes) -> tuple[bytes, bytes]:
+    digest = _SCRAM_HASHES[mechanism]
+    client_key = hmac.new(salted, b"Client Key", digest).digest()
+    return digest(client_key).digest(), hmac.new(salted, b"Server Key", digest).digest()
+
+
+def scram_directive(username: str, password: str, mechanism: str = "SCRAM-SHA-256", iterations: int = 10_000) -> str:
+    """The password-file line that lets ``username`` log in with ``mechanism`` (a fresh salt)."""
+    if mechanism not in _SCRAM_HASHES:
+        raise ValueError(f"unknown SCRAM mechanism {mechanism!r}: use one of {', '.join(SCRAM_MECHANISMS)}")
+    salt = os.urandom(16)
+    name = _SCRAM_HASHES[mechanism]().name
+    salted = hashlib.pbkdf2_hmac(name, password.encode("utf-8", "surrogatepass"), salt, iterations)
+    stored, server = _scram_keys(mechanism, salted)
+    fields = (username, mechanism, str(iterations), _b64(salt), _b64(stored), _b64(server))
+    return f"# {_DIRECTIVE} {_SCRAM} {' '.join(fields)}"
+
+
+def _parse_scram_directive(text: str) -> tuple[str, str, ScramVerifier]:
+    parts = text.split()
+    if len(parts) != 6:
+        raise ValueError(
+            "a SCRAM line has the form '# mqttchat: scram USER MECHANISM ITERATIONS SALT STOREDKEY SERVERKEY'"
+        )
+    username, mechanism, count, salt, stored, server = parts
+    if mechanism not in _SCRAM_HASHES:
+        raise ValueError(f"unknown SCRAM mechanism {mechanism[:30]!r}: use one of {', '.join(SCRAM_MECHANISMS)}")
+    if not count.isascii() or not count.isdigit() or not SCRAM_MIN_ITERATIONS <= int(count) <= _MAX_ITERATIONS:
+        raise ValueError(f"the iteration count must be between {SCRAM_MIN_ITERATIONS} and {_MAX_ITERATIONS}")
+    size = _SCRAM_HASHES[mechanism]().digest_size
+    verifier = (_unb64(salt, "salt"), _unb64(stored, "StoredKey"), _unb64(server, "ServerKey"), int(count))
+    if len(verifier[1]) != size or len(verifier[2]) != size:
+        raise ValueError(f"{mechanism} keys are {size} bytes")
+    return username, mechanism, verifier
+
+
+class ScramRefused(Exception):
+    """The client's SCRAM proof is wrong, its messages are invalid, or the user cannot use SCRAM (the message
+    says which, for the log; the client is only told Not authorized)."""
+
+
+class ScramLogin:
+    """The broker's side of one SCRAM exchange: :meth:`start` answers the client-first message (AUTH 0x18),
+    :meth:`finish` checks the client's proof and returns the user and the server-final message (for CONNACK or
+    AUTH Success)."""
+
+    def __init__(self, passwords: PasswordFile, mechanism: str) -> None:
+        if mechanism not in _SCRAM_HASHES:
+            raise ValueError(f"unsupported SCRAM mechanism {mechanism!r}")
+        self.passwords = passwords
+        self.mechanism = mechanism
+        self._server: object = None
+        #: Why the user cannot succeed whatever the proof (unknown, too few iterations), for the log.
+        self.doomed: str | None = None
+        #: The user the client-first message names.
+        self.username = ""
+
+    def _verifier(self, username: str) -> ScramVerifier:
+        self.username = username
+        found = self.passwords.scram.get((self.mechanism, username))
+        if found is not None:
+            return found
+        stored = self.passwords._hashes.get(username)
+        if self.mechanism == "SCRAM-SHA-512" and stored is not None and stored.scheme == "7":
+            if stored.iterations >= SCRAM_MIN_ITERATIONS:
+                return (stored.salt, *_scram_keys(self.mechanism, stored.digest), stored.iterations)
+            self.doomed = (
+                f"the hash of {username!r} has {stored.iterations} iterations, too few for SCRAM "
+                f"(at least {SCRAM_MIN_ITERATIONS}): set the password again with mqttchat passwd"
+            )
+        else:
+            self.doomed = f"no {self.mechanism} verifier for {username!r}"
+        # An unknown user goes through the same exchange and fails at the proof: the answer tells nothing.
+        size = _SCRAM_HASHES[self.mechanism]().digest_size
+        key = hmac.new(self.passwords._cache_key, username.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+        return (key[:16], os.urandom(size), os.urandom(size), DEFAULT_ITERATIONS)
+
+    def start(self, client_first: bytes | None) -> bytes:
+        """The server-first message for the client's first.
+
+        Raises:
+            ScramRefused: the client-first message is invalid.
+        """
+        from scramp import ScramException, ScramMechanism
+
+        server = ScramMechanism(self.mechanism).make_server(self._verifier)
+        try:
+            server.set_client_first((client_first or b"").decode("utf-8"))
+            answer = str(server.get_server_first()).encode()
+        except (ScramException, UnicodeDecodeError) as exc:
+            raise ScramRefused(f"invalid SCRAM client-first message: {exc}") from None
+        self._server = server
+        return answer
+
+    def finish(self, client_final: bytes | None) -> tuple[str, bytes]:
+        """The user and the server-final message, once the client's proof checks.
+
+        Raises:
+            ScramRefused: the proof is wrong (or the user cannot use SCRAM), or the message is invalid.
+        """
+        from scramp import ScramException
+
+        server: Any = self._server
+        self._server = None
+        if server is None:
+            raise ScramRefused("SCRAM client-final message before the client-first")
+        try:
+            server.set_client_final((client_final or b"").decode("utf-8"))
+            final = str(server.get_server_final()).encode()
+        except (ScramException, UnicodeDecodeError) as exc:
+            raise ScramRefused(self.doomed or f"SCRAM proof refused: {exc}") from None
+        if self.doomed:
+            raise ScramRefused(self.doomed)
+        return self.username, final
 
 
 # --------------------------------------------------------------------------------------------------------------
