@@ -352,7 +352,10 @@ class Publish(Packet):
             head += b"\x00" if props is EMPTY_PROPERTIES else encode_properties(props, PacketType.PUBLISH)
         payload = self.payload
         first = 0x30 | (qos << 1) | (0x08 if self.dup else 0) | (0x01 if self.retain else 0)
-        return fixed_header(first, len(head) + len(payload)) + head + payload
+        remaining = len(head) + len(payload)
+        if remaining < 128:
+            return bytes((first, remaining)) + head + payload
+        return fixed_header(first, remaining) + head + payload
 
     @classmethod
     def decode(
