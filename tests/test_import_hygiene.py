@@ -1,10 +1,14 @@
-"""The protocol core loads no I/O or UI library; the command-line tools load only what they use."""
+"""The protocol core loads no I/O or UI library; the command-line tools load only what they use; the app's config
+loads no broker."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
+import mqttchat
 from tests.helpers.brokers import RunningBroker
 
 
@@ -72,3 +76,55 @@ def test_cli_pub_sub_and_help_import_only_what_they_use(mosquitto: RunningBroker
     assert "kept" in lines, "sub did not print the retained message"
     assert "help:" in lines, f"mqttchat --help loaded {[line for line in lines if line.startswith('help:')]}"
     assert "pubsub:" in lines, f"pub/sub loaded {[line for line in lines if line.startswith('pubsub:')]}"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a source file imports, at the top or inside functions."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_the_app_config_imports_no_broker_and_no_explorer() -> None:
+    """The app's configuration (every name of mqttchat.config), the connection screen and the app command load no
+    broker module, and the configuration nothing of the explorer: ConfigError and the TOML layer live in
+    mqttchat.config, the decoder rules' vocabulary too (the explorer's decoders import it, not the reverse)."""
+    code = (
+        "import sys, mqttchat.config as c\n"
+        "for name in c.__all__: getattr(c, name)\n"
+        "import mqttchat.config.keylines\n"
+        "config = sorted(m for m in sys.modules if m.startswith(('mqttchat.broker', 'mqttchat.explorer')))\n"
+        "import mqttchat.ui.screens.connect, mqttchat.commands.app\n"
+        "app = sorted(m for m in sys.modules if m.startswith('mqttchat.broker'))\n"
+        "print(','.join(config) + '|' + ','.join(app))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    config, app = result.stdout.strip().split("|")
+    assert config == "", f"mqttchat.config loaded {config}"
+    assert app == "", f"the connection screen or the app command loaded {app}"
+    package = Path(mqttchat.__file__).parent
+    sources = [
+        *sorted((package / "config").glob("*.py")),
+        package / "ui/screens/connect.py",
+        package / "commands/app.py",
+    ]
+    for source in sources:
+        forbidden = ("mqttchat.broker", "mqttchat.explorer") if source.parent.name == "config" else ("mqttchat.broker",)
+        imported = sorted(name for name in _imported_modules(source) if name.startswith(forbidden))
+        assert imported == [], f"{source.relative_to(package)} imports {imported} (also where a function does)"
+
+
+def test_the_broker_takes_only_the_toml_layer_from_the_config() -> None:
+    """The broker's files (its TOML configuration, password and ACL files) share the config's TOML layer, and
+    only that: none of the app's profiles, settings or templates, nor the client they import."""
+    code = (
+        "import sys, mqttchat.broker.config, mqttchat.broker.auth, mqttchat.broker.server, mqttchat.commands.passwd\n"
+        "print(','.join(sorted(m for m in sys.modules if m.startswith(('mqttchat.config', 'mqttchat.client')))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(result.stdout.strip().split(","))
+    assert loaded <= {"mqttchat.config", "mqttchat.config.toml", "mqttchat.config.keylines"}, loaded

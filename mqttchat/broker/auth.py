@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mqttchat.broker.errors import ConfigError
+from mqttchat.config.toml import ConfigError, read_text, write_atomically
 from mqttchat.protocol import matches, parse_shared_subscription, topic_filter_problem
 from mqttchat.protocol.cache import BoundedCache
 
@@ -167,20 +165,6 @@ def _lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in lines]
 
 
-def _read_text(path: Path, what: str) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(path, None, None, f"cannot read the {what}: {exc.strerror or exc}") from None
-    try:
-        # A byte order mark (editors on Windows write one) is not part of the first line: read as part of it, it
-        # would quietly rename the file's first user.
-        return data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(path, line, None, "not valid UTF-8") from None
-
-
 class PasswordFile:
     """Users and their password hashes, read from and written to a mosquitto 2.x password file.
 
@@ -232,7 +216,7 @@ class PasswordFile:
                 not a hash is hashed instead (with ``iterations``); lines already hashed are kept.
         """
         file = Path(path)
-        text = _read_text(file, "password file")
+        text = read_text(file, what="password file", strip_bom=True)
         pwfile = cls(file)
         first_line: dict[str, int] = {}
         for number, raw in enumerate(_lines(text), 1):
@@ -402,30 +386,7 @@ class PasswordFile:
             self.path = Path(path)
         if self.path is None:
             raise ValueError("no path to save the password file to")
-        target = Path(os.path.realpath(self.path))
-        data = self.dumps().encode("utf-8", "surrogatepass")
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), 0o600)
-                with contextlib.suppress(FileNotFoundError):
-                    st = os.stat(target)
-                    with contextlib.suppress(OSError):
-                        os.fchown(f.fileno(), st.st_uid, st.st_gid)
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        write_atomically(self.path, self.dumps().encode("utf-8", "surrogatepass"), private=True, make_parents=False)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -776,7 +737,7 @@ class AccessControl:
     @classmethod
     def load(cls, path: str | Path) -> AccessControl:
         """Read an ACL file. Raises ConfigError naming the file and the bad line."""
-        return cls.parse(_read_text(Path(path), "ACL file"), str(path))
+        return cls.parse(read_text(Path(path), what="ACL file", strip_bom=True), str(path))
 
     @classmethod
     def parse(cls, text: str, file: str = "<acl>") -> AccessControl:

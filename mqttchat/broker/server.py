@@ -14,7 +14,7 @@ from typing import Any
 
 from mqttchat.broker.connection import MAX_CONNECT_SIZE, BrokerConnection, State
 from mqttchat.broker.core import BrokerCore
-from mqttchat.broker.errors import ConfigError
+from mqttchat.config.toml import ConfigError
 from mqttchat.protocol.constants import MAX_PACKET_SIZE
 
 log = logging.getLogger("mqttchat.broker")

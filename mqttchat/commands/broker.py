@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 
-from mqttchat.broker.errors import ConfigError
+from mqttchat.config.toml import ConfigError
 
 
 def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

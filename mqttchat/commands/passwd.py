@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from mqttchat.broker.auth import DEFAULT_ITERATIONS, PasswordFile, username_problem
-from mqttchat.broker.errors import ConfigError
+from mqttchat.config.toml import ConfigError
 
 PROG = "mqttchat passwd"
 

@@ -23,7 +23,7 @@ from mqttchat.broker.auth import (
     filters_overlap,
     hash_password,
 )
-from mqttchat.broker.errors import ConfigError
+from mqttchat.config.toml import ConfigError
 from tests.helpers.brokers import run_mosquitto
 
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"

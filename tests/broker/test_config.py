@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-import tomllib
 from pathlib import Path
 
 import platformdirs
@@ -16,7 +15,6 @@ from mqttchat.broker.config import (
     LISTENER_KEYS,
     BrokerConfig,
     ListenerConfig,
-    _key_lines,
     default_config,
     default_persistence_file,
     describe,
@@ -24,7 +22,8 @@ from mqttchat.broker.config import (
     parse_config,
     with_overrides,
 )
-from mqttchat.broker.errors import ConfigError
+from mqttchat.config.keylines import key_lines
+from mqttchat.config.toml import ConfigError
 
 
 def write(directory: Path, name: str, text: str = "") -> Path:
@@ -261,7 +260,7 @@ def test_a_full_file_round_trips_every_key(full_config_file: Path) -> None:
 
 
 def test_every_key_of_the_full_file_is_found_on_its_line() -> None:
-    lines = _key_lines(FULL)
+    lines = key_lines(FULL)
     text_lines = FULL.splitlines()
     for key in BROKER_KEYS:
         if key != "listener":
@@ -618,93 +617,6 @@ def test_parse_config_names_the_file_given() -> None:
 # Finding lines
 
 
-def test_lines_of_listener_tables_and_their_keys() -> None:
-    text = (
-        "allow_anonymous = true\n"  # 1
-        "[[listener]]\n"  # 2
-        "port = 1\n"  # 3
-        "\n"  # 4
-        "  [[ listener ]]  # indented, spaced, commented\n"  # 5
-        "  host = '::'\n"  # 6
-        "  port = 2\n"  # 7
-        "[[listener]]\n"  # 8
-        "port = 3\n"  # 9
-    )
-    lines = _key_lines(text)
-    assert lines[("allow_anonymous",)] == 1
-    assert lines[("listener",)] == 2
-    assert lines[("listener", 0)] == 2
-    assert lines[("listener", 0, "port")] == 3
-    assert lines[("listener", 1)] == 5
-    assert lines[("listener", 1, "host")] == 6
-    assert lines[("listener", 1, "port")] == 7
-    assert lines[("listener", 2, "port")] == 9
-
-
-def test_lines_are_not_fooled_by_strings_arrays_and_comments() -> None:
-    text = (
-        'a = """\n'  # 1
-        "[[listener]]\n"  # 2
-        "port = 1\n"  # 3
-        '"""\n'  # 4
-        "b = '''\n"  # 5
-        "c = 2 '' ''' # x\n"  # 6
-        "arr = [\n"  # 7
-        '  "[[listener]]", # port = 9\n'  # 8
-        "  { port = 5 },\n"  # 9
-        "]\n"  # 10
-        's = "a \\" # [[listener]] port = 4"\n'  # 11
-        'm = """a\\"""b"""""\n'  # 12
-        "[[listener]]\n"  # 13
-        "port = 1\n"  # 14
-        "when = 1979-05-27 07:32:00Z  # a date and time with a space\n"  # 15
-        "n = -1_000\n"  # 16
-    )
-    assert tomllib.loads(text)["m"] == 'a"""b""'
-    lines = _key_lines(text)
-    assert lines[("a",)] == 1
-    assert ("c",) not in lines
-    assert lines[("b",)] == 5
-    assert lines[("arr",)] == 7
-    assert lines[("arr", 1, "port")] == 9
-    assert lines[("s",)] == 11
-    assert lines[("m",)] == 12
-    assert lines[("listener", 0)] == 13
-    assert lines[("listener", 0, "port")] == 14
-    assert ("listener", 1) not in lines
-    assert lines[("listener", 0, "when")] == 15
-    assert lines[("listener", 0, "n")] == 16
-
-
-def test_lines_of_dotted_and_quoted_keys() -> None:
-    text = (
-        "a.b = 1\n"  # 1
-        '"quoted key" = 2\n'  # 2
-        "x . 'y z' . \"\\u0077\" = 3\n"  # 3
-        '[t."u.v"]\n'  # 4
-        "w = 4\n"  # 5
-        "inline = { p = 1, q.r = 2 }\n"  # 6
-    )
-    assert tomllib.loads(text)["x"] == {"y z": {"w": 3}}
-    lines = _key_lines(text)
-    assert lines[("a",)] == 1
-    assert lines[("a", "b")] == 1
-    assert lines[("quoted key",)] == 2
-    assert lines[("x", "y z", "w")] == 3
-    assert lines[("t",)] == 4
-    assert lines[("t", "u.v")] == 4
-    assert lines[("t", "u.v", "w")] == 5
-    assert lines[("t", "u.v", "inline", "q", "r")] == 6
-
-
-def test_lines_of_nested_arrays_of_tables() -> None:
-    text = "[[a]]\n[[a.b]]\nx = 1\n[[a.b]]\nx = 2\n[[a]]\n[[a.b]]\nx = 3\n"
-    lines = _key_lines(text)
-    assert lines[("a", 0, "b", 0, "x")] == 3
-    assert lines[("a", 0, "b", 1, "x")] == 5
-    assert lines[("a", 1, "b", 0, "x")] == 8
-
-
 def test_errors_in_inline_listener_tables_have_lines(tmp_path: Path) -> None:
     error = load_error(tmp_path, 'listener = [\n  {port = 1884},\n  {port = "x"},\n]\n')
     assert_error(error, tmp_path / "broker.toml", 3, "port", "not 'x'")
@@ -713,12 +625,6 @@ def test_errors_in_inline_listener_tables_have_lines(tmp_path: Path) -> None:
 def test_a_quoted_key_error_has_its_line(tmp_path: Path) -> None:
     error = load_error(tmp_path, '\n"max_queued_messages" = "many"\n')
     assert_error(error, tmp_path / "broker.toml", 2, "max_queued_messages")
-
-
-def test_a_document_the_scanner_cannot_follow_keeps_earlier_lines() -> None:
-    # Not TOML that tomllib would accept; the scanner stops and keeps what it found.
-    assert _key_lines("a = 1\nb = @@@\n= 3\n") == {("a",): 1, ("b",): 2}
-    assert _key_lines('a = 1\nb = "unterminated\n') == {("a",): 1, ("b",): 2}
 
 
 # --------------------------------------------------------------------------------------------------------------

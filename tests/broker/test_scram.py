@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mqttchat.broker.auth import PasswordFile, ScramLogin, ScramRefused, hash_password, scram_directive
-from mqttchat.broker.errors import ConfigError
 from mqttchat.client.auth import ScramAuth, ServerAuthenticationFailed
+from mqttchat.config.toml import ConfigError
 
 
 def exchange(passwords: PasswordFile, client: ScramAuth) -> tuple[str, bytes]:
