@@ -61,10 +61,17 @@ class Link:
         return f"{peer[0]}:{peer[1]}" if peer else "?"
 
 
+#: Linux's TCP_QUICKACK (None elsewhere).
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
+
 class _StreamProtocol(asyncio.Protocol):
     def __init__(self, sink: LinkSink) -> None:
         self.sink = sink
         self.transport: asyncio.Transport | None = None
+
+    #: The TCP socket to set TCP_QUICKACK on after each read (Linux), or None.
+    _quickack: socket.socket | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -72,10 +79,29 @@ class _StreamProtocol(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if _TCP_QUICKACK is not None:
+                self._quickack = sock
+                self._ack_now()
         # Send MQTT as soon as it is written: batching happens before write(), in the client.
         transport.set_write_buffer_limits(high=256 * 1024)
 
+    def _ack_now(self) -> None:
+        """Acknowledge what arrives at once instead of after Linux's delayed-ACK timer (up to 40 ms).
+
+        A broker with Nagle's algorithm on (mosquitto's default) holds a small packet back until the previous one
+        is acknowledged: the retained message that follows a SUBACK, the PUBCOMP after a PUBREC's PUBREL. The
+        kernel leaves quick-ACK mode on its own, so it is asked again after every read.
+        """
+        sock = self._quickack
+        option = _TCP_QUICKACK
+        if sock is not None and option is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+            except OSError:
+                self._quickack = None
+
     def data_received(self, data: bytes) -> None:
+        self._ack_now()
         self.sink.link_data(data)
 
     def eof_received(self) -> bool | None:
@@ -127,6 +153,7 @@ class _WebSocketProtocol(_StreamProtocol):
         from websockets.frames import Frame, Opcode
         from websockets.http11 import Response
 
+        self._ack_now()
         self.ws.receive_data(data)
         for event in self.ws.events_received():
             if isinstance(event, Response):

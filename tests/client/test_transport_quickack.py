@@ -1,0 +1,58 @@
+"""The client acknowledges TCP data at once (Linux TCP_QUICKACK), so a broker using Nagle's algorithm does not
+hold back a packet that follows another (mosquitto's retained message after a SUBACK waited 40 ms)."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+
+from mqttchat.client.transport import _StreamProtocol
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+
+
+class _Socket:
+    family = socket.AF_INET
+
+    def __init__(self) -> None:
+        self.options: list[tuple[int, int, int]] = []
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.options.append((level, option, value))
+
+
+class _Transport:
+    def __init__(self, sock: _Socket) -> None:
+        self.sock = sock
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.sock if name == "socket" else None
+
+    def set_write_buffer_limits(self, high: int) -> None:
+        pass
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.data: list[bytes] = []
+
+    def link_data(self, data: bytes) -> None:
+        self.data.append(data)
+
+
+def test_every_read_asks_for_an_immediate_acknowledgement(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    monkeypatch.setattr(asyncio, "Transport", _Transport)  # the protocol checks what it was given
+    sock, sink = _Socket(), _Sink()
+    protocol = _StreamProtocol(sink)  # type: ignore[arg-type]
+    protocol.connection_made(_Transport(sock))  # type: ignore[arg-type]
+    quickack = (socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+    assert (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in sock.options
+    before = sock.options.count(quickack)
+    protocol.data_received(b"\x90\x03\x00\x01\x00")
+    protocol.data_received(b"\x30\x03\x00\x01r")
+    assert sock.options.count(quickack) == before + 2
+    assert sink.data == [b"\x90\x03\x00\x01\x00", b"\x30\x03\x00\x01r"]
