@@ -16,6 +16,7 @@ from mqttchat.config.toml import (
     KeyPath,
     TomlReader,
     as_boolean,
+    as_string,
     did_you_mean,
     integer_in,
     parse_toml,
@@ -342,11 +343,10 @@ def _seconds(value: object) -> float:
 
 
 def _host(value: object) -> str:
-    if not isinstance(value, str):
-        raise Invalid(f"must be a string, not {show(value)}")
-    if not value.strip():
+    text = as_string(value)
+    if not text.strip():
         raise Invalid('must not be empty: use "0.0.0.0" or "::" for every interface')
-    return value
+    return text
 
 
 def _protocol(value: object) -> ListenerProtocol:
@@ -357,11 +357,10 @@ def _protocol(value: object) -> ListenerProtocol:
 
 
 def _ws_path(value: object) -> str:
-    if not isinstance(value, str):
-        raise Invalid(f"must be a string, not {show(value)}")
-    if value and not value.startswith("/"):
-        raise Invalid(f"must start with '/' (or be '' for any path), not {show(value)}")
-    return value
+    text = as_string(value)
+    if text and not text.startswith("/"):
+        raise Invalid(f"must start with '/' (or be '' for any path), not {show(text)}")
+    return text
 
 
 def _path(base_dir: Path, *, must_exist: bool = False) -> Callable[[object], Path]:
