@@ -487,7 +487,7 @@ class ClientSession:
                 if left == 0:
                     self.more_buffered = reader.buffered > 0
                     return events
-                if fast and not outgoing.waiting and not outgoing.held:
+                if fast and outgoing.inflight and not outgoing.waiting and not outgoing.held:
                     ids = reader.take_plain_pubacks(left if left > 0 else 1 << 30)
                     if ids:
                         left -= len(ids)
