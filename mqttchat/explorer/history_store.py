@@ -58,12 +58,19 @@ TEXT_BYTES = 2048
 SPAN_SECONDS = 10
 #: Eviction for the budget goes down to this share of it, so that it does not run after every batch.
 EVICT_TO = 0.9
+#: Evictions tried after one batch before giving up until the next (each measures the store again).
+MAX_EVICTIONS = 8
+#: Pages of the text index merged after an eviction (dropping the deleted rows' entries).
+FTS_MERGE = 500
 #: Retention is enforced at most this often (seconds).
 RETENTION_INTERVAL = 10.0
 #: Topic ids remembered by the writer (a broker may have millions of topics).
 TOPIC_CACHE = 100_000
 #: The largest topic list put in a query as ``IN (...)``; beyond it topics are checked as rows come.
 MAX_IN_LIST = 500
+
+#: The writer's page cache (the topic index is written all over: a small cache halves the write rate).
+CACHE_KIB = 16 * 1024
 
 HISTORY_DIR = "history"
 
@@ -76,7 +83,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_topic ON messages (topic);
 CREATE TABLE IF NOT EXISTS spans (bucket INTEGER PRIMARY KEY, first_id INTEGER NOT NULL, last_id INTEGER NOT NULL);
 """
-FTS_SCHEMA = "CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(body, content='', tokenize='unicode61')"
+FTS_SCHEMA = "CREATE VIRTUAL TABLE IF NOT EXISTS texts USING fts5(body, content='', columnsize=0, tokenize='unicode61')"
 SCHEMA_VERSION = 1
 
 _RETAIN = 4
@@ -327,6 +334,7 @@ class HistoryDatabase:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA journal_size_limit=16777216")
+            db.execute(f"PRAGMA cache_size={-CACHE_KIB}")
             db.executescript(SCHEMA)
             if use_fts is None:
                 use_fts = fts5_available()
@@ -385,36 +393,40 @@ class HistoryDatabase:
             return
         db = self.db
         limit = self.payload_limit
-        with db:
-            ids = self._topic_ids(m.topic for m in messages)
-            first = self._last_id + 1
-            rows = []
-            spans: dict[int, list[int]] = {}
-            texts = []
-            for offset, m in enumerate(messages):
+        span_ms = SPAN_SECONDS * 1000
+        spans: dict[int, list[int]] = {}
+        first = self._last_id + 1
+
+        # Rows are made as SQLite takes them, so that a batch never holds thousands of tuples at once: the
+        # garbage collector counts live containers, and a full collection in this thread holds up the event loop.
+        def rows() -> Iterator[tuple[object, ...]]:
+            for row_id, m in enumerate(messages, first):
                 payload = m.payload
                 size = len(payload)
-                stored = payload[:limit] if size > limit else payload
                 ms = int(m.received_at * 1000)
-                row_id = first + offset
-                props = m.properties
-                rows.append((
-                    row_id, ids[m.topic], ms, _flags(m.qos, m.retain, getattr(m, "dup", False)), stored,
-                    size if size > limit else None, _props_text(props) if props else None,
-                ))  # fmt: skip
-                bucket = ms // (SPAN_SECONDS * 1000)
-                span = spans.get(bucket)
+                span = spans.get(ms // span_ms)
                 if span is None:
-                    spans[bucket] = [row_id, row_id]
+                    spans[ms // span_ms] = [row_id, row_id]
                 else:
                     span[1] = row_id
-                if self.fts:
-                    text = indexed_text(stored)
-                    if text is not None:
-                        texts.append((row_id, text))
-            db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?)", rows)
-            if texts:
-                db.executemany("INSERT INTO texts (rowid, body) VALUES (?, ?)", texts)
+                props = m.properties
+                yield (
+                    row_id, ids[m.topic], ms, _flags(m.qos, m.retain, getattr(m, "dup", False)),
+                    payload[:limit] if size > limit else payload, size if size > limit else None,
+                    _props_text(props) if props else None,
+                )  # fmt: skip
+
+        def texts() -> Iterator[tuple[int, str]]:
+            for row_id, m in enumerate(messages, first):
+                text = indexed_text(m.payload[:limit])
+                if text is not None:
+                    yield row_id, text
+
+        with db:
+            ids = self._topic_ids(m.topic for m in messages)
+            db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?)", rows())
+            if self.fts:
+                db.executemany("INSERT INTO texts (rowid, body) VALUES (?, ?)", texts())
             db.executemany(
                 "INSERT INTO spans VALUES (?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET "
                 "first_id = MIN(first_id, excluded.first_id), last_id = MAX(last_id, excluded.last_id)",
@@ -441,12 +453,20 @@ class HistoryDatabase:
             keep_from = self._first_kept(keep_from, cutoff_ms)
             stats.evicted_retention += self._evict_before(keep_from)
         used = self.used_bytes()
-        if used > self.budget and self.count:
-            per_row = used / self.count
+        # Deleting from the text index writes delete markers before a merge drops them: the store may shrink
+        # less than the rows evicted, so measure again and evict more until it fits.
+        for _ in range(MAX_EVICTIONS):
+            if used <= self.budget or not self.count:
+                break
             excess = used - self.budget * EVICT_TO
-            rows = min(self.count, max(1, math.ceil(excess / per_row)))
+            rows = min(self.count, max(1, math.ceil(excess / (used / self.count))))
             stats.evicted_budget += self._evict_before(self._first_id + rows)
             used = self.used_bytes()
+            if self.fts and used > self.budget:
+                # Merging drops the evicted rows' entries and their delete markers: free space before evicting more.
+                with self.db:
+                    self.db.execute("INSERT INTO texts (texts, rank) VALUES ('merge', ?)", (FTS_MERGE,))
+                used = self.used_bytes()
         free = int(self.db.execute("PRAGMA freelist_count").fetchone()[0]) * self.page_size
         if free > max(self.budget // 4, 4 * 1024 * 1024):
             self.db.execute("PRAGMA incremental_vacuum")
