@@ -12,9 +12,10 @@ Rows (64-byte payloads, MQTT 5, every client tuned to keep up to 65,535 QoS 1/2 
   test receives. Time runs from the first message received to the last.
 
 Every message carries its sequence number; a row fails when any message is missing, duplicated (QoS 0/2) or
-out of order. Each row prints messages per second and the client's CPU microseconds per message, best of
-``--rounds``, the ratio mqttchat / gmqtt of the rates (above 1.00x: mqttchat is faster) and of the CPU times
-(gmqtt's over mqttchat's: above 1.00x, mqttchat spends less).
+out of order. The clients take turns round by round. Each row prints messages per second (the fastest of
+``--rounds``) and the client's CPU microseconds per message (the cheapest of ``--rounds``), the ratio
+mqttchat / gmqtt of the rates (above 1.00x: mqttchat is faster) and of the CPU times (gmqtt's over mqttchat's:
+above 1.00x, mqttchat spends less).
 
 The CPU time is this process's, and the fixed peers do their I/O elsewhere: ``mosquitto_pub`` reads its lines
 from a file written before the clock starts and ``mosquitto_sub`` writes into a file that a thread here only
@@ -375,16 +376,25 @@ ROWS: list[tuple[str, int, int]] = [
 ]
 
 
-async def bench_row(bench: Bench, port: int, kind: str, qos: int, n: int, rounds: int) -> Result:
-    best: Result | None = None
+async def bench_rows(benches: list[Bench], port: int, kind: str, qos: int, n: int, rounds: int) -> list[Result]:
+    """Each client's result for one row. The clients take turns round by round, so that a change in the machine's
+    load weighs on all of them; each keeps its best rate (fastest round) and its best CPU time (cheapest round),
+    which contention on a shared machine can only make worse."""
     runner: Callable[[Bench, int, int, int, str], Awaitable[Result]] = run_publish if kind == "publish" else run_receive
+    done: list[list[Result]] = [[] for _ in benches]
     for r in range(rounds):
-        result = await runner(bench, port, qos, n, f"{bench.name}-{kind}-{qos}-{r}")
-        if result.problem:
-            return result
-        if best is None or result.seconds < best.seconds:
-            best = result
-    assert best is not None
+        for bench, results in zip(benches, done, strict=True):
+            if results and results[-1].problem:
+                continue
+            results.append(await runner(bench, port, qos, n, f"{bench.name}-{kind}-{qos}-{r}"))
+    best: list[Result] = []
+    for results in done:
+        failed = [result for result in results if result.problem]
+        if failed:
+            best.append(failed[0])
+            continue
+        fastest = min(results, key=lambda result: result.seconds)
+        best.append(Result(fastest.seconds, min(result.cpu for result in results), n))
     return best
 
 
@@ -410,7 +420,7 @@ def main() -> int:
     results: dict[tuple[str, str, int], Result] = {}
     failed = False
     with mosquitto() as port:
-        print(f"mosquitto on 127.0.0.1:{port}; best of {args.rounds}; 64-byte payloads; MQTT 5")
+        print(f"mosquitto on 127.0.0.1:{port}; best of {args.rounds}, clients in turn; 64-byte payloads; MQTT 5")
         print()
         header = f"{'row':<18}" + "".join(f"{b.name + ' msg/s':>17} {'µs CPU':>8}" for b in benches)
         if any(b.name == "gmqtt" for b in benches):
@@ -425,8 +435,8 @@ def main() -> int:
             n = max(100, int(count * args.scale))
             label = f"{kind} QoS {qos} ({n // 1000}k)"
             line = f"{label:<18}"
-            for bench in benches:
-                result = asyncio.run(bench_row(bench, port, kind, qos, n, args.rounds))
+            row = asyncio.run(bench_rows(benches, port, kind, qos, n, args.rounds))
+            for bench, result in zip(benches, row, strict=True):
                 results[(bench.name, kind, qos)] = result
                 if result.problem:
                     failed = True
