@@ -210,7 +210,7 @@ class EmbeddedHost:
             return []
         own = set(own_client_ids)
         found = []
-        for conn in list(self.broker.core.connections):
+        for conn in list(self.broker.connections):
             client_id = getattr(conn, "client_id", "")
             if not client_id or client_id in own or getattr(conn, "session", None) is None:
                 continue  # still logging in, or ours

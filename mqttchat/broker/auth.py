@@ -16,6 +16,7 @@ from typing import Any
 from mqttchat.config.toml import ConfigError, read_text, write_atomically
 from mqttchat.protocol import matches, parse_shared_subscription, topic_filter_problem
 from mqttchat.protocol.cache import BoundedCache
+from mqttchat.protocol.topics import is_wildcard
 
 __all__ = [
     "ALLOW_ALL",
@@ -547,10 +548,6 @@ _RECEIVE_CACHE_BYTES = 128 * 1024
 _RECEIVE_CACHE_TOPIC = 256
 
 
-def _is_wildcard(topic_filter: str) -> bool:
-    return "+" in topic_filter or "#" in topic_filter
-
-
 def filter_contains(outer: str, inner: str) -> bool:
     """Whether every topic that filter ``inner`` can match is matched by filter ``outer``.
 
@@ -611,8 +608,8 @@ class _FilterSet:
     def __init__(self, filters: Iterable[str]) -> None:
         unique = tuple(dict.fromkeys(filters))
         self.filters = unique
-        self.exact = frozenset(f for f in unique if not _is_wildcard(f))
-        self.wild = tuple(f for f in unique if _is_wildcard(f))
+        self.exact = frozenset(f for f in unique if not is_wildcard(f))
+        self.wild = tuple(f for f in unique if is_wildcard(f))
 
     def match(self, topic: str) -> bool:
         if topic in self.exact:
@@ -652,7 +649,7 @@ class ClientAccess:
 
     def can_publish(self, topic: str) -> bool:
         """May the client publish to topic name ``topic``? A write/readwrite rule matches it and no deny does."""
-        if not topic or _is_wildcard(topic):
+        if not topic or is_wildcard(topic):
             return False
         return self._write.match(topic) and not self._deny.match(topic)
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Iterator
 from enum import Enum
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from mqttchat.broker.core import BrokerCore
 from mqttchat.broker.logins import LoginCheck, Verdict
 from mqttchat.broker.session import NEVER_EXPIRES, Session
 from mqttchat.protocol import (
@@ -55,13 +56,10 @@ from mqttchat.protocol import (
     Unsubscribe,
     UnsupportedProtocolVersion,
 )
-from mqttchat.protocol.constants import MAX_PACKET_SIZE, PacketType
+from mqttchat.protocol.constants import DEFAULT_RECEIVE_MAXIMUM, MAX_PACKET_SIZE, PacketType
 from mqttchat.protocol.reason_codes import VALID_REASON_CODES, connack_code_v311
 from mqttchat.protocol.topics import MAX_TOPIC_LEVELS, too_deep
 from mqttchat.untrusted import loggable
-
-if TYPE_CHECKING:
-    from mqttchat.broker.core import BrokerCore
 
 log = logging.getLogger("mqttchat.broker")
 
@@ -83,10 +81,21 @@ PRELOGIN_BUDGET = 32 * 1024 * 1024
 _ACK_WITH_REASON_SIZE = 5
 
 
-class ReadingControl(Protocol):
-    """What can stop reading a connection's transport (its asyncio protocol): while a password is checked."""
+class Link(Protocol):
+    """The transport under one connection, as the asyncio shell (:mod:`mqttchat.broker.server`) or a test gives it."""
 
-    def set_reading(self, reading: bool) -> None: ...
+    def write(self, data: bytes) -> None:
+        """Send ``data`` to the client."""
+
+    def close(self, graceful: bool) -> None:
+        """Close; ``graceful`` (after a goodbye) half-closes, or waits for the client to close, and drains its input
+        for a moment, so that a client still sending reads the reason code instead of a reset."""
+
+    def set_reading(self, reading: bool) -> None:
+        """Stop or resume reading the client's input (stopped while its password is checked)."""
+
+    def write_buffer_size(self) -> int:
+        """Bytes written and not yet taken by the network."""
 
 
 class State(Enum):
@@ -104,8 +113,26 @@ _CLOSED = State.CLOSED
 _SUCCESS = ReasonCode.SUCCESS
 
 
+class Connections:
+    """The broker's open connections, and the bytes those not logged in yet hold (see ``PRELOGIN_BUDGET``)."""
+
+    __slots__ = ("core", "open", "prelogin_bytes")
+
+    def __init__(self, core: BrokerCore) -> None:
+        self.core = core
+        self.open: set[BrokerConnection] = set()
+        #: Bytes held by connections not logged in yet (see BrokerConnection._count_prelogin).
+        self.prelogin_bytes = 0
+
+    def __iter__(self) -> Iterator[BrokerConnection]:
+        return iter(self.open)
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+
 class BrokerConnection:
-    """The MQTT side of one network connection. Transport-agnostic: ``write`` and ``close_transport`` are given."""
+    """The MQTT side of one network connection. Transport-agnostic: its :class:`Link` is given."""
 
     __slots__ = (
         "_ack_no_match",
@@ -122,42 +149,34 @@ class BrokerConnection:
         "_timer",
         "broker",
         "client_id",
-        "close_transport",
+        "connections",
         "keepalive",
         "last_received",
+        "link",
         "listener",
         "listener_limit",
         "paused",
         "peer",
-        "reading",
         "session",
         "state",
-        "transport_buffer",
         "version",
-        "write_raw",
     )
 
     def __init__(
         self,
-        broker: BrokerCore,
-        write: Callable[[bytes], None],
-        close: Callable[[bool], None],
+        connections: Connections,
+        link: Link,
         peer: str,
         listener: str,
-        transport_buffer: Callable[[], int] | None = None,
         listener_limit: int = -1,
-        reading: ReadingControl | None = None,
     ) -> None:
+        broker = connections.core
         self.broker = broker
+        self.connections = connections
         #: The listener's own max_connections (-1: none).
         self.listener_limit = listener_limit
-        self.write_raw = write
-        #: ``close(graceful)``: graceful half-closes (or waits for the client to close) and drains its input.
-        self.close_transport = close
-        self.transport_buffer = transport_buffer
+        self.link = link
         self.peer = peer
-        #: Stops and resumes reading the transport (its protocol); None when it cannot.
-        self.reading = reading
         self.listener = listener
         self.state = _AWAIT_CONNECT
         self.version = V5
@@ -173,7 +192,7 @@ class BrokerConnection:
         #: The client's Maximum Packet Size (0: the protocol's), and whether a 5-byte PUBACK (0x10) fits in it.
         self._out_limit = 0
         self._ack_no_match = False
-        #: Bytes this connection holds before login, as counted in broker.prelogin_bytes.
+        #: Bytes this connection holds before login, as counted in connections.prelogin_bytes.
         self._held = 0
         self._login: LoginCheck | None = None
         self._flush_scheduled = False
@@ -186,11 +205,11 @@ class BrokerConnection:
         self._timer: asyncio.TimerHandle | None = broker.loop.call_later(
             broker.config.connect_timeout, self._connect_timeout
         )
-        broker.connections.add(self)
+        connections.open.add(self)
         broker.stats.connections_total += 1
-        if reading is not None and broker.passwords is not None and broker.logins.penalised(self.source):
+        if broker.passwords is not None and broker.logins.penalised(self.source):
             # A source that spent its failed logins: read its CONNECT a moment later (a flood slows down).
-            reading.set_reading(False)
+            link.set_reading(False)
             broker.loop.call_later(broker.logins.tarpit, self._tarpit_over)
 
     @property
@@ -200,8 +219,8 @@ class BrokerConnection:
         return peer.rsplit(":", 1)[0] if ":" in peer else peer
 
     def _tarpit_over(self) -> None:
-        if self.state is _AWAIT_CONNECT and self.reading is not None:
-            self.reading.set_reading(True)
+        if self.state is _AWAIT_CONNECT:
+            self.link.set_reading(True)
 
     def __repr__(self) -> str:
         return f"<BrokerConnection {self.client_id!r} from {self.peer} {self.state.value}>"
@@ -211,8 +230,8 @@ class BrokerConnection:
     @property
     def writable(self) -> bool:
         """False while the client does not drain its socket: QoS 0 messages to it are then dropped."""
-        if self.paused and self.transport_buffer is not None:
-            return self.transport_buffer() < WRITE_BUFFER_LIMIT
+        if self.paused:
+            return self.link.write_buffer_size() < WRITE_BUFFER_LIMIT
         return self.state is _CONNECTED
 
     def send(self, packet: Packet) -> None:
@@ -242,9 +261,8 @@ class BrokerConnection:
             self.broker.count_drop(session, "the message is larger than its Maximum Packet Size")  # type: ignore[arg-type]
             if packet.qos and session is not None and session.outgoing_flow is not None:
                 pid = packet.packet_id
-                if pid is not None and pid in session.outgoing_flow.inflight:
-                    entry = session.outgoing_flow.inflight.pop(pid)
-                    session.outgoing_flow.packet_ids.release(pid)
+                entry = session.outgoing_flow.discard(pid) if pid is not None else None
+                if entry is not None:
                     store = self.broker.persistence
                     if store is not None and isinstance(entry.token, int):
                         store.delete_messages([entry.token])  # or it would come back after every restart
@@ -288,7 +306,7 @@ class BrokerConnection:
         if out and self.state is not _CLOSED:
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
-            self.write_raw(data)
+            self.link.write(data)
         elif out:
             out.clear()
 
@@ -335,22 +353,22 @@ class BrokerConnection:
             self.flush()
 
     def _count_prelogin(self) -> None:
-        """Keep broker.prelogin_bytes up to date with what this connection holds before login; over the budget,
+        """Keep connections.prelogin_bytes up to date with what this connection holds before login; over the budget,
         close the connections holding the most until it holds again."""
         held = self._reader.buffered if self.state is _AWAIT_CONNECT or self.state is _AUTHENTICATING else 0
-        broker = self.broker
+        connections = self.connections
         if held == self._held:
             return
-        broker.prelogin_bytes += held - self._held
+        connections.prelogin_bytes += held - self._held
         self._held = held
-        while broker.prelogin_bytes > PRELOGIN_BUDGET:
-            waiting = [c for c in broker.connections if c._held and c.state is not _CLOSED]
+        while connections.prelogin_bytes > PRELOGIN_BUDGET:
+            waiting = [c for c in connections.open if c._held and c.state is not _CLOSED]
             if not waiting:
                 break
             biggest = max(waiting, key=lambda c: c._held)
             log.warning(
                 "closing connection from %s: %d bytes held before login; all connections not logged in hold %d "
-                "(at most %d)", biggest.peer, biggest._held, broker.prelogin_bytes, PRELOGIN_BUDGET,
+                "(at most %d)", biggest.peer, biggest._held, connections.prelogin_bytes, PRELOGIN_BUDGET,
             )  # fmt: skip
             biggest.close(clean=False)
 
@@ -406,9 +424,9 @@ class BrokerConnection:
 
     def _write_now(self, data: bytes) -> None:
         """Write a goodbye (a refusing CONNACK, a DISCONNECT) after what is queued; the close that follows is then
-        graceful (see ``close_transport``)."""
+        graceful (see :meth:`Link.close`)."""
         self.flush()
-        self.write_raw(data)
+        self.link.write(data)
         self._goodbye = True
 
     def _refuse(
@@ -464,7 +482,7 @@ class BrokerConnection:
             return
         # Connection limits, before any password is checked: connections being authenticated count.
         if config.max_connections >= 0 or self.listener_limit >= 0:
-            admitted = [c for c in broker.connections if c.state is _CONNECTED or c.state is _AUTHENTICATING]
+            admitted = [c for c in self.connections.open if c.state is _CONNECTED or c.state is _AUTHENTICATING]
             if config.max_connections >= 0 and len(admitted) >= config.max_connections:
                 self._refuse(connect, ReasonCode.SERVER_BUSY, "too many connections")
                 return
@@ -490,8 +508,7 @@ class BrokerConnection:
             if isinstance(result, LoginCheck):
                 self.state = _AUTHENTICATING
                 self._login = result
-                if self.reading is not None:
-                    self.reading.set_reading(False)
+                self.link.set_reading(False)
                 return
             if result is not Verdict.ACCEPTED:
                 self._refuse_login(connect, result)
@@ -515,8 +532,7 @@ class BrokerConnection:
             return  # closed meanwhile
         self._login = None
         self.state = _AWAIT_CONNECT
-        if self.reading is not None:
-            self.reading.set_reading(True)
+        self.link.set_reading(True)
         if verdict is not Verdict.ACCEPTED:
             self._refuse_login(connect, verdict)
             return
@@ -564,7 +580,9 @@ class BrokerConnection:
             values: dict[str, object] = {
                 "assigned_client_identifier": assigned,
                 "server_keep_alive": server_keep_alive,
-                "receive_maximum": config.receive_maximum if config.receive_maximum != 65_535 else None,
+                "receive_maximum": None
+                if config.receive_maximum == DEFAULT_RECEIVE_MAXIMUM
+                else config.receive_maximum,
                 "maximum_qos": config.maximum_qos if config.maximum_qos < 2 else None,
                 "retain_available": None if config.retain_available else 0,
                 "maximum_packet_size": config.max_packet_size or None,
@@ -597,7 +615,7 @@ class BrokerConnection:
         else:
             expiry = 0 if connect.clean_start else (config.persistent_client_expiration or NEVER_EXPIRES)
         session.expiry_interval = expiry
-        window = config.max_inflight_messages or 65_535
+        window = config.max_inflight_messages or DEFAULT_RECEIVE_MAXIMUM
         if version == V5 and props.receive_maximum:
             window = min(window, props.receive_maximum)
         session.window = window
@@ -851,7 +869,7 @@ class BrokerConnection:
             self._login.cancel()
             self._login = None
         if self._held:
-            self.broker.prelogin_bytes -= self._held
+            self.connections.prelogin_bytes -= self._held
             self._held = 0
         self.flush()  # what was answered before the end (e.g. acknowledgements read with the DISCONNECT) still goes
         self.state = _CLOSED
@@ -861,8 +879,8 @@ class BrokerConnection:
             self._timer = None
         # Graceful after a goodbye: the transport half-closes and drains the client's input for a short while, so
         # that a client still sending (PUBRELs, a burst of PUBLISHes) reads the reason code instead of a reset.
-        self.close_transport(self._goodbye)
-        self.broker.connections.discard(self)
+        self.link.close(self._goodbye)
+        self.connections.open.discard(self)
         session = self.session
         if was_connected and session is not None and session.connection is self:
             if detach:

@@ -37,7 +37,6 @@ from mqttchat.untrusted import loggable
 
 if TYPE_CHECKING:
     from mqttchat.broker.config import BrokerConfig
-    from mqttchat.broker.connection import BrokerConnection
 
 log = logging.getLogger("mqttchat.broker")
 
@@ -66,7 +65,6 @@ class BrokerCore:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
         self.sessions: dict[str, Session] = {}
-        self.connections: set[BrokerConnection] = set()
         self.trie: SubscriptionTrie[Any, Any] = SubscriptionTrie()
         #: topic → trie matches, for topics published again and again; cleared on any subscription change. Keyed by
         #: what clients publish: bounded in bytes (a match costs about 64), long topics not cached.
@@ -87,8 +85,6 @@ class BrokerCore:
         self.stopping = False
         #: Password checks, bounded and rate-limited per source (threads start with the first check).
         self.logins = LoginChecks()
-        #: Bytes held by connections not logged in yet (see BrokerConnection._count_prelogin).
-        self.prelogin_bytes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Drops not logged yet, per client id: [count, the latest reason, its drops in all]; logged together at
         #: most once per drop_log_interval seconds (see count_drop).
@@ -203,16 +199,24 @@ class BrokerCore:
             elif expiry != NEVER_EXPIRES and expiry < delay:
                 pass  # the session ends first: end_session() below (via its timer) sends the will
             else:
-                session.will_handle = self.loop.call_later(delay, self.publish_will, session)
+                self.publish_will_later(session, delay)
                 if persistence is not None:
                     persistence.save_will(session, due=time.time() + delay)
         if expiry == 0:
             self.end_session(session)
         else:
             if expiry != NEVER_EXPIRES:
-                session.expiry_handle = self.loop.call_later(expiry, self._expire_session, session)
+                self.expire_later(session, expiry)
             if self.persistence is not None:
                 self.persistence.session_disconnected(session)
+
+    def expire_later(self, session: Session, delay: float) -> None:
+        """End ``session`` in ``delay`` seconds unless its client comes back (its Session Expiry Interval)."""
+        session.expiry_handle = self.loop.call_later(delay, self._expire_session, session)
+
+    def publish_will_later(self, session: Session, delay: float) -> None:
+        """Publish ``session``'s will in ``delay`` seconds unless its client comes back (its Will Delay Interval)."""
+        session.will_handle = self.loop.call_later(delay, self.publish_will, session)
 
     def _expire_session(self, session: Session) -> None:
         session.expiry_handle = None

@@ -9,27 +9,23 @@ operating system crash may lose the last transactions).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
 import os
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mqttchat.broker.retained import RetainedMessage
-from mqttchat.broker.session import NEVER_EXPIRES, Session
+from mqttchat.broker.session import NEVER_EXPIRES, Session, SessionConnection
 from mqttchat.protocol import (
     EMPTY_PROPERTIES,
     MAX_PACKET_ID,
     MAX_VARIABLE_INTEGER,
     Completed,
-    InFlight,
-    OutgoingState,
     Packet,
     Properties,
     ProtocolError,
@@ -48,7 +44,6 @@ from mqttchat.protocol.wire import has_control_character
 from mqttchat.untrusted import loggable
 
 if TYPE_CHECKING:
-    from mqttchat.broker.connection import BrokerConnection
     from mqttchat.broker.core import BrokerCore
 
 log = logging.getLogger("mqttchat.broker")
@@ -367,7 +362,7 @@ class Store:
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
         self._ops: list[tuple[str, tuple[Any, ...]]] = []
-        self._acks: list[tuple[BrokerConnection, Packet]] = []
+        self._acks: list[tuple[SessionConnection, Packet]] = []
         self._scheduled = False
         self.commits = 0
 
@@ -417,7 +412,7 @@ class Store:
             conn.send(packet)
             conn.flush()
 
-    def after_commit(self, conn: BrokerConnection, ack: Packet) -> None:
+    def after_commit(self, conn: SessionConnection, ack: Packet) -> None:
         """Send ``ack`` once everything changed so far is on disk."""
         self._acks.append((conn, ack))
         self._schedule()
@@ -603,8 +598,7 @@ class Store:
             session.persistent_id = 1
             core.sessions[client_id] = session
             if expiry != NEVER_EXPIRES:
-                remaining = gone_since + expiry - now_wall
-                session.expiry_handle = core.loop.call_later(remaining, core._expire_session, session)
+                core.expire_later(session, gone_since + expiry - now_wall)
             sessions += 1
         for row in db.execute("SELECT client_id, topic, payload, qos, retain, properties, due FROM wills"):
             owner = core.sessions.get(row[0]) if isinstance(row[0], str) else None
@@ -619,7 +613,7 @@ class Store:
             # Connected when the broker stopped: a grace period to come back. Else the rest of its will delay.
             wait = max(RESTART_WILL_GRACE, will.properties.will_delay_interval or 0) if due is None else due - now_wall
             owner.will = will
-            owner.will_handle = core.loop.call_later(max(0.0, wait), core.publish_will, owner)
+            core.publish_will_later(owner, max(0.0, wait))
         for row in db.execute("SELECT * FROM subscriptions"):
             owner = core.sessions.get(row[0]) if isinstance(row[0], str) else None
             if owner is None:
@@ -640,7 +634,8 @@ class Store:
         # kept out of queued rows can break that (an id after a queued row, or one id twice): such rows and the
         # client's later ones are queued again, so that none is lost and their order holds.
         queued: set[str] = set()
-        inflight: dict[str, list[tuple[int, int, InFlight]]] = {}
+        inflight: dict[str, list[tuple[int, int, Publish]]] = {}
+        claimed: dict[str, set[int]] = {}
         for raw in rows:
             target = core.sessions.get(raw[1]) if isinstance(raw[1], str) else None
             if target is None:
@@ -652,7 +647,8 @@ class Store:
                 self._bad("messages", raw[0], str(exc))
                 continue
             pid = message.packet_id
-            if pid is not None and (client_id in queued or pid in target.outgoing.packet_ids):
+            ids = claimed.setdefault(client_id, set())
+            if pid is not None and (client_id in queued or pid in ids):
                 log.warning("persistence: message %d for %s has packet id %d out of place (an older store): queued "
                             "again", row, loggable(client_id), pid)  # fmt: skip
                 pid = None
@@ -660,25 +656,17 @@ class Store:
                                   message.properties)  # fmt: skip
                 self._op("UPDATE messages SET packet_id = NULL, released = 0 WHERE id = ?", (row,))
             if pid is not None:
-                target.outgoing.packet_ids.claim(pid)
-                state = (
-                    OutgoingState.AWAIT_PUBACK if message.qos == 1
-                    else OutgoingState.AWAIT_PUBCOMP if released
-                    else OutgoingState.AWAIT_PUBREC
-                )  # fmt: skip
-                inflight.setdefault(client_id, []).append((released, row, InFlight(message, state, row)))
+                ids.add(pid)
+                inflight.setdefault(client_id, []).append((released, row, message))
             else:
                 queued.add(client_id)
-                if target.queue is None:
-                    target.queue = deque()
-                target.queue.append((message, _mono(expires_wall), row))
-                target.queued_bytes += len(message.payload) + len(message.topic)
+                target.restore_queued(message, _mono(expires_wall), row)
             messages += 1
         for client_id, entries in inflight.items():
             flow = core.sessions[client_id].outgoing
             # Unreleased ones in the order sent, then released ones in the order their PUBRECs arrived.
-            for _, _, entry in sorted(entries, key=lambda e: (e[0] > 0, e[0], e[1])):
-                flow.inflight[entry.publish.packet_id] = entry  # type: ignore[index]
+            for released, row, message in sorted(entries, key=lambda e: (e[0] > 0, e[0], e[1])):
+                flow.restore(message, released=released > 0, token=row)
         for client_id, packet_id in db.execute("SELECT client_id, packet_id FROM incoming_qos2"):
             holder = core.sessions.get(client_id) if isinstance(client_id, str) else None
             if holder is None:
@@ -686,7 +674,7 @@ class Store:
             if not _is_packet_id(packet_id):
                 self._bad("incoming_qos2", f"{client_id} {packet_id}", "the packet identifier is not 1-65535")
                 continue
-            holder.incoming.awaiting_pubrel[packet_id] = None
+            holder.incoming.restore(packet_id)
         self.commit()
         if self.bad_rows:
             log.warning("persistence: %s: %d row(s) could not be restored and were skipped (left in the file)",
@@ -710,8 +698,3 @@ class Store:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
             os.close(fd)  # closing the descriptor releases the lock
-
-
-async def flush_soon(store: Store) -> None:  # pragma: no cover - a helper for tests that want a commit now
-    store.commit()
-    await asyncio.sleep(0)

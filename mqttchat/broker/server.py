@@ -12,7 +12,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from mqttchat.broker.connection import MAX_CONNECT_SIZE, BrokerConnection, State
+from mqttchat.broker.connection import MAX_CONNECT_SIZE, BrokerConnection, Connections, State
 from mqttchat.broker.core import BrokerCore
 from mqttchat.config.toml import ConfigError
 from mqttchat.protocol.constants import MAX_PACKET_SIZE
@@ -27,12 +27,14 @@ DRAIN_BYTES = 4 * 1024 * 1024
 
 
 class _TCPProtocol(asyncio.Protocol):
-    """Plain or TLS MQTT: bytes straight to the BrokerConnection."""
+    """Plain or TLS MQTT: bytes straight to the BrokerConnection, whose :class:`~mqttchat.broker.connection.Link`
+    this is."""
 
-    __slots__ = ("_drain_timer", "_drained", "conn", "core", "limit", "listener", "transport")
+    __slots__ = ("_drain_timer", "_drained", "conn", "connections", "core", "limit", "listener", "transport")
 
-    def __init__(self, core: BrokerCore, listener: str, limit: int = -1) -> None:
-        self.core = core
+    def __init__(self, connections: Connections, listener: str, limit: int = -1) -> None:
+        self.connections = connections
+        self.core = connections.core
         self.listener = listener
         self.limit = limit
         self.conn: BrokerConnection | None = None
@@ -45,12 +47,16 @@ class _TCPProtocol(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.conn = BrokerConnection(
-            self.core, transport.write, self._close, where, self.listener,
-            transport.get_write_buffer_size, self.limit, self,
-        )  # fmt: skip
+        self.conn = BrokerConnection(self.connections, self, where, self.listener, self.limit)
 
-    def _close(self, graceful: bool) -> None:
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
+    def close(self, graceful: bool) -> None:
         """Close; gracefully: send FIN after what is written (where the transport can), then read and drop the
         client's input until it closes too, for at most DRAIN_SECONDS and DRAIN_BYTES. Closing with unread input
         would make the kernel answer with a reset, and the client could lose the reason code it had not read."""
@@ -122,8 +128,9 @@ class _WebSocketProtocol(_TCPProtocol):
 
     __slots__ = ("_logged_in", "_upgraded", "path", "ws")
 
-    def __init__(self, core: BrokerCore, listener: str, path: str, limit: int = -1) -> None:
-        super().__init__(core, listener, limit)
+    def __init__(self, connections: Connections, listener: str, path: str, limit: int = -1) -> None:
+        super().__init__(connections, listener, limit)
+        core = connections.core
         from websockets.server import ServerProtocol
         from websockets.typing import Subprotocol
 
@@ -135,16 +142,6 @@ class _WebSocketProtocol(_TCPProtocol):
         self._upgraded = False
         self._logged_in = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
-        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self.conn = BrokerConnection(
-            self.core, self._write, self._close, where, self.listener,
-            transport.get_write_buffer_size, self.limit, self,
-        )  # fmt: skip
-
     def _send_ws(self) -> None:
         transport = self.transport
         assert transport is not None
@@ -154,11 +151,11 @@ class _WebSocketProtocol(_TCPProtocol):
             elif transport.can_write_eof():
                 transport.write_eof()
 
-    def _write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         self.ws.send_binary(data)
         self._send_ws()
 
-    def _close(self, graceful: bool) -> None:
+    def close(self, graceful: bool) -> None:
         with contextlib.suppress(Exception):
             self.ws.send_close()
             self._send_ws()
@@ -244,9 +241,10 @@ class Broker:
 
         self.config = config if config is not None else default_config()
         self.core = BrokerCore(self.config)
+        #: The open connections (each a BrokerConnection).
+        self.connections = Connections(self.core)
         self.listeners: list[RunningListener] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopped = asyncio.Event()
 
     @property
     def url(self) -> str:
@@ -278,6 +276,7 @@ class Broker:
             core.persistence = Store(core, config.persistence_file)
             core.persistence.load()
         loop = asyncio.get_running_loop()
+        connections = self.connections
         try:
             for listener in config.listeners:
                 context = None
@@ -292,11 +291,11 @@ class Broker:
                     path = listener.path
 
                     def factory(name: str = name, path: str = path, limit: int = limit) -> asyncio.Protocol:
-                        return _WebSocketProtocol(core, name, path, limit)
+                        return _WebSocketProtocol(connections, name, path, limit)
                 else:
 
                     def factory(name: str = name, limit: int = limit) -> asyncio.Protocol:  # type: ignore[misc]
-                        return _TCPProtocol(core, name, limit)
+                        return _TCPProtocol(connections, name, limit)
 
                 # The TLS handshake is bounded by connect_timeout too (asyncio's default is 60 s), before the
                 # CONNECT's own timeout starts.
@@ -342,7 +341,7 @@ class Broker:
                 if old is not None:
                     passwords.adopt_cache(old)
                 core.passwords = passwords
-                for conn in list(core.connections):
+                for conn in list(self.connections):
                     session = conn.session
                     if conn.state is not State.CONNECTED or session is None or not session.authenticated:
                         continue
@@ -371,7 +370,7 @@ class Broker:
         while True:
             await asyncio.sleep(0.5)
             now = loop.time()
-            for conn in list(self.core.connections):
+            for conn in list(self.connections):
                 if conn.state is State.CONNECTED and conn.keepalive and now - conn.last_received > 1.5 * conn.keepalive:
                     conn.keepalive_expired()
 
@@ -391,7 +390,7 @@ class Broker:
         for listener in self.listeners:
             listener.server.close()
         self.core.stopping = True
-        for conn in list(self.core.connections):
+        for conn in list(self.connections):
             conn.shutdown()
         for listener in self.listeners:
             with contextlib.suppress(Exception):
@@ -401,10 +400,6 @@ class Broker:
         self.core.log_drops()  # the drops counted since the last warning
         if self.core.persistence is not None:
             self.core.persistence.close()
-        self._stopped.set()
-
-    async def serve_forever(self) -> None:
-        await self._stopped.wait()
 
     async def __aenter__(self) -> Broker:
         await self.start()

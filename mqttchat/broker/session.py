@@ -5,15 +5,40 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from mqttchat.protocol import IncomingFlow, OutgoingFlow, Publish, Subscription, Will
-
-if TYPE_CHECKING:
-    from mqttchat.broker.connection import BrokerConnection
+from mqttchat.protocol import IncomingFlow, OutgoingFlow, Packet, Publish, Subscription, Will
+from mqttchat.protocol.constants import DEFAULT_RECEIVE_MAXIMUM
 
 #: Session Expiry Interval meaning "never expires" (MQTT 5, 3.1.2.11.2).
 NEVER_EXPIRES = 0xFFFF_FFFF
+
+
+class SessionConnection(Protocol):
+    """What the broker's core asks of the connection a session is attached to.
+
+    :class:`mqttchat.broker.connection.BrokerConnection` is one; the core and the session know it only by this, so
+    that the dependencies run one way: connection → core → session.
+    """
+
+    #: The connection's MQTT protocol level (4 or 5).
+    version: int
+
+    @property
+    def writable(self) -> bool:
+        """False while the client does not drain its input: QoS 0 messages to it are then dropped."""
+
+    def send(self, packet: Packet) -> None:
+        """Queue a control packet for the client."""
+
+    def send_publish(self, packet: Publish, data: bytes | None = None) -> None:
+        """Queue an application message; ``data`` is its encoding when the caller already has it."""
+
+    def flush(self) -> None:
+        """Write what is queued now."""
+
+    def takeover(self) -> None:
+        """Another connection took the session over: end this one."""
 
 
 @dataclass(slots=True)
@@ -89,7 +114,7 @@ class Session:
 
     def __init__(self, client_id: str) -> None:
         self.client_id = client_id
-        self.connection: BrokerConnection | None = None
+        self.connection: SessionConnection | None = None
         self.subscriptions: dict[str, SubEntry] = {}
         self.outgoing_flow: OutgoingFlow | None = None
         self.incoming_flow: IncomingFlow | None = None
@@ -109,7 +134,7 @@ class Session:
         self.access: Any = None
         self.version = 5
         #: The in-flight window towards the client: min(max_inflight_messages, the client's Receive Maximum).
-        self.window = 65_535
+        self.window = DEFAULT_RECEIVE_MAXIMUM
         #: The client's Maximum Packet Size (MQTT 5), 0 when it set none.
         self.max_packet_size = 0
         self.persistent_id: int | None = None
@@ -127,6 +152,13 @@ class Session:
         if flow is None:
             flow = self.incoming_flow = IncomingFlow()
         return flow
+
+    def restore_queued(self, message: Publish, expires_at: float | None, row: int | None) -> None:
+        """Put back a message that was queued for the client before a restart (persistence), after the others."""
+        if self.queue is None:
+            self.queue = deque()
+        self.queue.append((message, expires_at, row))
+        self.queued_bytes += len(message.payload) + len(message.topic)
 
     @property
     def persistent(self) -> bool:

@@ -363,6 +363,34 @@ class OutgoingFlow:
         self._fill_window(out)
         return out
 
+    def discard(self, packet_id: int) -> InFlight | None:
+        """Forget the message in flight under ``packet_id`` as if it had completed, without a completion (a broker
+        that could not send it: larger than the client's Maximum Packet Size). Returns it, or None if unknown."""
+        entry = self.inflight.pop(packet_id, None)
+        if entry is not None:
+            if packet_id in self.held:
+                self.held.remove(packet_id)
+            self.packet_ids.release(packet_id)
+        return entry
+
+    def restore(self, publish: Publish, released: bool = False, token: object = None) -> None:
+        """Put back a message that was in flight before a restart (a broker's persistent session), with its packet
+        identifier; ``released``: its PUBREC had arrived and PUBREL was sent. Restore in the order to resend:
+        unreleased messages in the order sent, then released ones in the order their PUBRECs arrived; then
+        :meth:`resume` resends them.
+
+        Raises:
+            LocalProtocolError: no packet identifier, or one already in use.
+        """
+        pid = publish.packet_id
+        if pid is None or publish.qos == 0:
+            raise LocalProtocolError("only a QoS 1/2 message with a packet identifier can be restored in flight")
+        if pid in self.packet_ids:
+            raise LocalProtocolError(f"packet identifier {pid} is already in use")
+        self.packet_ids.claim(pid)
+        state = _AWAIT_PUBACK if publish.qos == 1 else _AWAIT_PUBCOMP if released else _AWAIT_PUBREC
+        self.inflight[pid] = InFlight(publish, state, token)
+
     def abandon(self) -> list[tuple[Publish, object]]:
         """Drop every unfinished message (the session ended for good); return them with their tokens."""
         dropped = [(entry.publish, entry.token) for entry in self.inflight.values()]
@@ -421,6 +449,13 @@ class IncomingFlow:
             )
         self.awaiting_pubrel[pid] = None
         return True, PubRec(pid)
+
+    def restore(self, packet_id: int) -> None:
+        """Put back a QoS 2 message delivered before a restart whose PUBREL has not arrived (a broker's persistent
+        session): a resent PUBLISH with this identifier is then acknowledged and not delivered again."""
+        if not 0 < packet_id <= MAX_PACKET_ID:
+            raise LocalProtocolError(f"packet identifier {packet_id} is outside 1..65535")
+        self.awaiting_pubrel[packet_id] = None
 
     def receive_pubrel(self, pubrel: PubRel) -> PubComp:
         """The PUBCOMP answering ``pubrel``; the identifier may then be reused by the sender."""

@@ -158,7 +158,7 @@ async def wait_for(condition: Callable[[], bool], timeout: float = TIMEOUT) -> N
 
 
 def connections(broker: Broker, state: State) -> list[BrokerConnection]:
-    return [c for c in broker.core.connections if c.state is state]
+    return [c for c in broker.connections if c.state is state]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -177,14 +177,14 @@ async def test_an_authenticating_connection_is_not_read(gated_broker: Any, raws:
     chunk = b"\x00" * (1 << 20)
     for _ in range(16):
         raw.send(chunk)
-    transport = conn.reading.transport  # type: ignore[union-attr]
+    transport = conn.link.transport  # type: ignore[attr-defined]
     assert not transport.is_reading(), "the broker goes on reading a connection whose password it is checking"
     assert conn._reader.buffered <= 256 * 1024
-    assert broker.core.prelogin_bytes <= 256 * 1024
+    assert broker.connections.prelogin_bytes <= 256 * 1024
     gated.release()
     assert await raw.connack() == 0x86
     assert await raw.closed()
-    await wait_for(lambda: broker.core.prelogin_bytes == 0)
+    await wait_for(lambda: broker.connections.prelogin_bytes == 0)
 
 
 async def test_max_packet_size_holds_for_input_behind_an_authenticating_connect(gated_broker: Any, raws: Any) -> None:
@@ -220,14 +220,14 @@ async def test_what_connections_hold_before_login_is_bounded(
     small = Connect("small", username="u", password=b"s" * 30_000).encode()
     hog = await raws(broker.port)
     hog.send(big[:55_000])
-    await wait_for(lambda: broker.core.prelogin_bytes >= 55_000)
+    await wait_for(lambda: broker.connections.prelogin_bytes >= 55_000)
     other = await raws(broker.port)
     other.send(small[:-10])
-    await wait_for(lambda: broker.core.prelogin_bytes != 55_000)
+    await wait_for(lambda: broker.connections.prelogin_bytes != 55_000)
     assert await hog.closed(), "the largest holder is closed when the budget is exceeded"
     other.send(small[-10:])
     assert await other.connack() == 0
-    assert broker.core.prelogin_bytes == 0
+    assert broker.connections.prelogin_bytes == 0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -400,7 +400,7 @@ async def test_a_source_out_of_tokens_is_read_late(gated_broker: Any, raws: Any)
     late.send(login("bob"))
     await wait_for(lambda: len(connections(broker, State.AWAIT_CONNECT)) == 1)
     waiting = connections(broker, State.AWAIT_CONNECT)[0]
-    assert not waiting.reading.transport.is_reading()  # type: ignore[union-attr]
+    assert not waiting.link.transport.is_reading()  # type: ignore[attr-defined]
     other = await raws(broker.port, "127.0.0.2")
     other.send(login("carol"))
     assert await other.connack() == 0

@@ -49,7 +49,7 @@ def crash(broker: Broker) -> None:
     for task in broker._tasks:
         task.cancel()
     broker.core.stopping = True  # so that the sockets torn down below publish nothing
-    for conn in list(broker.core.connections):
+    for conn in list(broker.connections):
         conn.close(clean=True)
 
 

@@ -413,3 +413,34 @@ def test_can_send_is_false_while_resent_messages_are_held() -> None:
     sender.receive(PubAck(second.packet_id))  # type: ignore[attr-defined]
     assert not sender.held and not sender.can_send  # window of 2 full with b"2" and b"3"
     assert sender.publish(Publish("t", b"late", qos=1)) is None  # waits behind them, in order
+
+
+def test_restored_messages_resume_in_order_with_their_identifiers() -> None:
+    """What a broker's store restores after a restart: unreleased messages resent as PUBLISH with DUP, released
+    ones as PUBREL, in the order restored; their identifiers stay taken; a QoS 2 id awaiting PUBREL is not
+    delivered twice."""
+    flow = OutgoingFlow(10)
+    flow.restore(Publish("a", b"1", 1, packet_id=7), token="row1")
+    flow.restore(Publish("b", b"2", 2, packet_id=3), token="row2")
+    flow.restore(Publish("c", b"3", 2, packet_id=9), released=True, token="row3")
+    with pytest.raises(LocalProtocolError):
+        flow.restore(Publish("d", b"4", 1, packet_id=7))
+    assert 7 in flow.packet_ids and flow.packet_ids.allocate() not in (3, 7, 9)
+    out = flow.resume(True)
+    assert [(type(p).__name__, p.packet_id, getattr(p, "dup", None)) for p in out.packets] == [
+        ("Publish", 7, True), ("Publish", 3, True), ("PubRel", 9, None),
+    ]  # fmt: skip
+    assert flow.receive(PubComp(9)).completed[0].token == "row3"
+    incoming = IncomingFlow()
+    incoming.restore(5)
+    assert incoming.receive_publish(Publish("x", b"", 2, packet_id=5)) == (False, PubRec(5))
+
+
+def test_discard_forgets_a_message_in_flight_without_completing_it() -> None:
+    flow = OutgoingFlow(10)
+    packet = flow.publish(Publish("a", b"1", 1), token="t")
+    assert packet is not None and packet.packet_id is not None
+    entry = flow.discard(packet.packet_id)
+    assert entry is not None and entry.token == "t"
+    assert len(flow) == 0 and packet.packet_id not in flow.packet_ids
+    assert flow.discard(packet.packet_id) is None
