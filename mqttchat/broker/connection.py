@@ -19,16 +19,19 @@ connections being authenticated count against ``max_connections``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterator
 from enum import Enum
 from typing import Protocol
 
+from mqttchat.broker import admission
+from mqttchat.broker.admission import OUTBOUND_ALIAS_BYTES, Credentials, Refusal
+from mqttchat.broker.clock import Timer
 from mqttchat.broker.core import BrokerCore
 from mqttchat.broker.logins import LoginCheck, Verdict
-from mqttchat.broker.session import NEVER_EXPIRES, Session
+from mqttchat.broker.session import Session
 from mqttchat.protocol import (
     EMPTY_PROPERTIES,
     Auth,
@@ -56,7 +59,7 @@ from mqttchat.protocol import (
     Unsubscribe,
     UnsupportedProtocolVersion,
 )
-from mqttchat.protocol.constants import DEFAULT_RECEIVE_MAXIMUM, MAX_PACKET_SIZE, PacketType
+from mqttchat.protocol.constants import MAX_PACKET_SIZE, PacketType
 from mqttchat.protocol.reason_codes import VALID_REASON_CODES, connack_code_v311
 from mqttchat.protocol.topics import MAX_TOPIC_LEVELS, too_deep
 from mqttchat.untrusted import loggable
@@ -67,16 +70,14 @@ V5 = 5
 #: Beyond this many bytes waiting in the transport, QoS 0 messages to this client are dropped (and counted).
 WRITE_BUFFER_LIMIT = 4 * 1024 * 1024
 
-#: Topic aliases the broker uses towards one client at most (fewer if its CONNECT allows fewer), and the bytes of
-#: topic names it remembers for them: the least recently used topic gives its alias up to a new one.
-OUTBOUND_ALIASES = 64
-OUTBOUND_ALIAS_BYTES = 16 * 1024
 #: The largest CONNECT accepted (or max_packet_size when smaller): more than a client id, a password and a will
 #: at their 65,535-byte maxima together. A first packet declaring more is refused at its header.
 MAX_CONNECT_SIZE = 256 * 1024
 #: Bytes all connections not yet logged in may hold together (partial CONNECTs, input read while a password is
 #: checked); beyond it the connection holding the most is closed.
 PRELOGIN_BUDGET = 32 * 1024 * 1024
+#: Seconds between two checks of the connections' keepalives.
+KEEPALIVE_CHECK = 0.5
 #: The smallest MQTT 5 acknowledgement carrying a reason code (PUBACK with 0x10, No matching subscribers).
 _ACK_WITH_REASON_SIZE = 5
 
@@ -114,15 +115,35 @@ _SUCCESS = ReasonCode.SUCCESS
 
 
 class Connections:
-    """The broker's open connections, and the bytes those not logged in yet hold (see ``PRELOGIN_BUDGET``)."""
+    """The broker's open connections, the bytes those not logged in yet hold (see ``PRELOGIN_BUDGET``), and their
+    keepalive: every ``KEEPALIVE_CHECK`` seconds, a client silent for 1.5 times its keepalive is disconnected."""
 
-    __slots__ = ("core", "open", "prelogin_bytes")
+    __slots__ = ("_keepalive_timer", "core", "open", "prelogin_bytes")
 
     def __init__(self, core: BrokerCore) -> None:
         self.core = core
         self.open: set[BrokerConnection] = set()
         #: Bytes held by connections not logged in yet (see BrokerConnection._count_prelogin).
         self.prelogin_bytes = 0
+        self._keepalive_timer: Timer | None = None
+
+    def watch_keepalives(self) -> None:
+        """Start checking keepalives (until :meth:`stop_watching`)."""
+        if self._keepalive_timer is None:
+            self._keepalive_timer = self.core.clock.call_later(KEEPALIVE_CHECK, self._check_keepalives)
+
+    def stop_watching(self) -> None:
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+            self._keepalive_timer = None
+
+    def _check_keepalives(self) -> None:
+        clock = self.core.clock
+        now = clock.now()
+        for conn in list(self.open):
+            if conn.state is _CONNECTED and conn.keepalive and now - conn.last_received > 1.5 * conn.keepalive:
+                conn.keepalive_expired()
+        self._keepalive_timer = clock.call_later(KEEPALIVE_CHECK, self._check_keepalives)
 
     def __iter__(self) -> Iterator[BrokerConnection]:
         return iter(self.open)
@@ -183,7 +204,7 @@ class BrokerConnection:
         self.session: Session | None = None
         self.client_id = ""
         self.keepalive = 0
-        self.last_received = broker.loop.time()
+        self.last_received = broker.clock.now()
         self.paused = False
         self._reader = PacketReader(
             None, broker.config.max_packet_size or MAX_PACKET_SIZE, max_connect_size=MAX_CONNECT_SIZE
@@ -202,15 +223,13 @@ class BrokerConnection:
         self._aliases: InboundTopicAliases | None = None
         #: Aliases for the topics we send, when the client's CONNECT accepts them (MQTT 5 Topic Alias Maximum).
         self._aliases_out: OutboundTopicAliases | None = None
-        self._timer: asyncio.TimerHandle | None = broker.loop.call_later(
-            broker.config.connect_timeout, self._connect_timeout
-        )
+        self._timer: Timer | None = broker.clock.call_later(broker.config.connect_timeout, self._connect_timeout)
         connections.open.add(self)
         broker.stats.connections_total += 1
         if broker.passwords is not None and broker.logins.penalised(self.source):
             # A source that spent its failed logins: read its CONNECT a moment later (a flood slows down).
             link.set_reading(False)
-            broker.loop.call_later(broker.logins.tarpit, self._tarpit_over)
+            broker.clock.call_later(broker.logins.tarpit, self._tarpit_over)
 
     @property
     def source(self) -> str:
@@ -289,7 +308,7 @@ class BrokerConnection:
             "closing connection of %s from %s: a %s of %d bytes does not fit in its Maximum Packet Size %d",
             loggable(self.client_id), self.peer, packet.TYPE.name, len(data), limit,
         )  # fmt: skip
-        self.broker.loop.call_soon(self.close, False)
+        self.broker.clock.call_soon(functools.partial(self.close, False))
         return None
 
     def _fits(self, data: bytes) -> bool:
@@ -298,7 +317,7 @@ class BrokerConnection:
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.broker.loop.call_soon(self.flush)
+            self.broker.clock.call_soon(self.flush)
 
     def flush(self) -> None:
         self._flush_scheduled = False
@@ -315,7 +334,9 @@ class BrokerConnection:
     def data_received(self, data: bytes) -> None:
         if self.state is _CLOSED:
             return
-        self.broker.stats.bytes_received += len(data)
+        broker = self.broker
+        broker.stats.bytes_received += len(data)
+        now = broker.clock.now
         reader = self._reader
         try:
             reader.feed(data)
@@ -323,7 +344,7 @@ class BrokerConnection:
                 if self.state is _CONNECTED:
                     acked = reader.take_plain_pubacks()
                     if acked:
-                        self.last_received = self.broker.loop.time()
+                        self.last_received = now()
                         self._on_pubacks(acked)
                         continue
                 packet = reader.next_packet()
@@ -331,7 +352,7 @@ class BrokerConnection:
                     break
                 # Keepalive counts control packets, not bytes: a packet trickled a byte at a time does not
                 # keep a connection alive (MQTT-3.1.2-22).
-                self.last_received = self.broker.loop.time()
+                self.last_received = now()
                 kind = type(packet)
                 if kind is Publish:
                     self._on_publish(packet)  # type: ignore[arg-type]
@@ -429,25 +450,24 @@ class BrokerConnection:
         self.link.write(data)
         self._goodbye = True
 
-    def _refuse(
-        self, connect: Connect, reason: ReasonCode, why: str, v311_code: int | None = None, quiet: bool = False
-    ) -> None:
-        if not quiet:  # (a flood's refusals are summed up by broker.logins instead)
+    def _refuse(self, connect: Connect, refusal: Refusal) -> None:
+        reason = refusal.reason
+        why = refusal.why
+        if not refusal.quiet:  # (a flood's refusals are summed up by broker.logins instead)
             log.info("refused '%s' from %s: %s (%s)", loggable(connect.client_id), self.peer, reason.title,
                      loggable(why))  # fmt: skip
         self.broker.stats.connections_refused += 1
         if connect.protocol_version == V5:
             wants_reason = connect.properties.request_problem_information != 0
-            data = ConnAck(False, reason, Properties(reason_string=why) if wants_reason else EMPTY_PROPERTIES).encode(
-                V5
-            )
+            props = Properties(reason_string=why) if wants_reason else EMPTY_PROPERTIES
+            data = ConnAck(False, reason, props).encode(V5)
             limit = connect.properties.maximum_packet_size
             if limit is not None and len(data) > limit:
                 data = ConnAck(False, reason).encode(V5)  # the reason string would not fit: leave it out
             if limit is None or len(data) <= limit:  # else nothing fits: the connection just closes
                 self._write_now(data)
         else:
-            code = connack_code_v311(reason) if v311_code is None else v311_code
+            code = connack_code_v311(reason) if refusal.v311_code is None else refusal.v311_code
             self._write_now(bytes((0x20, 2, 0, code)))
         self.close(clean=False)
 
@@ -457,52 +477,29 @@ class BrokerConnection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        version = connect.protocol_version
-        if version == 3:
-            self._refuse(connect, ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, "MQTT 3.1 is not supported; use 3.1.1 or 5")
+        refusal = admission.check_request(connect, config)
+        if refusal is not None:
+            self._refuse(connect, refusal)
             return
-        will = connect.will
-        if will is not None and will.qos > config.maximum_qos:
-            self._refuse(connect, ReasonCode.QOS_NOT_SUPPORTED, f"the will's QoS is above {config.maximum_qos}")
-            return
-        if will is not None and will.retain and not config.retain_available:
-            self._refuse(connect, ReasonCode.RETAIN_NOT_SUPPORTED, "retained wills are not available")
-            return
-        if will is not None and config.message_size_limit and len(will.payload) > config.message_size_limit:
-            # As mosquitto does: 0x95 (5.0), Not authorized (3.1.1, which has no better word).
-            self._refuse(connect, ReasonCode.PACKET_TOO_LARGE,
-                         f"the will's payload of {len(will.payload)} bytes exceeds message_size_limit",
-                         v311_code=0x05)  # fmt: skip
-            return
-        self.version = version
-        props = connect.properties
-        if props.authentication_method is not None:
-            self._refuse(connect, ReasonCode.BAD_AUTHENTICATION_METHOD,
-                         f"authentication method {props.authentication_method!r} is not supported")  # fmt: skip
-            return
+        self.version = connect.protocol_version
         # Connection limits, before any password is checked: connections being authenticated count.
         if config.max_connections >= 0 or self.listener_limit >= 0:
             admitted = [c for c in self.connections.open if c.state is _CONNECTED or c.state is _AUTHENTICATING]
-            if config.max_connections >= 0 and len(admitted) >= config.max_connections:
-                self._refuse(connect, ReasonCode.SERVER_BUSY, "too many connections")
+            on_listener = sum(c.listener == self.listener for c in admitted) if self.listener_limit >= 0 else 0
+            refusal = admission.check_capacity(config, len(admitted), on_listener, self.listener, self.listener_limit)
+            if refusal is not None:
+                self._refuse(connect, refusal)
                 return
-            if self.listener_limit >= 0 and sum(c.listener == self.listener for c in admitted) >= self.listener_limit:
-                self._refuse(connect, ReasonCode.SERVER_BUSY, f"too many connections on listener {self.listener}")
-                return
-        # Authentication.
-        username = connect.username
-        if username is None and connect.password is None:
-            if not config.allow_anonymous:
-                self._refuse(connect, ReasonCode.NOT_AUTHORIZED, "anonymous access is not allowed")
-                return
-        elif broker.passwords is not None:
-            if username is None or connect.password is None:
-                self._refuse(connect, ReasonCode.BAD_USER_NAME_OR_PASSWORD, "bad user name or password")
-                return
+        credentials = admission.check_credentials(connect, config, broker.passwords)
+        if isinstance(credentials, Refusal):
+            self._refuse(connect, credentials)
+            return
+        if credentials is Credentials.CHECK_PASSWORD:
+            assert connect.username is not None and connect.password is not None
             # PBKDF2 costs milliseconds: checked in a worker thread, few at a time (broker/logins.py); this
             # connection is not read meanwhile.
             result = broker.logins.check(
-                broker.passwords, username, connect.password, self.source,
+                broker.passwords, connect.username, connect.password, self.source,
                 lambda verdict: self._authenticated(connect, verdict),
             )  # fmt: skip
             if isinstance(result, LoginCheck):
@@ -511,21 +508,9 @@ class BrokerConnection:
                 self.link.set_reading(False)
                 return
             if result is not Verdict.ACCEPTED:
-                self._refuse_login(connect, result)
+                self._refuse(connect, admission.login_refusal(result))
                 return
-        elif not config.allow_anonymous:
-            self._refuse(connect, ReasonCode.NOT_AUTHORIZED, "no password file: only anonymous access exists")
-            return
         self._accept(connect)
-
-    def _refuse_login(self, connect: Connect, verdict: Verdict) -> None:
-        if verdict is Verdict.BUSY:
-            self._refuse(connect, ReasonCode.SERVER_BUSY, "too many logins are being checked", quiet=True)
-        elif verdict is Verdict.RATE_LIMITED:
-            self._refuse(connect, ReasonCode.CONNECTION_RATE_EXCEEDED, "too many failed logins from this address",
-                         quiet=True)  # fmt: skip
-        else:
-            self._refuse(connect, ReasonCode.BAD_USER_NAME_OR_PASSWORD, "bad user name or password")
 
     def _authenticated(self, connect: Connect, verdict: Verdict) -> None:
         if self.state is not _AUTHENTICATING:
@@ -534,7 +519,7 @@ class BrokerConnection:
         self.state = _AWAIT_CONNECT
         self.link.set_reading(True)
         if verdict is not Verdict.ACCEPTED:
-            self._refuse_login(connect, verdict)
+            self._refuse(connect, admission.login_refusal(verdict))
             return
         self._accept(connect)
         self.data_received(b"")  # handle what arrived while the password was checked
@@ -545,61 +530,35 @@ class BrokerConnection:
         broker = self.broker
         config = broker.config
         version = connect.protocol_version
-        props = connect.properties
         username = connect.username
         # Client identifier.
         client_id = connect.client_id
         assigned = None
         if not client_id:
             if not config.allow_zero_length_clientid or (version != V5 and not connect.clean_start):
-                self._refuse(connect, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "a client identifier is required")
+                self._refuse(
+                    connect, Refusal(ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "a client identifier is required")
+                )
                 return
             client_id = assigned = broker.new_client_id()
         access = broker.acl.for_client(username, client_id) if broker.acl is not None else None
-        # Session. With passwords, a client id whose session (connected, or kept for later) belongs to another user
-        # (one who logged in with a password) is refused: taking it over would end the owner's connection and
-        # discard what is queued for them.
         owner = broker.sessions.get(client_id)
-        if owner is not None and owner.authenticated and broker.passwords is not None and owner.username != username:
+        refusal = admission.check_owner(owner, username, broker.passwords)
+        if refusal is not None:
+            assert owner is not None
             log.warning("client '%s' refused to %s: its session belongs to %s", loggable(client_id),
-                        _who(username), _who(owner.username))  # fmt: skip
-            self._refuse(connect, ReasonCode.NOT_AUTHORIZED, "this client identifier belongs to another user's session")
+                        admission.who(username), admission.who(owner.username))  # fmt: skip
+            self._refuse(connect, refusal)
             return
-        keepalive = connect.keep_alive
-        server_keep_alive = None
-        if version == V5 and config.max_keepalive and (keepalive == 0 or keepalive > config.max_keepalive):
-            # Announced as Server Keep Alive. A 3.1.1 client cannot be told, so its own keepalive stands.
-            keepalive = server_keep_alive = config.max_keepalive
-        # CONNACK, announcing truthfully what this broker does, within the client's Maximum Packet Size
-        # [MQTT-3.1.2-24]: without the topic alias maximum if need be (the client then uses none); when even
-        # that does not fit, the connection closes without a CONNACK, as mosquitto's does.
-        limit = (props.maximum_packet_size or 0) if version == V5 else 0
-        alias_maximum = config.max_topic_alias if version == V5 else 0
-        ack_props = EMPTY_PROPERTIES
-        if version == V5:
-            values: dict[str, object] = {
-                "assigned_client_identifier": assigned,
-                "server_keep_alive": server_keep_alive,
-                "receive_maximum": None
-                if config.receive_maximum == DEFAULT_RECEIVE_MAXIMUM
-                else config.receive_maximum,
-                "maximum_qos": config.maximum_qos if config.maximum_qos < 2 else None,
-                "retain_available": None if config.retain_available else 0,
-                "maximum_packet_size": config.max_packet_size or None,
-                "topic_alias_maximum": alias_maximum or None,
-            }
-            ack_props = Properties(**values)
-            if limit and len(ConnAck(False, _SUCCESS, ack_props).encode(V5)) > limit and alias_maximum:
-                alias_maximum = 0
-                ack_props = ack_props.without(PropertyId.TOPIC_ALIAS_MAXIMUM)
-            if limit and len(ConnAck(False, _SUCCESS, ack_props).encode(V5)) > limit:
-                log.info(
-                    "closing connection of %s from %s: no CONNACK fits in its Maximum Packet Size %d",
-                    loggable(client_id), self.peer, limit,
-                )  # fmt: skip
-                self.broker.stats.connections_refused += 1
-                self.close(clean=False)
-                return
+        terms = admission.negotiate(connect, config, assigned)
+        if terms is None:
+            log.info(
+                "closing connection of %s from %s: no CONNACK fits in its Maximum Packet Size %d",
+                loggable(client_id), self.peer, connect.properties.maximum_packet_size,
+            )  # fmt: skip
+            self.broker.stats.connections_refused += 1
+            self.close(clean=False)
+            return
         session, present = broker.take_session(client_id, connect.clean_start, username)
         self.session = session
         self.client_id = client_id
@@ -610,32 +569,21 @@ class BrokerConnection:
         session.authenticated = username is not None and broker.passwords is not None
         session.access = access
         session.will = connect.will
-        if version == V5:
-            expiry = props.session_expiry_interval or 0
-        else:
-            expiry = 0 if connect.clean_start else (config.persistent_client_expiration or NEVER_EXPIRES)
-        session.expiry_interval = expiry
-        window = config.max_inflight_messages or DEFAULT_RECEIVE_MAXIMUM
-        if version == V5 and props.receive_maximum:
-            window = min(window, props.receive_maximum)
+        session.expiry_interval = terms.expiry
+        window = terms.window
         session.window = window
         session.outgoing.receive_maximum = window
+        limit = terms.max_packet_size
         session.max_packet_size = limit
         self._out_limit = limit
         self._ack_no_match = version == V5 and (not limit or limit >= _ACK_WITH_REASON_SIZE)
-        self.keepalive = keepalive
+        self.keepalive = terms.keepalive
         self.state = _CONNECTED
         self._count_prelogin()
-        self._aliases = InboundTopicAliases(alias_maximum)
-        client_aliases = (props.topic_alias_maximum or 0) if version == V5 else 0
-        self._aliases_out = (
-            OutboundTopicAliases(min(client_aliases, OUTBOUND_ALIASES), OUTBOUND_ALIAS_BYTES)
-            if client_aliases
-            else None
-        )
-        incoming = session.incoming
-        incoming.receive_maximum = config.receive_maximum
-        self.send(ConnAck(present, ReasonCode.SUCCESS, ack_props))
+        self._aliases = InboundTopicAliases(terms.aliases_in)
+        self._aliases_out = OutboundTopicAliases(terms.aliases_out, OUTBOUND_ALIAS_BYTES) if terms.aliases_out else None
+        session.incoming.receive_maximum = config.receive_maximum
+        self.send(ConnAck(present, ReasonCode.SUCCESS, terms.connack_properties))
         if config.log_connections:
             log.info(
                 "%s connected from %s (MQTT %s, %s, keepalive %d%s)", loggable(client_id), self.peer,
@@ -901,7 +849,3 @@ class BrokerConnection:
         self.paused = False
         if self.session is not None:
             self.broker.pump(self.session)
-
-
-def _who(username: str | None) -> str:
-    return "an anonymous client" if username is None else f"user '{loggable(username)}'"

@@ -8,7 +8,6 @@ queued, boundedly, otherwise. Nothing awaits in this path, so one slow client ne
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mqttchat import __version__
+from mqttchat.broker.clock import Clock, Timer
 from mqttchat.broker.logins import LoginChecks
 from mqttchat.broker.retained import RetainedMessage, RetainedStore
 from mqttchat.broker.session import NEVER_EXPIRES, Session, SharedGroup, SubEntry
@@ -62,8 +62,10 @@ class BrokerStats:
 class BrokerCore:
     """State and routing of the broker, independent of listeners and sockets."""
 
-    def __init__(self, config: BrokerConfig) -> None:
+    def __init__(self, config: BrokerConfig, clock: Clock | None = None) -> None:
         self.config = config
+        #: Time, deadlines and deferred work (run by the asyncio shell, or by a test that moves time itself).
+        self.clock = clock if clock is not None else Clock()
         self.sessions: dict[str, Session] = {}
         self.trie: SubscriptionTrie[Any, Any] = SubscriptionTrie()
         #: topic → trie matches, for topics published again and again; cleared on any subscription change. Keyed by
@@ -85,20 +87,13 @@ class BrokerCore:
         self.stopping = False
         #: Password checks, bounded and rate-limited per source (threads start with the first check).
         self.logins = LoginChecks()
-        self._loop: asyncio.AbstractEventLoop | None = None
         #: Drops not logged yet, per client id: [count, the latest reason, its drops in all]; logged together at
         #: most once per drop_log_interval seconds (see count_drop).
         self._drops_pending: dict[str, list[Any]] = {}
         self._drops_since = 0.0
         self._drop_log_at = -DROP_LOG_INTERVAL
-        self._drop_log_handle: asyncio.TimerHandle | None = None
+        self._drop_log_handle: Timer | None = None
         self.drop_log_interval = DROP_LOG_INTERVAL
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop
 
     # ------------------------------------------------------------------------------------------ sessions
 
@@ -212,11 +207,11 @@ class BrokerCore:
 
     def expire_later(self, session: Session, delay: float) -> None:
         """End ``session`` in ``delay`` seconds unless its client comes back (its Session Expiry Interval)."""
-        session.expiry_handle = self.loop.call_later(delay, self._expire_session, session)
+        session.expiry_handle = self.clock.call_later(delay, self._expire_session, session)
 
     def publish_will_later(self, session: Session, delay: float) -> None:
         """Publish ``session``'s will in ``delay`` seconds unless its client comes back (its Will Delay Interval)."""
-        session.will_handle = self.loop.call_later(delay, self.publish_will, session)
+        session.will_handle = self.clock.call_later(delay, self.publish_will, session)
 
     def _expire_session(self, session: Session) -> None:
         session.expiry_handle = None
@@ -322,7 +317,7 @@ class BrokerCore:
         """Deliver the retained messages due to the subscriptions just acknowledged (after the SUBACK)."""
         pending = self._pending_retained
         self._pending_retained = []
-        now = time.monotonic()
+        now = self.clock.now()
         for entry, topic_filter in pending:
             session = entry.session
             access = session.access
@@ -387,7 +382,7 @@ class BrokerCore:
                 message = Publish(message.topic, message.payload, message.qos, message.retain, False, None, props)
             expiry = props.message_expiry_interval
             if expiry is not None:
-                expires_at = time.monotonic() + expiry
+                expires_at = self.clock.now() + expiry
         if message.retain and self.config.retain_available:
             retained = RetainedMessage(message.topic, message.payload, message.qos, props, expires_at, time.time())
             self.retained.set(retained)
@@ -541,7 +536,7 @@ class BrokerCore:
         if conn is None or not queue:
             return
         flow = session.outgoing
-        now = time.monotonic()
+        now = self.clock.now()
         while queue:
             message, expires_at, row = queue[0]
             if message.qos and not flow.can_send:
@@ -589,7 +584,7 @@ class BrokerCore:
         pending = self._drops_pending.get(session.client_id)
         if pending is None:
             if not self._drops_pending:
-                self._drops_since = time.monotonic()
+                self._drops_since = self.clock.now()
             self._drops_pending[session.client_id] = [1, why, session.dropped]
         else:
             pending[0] += 1
@@ -597,15 +592,12 @@ class BrokerCore:
             pending[2] = session.dropped
         if self._drop_log_handle is not None:
             return
-        wait = self._drop_log_at + self.drop_log_interval - time.monotonic()
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # used without an event loop (tests, tools): no timer, log now
-            wait = 0
-        if wait <= 0:
+        clock = self.clock
+        wait = self._drop_log_at + self.drop_log_interval - clock.now()
+        if wait <= 0 or clock.rearm is None:  # (a core nobody drives, in a test or a tool, logs at once)
             self.log_drops()
         else:
-            self._drop_log_handle = loop.call_later(wait, self.log_drops)
+            self._drop_log_handle = clock.call_later(wait, self.log_drops)
 
     def log_drops(self) -> None:
         """Log the drops counted since the last warning (also when the broker stops)."""
@@ -615,7 +607,7 @@ class BrokerCore:
         pending, self._drops_pending = self._drops_pending, {}
         if not pending:
             return
-        now = time.monotonic()
+        now = self.clock.now()
         self._drop_log_at = now
         worst = sorted(pending.items(), key=lambda item: -item[1][0])
         shown = [

@@ -388,7 +388,7 @@ class Store:
     def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
-            self.core.loop.call_soon(self.commit)
+            self.core.clock.call_soon(self.commit)
 
     def commit(self) -> None:
         """Write what changed in one transaction, then send the acknowledgements that waited for it."""

@@ -12,6 +12,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from mqttchat.broker.clock import Clock
 from mqttchat.broker.connection import MAX_CONNECT_SIZE, BrokerConnection, Connections, State
 from mqttchat.broker.core import BrokerCore
 from mqttchat.config.toml import ConfigError
@@ -70,7 +71,11 @@ class _TCPProtocol(asyncio.Protocol):
         with contextlib.suppress(Exception):
             transport.resume_reading()
         if transport.can_write_eof():
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:  # the client is gone already (its reset not read yet)
+                transport.close()
+                return
         self._drain_timer = asyncio.get_running_loop().call_later(DRAIN_SECONDS, transport.close)
 
     def _drain(self, size: int) -> None:
@@ -245,6 +250,9 @@ class Broker:
         self.connections = Connections(self.core)
         self.listeners: list[RunningListener] = []
         self._tasks: list[asyncio.Task[None]] = []
+        #: The loop timer at the core clock's earliest deadline, and that deadline.
+        self._due: asyncio.TimerHandle | None = None
+        self._due_at = 0.0
 
     @property
     def url(self) -> str:
@@ -261,7 +269,7 @@ class Broker:
     async def start(self) -> None:
         config = self.config
         core = self.core
-        core._loop = asyncio.get_running_loop()
+        self._drive(core.clock)
         if config.password_file is not None:
             from mqttchat.broker.auth import PasswordFile
 
@@ -313,7 +321,7 @@ class Broker:
         except BaseException:
             await self.stop()
             raise
-        self._tasks.append(asyncio.create_task(self._keepalive_loop(), name="broker keepalive"))
+        self.connections.watch_keepalives()
         if config.sys_interval:
             self._tasks.append(asyncio.create_task(self._sys_loop(), name="broker $SYS"))
 
@@ -365,14 +373,33 @@ class Broker:
                 log.info("reloaded the ACL file %s", config.acl_file)
         return ok
 
-    async def _keepalive_loop(self) -> None:
+    def _drive(self, clock: Clock) -> None:
+        """Run the core's clock in this loop: its deferred work after each callback that produced some, its timers
+        with one loop timer at the earliest deadline."""
         loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(0.5)
-            now = loop.time()
-            for conn in list(self.connections):
-                if conn.state is State.CONNECTED and conn.keepalive and now - conn.last_received > 1.5 * conn.keepalive:
-                    conn.keepalive_expired()
+        clock.wake = lambda: loop.call_soon(clock.run_soon)
+        clock.rearm = self._rearm
+        if clock.pending:
+            loop.call_soon(clock.run_soon)
+        deadline = clock.next_deadline()
+        if deadline is not None:
+            self._rearm(deadline)
+
+    def _rearm(self, when: float) -> None:
+        if self._due is not None:
+            if self._due_at <= when:
+                return
+            self._due.cancel()
+        self._due_at = when
+        self._due = asyncio.get_running_loop().call_later(max(0.0, when - self.core.clock.now()), self._run_due)
+
+    def _run_due(self) -> None:
+        self._due = None
+        clock = self.core.clock
+        clock.run_due()
+        deadline = clock.next_deadline()
+        if deadline is not None:
+            self._rearm(deadline)
 
     async def _sys_loop(self) -> None:
         while True:
@@ -387,6 +414,8 @@ class Broker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        # One turn of the loop: connections whose client went away hear of it before the goodbyes below.
+        await asyncio.sleep(0)
         for listener in self.listeners:
             listener.server.close()
         self.core.stopping = True
@@ -400,6 +429,12 @@ class Broker:
         self.core.log_drops()  # the drops counted since the last warning
         if self.core.persistence is not None:
             self.core.persistence.close()
+        # Timers left (will delays, session expiries) do not outlive the broker.
+        self.connections.stop_watching()
+        self.core.clock.rearm = None
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
 
     async def __aenter__(self) -> Broker:
         await self.start()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mqttchat.broker.clock import Timer
 from mqttchat.protocol import IncomingFlow, OutgoingFlow, Packet, Publish, Subscription, Will
 from mqttchat.protocol.constants import DEFAULT_RECEIVE_MAXIMUM
 
@@ -124,9 +124,9 @@ class Session:
         self.queued_bytes = 0
         self.dropped = 0
         self.expiry_interval = 0
-        self.expiry_handle: asyncio.TimerHandle | None = None
+        self.expiry_handle: Timer | None = None
         self.will: Will | None = None
-        self.will_handle: asyncio.TimerHandle | None = None
+        self.will_handle: Timer | None = None
         self.username: str | None = None
         #: Whether ``username`` was checked against the password file: only then does the session belong to that
         #: user (another user is refused its client id); an unchecked name is a claim anyone can make.
