@@ -19,7 +19,6 @@ from tests.broker.conformance_helpers import (
     DISCONNECT_PACKET,
     MAXIMUM_PACKET_SIZE,
     PINGREQ_PACKET,
-    PINGRESP,
     PUBACK,
     PUBCOMP,
     PUBLISH,
@@ -413,28 +412,6 @@ def test_retain_as_published(broker: RunningBroker, peers: Peers) -> None:
     assert [(m.payload, m.retain) for m in plain.expect(2)] == [(b"retained", False), (b"normal", False)]
 
 
-def test_message_expiry_retained_and_queued(broker: RunningBroker, peers: Peers) -> None:
-    """[MQTT-3.3.2-5] an expired message is neither sent from the retained store nor from an offline session's
-    queue; [MQTT-3.3.2-6] the Message Expiry Interval forwarded is reduced by the time the message waited."""
-    offline = peers.new(broker, "offline", V5, **persistent(V5))
-    offline.subscribe("exp/#", 1)
-    offline.disconnect()
-    pub = peers.new(broker, "pub", V5)
-    pub.publish("exp/short", b"short", 1, retain=True,
-                properties=props(PacketTypes.PUBLISH, MessageExpiryInterval=1))  # fmt: skip
-    pub.publish("exp/long", b"long", 1, retain=True, properties=props(PacketTypes.PUBLISH, MessageExpiryInterval=60))
-    time.sleep(1.5)
-    new = peers.new(broker, "new", V5)
-    new.subscribe("exp/#", 1)
-    offline = peers.new(broker, "offline", V5, **persistent(V5))
-    assert offline.session_present
-    for who, peer in (("new subscriber", new), ("offline session", offline)):
-        (message,) = peer.expect(1)
-        assert message.payload == b"long", who
-        assert 55 <= prop(message, "MessageExpiryInterval", 0) <= 59, f"{who}: expiry not reduced by the wait"
-        peer.expect_none(0.2)
-
-
 def test_retained_messages_matched_by_wildcards(broker: RunningBroker, peers: Peers) -> None:
     """[MQTT-3.3.1-6, MQTT-4.7.1-2/-3, MQTT-4.7.2-1] retained messages are found by the same wildcard rules as live
     ones ('#' includes the parent level, '+' one level, no '$' topics for leading wildcards)."""
@@ -661,25 +638,6 @@ def test_unacknowledged_qos1_resent_with_dup(broker: RunningBroker, peers: Peers
     assert again.expect(PUBREL).body[:2] == q2_id
 
 
-def test_session_expiry(broker: RunningBroker, peers: Peers) -> None:
-    """[MQTT-3.1.2-23] 5.0 Session Expiry Interval 1 s: the session survives a quick reconnect, and is gone (no
-    session present, no subscriptions) 1.5 s after the disconnect."""
-    sub = peers.new(broker, "se", V5, clean=False, session_expiry=1)
-    sub.subscribe("se/#", 1)
-    sub.disconnect()
-    quick = peers.new(broker, "se", V5, clean=False, session_expiry=1)
-    assert quick.session_present is True
-    quick.disconnect()
-    time.sleep(1.5)
-    late = peers.new(broker, "se", V5, clean=False, session_expiry=1)
-    assert late.session_present is False
-    late.subscribe("fence", 1)
-    pub = peers.new(broker, "pub", V5)
-    pub.publish("se/x", b"old subscription", 1)
-    pub.publish("fence", b"fence", 1)
-    assert [m.payload for m in late.expect(1)] == [b"fence"]
-
-
 def test_session_expiry_zero_ends_session_at_disconnect(shared_broker: RunningBroker, peers: Peers) -> None:
     """[MQTT-3.1.2-11] 5.0 clean start 0 without a Session Expiry Interval: the session ends with the connection."""
     first = peers.new(shared_broker, "se0", V5, clean=False)
@@ -830,52 +788,6 @@ def test_v5_disconnect_with_will_message(shared_broker: RunningBroker, peers: Pe
     assert (message.topic, message.payload) == ("will/leaving", b"bye")
 
 
-def test_v5_will_delay_and_properties(broker: RunningBroker, peers: Peers) -> None:
-    """[MQTT-3.1.3-9] 5.0 Will Delay Interval 1 s: the will is not sent at once but after the delay, with its
-    properties (and without the Will Delay Interval) [MQTT-3.1.3-10]."""
-    watcher = peers.new(broker, "watcher", V5)
-    watcher.subscribe("will/#", 1)
-    will_props = props(PacketTypes.WILLMESSAGE, WillDelayInterval=1, ContentType="text/plain",
-                       UserProperty=[("k", "v")], ResponseTopic="will/reply")  # fmt: skip
-    dying = peers.new(broker, "dying", V5, will=("will/dying", b"late", 1, False), will_properties=will_props,
-                      session_expiry=60)  # fmt: skip
-    start = time.monotonic()
-    dying.kill()
-    watcher.expect_none(0.6)
-    message = watcher.expect_one(timeout=2.0)
-    assert time.monotonic() - start >= 0.9
-    assert (message.topic, message.payload) == ("will/dying", b"late")
-    assert prop(message, "ContentType") == "text/plain"
-    assert prop(message, "UserProperty") == [("k", "v")]
-    assert prop(message, "ResponseTopic") == "will/reply"
-    assert prop(message, "WillDelayInterval") is None
-
-
-def test_v5_will_delay_cancelled_by_reconnect(broker: RunningBroker, peers: Peers) -> None:
-    """[MQTT-3.1.3-9] 5.0 a reconnect to the session within the Will Delay Interval cancels the will."""
-    watcher = peers.new(broker, "watcher", V5)
-    watcher.subscribe("will/#", 1)
-    will_props = props(PacketTypes.WILLMESSAGE, WillDelayInterval=1)
-    dying = peers.new(broker, "dying", V5, will=("will/dying", b"x", 1, False), will_properties=will_props,
-                      clean=False, session_expiry=60)  # fmt: skip
-    dying.kill()
-    back = peers.new(broker, "dying", V5, clean=False, session_expiry=60)
-    assert back.session_present
-    watcher.expect_none(1.6)
-
-
-def test_v5_will_sent_when_session_ends_before_delay(broker: RunningBroker, peers: Peers) -> None:
-    """[MQTT-3.1.3-9] 5.0 the will is sent when the session ends, if that comes before the Will Delay Interval."""
-    watcher = peers.new(broker, "watcher", V5)
-    watcher.subscribe("will/#", 1)
-    will_props = props(PacketTypes.WILLMESSAGE, WillDelayInterval=30)
-    dying = peers.new(broker, "dying", V5, will=("will/dying", b"expired", 1, False), will_properties=will_props,
-                      session_expiry=1)  # fmt: skip
-    dying.kill()
-    watcher.expect_none(0.5)
-    assert watcher.expect_one(timeout=1.5).payload == b"expired"
-
-
 def test_v5_disconnect_with_error_reason_publishes_will(shared_broker: RunningBroker, peers: Peers) -> None:
     """[MQTT-3.1.2-8/-10, MQTT-3.14.4-3] only DISCONNECT with reason 0x00 deletes the will: after DISCONNECT 0x80
     (Unspecified error) from the client the will is published."""
@@ -944,40 +856,9 @@ def test_takeover_resends_unacknowledged(broker: RunningBroker, peers: Peers, ve
 
 
 # ================================================================================================================
-# 8. Keepalive
+# 8. Keepalive: in tests/broker/test_in_memory.py, with the wills, session and message expiry that wait on time
+# (our client against the broker in memory, the clock moved by the test instead of a sleep of 1.5-2 s each)
 # ================================================================================================================
-
-
-@pytest.mark.parametrize("version", VERSIONS)
-def test_keepalive_timeout_disconnects_and_publishes_will(
-    shared_broker: RunningBroker, peers: Peers, version: int
-) -> None:
-    """[MQTT-3.1.2-24/-22] a client silent for 1.5 x its keepalive (1 s) is disconnected (5.0: DISCONNECT 0x8D
-    if anything) and its will is published."""
-    watcher = peers.new(shared_broker, "watcher", version)
-    watcher.subscribe("ka/#", 1)
-    raw = peers.raw_client(shared_broker)
-    raw.connect("silent", version, keepalive=1, will=("ka/silent", b"timed out", 1, False))
-    start = time.monotonic()
-    packets = raw.read_until_closed(timeout=4)
-    elapsed = time.monotonic() - start
-    assert 1.4 <= elapsed <= 2.6, f"closed after {elapsed:.2f} s"
-    if version == V5:
-        assert [(p.type, p.reason_code()) for p in packets] in ([], [(DISCONNECT, 0x8D)])
-    else:
-        assert packets == []
-    assert watcher.expect_one(timeout=1.5).payload == b"timed out"
-
-
-@pytest.mark.parametrize("version", VERSIONS)
-def test_pingreq_keeps_connection_alive(shared_broker: RunningBroker, peers: Peers, version: int) -> None:
-    """[MQTT-3.12.4-1, MQTT-3.1.2-24] PINGREQ within the keepalive is answered with PINGRESP and keeps the link."""
-    raw = peers.raw_client(shared_broker)
-    raw.connect("pinger", version, keepalive=1)
-    for _ in range(5):  # 2 s in all: beyond 1.5 x the keepalive
-        time.sleep(0.4)
-        raw.send(PINGREQ_PACKET)
-        assert raw.expect(PINGRESP).body == b""
 
 
 # ================================================================================================================
