@@ -205,6 +205,24 @@ def build(
     return made
 
 
+def default_subscriptions(settings: CloudSettings) -> tuple[tuple[str, int], ...]:
+    """What to subscribe to instead of a default ``#`` the service refuses (no secret needed to know it)."""
+    if settings.kind != "azure-iot-hub":
+        return ()
+    from mqttchat.cloud.azure import AzureIdentity, parse_connection_string
+
+    if settings.connection_string:
+        try:
+            identity = parse_connection_string(settings.connection_string)[0]
+        except ValueError:
+            return ()
+    elif settings.device_id or settings.client_id:
+        identity = AzureIdentity(settings.host, settings.device_id or settings.client_id or "", settings.module_id)
+    else:
+        return ()
+    return ((identity.cloud_to_device_filter, 1),)
+
+
 def _tls(settings: CloudSettings, alpn: tuple[str, ...] = ()) -> TLSOptions:
     # SNI is the endpoint's name (the target host); these services route and pick certificates by it.
     return TLSOptions(
@@ -295,7 +313,7 @@ def _azure_iot_hub(settings: CloudSettings, clock: Clock) -> CloudConnection:
     settings = replace(settings, host=identity.hub_host)
     target = _target(settings, 8883, 443, "/$iothub/websocket")
     limits = LIMITS["azure-iot-hub"]
-    default = ((identity.cloud_to_device_filter, 1),)
+    default = default_subscriptions(replace(settings, connection_string=None, device_id=identity.device_id))
     common = {
         "kind": "azure-iot-hub",
         "target": target,

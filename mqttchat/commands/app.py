@@ -140,7 +140,12 @@ def main(argv: Sequence[str]) -> int:
         if profile is not None:
             options = profile.to_client_options()
             options = replace(options, maximum_packet_size=max_packet_size_option(args, Properties(), limit))
-            topics = tuple(profile.subscriptions) if not args.topic else tuple((t, args.qos) for t in args.topic)
+            if args.topic:
+                topics = tuple((t, args.qos) for t in args.topic)
+            else:  # within what a cloud service accepts, saying what was changed
+                topics, changes = profile.guarded_subscriptions()
+                for change in changes:
+                    print(f"mqttchat: {change}", file=sys.stderr)
         else:
             options, _ = client_options(args, "", max_packet_size=limit)
             topics = tuple((t, args.qos) for t in (args.topic or ["#"]))

@@ -3,18 +3,19 @@ subscriptions made on connecting, under a name; passwords kept out of the file u
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import tomli_w
 
-from mqttchat.client.options import DEFAULT_URL, ClientOptions, TLSOptions, parse_url
+from mqttchat.client.options import DEFAULT_URL, ClientOptions, Target, TLSOptions, parse_url
 from mqttchat.config.checks import MAX_UINT16, MAX_UINT32, int_problem, name_problem, string_problem
 from mqttchat.config.paths import profiles_path
 from mqttchat.config.toml import (
@@ -24,14 +25,19 @@ from mqttchat.config.toml import (
     as_integer,
     as_optional_string,
     as_string,
+    as_strings,
     dotted,
     file_name,
+    integer_in,
     portable_path,
     read_document,
     show,
     write_atomically,
 )
 from mqttchat.protocol import ProtocolVersion, Will, topic_filter_problem, topic_name_problem
+
+if TYPE_CHECKING:
+    from mqttchat.cloud.presets import CloudSettings
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -59,10 +65,23 @@ PROFILE_KEYS: tuple[str, ...] = (
     "clean_start",
     "session_expiry",
     "subscriptions",
+    "proxy",
+    "auth_method",
+    "auth_token",
     "tls",
     "will",
+    "cloud",
 )
-TLS_KEYS: tuple[str, ...] = ("ca_file", "cert_file", "key_file", "insecure", "server_hostname")
+TLS_KEYS: tuple[str, ...] = ("ca_file", "cert_file", "key_file", "insecure", "server_hostname", "alpn")
+#: The keys of ``[profiles.NAME.cloud]``: ``kind`` and the preset's parts (see mqttchat.cloud.presets).
+CLOUD_TEXT_KEYS: tuple[str, ...] = (
+    "aws_auth", "region", "authorizer", "authorizer_token_name", "authorizer_token", "authorizer_signature",
+    "connection_string", "module_id", "shared_access_key", "jwt_key_file", "jwt_algorithm", "jwt_audience",
+)  # fmt: skip
+CLOUD_NUMBER_KEYS: tuple[str, ...] = ("sas_ttl", "jwt_ttl")
+CLOUD_KEYS: tuple[str, ...] = ("kind", *CLOUD_TEXT_KEYS, *CLOUD_NUMBER_KEYS)
+#: Cloud keys that hold secrets: like passwords, written only as ${NAME} references unless save_password.
+_CLOUD_SECRETS = ("authorizer_token", "connection_string", "shared_access_key")
 WILL_KEYS: tuple[str, ...] = ("topic", "payload", "qos", "retain")
 SUBSCRIPTION_KEYS: tuple[str, ...] = ("filter", "qos")
 
@@ -77,6 +96,12 @@ _FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "clean_start": ("clean_start",),
     "session_expiry": ("session_expiry",),
     "subscriptions": ("subscriptions",),
+    "proxy": ("proxy",),
+    "auth_method": ("auth_method",),
+    "auth_token": ("auth_token",),
+    "cloud": ("cloud", "kind"),
+    "cloud_options": ("cloud",),
+    "alpn": ("tls", "alpn"),
     "ca_file": ("tls", "ca_file"),
     "cert_file": ("tls", "cert_file"),
     "key_file": ("tls", "key_file"),
@@ -185,6 +210,19 @@ class Profile:
     key_file: str | None = None
     insecure: bool = False
     server_hostname: str | None = None
+    #: ALPN protocols offered in the TLS handshake (``x-amzn-mqtt-ca`` for AWS IoT Core on port 443).
+    alpn: tuple[str, ...] = ()
+    #: ``socks5://…``, ``socks5h://…`` or ``http://…`` (HTTP CONNECT); ``none``: direct; None: the environment's
+    #: ALL_PROXY/HTTPS_PROXY/NO_PROXY.
+    proxy: str | None = None
+    #: MQTT 5 enhanced authentication: SCRAM-SHA-1/256/512 (with username and password) or OAUTH2-JWT/CUSTOM-JWT.
+    auth_method: str | None = None
+    #: The token of OAUTH2-JWT/CUSTOM-JWT (may hold ``${NAME}``; saved like a password).
+    auth_token: str | None = None
+    #: A cloud preset (``aws-iot``, ``azure-iot-hub``, ``azure-event-grid``, ``hivemq-cloud``, ``emqx-cloud``).
+    cloud: str | None = None
+    #: The preset's other parts, as (key, value) pairs of ``[profiles.NAME.cloud]``.
+    cloud_options: tuple[tuple[str, str | int], ...] = ()
     will_topic: str | None = None
     will_payload: str = ""
     will_qos: int = 0
@@ -264,6 +302,32 @@ class Profile:
                     add(name, f"file not found: {value}")
         if not _unset(self.server_hostname) and self.server_hostname != (self.server_hostname or "").strip():
             add("server_hostname", "must not start or end with blanks")
+        for protocol in self.alpn:
+            if not protocol or len(protocol.encode()) > 255 or protocol != protocol.strip():
+                add("alpn", f"{protocol!r} is not an ALPN protocol name (1 to 255 bytes, no blanks around)")
+        if target is not None and not target.tls and self.alpn:
+            add("alpn", f"only used with TLS: the URL must be mqtts:// or wss://, not {target.scheme}://")
+        if not _unset(self.proxy) and (self.proxy or "").strip().lower() not in ("none", "direct"):
+            from mqttchat.client.proxy import parse_proxy_url
+
+            try:
+                parse_proxy_url(self.proxy or "")
+            except ValueError as exc:
+                add("proxy", str(exc))
+        if not _unset(self.auth_method):
+            from mqttchat.client.auth import SCRAM_METHODS, TOKEN_METHODS
+
+            method = (self.auth_method or "").upper()
+            if method not in (*SCRAM_METHODS, *TOKEN_METHODS):
+                add("auth_method", f"must be one of {', '.join((*SCRAM_METHODS, *TOKEN_METHODS))}")
+            elif self.version != 5:
+                add("auth_method", "enhanced authentication needs MQTT 5 (version = 5)")
+            elif method in TOKEN_METHODS and _unset(self.auth_token) and "jwt_key_file" not in dict(self.cloud_options):
+                add("auth_token", f"{method} needs a token (auth_token) or a JWT key ([cloud] jwt_key_file)")
+        if not _unset(self.auth_token):
+            add("auth_token", string_problem(self.auth_token or "") or _reference_problem(self.auth_token or ""))
+        if self.cloud is not None or self.cloud_options:
+            add("cloud", self._cloud_problem(target))
         if self.has_will:
             add("will_topic", topic_name_problem(self.will_topic or ""))
         elif self.will_payload or self.will_qos or self.will_retain:
@@ -273,6 +337,69 @@ class Profile:
         if int_problem(self.will_qos, 0, 2) is not None:
             add("will_qos", f"must be 0, 1 or 2, not {self.will_qos!r}")
         return problems
+
+    def _cloud_problem(self, target: Target | None) -> str | None:
+        from mqttchat.cloud.presets import KINDS
+
+        if self.cloud not in KINDS:
+            return f"kind must be one of {', '.join(KINDS)}, not {self.cloud!r}"
+        if target is not None and not target.tls:
+            return f"a cloud service is reached with TLS: the URL must be mqtts:// or wss://, not {target.scheme}://"
+        for key, value in self.cloud_options:
+            if key in _CLOUD_SECRETS and isinstance(value, str):
+                problem = _reference_problem(value)
+                if problem:
+                    return f"{key}: {problem}"
+        return None
+
+    def cloud_settings(self, environ: Mapping[str, str] | None = None, *, secrets: bool = True) -> CloudSettings:
+        """The cloud preset's parts: the URL's host, port (when it names one), WebSocket and path, the profile's
+        identity and TLS files, and ``[cloud]``'s keys (``${NAME}`` in secrets expanded).
+
+        Raises:
+            ValueError: a referenced environment variable is not set.
+        """
+        from mqttchat.cloud.presets import CloudSettings
+
+        target = parse_url(self.url)
+        text = self.url if "://" in self.url else "mqtt://" + self.url
+        explicit_port = urlsplit(text).port
+        options: dict[str, Any] = dict(self.cloud_options)
+        for key in _CLOUD_SECRETS:
+            if isinstance(options.get(key), str):
+                options[key] = expand_env(options[key], environ) if secrets else None
+        return CloudSettings(
+            kind=self.cloud or "",
+            host=target.host,
+            port=explicit_port,
+            websocket=target.websocket,
+            path=target.path if target.websocket and urlsplit(text).path else None,
+            client_id=self.client_id or None,
+            device_id=self.client_id or None,
+            username=expand_env(self.username, environ) if self.username and secrets else None,
+            password=expand_env(self.password, environ) if self.password and secrets else None,
+            ca_file=self.ca_file or None,
+            cert_file=self.cert_file or None,
+            key_file=self.key_file or None,
+            **options,
+        )
+
+    def guarded_subscriptions(self) -> tuple[tuple[tuple[str, int], ...], list[str]]:
+        """The subscriptions to make, within what the cloud service accepts, and what was changed (in words).
+        The default ``#`` counts as the client's own choice: on a service that refuses it, it is replaced."""
+        if self.cloud is None:
+            return self.subscriptions, []
+        from mqttchat.cloud.presets import LIMITS, default_subscriptions
+
+        limits = LIMITS.get(self.cloud)
+        if limits is None:
+            return self.subscriptions, []
+        replacement: tuple[tuple[str, int], ...] = ()
+        with contextlib.suppress(ValueError):  # an unset variable: the topics do not depend on it
+            replacement = default_subscriptions(self.cloud_settings(secrets=False))
+        default = self.subscriptions == Profile("x").subscriptions
+        kept, changes = limits.subscriptions(self.subscriptions, default=default, replacement=replacement)
+        return tuple(kept), changes
 
     def to_client_options(self, environ: Mapping[str, str] | None = None) -> ClientOptions:
         """The client options to connect with (the subscriptions are not part of them: see ``subscriptions``).
@@ -313,6 +440,7 @@ class Profile:
                 key_file=self.key_file or None,
                 insecure=self.insecure,
                 server_hostname=self.server_hostname or None,
+                alpn=self.alpn,
             )
         will = None
         if self.has_will:
@@ -322,11 +450,11 @@ class Profile:
         client_id = self.client_id
         if version == ProtocolVersion.MQTT_3_1_1 and not client_id:
             client_id = f"mqttchat-{secrets.token_hex(4)}"
-        return ClientOptions(
+        options = ClientOptions(
             target=target,
             version=version,
             # A profile that says MQTT 5 still reaches a 3.1.1-only broker; the app then saves 311 in it.
-            version_fallback=version == ProtocolVersion.MQTT_5,
+            version_fallback=version == ProtocolVersion.MQTT_5 and _unset(self.auth_method),
             client_id=client_id,
             clean_start=self.clean_start,
             session_expiry=(self.session_expiry or None) if version == ProtocolVersion.MQTT_5 else None,
@@ -336,6 +464,44 @@ class Profile:
             will=will,
             tls=tls,
         )
+        if self.cloud is not None:
+            from mqttchat.cloud.presets import apply, build
+
+            options = apply(options, build(self.cloud_settings(environ), environ))
+        if not _unset(self.proxy) and (self.proxy or "").strip().lower() in ("none", "direct"):
+            proxy = None
+        elif not _unset(self.proxy):
+            from mqttchat.client.proxy import parse_proxy_url
+
+            proxy = parse_proxy_url(self.proxy or "")
+        else:
+            from mqttchat.client.proxy import proxy_from_environment
+
+            t = options.target
+            proxy = proxy_from_environment(t.host, t.port, tls=t.tls, websocket=t.websocket, environ=environ)
+        options = replace(options, proxy=proxy)
+        if not _unset(self.auth_method):
+            options = self._with_auth(options, expand(self.auth_token, "auth_token"))
+        return options
+
+    def _with_auth(self, options: ClientOptions, token: str | None) -> ClientOptions:
+        from mqttchat.client.auth import SCRAM_METHODS, ScramAuth, TokenAuth
+
+        method = (self.auth_method or "").upper()
+        if method in SCRAM_METHODS:
+            user, password = options.effective_username, options.effective_password
+            if not user or password is None:
+                raise ProfileError(self.name, {"auth_method": f"{method} needs a username and a password"})
+            auth: Any = ScramAuth(user, password, method)
+            # The password never travels: SCRAM proves it.
+            return replace(options, auth=auth, password=None, target=replace(options.target, password=None))
+        source = options.credentials
+        if token is None and source is not None and hasattr(source, "token"):
+            # The cloud table's JWT key: the token goes in AUTH, renewed by re-authentication, not as a password.
+            auth = TokenAuth(method, source.token, clock=source.now)
+            return replace(options, auth=auth, credentials=None, password=None)
+        fixed = token or ""
+        return replace(options, auth=TokenAuth(method, lambda: (fixed, None)))
 
 
 DEFAULT_PROFILE = Profile(name="local", url=DEFAULT_URL)
@@ -364,6 +530,14 @@ def _stored_form(profile: Profile) -> Profile:
         return profile
     if not _is_reference(profile.password):
         profile = replace(profile, password=None)
+    if not _is_reference(profile.auth_token):
+        profile = replace(profile, auth_token=None)
+    kept = tuple(
+        (key, value)
+        for key, value in profile.cloud_options
+        if key not in _CLOUD_SECRETS or (isinstance(value, str) and _is_reference(value))
+    )
+    profile = replace(profile, cloud_options=kept)
     url_password = _url_password(profile.url)
     if url_password is not None and not _is_reference(url_password):
         profile = replace(profile, url=_without_url_password(profile.url))
@@ -389,12 +563,25 @@ def _profile_table(profile: Profile, base_dir: Path) -> dict[str, Any]:
         value = getattr(profile, name)
         if not _unset(value):
             tls[name] = portable_path(value, base_dir)
+    if not _unset(profile.proxy):
+        table["proxy"] = profile.proxy
+    if not _unset(profile.auth_method):
+        table["auth_method"] = profile.auth_method
+    if not _unset(profile.auth_token):
+        table["auth_token"] = profile.auth_token
     if profile.insecure:
         tls["insecure"] = True
     if not _unset(profile.server_hostname):
         tls["server_hostname"] = profile.server_hostname
+    if profile.alpn:
+        tls["alpn"] = list(profile.alpn)
     if tls:
         table["tls"] = tls
+    if profile.cloud is not None:
+        cloud: dict[str, Any] = {"kind": profile.cloud}
+        for key, value in profile.cloud_options:
+            cloud[key] = portable_path(value, base_dir) if key == "jwt_key_file" and isinstance(value, str) else value
+        table["cloud"] = cloud
     if profile.has_will:
         table["will"] = {
             "topic": profile.will_topic,
@@ -561,8 +748,25 @@ class _ProfilesReader(TomlReader):
         d = Profile(name)
         tls = self.table(table.get("tls", {}), (*prefix, "tls"), "[profiles.NAME.tls]")
         will = self.table(table.get("will", {}), (*prefix, "will"), "[profiles.NAME.will]")
+        cloud = self.table(table.get("cloud", {}), (*prefix, "cloud"), "[profiles.NAME.cloud]")
         self.unknown_keys(tls, (*prefix, "tls"), TLS_KEYS)
         self.unknown_keys(will, (*prefix, "will"), WILL_KEYS)
+        self.unknown_keys(cloud, (*prefix, "cloud"), CLOUD_KEYS)
+        cloud_prefix: KeyPath = (*prefix, "cloud")
+        cloud_options: list[tuple[str, str | int]] = []
+        for key in CLOUD_TEXT_KEYS:
+            if key in cloud:
+                convert = file_name(base_dir) if key == "jwt_key_file" else as_string
+                value = self.get(cloud, cloud_prefix, key, convert, None)
+                if value is not None:
+                    cloud_options.append((key, value))
+        cloud_options.extend(
+            (key, self.get(cloud, cloud_prefix, key, integer_in(1, MAX_UINT32), 3600))
+            for key in CLOUD_NUMBER_KEYS
+            if key in cloud
+        )
+        if cloud and "kind" not in cloud:
+            self.error(cloud_prefix, "a [cloud] table needs a kind")
         tls_prefix: KeyPath = (*prefix, "tls")
         will_prefix: KeyPath = (*prefix, "will")
         file_name_in = file_name(base_dir)
@@ -590,6 +794,12 @@ class _ProfilesReader(TomlReader):
             key_file=self.get(tls, tls_prefix, "key_file", file_name_in, d.key_file),
             insecure=self.get(tls, tls_prefix, "insecure", as_boolean, d.insecure),
             server_hostname=self.get(tls, tls_prefix, "server_hostname", as_optional_string, d.server_hostname),
+            alpn=self.get(tls, tls_prefix, "alpn", as_strings, d.alpn),
+            proxy=self.get(table, prefix, "proxy", as_optional_string, d.proxy),
+            auth_method=self.get(table, prefix, "auth_method", as_optional_string, d.auth_method),
+            auth_token=self.get(table, prefix, "auth_token", as_optional_string, d.auth_token),
+            cloud=self.get(cloud, cloud_prefix, "kind", as_string, None) if cloud else None,
+            cloud_options=tuple(cloud_options),
             will_topic=will_topic,
             will_payload=self.get(will, will_prefix, "payload", as_string, d.will_payload),
             will_qos=self.get(will, will_prefix, "qos", as_integer, d.will_qos),

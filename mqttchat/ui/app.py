@@ -246,7 +246,10 @@ class MQTTChatApp(App[None]):
             return
         # the profile names the broker; the largest packet accepted stays the app's (settings, --max-packet-size)
         options = replace(options, maximum_packet_size=self.runtime.options.maximum_packet_size)
-        await self._switch(options, profile.subscriptions, profile.name)
+        subscriptions, changes = profile.guarded_subscriptions()
+        for change in changes:  # a cloud service that would close the connection for these: what was changed
+            notify_text(self, change, severity="warning", timeout=10)
+        await self._switch(options, subscriptions, profile.name)
 
     @work(exclusive=True, group="mqtt", exit_on_error=False)
     async def reconnect_with_password(self, password: str) -> None:

@@ -18,9 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from benchmarks.certs import CertSet, _ca, _leaf, _write
+from benchmarks.certs import CertSet
 from mqttchat.broker.config import ListenerConfig
 from mqttchat.broker.server import Broker
 from mqttchat.client import ClientOptions, MQTTClient
@@ -31,7 +30,7 @@ from mqttchat.cloud.presets import LIMITS, CloudError, CloudSettings, apply, bui
 from mqttchat.protocol import Connect, Packet, ProtocolVersion
 from tests.conftest import broker_config
 from tests.helpers.proxies import Socks5Proxy
-from tests.helpers.tls_front import TlsFront
+from tests.helpers.tls_front import TlsFront, service_certs
 
 AWS = "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
 HUB = "contoso.azure-devices.net"
@@ -277,15 +276,7 @@ def test_jwt_password(tmp_path: Path, algorithm: str) -> None:
 @pytest.fixture(scope="module")
 def cloud_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A CA and a server certificate for the services' host names (as if the service presented it)."""
-    directory = tmp_path_factory.mktemp("cloud-certs")
-    ca = _ca("cloud test CA")
-    names = [AWS, HUB, "abc123.s1.eu.hivemq.cloud"]
-    cert, key = _leaf(AWS, ca, names, ExtendedKeyUsageOID.SERVER_AUTH)
-    cert_path, key_path = _write(directory, "cloud", cert, key)
-    client_cert, client_key = _write(directory, "client", *_leaf("device", ca, [], ExtendedKeyUsageOID.CLIENT_AUTH))
-    ca_path = directory / "ca.crt"
-    ca_path.write_bytes(ca[0].public_bytes(serialization.Encoding.PEM))
-    return {"ca": ca_path, "cert": cert_path, "key": key_path, "client_cert": client_cert, "client_key": client_key}
+    return service_certs(tmp_path_factory.mktemp("cloud-certs"), [AWS, HUB, "abc123.s1.eu.hivemq.cloud"])
 
 
 @pytest.fixture

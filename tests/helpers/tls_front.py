@@ -14,6 +14,23 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from benchmarks.certs import _ca, _leaf, _write
+
+
+def service_certs(directory: Path, names: list[str]) -> dict[str, Path]:
+    """A CA ("ca"), a server certificate for ``names`` ("cert", "key", as a cloud service would present) and a
+    client certificate ("client_cert", "client_key") it signed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = _ca("service test CA")
+    cert_path, key_path = _write(directory, "service", *_leaf(names[0], ca, names, ExtendedKeyUsageOID.SERVER_AUTH))
+    client_cert, client_key = _write(directory, "client", *_leaf("device", ca, [], ExtendedKeyUsageOID.CLIENT_AUTH))
+    ca_path = directory / "ca.crt"
+    ca_path.write_bytes(ca[0].public_bytes(serialization.Encoding.PEM))
+    return {"ca": ca_path, "cert": cert_path, "key": key_path, "client_cert": client_cert, "client_key": client_key}
+
 
 @dataclass
 class TlsHello:

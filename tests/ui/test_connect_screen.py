@@ -78,3 +78,76 @@ async def test_connect_with_a_saved_profile() -> None:
             assert app.runtime.client.target == broker.url
             assert app.runtime.subscriptions == (("lab/#", 1),)
             assert app.runtime.client.capabilities.version == 4  # type: ignore[union-attr]
+
+
+async def test_alpn_sni_and_proxy_fields_are_checked_and_saved() -> None:
+    app = make_app()
+    async with app.run_test(size=(130, 45)) as pilot:
+        await pilot.press("c")
+        screen = app.screen
+        assert isinstance(screen, ConnectScreen)
+        screen.query_one("#f-name", Input).value = "cloud"
+        screen.query_one("#f-url", Input).value = "mqtt://broker.example:1883"
+        screen.query_one("#f-alpn", Input).value = "x-amzn-mqtt-ca"
+        screen.query_one("#f-proxy", Input).value = "gopher://proxy"
+        await pilot.pause()
+        assert "only used with TLS" in text_of(screen.query_one("#e-alpn"))
+        assert "unknown proxy scheme 'gopher'" in text_of(screen.query_one("#e-proxy"))
+        screen.query_one("#f-url", Input).value = "mqtts://abc-ats.iot.eu-west-1.amazonaws.com:443"
+        screen.query_one("#f-server_hostname", Input).value = "iot.example"
+        screen.query_one("#f-proxy", Input).value = "socks5h://bastion.lan:1080"
+        await pilot.pause()
+        assert text_of(screen.query_one("#e-alpn")) == "" and text_of(screen.query_one("#e-proxy")) == ""
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        store = ProfileStore()
+        store.load()
+        saved = store.get("cloud")
+        assert saved is not None
+        assert (saved.alpn, saved.server_hostname, saved.proxy) == (
+            ("x-amzn-mqtt-ca",),
+            "iot.example",
+            "socks5h://bastion.lan:1080",
+        )
+        options = saved.to_client_options()
+        assert options.tls is not None and options.tls.alpn == ("x-amzn-mqtt-ca",)
+        assert options.tls.server_hostname == "iot.example"
+        assert options.proxy is not None and options.proxy.url == "socks5h://bastion.lan:1080"
+
+
+async def test_connect_from_the_screen_through_a_proxy_with_sni_and_alpn(tmp_path_factory: object) -> None:
+    """URL, CA file, ALPN and proxy typed in the form: the TLS front sees the host's name in SNI and the ALPN, and
+    the proxy was asked for the name (it resolves it: this machine cannot)."""
+    import tempfile
+    from pathlib import Path
+
+    from mqttchat.client.proxy import ProxyOptions  # noqa: F401  (the form's text becomes one)
+    from tests.helpers.proxies import Socks5Proxy
+    from tests.helpers.tls_front import TlsFront, service_certs
+
+    name = "mqtt.service.test"
+    certs = service_certs(Path(tempfile.mkdtemp()) / "certs", [name])
+    async with Broker(broker_config()) as broker:
+        front = await TlsFront(broker.port, certs["cert"], certs["key"], ("mqtt",)).start()
+        proxy = await Socks5Proxy(hosts={name: "127.0.0.1"}).start()
+        try:
+            app = make_app()
+            async with app.run_test(size=(130, 45)) as pilot:
+                await pilot.press("c")
+                screen = app.screen
+                assert isinstance(screen, ConnectScreen)
+                for field, value in {
+                    "url": f"mqtts://{name}:{front.port}", "ca_file": str(certs["ca"]), "alpn": "mqtt",
+                    "proxy": f"socks5://127.0.0.1:{proxy.port}", "subscriptions": "lab/#",
+                }.items():  # fmt: skip
+                    screen.query_one(f"#f-{field}", Input).value = value
+                await pilot.pause()
+                screen.query_one("#connect", Button).press()
+                async with asyncio.timeout(10):
+                    while not (app.runtime.client.connected and app.runtime.client.target.startswith("mqtts")):
+                        await pilot.pause(0.05)
+            assert [(h.server_name, h.alpn) for h in front.hellos] == [(name, "mqtt")]
+            assert [(r.host, r.kind) for r in proxy.requests] == [(name, "name")]
+        finally:
+            await proxy.close()
+            await front.close()

@@ -138,8 +138,8 @@ async def test_text_typed_into_any_field_goes_into_it(size: tuple[int, int]) -> 
 CONNECT_ORDER = [
     "f-url", "f-username", "f-password", "f-save_password", "f-name", "connect", "save", "delete", "cancel",
     "f-version", "f-clean_start", "f-client_id", "f-keepalive", "f-session_expiry", "f-subscriptions",
-    "f-ca_file", "f-cert_file", "f-key_file", "f-server_hostname", "f-insecure", "f-will_topic", "f-will_payload",
-    "f-will_qos", "f-will_retain", "profile-list",
+    "f-ca_file", "f-cert_file", "f-key_file", "f-server_hostname", "f-alpn", "f-insecure", "f-proxy", "f-will_topic",
+    "f-will_payload", "f-will_qos", "f-will_retain", "profile-list",
 ]  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from mqttchat.protocol import ProtocolVersion
 from mqttchat.ui.safe import network_text
 
 if TYPE_CHECKING:
+    from mqttchat.client import ClientOptions
     from mqttchat.runtime import Runtime
 
 NEW = "\x00new"
@@ -37,7 +38,9 @@ TEXT_FIELDS = [
     ("ca_file", "CA file", "TLS: CA certificates (empty: system store)"),
     ("cert_file", "Certificate", "TLS client certificate"),
     ("key_file", "Key", "TLS client key"),
-    ("server_hostname", "Server name", "TLS: name to verify (empty: the host)"),
+    ("server_hostname", "Server name", "TLS: name sent (SNI) and verified (empty: the host)"),
+    ("alpn", "ALPN", "TLS: protocols to offer, e.g. x-amzn-mqtt-ca"),
+    ("proxy", "Proxy", "socks5://host:1080, http://host:3128, none (empty: ALL_PROXY…)"),
     ("will_topic", "Will topic", "sent by the broker if we vanish"),
     ("will_payload", "Will payload", "offline"),
 ]
@@ -49,13 +52,16 @@ def current_profile(runtime: Runtime) -> Profile:
     options = runtime.options
     tls = options.tls
     will = options.will
-    saved_password = False
+    saved: Profile | None = None
     if runtime.profile_name:
         store = ProfileStore()
         with contextlib.suppress(ConfigError):
             store.load()
             saved = store.get(runtime.profile_name)
-            saved_password = saved is not None and saved.save_password
+    if saved is not None and (saved.cloud is not None or saved.auth_method):
+        # A cloud preset or enhanced authentication makes options the form cannot say back: the saved profile.
+        return saved
+    proxy = saved.proxy if saved is not None else _proxy_text(options)
     return Profile(
         name=runtime.profile_name or "current",
         url=options.target.url,
@@ -63,7 +69,7 @@ def current_profile(runtime: Runtime) -> Profile:
         client_id=options.client_id,
         username=options.effective_username,
         password=options.effective_password,
-        save_password=saved_password,
+        save_password=saved is not None and saved.save_password,
         keepalive=options.keepalive,
         clean_start=options.clean_start,
         session_expiry=options.session_expiry or 0,
@@ -73,11 +79,33 @@ def current_profile(runtime: Runtime) -> Profile:
         key_file=tls.key_file if tls else None,
         insecure=bool(tls and tls.insecure),
         server_hostname=tls.server_hostname if tls else None,
+        alpn=tls.alpn if tls else (),
+        proxy=proxy,
         will_topic=will.topic if will else None,
         will_payload=will.payload.decode(errors="replace") if will else "",
         will_qos=will.qos if will else 0,
         will_retain=bool(will and will.retain),
     )
+
+
+def _proxy_text(options: ClientOptions) -> str | None:
+    """The proxy of ``options`` as a URL (credentials included), unless it is the environment's (or none)."""
+    from mqttchat.client.proxy import proxy_from_environment
+
+    proxy, target = options.proxy, options.target
+    environment = None
+    with contextlib.suppress(ValueError):
+        environment = proxy_from_environment(target.host, target.port, tls=target.tls, websocket=target.websocket)
+    if proxy is None:
+        return "none" if environment is not None else None
+    if proxy == environment:
+        return None
+    if proxy.username is None:
+        return proxy.url
+    from urllib.parse import quote
+
+    credentials = quote(proxy.username, safe="") + (":" + quote(proxy.password, safe="") if proxy.password else "")
+    return proxy.url.replace("://", f"://{credentials}@", 1)
 
 
 FIELD_LABELS = {field_id: (label, placeholder) for field_id, label, placeholder in TEXT_FIELDS}
@@ -153,6 +181,7 @@ class ConnectScreen(ModalScreen[Profile | None]):
         self.problem = problem
         self.ask_password = ask_password
         self.load_error: str | None = None
+        self._shown: Profile = DEFAULT_PROFILE
         try:
             self.store.load()
         except ConfigError as exc:
@@ -199,12 +228,14 @@ class ConnectScreen(ModalScreen[Profile | None]):
                 for field_id in ("client_id", "keepalive", "session_expiry", "subscriptions"):
                     yield from self._text_field(field_id)
                 yield Label("TLS", classes="section")
-                for field_id in ("ca_file", "cert_file", "key_file", "server_hostname"):
+                for field_id in ("ca_file", "cert_file", "key_file", "server_hostname", "alpn"):
                     yield from self._text_field(field_id)
                 with Horizontal(classes="field"):
                     yield Label("Insecure TLS")
                     yield Switch(False, id="f-insecure")
                     yield Label("skip certificate checks", classes="inline")
+                yield Label("Proxy", classes="section")
+                yield from self._text_field("proxy")
                 yield Label("Will", classes="section")
                 for field_id in ("will_topic", "will_payload"):
                     yield from self._text_field(field_id)
@@ -266,8 +297,10 @@ class ConnectScreen(ModalScreen[Profile | None]):
             "subscriptions": format_subscriptions(profile.subscriptions), "ca_file": profile.ca_file or "",
             "cert_file": profile.cert_file or "", "key_file": profile.key_file or "",
             "server_hostname": profile.server_hostname or "", "will_topic": profile.will_topic or "",
-            "will_payload": profile.will_payload,
+            "will_payload": profile.will_payload, "alpn": ", ".join(profile.alpn), "proxy": profile.proxy or "",
         }  # fmt: skip
+        # What the form does not show (a cloud preset, enhanced authentication) is kept from the profile shown.
+        self._shown = profile
         for field_id, value in values.items():
             self.query_one(f"#f-{field_id}", Input).value = value
         self.query_one("#f-version", Select).value = 311 if profile.version == 311 else 5
@@ -294,7 +327,8 @@ class ConnectScreen(ModalScreen[Profile | None]):
                 problems[field_id] = f"{value!r} is not a whole number"
         version = self.query_one("#f-version", Select).value
         will_qos = self.query_one("#f-will_qos", Select).value
-        profile = Profile(
+        profile = replace(
+            self._shown,
             name=text("name"),
             url=text("url"),
             version=311 if version == 311 else 5,
@@ -311,6 +345,8 @@ class ConnectScreen(ModalScreen[Profile | None]):
             key_file=text("key_file") or None,
             insecure=self.query_one("#f-insecure", Switch).value,
             server_hostname=text("server_hostname") or None,
+            alpn=tuple(p.strip() for p in text("alpn").split(",") if p.strip()),
+            proxy=text("proxy") or None,
             will_topic=text("will_topic") or None,
             will_payload=self.query_one("#f-will_payload", Input).value,
             will_qos=will_qos if isinstance(will_qos, int) else 0,
@@ -349,6 +385,10 @@ class ConnectScreen(ModalScreen[Profile | None]):
             _, problems = self.read_profile()
             field_id = event.input.id[2:]
             self.query_one(f"#e-{field_id}", Static).update(problems.get(field_id, ""))
+            # A change may settle another field's problem (a TLS URL, those of the TLS fields): clear those.
+            for other, _, _ in TEXT_FIELDS:
+                if other != field_id and other not in problems:
+                    self.query_one(f"#e-{other}", Static).update("")
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#connect")
