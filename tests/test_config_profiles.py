@@ -817,6 +817,9 @@ def test_settings_round_trip(cfg: Path) -> None:
         history_payload_limit_kb=16,
         flush_hz=30,
         chat_nick="alice",
+        history_store=False,
+        history_store_mb=32,
+        history_retention_days=0,
     )
     save_settings(settings)
     assert load_settings() == settings
@@ -841,6 +844,9 @@ def test_settings_explicit_path(tmp_path: Path) -> None:
         ("flush_hz = 0\n", 1, "flush_hz", "between 1 and 120"),
         ('theme = ""\n', 1, "theme", "theme name"),
         ("history_per_topic = 0\n", 1, "history_per_topic", "between 1 and"),
+        ('theme = "x"\nhistory_store = "yes"\n', 2, "history_store", "true or false"),
+        ("history_store_mb = 0\n", 1, "history_store_mb", "between 1 and"),
+        ("history_retention_days = -1\n", 1, "history_retention_days", "between 0 and"),
         ("history_budget_mb = 1\nhistory_payload_limit_kb = 2048\n", 2, "history_payload_limit_kb", "exceed"),
         ('chat_nick = "a/b"\n', 1, "chat_nick", "'/'"),
         ('chat_nick = ""\n', 1, "chat_nick", "empty"),

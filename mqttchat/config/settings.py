@@ -17,6 +17,7 @@ from mqttchat.config.toml import (
     Invalid,
     KeyPath,
     TomlReader,
+    as_boolean,
     as_integer,
     as_string,
     as_strings,
@@ -34,6 +35,9 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "history_per_topic",
     "history_budget_mb",
     "history_payload_limit_kb",
+    "history_store",
+    "history_store_mb",
+    "history_retention_days",
     "flush_hz",
     "chat_nick",
     "max_packet_size_kb",
@@ -53,6 +57,12 @@ class AppSettings:
     history_budget_mb: int = 64
     #: Longer payloads are truncated in the history, in KiB.
     history_payload_limit_kb: int = 64
+    #: The lasting history (every message the explorer sees, one store per broker in the data directory's
+    #: history/ folder): on or off, its size in MiB (the oldest messages are evicted beyond it), and how many days a
+    #: message is kept (0: as long as the size allows).
+    history_store: bool = True
+    history_store_mb: int = 256
+    history_retention_days: int = 7
     #: How often the UI applies incoming messages, per second.
     flush_hz: int = 15
     #: The chat nickname; None: the client id or user name.
@@ -72,6 +82,8 @@ class AppSettings:
             "history_per_topic": (1, 1_000_000),
             "history_budget_mb": (1, 1_048_576),
             "history_payload_limit_kb": (1, 1_048_576),
+            "history_store_mb": (1, 1_048_576),
+            "history_retention_days": (0, 36_500),
             "flush_hz": (1, 120),
             "max_packet_size_kb": (0, 256 * 1024),
         }
@@ -176,6 +188,9 @@ class _SettingsReader(TomlReader):
             history_payload_limit_kb=self.get(
                 data, (), "history_payload_limit_kb", as_integer, d.history_payload_limit_kb
             ),
+            history_store=self.get(data, (), "history_store", as_boolean, d.history_store),
+            history_store_mb=self.get(data, (), "history_store_mb", as_integer, d.history_store_mb),
+            history_retention_days=self.get(data, (), "history_retention_days", as_integer, d.history_retention_days),
             flush_hz=self.get(data, (), "flush_hz", as_integer, d.flush_hz),
             chat_nick=self.get(data, (), "chat_nick", as_string, d.chat_nick),
             max_packet_size_kb=self.get(data, (), "max_packet_size_kb", as_integer, d.max_packet_size_kb),
