@@ -34,6 +34,13 @@ from mqttchat.client.errors import InvalidConnack, TLSError
 from mqttchat.config import data_dir, install_id
 from mqttchat.explorer.charts import Charts
 from mqttchat.explorer.decoders import DecodeResult, DecoderRule, PayloadDecoders
+from mqttchat.explorer.history_store import (
+    HistoryError,
+    HistoryReader,
+    HistoryWriter,
+    StoredMessage,
+    store_path,
+)
 from mqttchat.explorer.recording import Recorder
 from mqttchat.explorer.sparkplug_view import place as sparkplug_place
 from mqttchat.explorer.tree import Entry, TopicFilter, TopicNode, TopicTree
@@ -159,6 +166,10 @@ class Runtime:
     profile_name: str | None = None
     #: How payloads are decoded per topic filter (the settings' ``[[decoders]]``).
     decoder_rules: tuple[DecoderRule, ...] = ()
+    #: The lasting history of this broker (every message seen, in the data directory): its size in bytes (None:
+    #: not kept) and how long a message is kept, seconds (None: as long as the size allows).
+    history_budget: int | None = None
+    history_retention: float | None = None
 
     def __post_init__(self) -> None:
         #: The embedded broker this instance hosts (or may take over hosting), for the local default target.
@@ -175,6 +186,11 @@ class Runtime:
             # connected then say that this is an mqttchat explorer.
             self.options = replace(self.options, client_id=explorer_client_id())
         self.client = MQTTClient(self.options)
+        #: The lasting history's writer, once opened (see :meth:`open_history`), why it could not be, and how many
+        #: topics the tree shows from it at start-up.
+        self.history: HistoryWriter | None = None
+        self.history_problem: str | None = None
+        self.history_restored = 0
         self.client.add_message_handler(self._on_message)
         self.client.add_trace_hook(self._on_packet)
         self.client.add_state_listener(self._on_state)
@@ -215,6 +231,9 @@ class Runtime:
     # ------------------------------------------------------------------------------------------ reader side
 
     def _on_message(self, message: Message) -> None:
+        history = self.history
+        if history is not None:
+            history.offer(message)  # never waits: what does not fit is counted
         if message.retain:
             self.retained_seen += 1
         recorder = self.recorder
@@ -300,7 +319,10 @@ class Runtime:
         return not target.tls and not target.websocket and target.host in LOCAL_HOSTS and target.port == DEFAULT_PORT
 
     async def start(self) -> None:
-        """Connect; when the default local broker is absent, start the embedded one there first."""
+        """Connect; when the default local broker is absent, start the embedded one there first. The lasting
+        history is opened first, so that the tree shows the last known state before live messages come."""
+        if self.history_budget is not None and self.history is None and self.history_problem is None:
+            await self.open_history()
         local = self.embed_broker and self.is_local_default
         try:
             await self.client.connect()
@@ -316,6 +338,49 @@ class Runtime:
                 watch_for_take_over(host, lambda: self.client.connected, self._took_over), name="hosting watch"
             )
         await self.subscribe_initial()
+
+    @property
+    def history_path(self) -> Path:
+        """This broker's lasting history store."""
+        return store_path(data_dir(), self.options.target.url)
+
+    async def open_history(self) -> None:
+        """Open this broker's lasting history (every message seen from now on is written to it) and show the last
+        known value of each topic in the tree, stale until a live message arrives. A store that cannot be opened
+        is said in ``history_problem`` and the app goes on without it."""
+        if self.history_budget is None or self.history is not None:
+            return
+        path = self.history_path
+        budget, retention = self.history_budget, self.history_retention
+        limit = self.tree.history_payload_limit
+
+        def open_and_read() -> tuple[HistoryWriter, list[StoredMessage]]:
+            writer = HistoryWriter(path, budget=budget, retention=retention, payload_limit=limit)
+            try:
+                with HistoryReader(path) as reader:
+                    state = reader.state_at(time.time())
+            except HistoryError:
+                state = []
+            return writer, state
+
+        try:
+            self.history, state = await asyncio.to_thread(open_and_read)
+        except HistoryError as exc:
+            self.history_problem = str(exc)
+            self.events.append(f"{time.strftime('%H:%M:%S')} no lasting history: {exc}")
+            log.warning("%s", loggable(str(exc)))
+            return
+        tree = self.tree
+        for index, m in enumerate(state):
+            if tree.restore(m.topic, m.payload, m.qos, m.retain, m.properties, m.t):
+                self.history_restored += 1
+            if index % 2000 == 1999:
+                await asyncio.sleep(0)  # a big broker's state: let the screen breathe
+        if state:
+            self.events.append(
+                f"{time.strftime('%H:%M:%S')} the tree shows the last known value of {len(state)} topics from "
+                f"{path} (stale until live messages arrive)"
+            )
 
     def retained_note(self) -> str | None:
         """When the subscriptions are all wildcards and no retained message came: say what that may mean."""
@@ -561,6 +626,9 @@ class Runtime:
             await self.demo.stop()
             self.demo = None
         await self.client.disconnect()
+        history, self.history = self.history, None
+        if history is not None:
+            await asyncio.to_thread(history.close)  # writes what is queued
         if self.host is not None:
             await self.host.stop()
         elif self.broker is not None:

@@ -68,6 +68,11 @@ def build_parser(view: str = "explorer") -> argparse.ArgumentParser:
     parser.add_argument("-q", "--qos", type=int, choices=(0, 1, 2), default=0, help="QoS of the subscriptions")
     parser.add_argument("--no-embedded-broker", action="store_true", help="never start the embedded broker")
     parser.add_argument("--profile", help="use a saved connection profile")
+    parser.add_argument(
+        "--no-history",
+        action="store_true",
+        help="keep no lasting history of this run's messages (the settings' history_store = false for every run)",
+    )
     add_connection_arguments(parser)
     if view == "chat":
         # The chat's own connection always keeps a persistent session, of a week unless -x says otherwise.
@@ -189,6 +194,10 @@ def main(argv: Sequence[str]) -> int:
         embed_broker=not args.no_embedded_broker,
         profile_name=profile_name,
         decoder_rules=settings.decoders,
+        history_budget=settings.history_store_mb * 1024 * 1024
+        if settings.history_store and not args.no_history and not demo
+        else None,
+        history_retention=settings.history_retention_days * 86_400.0 or None,
         **chat_settings,
     )
     MQTTChatApp(runtime, demo=demo, view="chat" if chat else "explorer").run()

@@ -54,6 +54,8 @@ class Entry:
     alive: bool = True
     #: What the payload decoders learnt when it arrived (a Sparkplug B message's aliases), or None.
     observation: SparkplugObservation | None = None
+    #: Restored from the lasting history at start-up (:meth:`TopicTree.restore`), not received in this session.
+    stale: bool = False
 
     @property
     def truncated(self) -> bool:
@@ -218,6 +220,8 @@ class TreeStats:
     #: History payloads cut at the per-entry limit.
     truncated: int = 0
     retained_topics: int = 0
+    #: Topics whose latest value was restored from the lasting history and has not been replaced by a live one.
+    stale_topics: int = 0
 
 
 @dataclass
@@ -288,6 +292,9 @@ class TopicTree:
         stats.bytes += size
         entry = Entry(payload, size, qos, retain, dup, properties, received_at, True, observation)
         first = node.messages == 0
+        last = node.last
+        if last is not None and last.stale:
+            stats.stale_topics -= 1
         node.messages += 1
         node.last = entry
         if retain:
@@ -343,6 +350,29 @@ class TopicTree:
             current = current.parent
         self._dirty.add(node)
         return node
+
+    def restore(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties = EMPTY_PROPERTIES,
+        received_at: float = 0.0,
+    ) -> bool:
+        """Show a topic's last known value from the lasting history, marked stale until a live message arrives;
+        a topic that already received one this session is left as it is. Whether it was restored. It counts as a
+        message of the tree (counts and history ring) like a received one."""
+        node = self.nodes.get(topic)
+        if node is not None and node.messages:
+            return False
+        node = self.ingest(topic, payload, qos, retain, False, properties, received_at)
+        assert node.last is not None
+        node.last.stale = True
+        if node.history:
+            node.history[-1].stale = True
+        self.stats.stale_topics += 1
+        return True
 
     def _evict(self) -> None:
         stats = self.stats

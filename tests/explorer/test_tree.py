@@ -165,3 +165,19 @@ def test_ingest_rate_is_tens_of_thousands_per_second() -> None:
         tree.ingest(topics[i % 10_000], b"1", received_at=i / 10_000)
     assert time.process_time() - start < 10.0
     assert len(tree) == 10_000
+
+
+def test_restored_values_are_stale_until_a_live_message_comes() -> None:
+    tree = TopicTree()
+    tree.ingest("live", b"1", received_at=10.0)
+    assert tree.restore("old", b"a", qos=1, retain=True, received_at=5.0)
+    assert not tree.restore("live", b"older", received_at=1.0)  # a live value is never replaced
+    old, live = tree.get("old"), tree.get("live")
+    assert old is not None and old.last is not None and old.last.stale and old.retained
+    assert old.history is not None and old.history[-1].stale
+    assert live is not None and live.last is not None and live.last.payload == b"1" and not live.last.stale
+    assert tree.stats.stale_topics == 1
+    tree.ingest("old", b"b", received_at=11.0)
+    assert not old.last.stale and old.last.payload == b"b"
+    assert tree.stats.stale_topics == 0
+    assert not tree.restore("old", b"c")

@@ -1,0 +1,102 @@
+"""The runtime and the lasting history: every message the explorer sees is stored, and a later start shows each
+topic's last known value, stale until a live message replaces it. Against the embedded broker, no screen."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mqttchat.broker.server import Broker
+from mqttchat.client import ClientOptions, MQTTClient, parse_url
+from mqttchat.explorer.history_store import HistoryQuery, HistoryReader
+from mqttchat.runtime import Runtime
+
+
+@pytest.fixture(autouse=True)
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def runtime(broker: Broker, **kwargs: object) -> Runtime:
+    options = ClientOptions(parse_url(broker.url), client_id="history-test")
+    return Runtime(options, (("#", 1),), embed_broker=False, **kwargs)  # type: ignore[arg-type]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+async def publish(broker: Broker, *messages: tuple[str, bytes]) -> None:
+    client = MQTTClient(ClientOptions(parse_url(broker.url), client_id="history-publisher"))
+    await client.connect()
+    try:
+        for topic, payload in messages:
+            await client.publish(topic, payload, qos=1)
+    finally:
+        await client.disconnect()
+
+
+async def test_messages_are_stored_and_the_next_start_shows_them_stale(broker: Broker) -> None:
+    first = runtime(broker, history_budget=16 * 1024 * 1024)
+    await first.start()
+    try:
+        assert first.history is not None and first.history_restored == 0
+        await publish(broker, ("home/temp", b"21"), ("home/door", b"closed"), ("home/temp", b"22"))
+        await until(lambda: first.tree.stats.messages == 3)
+        path = first.history_path
+    finally:
+        await first.stop()
+    with HistoryReader(path) as reader:
+        stored = [(m.topic, m.payload) for m in reader.search(HistoryQuery())]
+    assert stored == [("home/temp", b"21"), ("home/door", b"closed"), ("home/temp", b"22")]
+
+    second = runtime(broker, history_budget=16 * 1024 * 1024)
+    await second.open_history()  # what start() does first, before the connection brings live messages
+    try:
+        tree = second.tree
+        temp, door = tree.get("home/temp"), tree.get("home/door")
+        assert temp is not None and temp.last is not None and temp.last.payload == b"22" and temp.last.stale
+        assert door is not None and door.last is not None and door.last.stale
+        assert second.history_restored == 2 and tree.stats.stale_topics == 2
+        await second.start()
+        await publish(broker, ("home/temp", b"23"))
+        await until(lambda: temp.last is not None and temp.last.payload == b"23")
+        assert not temp.last.stale and door.last.stale
+        assert tree.stats.stale_topics == 1
+    finally:
+        await second.stop()
+    with HistoryReader(path) as reader:
+        # The restored values are not stored again; the live one is.
+        assert [m.payload for m in reader.search(HistoryQuery(topics=("home/temp",)))] == [b"21", b"22", b"23"]
+
+
+async def test_no_budget_keeps_no_history(broker: Broker, data_home: Path) -> None:
+    plain = runtime(broker)
+    await plain.start()
+    try:
+        await publish(broker, ("x", b"1"))
+        await until(lambda: plain.tree.stats.messages == 1)
+        assert plain.history is None
+    finally:
+        await plain.stop()
+    assert not (data_home / "mqttchat" / "history").exists()
+
+
+async def test_a_store_that_cannot_be_opened_is_said_and_the_app_goes_on(broker: Broker) -> None:
+    broken = runtime(broker, history_budget=1024 * 1024)
+    broken.history_path.parent.mkdir(parents=True)
+    broken.history_path.write_bytes(b"this is no database" * 512)
+    await broken.start()
+    try:
+        assert broken.history is None
+        assert broken.history_problem is not None and str(broken.history_path) in broken.history_problem
+        await publish(broker, ("x", b"1"))
+        await until(lambda: broken.tree.stats.messages == 1)
+    finally:
+        await broken.stop()
