@@ -18,7 +18,8 @@ from mqttchat.client.messages import Message
 from mqttchat.explorer.history_store import HistoryDatabase, store_path
 from mqttchat.explorer.recording import parse_line
 
-NOW = time.time()
+#: Whole seconds: the moments given on the command line are exact.
+NOW = float(int(time.time()))
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_filters_combine(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _ = run(capsys, "-t", "home/+/temp", "--where", "temp >= 22", "--since", "9m")
+    status, out, _ = run(capsys, "-t", "home/+/temp", "--where", "temp >= 22", "--since", f"{NOW - 500:.3f}")
     assert status == 0
     assert [line.split(" ", 2)[2] for line in out.splitlines()] == [
         'home/attic/temp {"temp": 22, "room": "attic"}',
@@ -62,7 +63,7 @@ def test_filters_combine(data: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert record.t == pytest.approx(NOW - 10, abs=0.001)
     _, out, _ = run(capsys, "--regex", "kit.hen", "-C", "1", "--newest-first")
     assert '"temp": 23' in out and len(out.splitlines()) == 1
-    _, out, _ = run(capsys, "--until", "9m")
+    _, out, _ = run(capsys, "--until", f"{NOW - 530:.3f}")
     assert len(out.splitlines()) == 2
 
 
