@@ -16,6 +16,7 @@ A connection (:mod:`mqttchat.broker.connection`) asks, in this order, and refuse
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -57,8 +58,9 @@ class Credentials(Enum):
     CHECK_PASSWORD = "check password"
 
 
-def check_request(connect: Connect, config: BrokerConfig) -> Refusal | None:
-    """What ``connect`` asks that this broker does not do, or None."""
+def check_request(connect: Connect, config: BrokerConfig, methods: Collection[str] = ()) -> Refusal | None:
+    """What ``connect`` asks that this broker does not do, or None. ``methods``: the enhanced authentication
+    methods it takes (SCRAM with a password file)."""
     if connect.protocol_version == 3:
         return Refusal(ReasonCode.UNSUPPORTED_PROTOCOL_VERSION, "MQTT 3.1 is not supported; use 3.1.1 or 5")
     will = connect.will
@@ -73,7 +75,7 @@ def check_request(connect: Connect, config: BrokerConfig) -> Refusal | None:
                            f"the will's payload of {len(will.payload)} bytes exceeds message_size_limit",
                            v311_code=0x05)  # fmt: skip
     method = connect.properties.authentication_method
-    if method is not None:
+    if method is not None and method not in methods:
         return Refusal(ReasonCode.BAD_AUTHENTICATION_METHOD, f"authentication method {method!r} is not supported")
     return None
 

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from mqttchat.config.toml import ConfigError, read_text, write_atomically
-from mqttchat.protocol import matches, parse_shared_subscription, topic_filter_problem
+from mqttchat.protocol import (
+    Auth,
+    Properties,
+    ReasonCode,
+    RemoteProtocolError,
+    matches,
+    parse_shared_subscription,
+    topic_filter_problem,
+)
 from mqttchat.protocol.cache import BoundedCache
 from mqttchat.protocol.topics import is_wildcard
 
@@ -23,8 +31,10 @@ __all__ = [
     "DEFAULT_ITERATIONS",
     "MOSQUITTO_ITERATIONS",
     "SALT_LENGTH",
+    "SCRAM_MECHANISMS",
     "AccessControl",
     "ClientAccess",
+    "EnhancedAuth",
     "PasswordFile",
     "ScramLogin",
     "ScramRefused",
@@ -524,6 +534,61 @@ class ScramLogin:
         if self.doomed:
             raise ScramRefused(self.doomed)
         return self.username, final
+
+
+class EnhancedAuth:
+    """One connection's MQTT 5 enhanced authentication with SCRAM: the exchange before CONNACK (CONNECT, AUTH 0x18
+    both ways, CONNACK with the server-final message) and each re-authentication (AUTH 0x19, 0x18 both ways, AUTH
+    Success). The connection routes AUTH packets here and sends what comes back."""
+
+    __slots__ = ("_login", "connect", "method", "passwords", "username")
+
+    def __init__(self, passwords: PasswordFile, method: str, connect: Any) -> None:
+        self.passwords = passwords
+        self.method = method
+        #: The CONNECT that waits for the exchange (None once the client is connected).
+        self.connect: Any = connect
+        #: Who logged in (None until then).
+        self.username: str | None = None
+        self._login: ScramLogin | None = None
+
+    def _properties(self, data: bytes) -> Properties:
+        return Properties(authentication_method=self.method, authentication_data=data)
+
+    def challenge(self, data: bytes | None) -> Auth:
+        """The AUTH Continue that answers a client-first message (in CONNECT or in AUTH Re-authenticate).
+
+        Raises:
+            ScramRefused: the message is invalid.
+        """
+        login = ScramLogin(self.passwords, self.method)
+        answer = login.start(data)
+        self._login = login
+        return Auth(ReasonCode.CONTINUE_AUTHENTICATION, self._properties(answer))
+
+    def on_auth(self, packet: Auth) -> tuple[str, Properties] | Auth:
+        """The client's AUTH: a new challenge (Re-authenticate), or the user and the properties of the final
+        answer (CONNACK or AUTH Success) once its proof checks.
+
+        Raises:
+            RemoteProtocolError: an AUTH that does not fit the exchange (another method, an unexpected reason).
+            ScramRefused: the proof is wrong.
+        """
+        props = packet.properties
+        if props.authentication_method != self.method:
+            raise RemoteProtocolError(
+                f"AUTH with the authentication method {props.authentication_method!r}, not {self.method!r}"
+            )
+        if packet.reason_code == ReasonCode.RE_AUTHENTICATE and self._login is None and self.connect is None:
+            return self.challenge(props.authentication_data)
+        if packet.reason_code != ReasonCode.CONTINUE_AUTHENTICATION or self._login is None:
+            raise RemoteProtocolError(f"unexpected AUTH {packet.reason_code.title}")
+        login, self._login = self._login, None
+        username, final = login.finish(props.authentication_data)
+        if self.username is not None and username != self.username:
+            raise ScramRefused(f"re-authentication as {username!r}, not {self.username!r}")
+        self.username = username
+        return username, self._properties(final)
 
 
 # --------------------------------------------------------------------------------------------------------------

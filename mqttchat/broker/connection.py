@@ -28,6 +28,7 @@ from typing import Protocol
 
 from mqttchat.broker import admission
 from mqttchat.broker.admission import OUTBOUND_ALIAS_BYTES, Credentials, Refusal
+from mqttchat.broker.auth import SCRAM_MECHANISMS, EnhancedAuth, ScramRefused
 from mqttchat.broker.clock import Timer
 from mqttchat.broker.core import BrokerCore
 from mqttchat.broker.logins import LoginCheck, Verdict
@@ -160,6 +161,7 @@ class BrokerConnection:
         "_aliases",
         "_aliases_out",
         "_clean",
+        "_enhanced",
         "_flush_scheduled",
         "_goodbye",
         "_held",
@@ -216,6 +218,8 @@ class BrokerConnection:
         #: Bytes this connection holds before login, as counted in connections.prelogin_bytes.
         self._held = 0
         self._login: LoginCheck | None = None
+        #: MQTT 5 enhanced authentication (SCRAM), from a CONNECT that names a method.
+        self._enhanced: EnhancedAuth | None = None
         self._flush_scheduled = False
         #: A refusing CONNACK or a DISCONNECT was written: close gracefully, so that the client reads it.
         self._goodbye = False
@@ -396,6 +400,9 @@ class BrokerConnection:
     def _on_control(self, packet: Packet) -> None:
         kind = type(packet)
         if self.state is _AWAIT_CONNECT:
+            if self._enhanced is not None:  # between CONNECT and CONNACK: the authentication exchange
+                self._on_auth(packet)
+                return
             assert isinstance(packet, Connect)  # the reader accepts nothing else first
             self._on_connect(packet)
         elif kind is PubAck or kind is PubRec or kind is PubComp:
@@ -419,7 +426,7 @@ class BrokerConnection:
         elif kind is Disconnect:
             self._on_disconnect(packet)  # type: ignore[arg-type]
         elif kind is Auth:
-            raise RemoteProtocolError("re-authentication is not supported without an authentication method")
+            self._on_auth(packet)
         else:
             raise RemoteProtocolError(f"a client does not send {kind.__name__}")
 
@@ -477,7 +484,7 @@ class BrokerConnection:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        refusal = admission.check_request(connect, config)
+        refusal = admission.check_request(connect, config, SCRAM_MECHANISMS if broker.passwords is not None else ())
         if refusal is not None:
             self._refuse(connect, refusal)
             return
@@ -490,6 +497,15 @@ class BrokerConnection:
             if refusal is not None:
                 self._refuse(connect, refusal)
                 return
+        method = connect.properties.authentication_method
+        if method is not None:  # a SCRAM login (check_request refused other methods): the proof is the password
+            self._enhanced = EnhancedAuth(broker.passwords, method, connect)
+            self._timer = broker.clock.call_later(config.connect_timeout, self._connect_timeout)
+            try:
+                self.send(self._enhanced.challenge(connect.properties.authentication_data))
+            except ScramRefused as exc:
+                self._refuse_enhanced(connect, str(exc))
+            return
         credentials = admission.check_credentials(connect, config, broker.passwords)
         if isinstance(credentials, Refusal):
             self._refuse(connect, credentials)
@@ -512,6 +528,47 @@ class BrokerConnection:
                 return
         self._accept(connect)
 
+    def _on_auth(self, packet: Packet) -> None:
+        """AUTH during a SCRAM login (before CONNACK) or a re-authentication."""
+        enhanced = self._enhanced
+        if enhanced is None:
+            raise RemoteProtocolError("re-authentication is not supported without an authentication method")
+        if not isinstance(packet, Auth):
+            raise RemoteProtocolError(f"{type(packet).__name__} before the authentication exchange ended")
+        connect = enhanced.connect
+        try:
+            answer = enhanced.on_auth(packet)
+        except ScramRefused as exc:
+            if connect is None:
+                log.info("'%s' from %s failed re-authentication: %s", loggable(self.client_id), self.peer,
+                         loggable(str(exc)))  # fmt: skip
+                raise RemoteProtocolError("re-authentication failed", ReasonCode.NOT_AUTHORIZED) from None
+            self._refuse_enhanced(connect, str(exc))
+            return
+        if isinstance(answer, Auth):
+            self.send(answer)
+            return
+        username, final = answer
+        if connect is None:
+            self.send(Auth(ReasonCode.SUCCESS, final))
+            return
+        if connect.username is not None and connect.username != username:
+            self._refuse_enhanced(connect, f"the CONNECT names {connect.username!r}, the SCRAM login {username!r}")
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        enhanced.connect = None
+        self._accept(dataclasses.replace(connect, username=username, password=None), final)
+
+    def _refuse_enhanced(self, connect: Connect, why: str) -> None:
+        """A SCRAM login refused: the log says why, the client only that it was not authorized."""
+        log.info("refused '%s' from %s: SCRAM login failed: %s", loggable(connect.client_id), self.peer,
+                 loggable(why))  # fmt: skip
+        self._enhanced = None
+        self.broker.logins.failed(self.source)
+        self._refuse(connect, Refusal(ReasonCode.NOT_AUTHORIZED, "not authorized", quiet=True))
+
     def _authenticated(self, connect: Connect, verdict: Verdict) -> None:
         if self.state is not _AUTHENTICATING:
             return  # closed meanwhile
@@ -526,7 +583,7 @@ class BrokerConnection:
         if self._out:
             self.flush()
 
-    def _accept(self, connect: Connect) -> None:
+    def _accept(self, connect: Connect, auth_properties: Properties | None = None) -> None:
         broker = self.broker
         config = broker.config
         version = connect.protocol_version
@@ -583,7 +640,13 @@ class BrokerConnection:
         self._aliases = InboundTopicAliases(terms.aliases_in)
         self._aliases_out = OutboundTopicAliases(terms.aliases_out, OUTBOUND_ALIAS_BYTES) if terms.aliases_out else None
         session.incoming.receive_maximum = config.receive_maximum
-        self.send(ConnAck(present, ReasonCode.SUCCESS, terms.connack_properties))
+        props = terms.connack_properties
+        if auth_properties is not None:  # SCRAM's server-final message: the proof that we know the password
+            props = props.replace(
+                authentication_method=auth_properties.authentication_method,
+                authentication_data=auth_properties.authentication_data,
+            )
+        self.send(ConnAck(present, ReasonCode.SUCCESS, props))
         if config.log_connections:
             log.info(
                 "%s connected from %s (MQTT %s, %s, keepalive %d%s)", loggable(client_id), self.peer,
@@ -689,7 +752,8 @@ class BrokerConnection:
 
     def _on_ack(self, packet: PubAck | PubRec | PubComp) -> None:
         session = self.session
-        assert session is not None
+        if session is None:  # between CONNECT and CONNACK (a SCRAM login)
+            raise RemoteProtocolError(f"{type(packet).__name__} before CONNACK")
         flow = session.outgoing_flow
         if flow is None:
             return

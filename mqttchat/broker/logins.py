@@ -181,6 +181,11 @@ class LoginChecks:
             return False
         return bucket.tokens + (self._clock() - bucket.updated) * self.refill_per_second < 1
 
+    def failed(self, source: str) -> None:
+        """A login checked elsewhere (a SCRAM proof) failed: it spends one of ``source``'s tokens."""
+        bucket = self._bucket(source)
+        bucket.tokens = max(-float(self.per_source), bucket.tokens - 1)
+
     def close(self) -> None:
         """Drop what waits and stop the worker threads (a running check finishes unseen)."""
         for lane in (*self._normal.values(), self._penalty):
