@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import random
 import secrets
@@ -201,7 +202,11 @@ class MQTTClient:
         if overrides:
             options = replace(options, **overrides)
         self.options = options
-        self.session = ClientSession(options, auth or options.auth)
+        if auth is None and options.auth is not None:
+            # A method keeps the state of its exchange: each client its own (the app's explorer and chat share
+            # their options).
+            auth = copy.copy(options.auth)
+        self.session = ClientSession(options, auth)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._link: Link | None = None
         self._status = Status.DISCONNECTED

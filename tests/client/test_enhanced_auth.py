@@ -150,4 +150,18 @@ async def test_client_reauthenticates_before_the_token_expires(monkeypatch: pyte
             (reauth,) = [p for p in broker.received if isinstance(p, Auth)]
             assert reauth.reason_code == ReasonCode.RE_AUTHENTICATE
             assert reauth.properties.authentication_data == b"token-2"
-            assert auth.expires_at == now[0] + 600 and client.connected
+            assert getattr(client.session.auth, "expires_at", None) == now[0] + 600 and client.connected
+
+
+def test_clients_sharing_options_do_not_share_an_exchange() -> None:
+    """The app's explorer and chat connect with the same options: each client runs its own SCRAM exchange."""
+    from mqttchat.client import MQTTClient
+
+    options = ClientOptions(parse_url("mqtt://b"), auth=ScramAuth("alice", "pw"))
+    one, two = MQTTClient(options), MQTTClient(options)
+    assert one.session.auth is not two.session.auth
+    broker = ScramBroker("SCRAM-SHA-256", "alice", "pw")
+    first = login(one.session, broker)
+    second_broker = ScramBroker("SCRAM-SHA-256", "alice", "pw")
+    login(two.session, second_broker)  # a second exchange meanwhile does not disturb the first
+    assert isinstance(one.session.receive_data(ConnAck(properties=broker.props(first)).encode(5))[0], Connected)
