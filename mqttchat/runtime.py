@@ -170,6 +170,8 @@ class Runtime:
     #: not kept) and how long a message is kept, seconds (None: as long as the size allows).
     history_budget: int | None = None
     history_retention: float | None = None
+    #: What to tell the user once connected (what a cloud service's guards changed).
+    notices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         #: The embedded broker this instance hosts (or may take over hosting), for the local default target.

@@ -141,6 +141,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"mqttchat: {exc}", file=sys.stderr)
         return 2
     limit = settings.max_packet_size_kb * 1024  # --max-packet-size (or -D connect maximum-packet-size) wins
+    notices: list[str] = []  # what a cloud service's guards changed, said once connected
     try:
         if profile is not None:
             options = profile.to_client_options()
@@ -149,8 +150,7 @@ def main(argv: Sequence[str]) -> int:
                 topics = tuple((t, args.qos) for t in args.topic)
             else:  # within what a cloud service accepts, saying what was changed
                 topics, changes = profile.guarded_subscriptions()
-                for change in changes:
-                    print(f"mqttchat: {change}", file=sys.stderr)
+                notices.extend(changes)
         else:
             options, _ = client_options(args, "", max_packet_size=limit)
             topics = tuple((t, args.qos) for t in (args.topic or ["#"]))
@@ -159,8 +159,7 @@ def main(argv: Sequence[str]) -> int:
                 replacement = getattr(args, "cloud_default_subscriptions", ())
                 kept, changes = limits.subscriptions(topics, default=not args.topic, replacement=replacement)
                 topics = tuple(kept)
-                for change in changes:
-                    print(f"mqttchat: {change}", file=sys.stderr)
+                notices.extend(changes)
     except (CommandError, ValueError) as exc:
         print(f"mqttchat: {exc}", file=sys.stderr)
         return 2
@@ -192,6 +191,7 @@ def main(argv: Sequence[str]) -> int:
         options,
         topics,
         embed_broker=not args.no_embedded_broker,
+        notices=tuple(notices),
         profile_name=profile_name,
         decoder_rules=settings.decoders,
         history_budget=settings.history_store_mb * 1024 * 1024

@@ -136,6 +136,8 @@ class MQTTChatApp(App[None]):
             return
         if self.runtime.version_notice:
             notify_text(self, self.runtime.version_notice, severity="warning", timeout=15)
+        for notice in self.runtime.notices:
+            notify_text(self, notice, severity="warning", timeout=15)
         if not self.demo:
             self.set_timer(RETAINED_WAIT, self._say_retained_note)
         if self.demo:
@@ -247,9 +249,8 @@ class MQTTChatApp(App[None]):
         # the profile names the broker; the largest packet accepted stays the app's (settings, --max-packet-size)
         options = replace(options, maximum_packet_size=self.runtime.options.maximum_packet_size)
         subscriptions, changes = profile.guarded_subscriptions()
-        for change in changes:  # a cloud service that would close the connection for these: what was changed
-            notify_text(self, change, severity="warning", timeout=10)
-        await self._switch(options, subscriptions, profile.name)
+        # A cloud service that would close the connection for these: what was changed, said once connected.
+        await self._switch(options, subscriptions, profile.name, tuple(changes))
 
     @work(exclusive=True, group="mqtt", exit_on_error=False)
     async def reconnect_with_password(self, password: str) -> None:
@@ -257,13 +258,16 @@ class MQTTChatApp(App[None]):
         runtime = self.runtime
         await self._switch(replace(runtime.options, password=password), runtime.subscriptions, runtime.profile_name)
 
-    async def _switch(self, options: ClientOptions, subscriptions: Any, profile_name: str | None) -> None:
+    async def _switch(
+        self, options: ClientOptions, subscriptions: Any, profile_name: str | None, notices: tuple[str, ...] = ()
+    ) -> None:
         """Disconnect, and connect with ``options`` on fresh screens (a mode's base screen cannot be replaced)."""
         old = self.runtime
         await old.stop()
         self.runtime = Runtime(options, subscriptions, embed_broker=old.embed_broker, chat_nick=old.chat_nick,
                                chat_rooms=old.chat_rooms, chat_session_expiry=old.chat_session_expiry,
-                               profile_name=profile_name, decoder_rules=tuple(old.decoders.rules))  # fmt: skip
+                               profile_name=profile_name, decoder_rules=tuple(old.decoders.rules),
+                               notices=notices)  # fmt: skip
         self.runtime.notice = self._notice
         old_modes = [self._mode(view) for view in ("explorer", "chat")]
         self._generation += 1
@@ -277,6 +281,8 @@ class MQTTChatApp(App[None]):
             return
         if self.runtime.version_notice:
             notify_text(self, self.runtime.version_notice, severity="warning", timeout=15)
+        for notice in self.runtime.notices:
+            notify_text(self, notice, severity="warning", timeout=15)
         if self.chat_wanted:
             await self._start_chat()
 

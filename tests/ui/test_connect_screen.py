@@ -151,3 +151,21 @@ async def test_connect_from_the_screen_through_a_proxy_with_sni_and_alpn(tmp_pat
         finally:
             await proxy.close()
             await front.close()
+
+
+async def test_a_cloud_guard_change_is_said_once_connected() -> None:
+    """The app subscribes within a cloud service's limits; what its guards changed is a warning toast."""
+    from mqttchat.client import ClientOptions, parse_url
+    from mqttchat.runtime import Runtime
+    from mqttchat.ui.app import MQTTChatApp
+    from tests.helpers.typist import until
+
+    async with Broker(broker_config()) as broker:
+        notice = "AWS IoT Core closes the connection of a client subscribing to '#' …"
+        runtime = Runtime(ClientOptions(parse_url(broker.url), reconnect=False), (), embed_broker=False,
+                          notices=(notice,))  # fmt: skip
+        app = MQTTChatApp(runtime)
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            await until(pilot, lambda: any(n.message == notice for n in app._notifications), what="the notice")
+            (shown,) = [n for n in app._notifications if n.message == notice]
+            assert shown.severity == "warning"
