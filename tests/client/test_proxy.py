@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -220,3 +222,22 @@ async def test_cli_through_proxy_flag_and_environment(broker: Broker) -> None:
     finally:
         await socks.close()
         await http.close()
+
+
+@pytest.mark.parametrize("kind", ["socks5", "http"])
+async def test_real_peers_through_each_proxy(
+    mosquitto_factory: Any, amqtt_broker: Any, certs: CertSet, kind: str
+) -> None:
+    """mosquitto over TLS (its certificate checked, SNI sent through the tunnel) and amqtt over secure WebSocket."""
+    mosquitto = mosquitto_factory(f"cafile {certs.ca}\ncertfile {certs.server_cert}\nkeyfile {certs.server_key}\n")
+    proxy = await (Socks5Proxy if kind == "socks5" else HttpConnectProxy)(hosts={NAME: "127.0.0.1"}).start()
+    try:
+        tls = TLSOptions(ca_file=str(certs.ca), server_hostname="localhost")
+        via = ProxyOptions(kind, "127.0.0.1", proxy.port)
+        # amqtt speaks MQTT 3.1.1 only.
+        for url, version in ((f"mqtts://{NAME}:{mosquitto.port}", 5), (f"wss://{NAME}:{amqtt_broker.wss}/mqtt", 4)):
+            options = ClientOptions(parse_url(url), version=version, tls=tls, proxy=via, reconnect=False)
+            await round_trip(replace(options, client_id=f"real-{version}"))
+        assert [(r.host, r.port) for r in proxy.requests] == [(NAME, mosquitto.port), (NAME, amqtt_broker.wss)]
+    finally:
+        await proxy.close()
