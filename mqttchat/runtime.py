@@ -13,10 +13,10 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mqttchat.client import (
     ClientError,
@@ -27,6 +27,7 @@ from mqttchat.client import (
     ConnectionRefused,
     Message,
     MQTTClient,
+    PublishResult,
     StateChange,
     Status,
 )
@@ -41,8 +42,11 @@ from mqttchat.explorer.history_store import (
     StoredMessage,
     store_path,
 )
-from mqttchat.explorer.recording import Recorder
+from mqttchat.explorer.progress import PublishProgress
+from mqttchat.explorer.recording import RecordedMessage, Recorder, replay_waits
+from mqttchat.explorer.retained import RetainedMessage, bulk_pause
 from mqttchat.explorer.sparkplug_view import place as sparkplug_place
+from mqttchat.explorer.trace import PacketTrace
 from mqttchat.explorer.tree import Entry, TopicFilter, TopicNode, TopicTree
 from mqttchat.hosting import (
     LOCAL_RECONNECT_MAX_DELAY,
@@ -56,9 +60,14 @@ from mqttchat.protocol import MQTTError, Packet, ReasonCode, RetainHandling, Sub
 from mqttchat.untrusted import loggable, printable
 
 if TYPE_CHECKING:
+    from mqttchat.broker.server import Broker
     from mqttchat.chat.service import ChatService
+    from mqttchat.demo import House
 
 log = logging.getLogger("mqttchat.runtime")
+
+#: Told of each message of a bulk publish that the broker refused: its topic and the broker's answer.
+OnRefused = Callable[[str, PublishResult], None]
 
 #: Targets for which a refused connection starts the embedded broker there instead.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -115,16 +124,6 @@ def history_path(url: str, identity: str) -> Path:
     """The chat history file for one broker and one identity, under the platformdirs data dir."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", url).strip("_")
     return data_dir() / "chat" / f"{slug}-{identity}.sqlite"
-
-
-@dataclass(slots=True)
-class TraceRecord:
-    """One packet seen by the packet inspector (described lazily, when shown)."""
-
-    at: float
-    direction: str
-    packet: Packet
-    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,16 +195,15 @@ class Runtime:
         self.client.add_message_handler(self._on_message)
         self.client.add_trace_hook(self._on_packet)
         self.client.add_state_listener(self._on_state)
-        self.broker: Any = None
-        self.trace: deque[TraceRecord] = deque(maxlen=self.trace_size)
-        self.trace_paused = False
-        self.trace_total = 0
+        self.broker: Broker | None = None
+        #: The packets in and out, for the packet inspector.
+        self.trace = PacketTrace(self.trace_size)
         self.rates = Rates()
         self.state: StateChange | None = None
         self.events: deque[str] = deque(maxlen=200)
         self.sys_stats: dict[str, str] = {}
         #: A simulated house publishing to the broker (``mqttchat demo``).
-        self.demo: Any = None
+        self.demo: House | None = None
         #: The chat (a second connection with a persistent session), once the chat view asked for it.
         self.chat: ChatService | None = None
         #: Why the chat could not start, or why its connection is down.
@@ -299,9 +297,7 @@ class Runtime:
         return f"{said} (remembered in {settings_path()})"
 
     def _on_packet(self, direction: str, packet: Packet, size: int) -> None:
-        self.trace_total += 1
-        if not self.trace_paused:
-            self.trace.append(TraceRecord(time.time(), direction, packet, size))
+        self.trace.add(time.time(), direction, packet, size)
 
     def _on_state(self, change: StateChange) -> None:
         self.state = change
@@ -550,6 +546,65 @@ class Runtime:
             ids = props.subscription_identifier
             rows.append(SubscriptionRow(sub, self.granted.get(topic_filter), ids[0] if ids else None))
         return rows
+
+    # ------------------------------------------------------------------------------------------ bulk publishing
+
+    async def replay(
+        self,
+        records: Sequence[RecordedMessage],
+        speed: float,
+        progress: PublishProgress,
+        refused: OnRefused | None = None,
+    ) -> None:
+        """Publish a recording again with its recorded timing divided by ``speed`` (0: as fast as allowed).
+
+        Messages keep their topic, payload, QoS, retain flag and properties. QoS 1/2 messages are awaited one by
+        one (the broker's acknowledgement paces the replay) and nothing goes out faster than REPLAY_RATE a second
+        (see :func:`~mqttchat.explorer.recording.replay_waits`). ``progress`` counts what was published;
+        ``refused`` hears of each message the broker refused.
+
+        Raises:
+            ClientError, MQTTError: publishing failed (not connected, the connection lost): ``progress`` says how
+                far the replay got. ValueError: ``speed`` is negative.
+        """
+        try:
+            for record, wait in zip(records, replay_waits(records, speed), strict=True):
+                await asyncio.sleep(wait)
+                result = await self.client.publish(record.topic, record.payload, record.qos, record.retain,
+                                                   record.publish_properties)  # fmt: skip
+                self._published(progress, record.topic, result, refused)
+        finally:
+            progress.ended = True
+
+    async def publish_retained(
+        self,
+        messages: Sequence[RetainedMessage],
+        progress: PublishProgress,
+        refused: OnRefused | None = None,
+    ) -> None:
+        """Publish ``messages`` as retained messages (an empty payload clears one), at most BULK_RATE a second.
+
+        Raises:
+            ClientError, MQTTError: publishing failed (not connected, the connection lost): ``progress`` says how
+                far it got.
+        """
+        try:
+            for message in messages:
+                result = await self.client.publish(message.topic, message.payload, message.qos, retain=True)
+                self._published(progress, message.topic, result, refused)
+                pause = bulk_pause(progress.done)
+                if pause:
+                    await asyncio.sleep(pause)
+        finally:
+            progress.ended = True
+
+    @staticmethod
+    def _published(progress: PublishProgress, topic: str, result: PublishResult, refused: OnRefused | None) -> None:
+        progress.done += 1
+        if result.ok:
+            progress.accepted += 1
+        elif refused is not None:
+            refused(topic, result)
 
     async def start_demo(self) -> None:
         """``mqttchat demo``: the embedded broker (on the default port if free, else any) and a simulated house."""

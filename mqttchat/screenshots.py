@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mqttchat.client import BrokerCapabilities, ClientOptions, Status, parse_url
+from mqttchat.explorer.trace import TraceRecord
 from mqttchat.explorer.tree import TopicTree
 from mqttchat.protocol import (
     ConnAck,
@@ -30,7 +31,7 @@ from mqttchat.protocol import (
     Subscribe,
     Subscription,
 )
-from mqttchat.runtime import Runtime, TraceRecord
+from mqttchat.runtime import Runtime
 
 #: The moment every screenshot is taken at.
 NOW = 1_800_000_000.0
@@ -208,7 +209,6 @@ def make_app(tree: TopicTree | None = None, view: str = "explorer", plant: bool 
     if plant:
         sample_plant(runtime)
     runtime.trace.extend(sample_trace())
-    runtime.trace_total = len(runtime.trace)
     # What a CONNACK from the embedded broker says, and its $SYS figures, as if connected.
     runtime.client.session.capabilities = BrokerCapabilities(
         version=5, session_present=False, topic_alias_maximum=10, assigned_client_identifier=None

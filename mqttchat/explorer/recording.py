@@ -50,6 +50,8 @@ from mqttchat.labels import plural, size_label
 from mqttchat.protocol import EMPTY_PROPERTIES, MAX_VARIABLE_INTEGER, Properties, PropertyId, topic_name_problem
 from mqttchat.protocol.wire import check_text
 
+#: A replay publishes at most this many messages a second, whatever the speed chosen.
+REPLAY_RATE = 1000
 #: The longest wait between two replayed messages, in seconds, whatever the recorded gap and the speed.
 MAX_REPLAY_GAP = 10.0
 
@@ -445,3 +447,13 @@ def replay_delays(records: Iterable[RecordedMessage] | Sequence[float], speed: f
         previous = t
         delays.append(min(max(gap, 0.0) / speed, MAX_REPLAY_GAP))
     return delays
+
+
+def replay_waits(records: Iterable[RecordedMessage] | Sequence[float], speed: float) -> list[float]:
+    """:func:`replay_delays`, each at least ``1 / REPLAY_RATE`` s: what a replay waits before each message.
+
+    Raises:
+        ValueError: ``speed`` is negative or not a number.
+    """
+    floor = 1 / REPLAY_RATE
+    return [max(delay, floor) for delay in replay_delays(records, speed)]

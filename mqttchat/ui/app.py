@@ -7,9 +7,9 @@ import gc
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
@@ -17,14 +17,14 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from mqttchat.client import ClientError, ClientOptions
-from mqttchat.config import AppSettings, ConfigError, load_settings, save_settings, settings_path
+from mqttchat.config import AppSettings, ConfigError, Profile, load_settings, save_settings, settings_path
 from mqttchat.protocol import MQTTError
 from mqttchat.runtime import ConnectFailure, Runtime, credentials_refused
 from mqttchat.ui.safe import notify_text
 from mqttchat.ui.screens.chat import ChatScreen
 from mqttchat.ui.screens.dialogs import HostQuitDialog, PasswordDialog
 from mqttchat.ui.screens.main import MainScreen
-from mqttchat.ui.widgets.topic_tree import TopicTreeView
+from mqttchat.ui.widgets.view_tabs import ViewTabs
 
 
 def configure_gc() -> None:
@@ -140,10 +140,11 @@ class MQTTChatApp(App[None]):
             notify_text(self, notice, severity="warning", timeout=15)
         if not self.demo:
             self.set_timer(RETAINED_WAIT, self._say_retained_note)
-        if self.demo:
-            notify_text(self, f"Demo: a simulated house publishes to the embedded broker on {self.runtime.broker.url}")
-        elif self.runtime.broker is not None:
-            notify_text(self, f"No broker was running: started the embedded broker on {self.runtime.broker.url}")
+        broker = self.runtime.broker
+        if self.demo and broker is not None:
+            notify_text(self, f"Demo: a simulated house publishes to the embedded broker on {broker.url}")
+        elif broker is not None:
+            notify_text(self, f"No broker was running: started the embedded broker on {broker.url}")
         if self.chat_wanted:
             await self._start_chat()
 
@@ -238,9 +239,13 @@ class MQTTChatApp(App[None]):
         for view in ("explorer", "chat"):
             self.add_mode(self._mode(view), self._screen_factory(view))
 
+    @on(ViewTabs.ViewChosen, "#view-tabs")
+    def _view_chosen(self, event: ViewTabs.ViewChosen) -> None:
+        self.action_show_view(event.view)
+
     @work(exclusive=True, group="mqtt", exit_on_error=False)
-    async def switch_profile(self, profile: Any) -> None:
-        """Disconnect and connect again with ``profile`` (a mqttchat.config.Profile), on a fresh screen."""
+    async def switch_profile(self, profile: Profile) -> None:
+        """Disconnect and connect again with ``profile``, on a fresh screen."""
         try:
             options = profile.to_client_options()
         except ValueError as exc:
@@ -259,7 +264,11 @@ class MQTTChatApp(App[None]):
         await self._switch(replace(runtime.options, password=password), runtime.subscriptions, runtime.profile_name)
 
     async def _switch(
-        self, options: ClientOptions, subscriptions: Any, profile_name: str | None, notices: tuple[str, ...] = ()
+        self,
+        options: ClientOptions,
+        subscriptions: tuple[tuple[str, int], ...],
+        profile_name: str | None,
+        notices: tuple[str, ...] = (),
     ) -> None:
         """Disconnect, and connect with ``options`` on fresh screens (a mode's base screen cannot be replaced)."""
         old = self.runtime
@@ -360,35 +369,4 @@ class MQTTChatApp(App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if isinstance(screen, MainScreen):
-            tree = screen.query_one(TopicTreeView)
-            yield SystemCommand("Filter topics", "Focus the topic filter (/)", screen.action_focus_filter)
-            yield SystemCommand("Jump to topic", "Select a topic by name (g)", screen.action_jump)
-            yield SystemCommand(
-                "Publish a message", "Open the publish pane (p)", lambda: screen.action_show_tab("publish")
-            )
-            yield SystemCommand(
-                "Retained messages",
-                "Browse, edit and delete retained messages",
-                lambda: screen.action_show_tab("retained"),
-            )
-            yield SystemCommand(
-                "Subscriptions",
-                "Add or remove subscriptions with QoS and MQTT 5 options (u)",
-                lambda: screen.action_show_tab("subscriptions"),
-            )
-            yield SystemCommand(
-                "Record and replay",
-                "Record matching messages to JSONL, replay a recording (e)",
-                lambda: screen.action_show_tab("record"),
-            )
-            yield SystemCommand(
-                "Packet inspector", "Every packet in and out", lambda: screen.action_show_tab("packets")
-            )
-            yield SystemCommand(
-                "Broker capabilities",
-                "What the broker said in CONNACK, and $SYS",
-                lambda: screen.action_show_tab("broker"),
-            )
-            yield SystemCommand("Expand all topics", "Expand every node (+)", tree.action_expand_all)
-            yield SystemCommand("Collapse all topics", "Collapse every node (-)", tree.action_collapse_all)
-            yield SystemCommand("Sort topics", "Cycle name / count / recency (s)", tree.action_cycle_sort)
+            yield from screen.system_commands()

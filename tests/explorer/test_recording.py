@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mqttchat.client import Message
 from mqttchat.explorer.recording import (
     MAX_REPLAY_GAP,
+    REPLAY_RATE,
     RecordedMessage,
     Recorder,
     RecordingError,
@@ -21,6 +22,7 @@ from mqttchat.explorer.recording import (
     load_recording,
     parse_line,
     replay_delays,
+    replay_waits,
 )
 from mqttchat.explorer.tree import FilterKind, TopicFilter, parse_filter_text
 from mqttchat.protocol import MAX_VARIABLE_INTEGER, Properties
@@ -290,6 +292,13 @@ def test_negative_gaps_become_zero_and_huge_gaps_are_capped() -> None:
     assert replay_delays(recorded(0.0, 30.0), 2) == [0.0, MAX_REPLAY_GAP]  # the wait itself is capped
     assert replay_delays(recorded(0.0, 30.0), 10) == [0.0, 3.0]
     assert MAX_REPLAY_GAP == 10.0
+
+
+def test_a_replay_waits_at_least_its_rate_allows() -> None:
+    records = recorded(100.0, 100.5, 100.5, 100.5)
+    floor = 1 / REPLAY_RATE
+    assert replay_waits(records, 1) == [floor, 0.5, floor, floor]
+    assert replay_waits(records, 0) == [floor] * 4
 
 
 @pytest.mark.parametrize("speed", [-1.0, float("nan")])

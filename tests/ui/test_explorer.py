@@ -100,6 +100,24 @@ async def test_tabs_by_key() -> None:
         assert tabs.active == "publish" and app.focused is not None and app.focused.id == "pub-topic"
 
 
+async def test_widgets_ask_the_screen_and_the_app() -> None:
+    """The packet inspector's pause switch pauses the runtime's trace, and the Chat tab at the top switches the
+    view (the widgets post what the user asked for; the screen and the app act on it)."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("k")
+        await pilot.click("#packet-pause")
+        await pilot.pause()
+        assert app.runtime.trace.paused
+        await pilot.click("#packet-pause")
+        await pilot.pause()
+        assert not app.runtime.trace.paused
+        await pilot.click("#view-tabs Tab#chat")
+        await pilot.pause()
+        assert app.current_view == "chat"
+
+
 async def test_publish_pane_validates_inline() -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -17,6 +17,7 @@ from rich.segment import Segment
 from textual.widgets import TabbedContent
 
 from mqttchat.client import BrokerCapabilities, ConnackRefused, PublishResult
+from mqttchat.explorer.trace import TraceRecord
 from mqttchat.explorer.tree import TopicTree
 from mqttchat.protocol import (
     ConnAck,
@@ -27,7 +28,6 @@ from mqttchat.protocol import (
     ReasonCode,
     Subscription,
 )
-from mqttchat.runtime import TraceRecord
 from mqttchat.ui.screens.dialogs import ConfirmDialog, EditValueDialog
 from mqttchat.ui.widgets.retained_table import RetainedTable
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
@@ -102,7 +102,6 @@ def hostile_app() -> Any:
             TraceRecord(NOW, "in", Disconnect(ReasonCode.ADMINISTRATIVE_ACTION, props), 60),
         ]
     )
-    runtime.trace_total = len(runtime.trace)
     return app
 
 

@@ -11,7 +11,6 @@ from textual.widgets import Input, Label, TabbedContent
 from textual.widgets._tabbed_content import ContentTabs
 
 from mqttchat.explorer.tree import TopicTree
-from mqttchat.ui.screens.main import DELETE_RATE, bulk_duration
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
 from mqttchat.ui.widgets.explorer_tabs import TABS
 from mqttchat.ui.widgets.retained_table import RetainedTable
@@ -110,10 +109,3 @@ async def test_publish_labels_are_clear_of_their_fields(size: tuple[int, int]) -
                 assert label.region.x + len(text) < field.region.x, text
             else:  # above it (a narrow pane)
                 assert label.region.bottom <= field.region.y, text
-
-
-def test_bulk_delete_says_how_long_it_takes() -> None:
-    assert bulk_duration(2) == "in under a second"
-    assert bulk_duration(DELETE_RATE) == "in under a second"
-    assert bulk_duration(DELETE_RATE + 1) == "about 2 s"
-    assert bulk_duration(10 * DELETE_RATE) == "about 10 s"

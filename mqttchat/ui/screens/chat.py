@@ -7,6 +7,7 @@ command output appears in the room as local notices.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from mqttchat.chat.model import Delivery
 from mqttchat.client import Status
 from mqttchat.labels import plural
-from mqttchat.protocol import ProtocolVersion
+from mqttchat.protocol import MQTTError, ProtocolVersion
 from mqttchat.ui.widgets.chat_input import ChatInput
 from mqttchat.ui.widgets.chat_log import ChatLog
 from mqttchat.ui.widgets.chat_panels import MemberList, RoomList
@@ -33,8 +34,11 @@ from mqttchat.ui.widgets.view_tabs import ViewTabs
 from mqttchat.untrusted import printable
 
 if TYPE_CHECKING:
+    from textual import getters
+
     from mqttchat.chat.service import ChatService
     from mqttchat.runtime import Runtime
+    from mqttchat.ui.app import MQTTChatApp
 
 INPUT_HISTORY = 100
 
@@ -59,6 +63,9 @@ class ChatScreen(Screen[None]):
         Binding("pagedown", "log('page', 1)", "Page down", show=False),
         Binding("escape", "focus_input", "Type", show=False),
     ]
+
+    if TYPE_CHECKING:
+        app = getters.app(MQTTChatApp)
 
     def __init__(self, runtime: Runtime) -> None:
         super().__init__()
@@ -105,7 +112,7 @@ class ChatScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         self.query_one("#chat-input", Input).focus()
-        self.app.ensure_chat()  # type: ignore[attr-defined]
+        self.app.ensure_chat()
 
     # ------------------------------------------------------------------------------------------ flush
 
@@ -280,14 +287,14 @@ class ChatScreen(Screen[None]):
         room = chat.model.current
         try:
             answer = await chat.command(room, line)
-        except Exception as exc:  # a client error becomes a line in the room, never a traceback
+        except (MQTTError, OSError, ValueError, sqlite3.Error) as exc:  # a line in the room, never a traceback
             answer = f"not done: {exc}"
         if answer:
             chat.model.add_notice(chat.model.current, answer, self.clock())
         for notice in chat.notices:
             chat.model.add_notice(chat.model.current, notice, self.clock())
         chat.notices.clear()
-        self.app.flush()  # type: ignore[attr-defined]
+        self.app.flush()
 
     def on_key(self, event: events.Key) -> None:
         """Up and down in the input recall what was sent before."""
@@ -307,7 +314,7 @@ class ChatScreen(Screen[None]):
         chat = self.chat
         if chat is not None and event.option.id is not None:
             chat.model.select(event.option.id)
-            self.app.flush()  # type: ignore[attr-defined]
+            self.app.flush()
         self.query_one("#chat-input", Input).focus()
 
     def action_next_room(self, step: int) -> None:
@@ -317,7 +324,7 @@ class ChatScreen(Screen[None]):
         names = [room.name for room in chat.model.ordered_rooms()]
         current = names.index(chat.model.current) if chat.model.current in names else 0
         chat.model.select(names[(current + step) % len(names)])
-        self.app.flush()  # type: ignore[attr-defined]
+        self.app.flush()
 
     def action_log(self, unit: str, direction: int) -> None:
         log = self.query_one(ChatLog)

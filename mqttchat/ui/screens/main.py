@@ -1,22 +1,41 @@
-"""MainScreen: the topic tree on the left; message, history, publish, retained, packets and broker on the right."""
+"""MainScreen: the topic tree on the left; message, history, publish, retained, packets and broker on the right.
+
+The screen lays the explorer out, hands each widget what it shows on the app's timer (:meth:`MainScreen.flush`),
+and turns what the widgets ask for (their messages) into calls on the runtime: the jobs themselves (publishing,
+subscribing, recording, replaying, bulk retained publishing) are the runtime's, and the file formats are the
+explorer's models.
+"""
 
 from __future__ import annotations
 
-import json
-import math
+import asyncio
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, ProgressBar, Static, TabbedContent, TabPane
 
+from mqttchat.client import PublishResult
+from mqttchat.config import Profile
+from mqttchat.explorer.progress import PublishProgress
+from mqttchat.explorer.recording import RecordedMessage, RecordingError, load_recording
+from mqttchat.explorer.retained import (
+    BULK_RATE,
+    RetainedMessage,
+    bulk_duration,
+    export_retained,
+    import_retained,
+    retained_messages,
+)
 from mqttchat.explorer.tree import parse_filter_text
 from mqttchat.labels import plural
+from mqttchat.protocol import MQTTError, Subscription
 from mqttchat.ui.safe import network_text, notify_text
 from mqttchat.ui.screens.dialogs import ConfirmDialog, EditValueDialog, PathDialog
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
@@ -24,7 +43,7 @@ from mqttchat.ui.widgets.explorer_tabs import ExplorerTabs
 from mqttchat.ui.widgets.history_view import HistoryView
 from mqttchat.ui.widgets.message_view import MessageView
 from mqttchat.ui.widgets.packet_log import PacketLog
-from mqttchat.ui.widgets.publish_pane import PublishPane
+from mqttchat.ui.widgets.publish_pane import PublishDraft, PublishPane
 from mqttchat.ui.widgets.record_panel import RecordPanel
 from mqttchat.ui.widgets.retained_table import RetainedTable
 from mqttchat.ui.widgets.status_bar import StatusBar
@@ -33,20 +52,11 @@ from mqttchat.ui.widgets.topic_tree import TopicTreeView
 from mqttchat.ui.widgets.view_tabs import ViewTabs
 
 if TYPE_CHECKING:
+    from textual import getters
+
     from mqttchat.runtime import Runtime
-
-#: Bulk deletes of retained messages go out at most this many per second, so a broker is never flooded.
-DELETE_RATE = 200
-#: A replay publishes at most this many messages a second, whatever the speed chosen.
-REPLAY_RATE = 1000
-
-
-def bulk_duration(count: int) -> str:
-    """How long sending ``count`` messages at DELETE_RATE a second takes, in words."""
-    if count <= DELETE_RATE:
-        return "in under a second"
-    return f"about {math.ceil(count / DELETE_RATE)} s"
-
+    from mqttchat.ui.app import MQTTChatApp
+    from mqttchat.ui.screens.decode_as import DecodeChoice
 
 #: The tree's filter syntax (``/regex/``, an MQTT wildcard filter, or a substring), shared with the recorder.
 parse_filter = parse_filter_text
@@ -70,12 +80,18 @@ class MainScreen(Screen[None]):
         Binding("ctrl+t", "app.show_view('chat')", "Chat"),
     ]
 
+    if TYPE_CHECKING:
+        app = getters.app(MQTTChatApp)
+
     def __init__(self, runtime: Runtime) -> None:
         super().__init__()
         self.runtime = runtime
         self._filter_text = ""
-        self._filter_at = 0.0
         self.ready = False
+        #: The replay running (and the file it reads), and the bulk retained publish running, shown on flush.
+        self._replay: tuple[PublishProgress, Path] | None = None
+        self._replay_shown = -1
+        self._retained_job: PublishProgress | None = None
 
     def compose(self) -> ComposeResult:
         yield ViewTabs("explorer")
@@ -115,6 +131,33 @@ class MainScreen(Screen[None]):
         self.query_one("#retained-progress", ProgressBar).display = False
         self.ready = True
 
+    def system_commands(self) -> Iterable[SystemCommand]:
+        """The explorer's commands in the command palette."""
+        tree = self.query_one(TopicTreeView)
+        yield SystemCommand("Filter topics", "Focus the topic filter (/)", self.action_focus_filter)
+        yield SystemCommand("Jump to topic", "Select a topic by name (g)", self.action_jump)
+        yield SystemCommand("Publish a message", "Open the publish pane (p)", lambda: self.action_show_tab("publish"))
+        yield SystemCommand(
+            "Retained messages", "Browse, edit and delete retained messages", lambda: self.action_show_tab("retained")
+        )
+        yield SystemCommand(
+            "Subscriptions",
+            "Add or remove subscriptions with QoS and MQTT 5 options (u)",
+            lambda: self.action_show_tab("subscriptions"),
+        )
+        yield SystemCommand(
+            "Record and replay",
+            "Record matching messages to JSONL, replay a recording (e)",
+            lambda: self.action_show_tab("record"),
+        )
+        yield SystemCommand("Packet inspector", "Every packet in and out", lambda: self.action_show_tab("packets"))
+        yield SystemCommand(
+            "Broker capabilities", "What the broker said in CONNACK, and $SYS", lambda: self.action_show_tab("broker")
+        )
+        yield SystemCommand("Expand all topics", "Expand every node (+)", tree.action_expand_all)
+        yield SystemCommand("Collapse all topics", "Collapse every node (-)", tree.action_collapse_all)
+        yield SystemCommand("Sort topics", "Cycle name / count / recency (s)", tree.action_cycle_sort)
+
     # ------------------------------------------------------------------------------------------ flush
 
     def flush(self, dirty: bool, slow: bool) -> None:
@@ -132,18 +175,21 @@ class MainScreen(Screen[None]):
         elif active == "retained" and slow:
             self.query_one(RetainedTable).refresh_from_model()
         elif active == "packets":
-            self.query_one(PacketLog).refresh_from(self.runtime)
+            self.query_one(PacketLog).refresh_from(self.runtime.trace)
         elif active == "subscriptions":
             self.query_one(SubscriptionsPanel).refresh_from(self.runtime)
         elif active == "record":
             self._show_recording()
+            self._show_replay()
         elif active == "broker" and slow:
             self.query_one(BrokerPanel).refresh_from(self.runtime)
+        if self._retained_job is not None:
+            self.query_one("#retained-progress", ProgressBar).update(progress=self._retained_job.accepted)
         self.query_one(StatusBar).refresh_from(self.runtime)
 
     # ------------------------------------------------------------------------------------------ tree & filter
 
-    @on(TopicTreeView.TopicHighlighted)
+    @on(TopicTreeView.TopicHighlighted, "#tree")
     def _highlighted(self, event: TopicTreeView.TopicHighlighted) -> None:
         node = self.runtime.tree.get(event.topic)
         self.query_one(MessageView).show(node)
@@ -197,9 +243,9 @@ class MainScreen(Screen[None]):
         """The connection screen, on the connection in use (or the one that failed, with the reason)."""
         from mqttchat.ui.screens.connect import ConnectScreen, current_profile
 
-        def chosen(profile: Any) -> None:
+        def chosen(profile: Profile | None) -> None:
             if profile is not None:
-                self.app.switch_profile(profile)  # type: ignore[attr-defined]
+                self.app.switch_profile(profile)
 
         runtime = self.runtime
         failure = runtime.failure if not runtime.client.connected else None
@@ -234,7 +280,7 @@ class MainScreen(Screen[None]):
     def _decode_as_requested(self, event: MessageView.DecodeAsRequested) -> None:
         self.action_decode_as(event.topic)
 
-    def _decoder_chosen(self, choice: Any) -> None:
+    def _decoder_chosen(self, choice: DecodeChoice | None) -> None:
         if choice is None:
             return
         try:
@@ -292,26 +338,30 @@ class MainScreen(Screen[None]):
             return
         notify_text(self.app, said)
 
+    # ------------------------------------------------------------------------------------------ packets
+
+    @on(PacketLog.PauseToggled, "#packet-log-panel")
+    def _pause_trace(self, event: PacketLog.PauseToggled) -> None:
+        self.runtime.trace.paused = event.paused
+
     # ------------------------------------------------------------------------------------------ publishing
 
-    @on(PublishPane.PublishRequested)
+    @on(PublishPane.PublishRequested, "#publish-pane")
     def _publish(self, event: PublishPane.PublishRequested) -> None:
         self.publish_draft(event.draft)
 
     @work(group="publish", exit_on_error=False)
-    async def publish_draft(self, draft: Any) -> None:
+    async def publish_draft(self, draft: PublishDraft) -> None:
         pane = self.query_one(PublishPane)
         started = time.perf_counter()
         try:
             result = await self.runtime.client.publish(draft.topic, draft.payload, draft.qos, draft.retain,
                                                        draft.properties)  # fmt: skip
-        except Exception as exc:  # every client error becomes a message, never a traceback
+        except (MQTTError, ValueError) as exc:  # not connected, a refusal: a message, never a traceback
             pane.show_outcome(f"not sent: {exc}", error=True)
             return
-        took = (time.perf_counter() - started) * 1000
-        what = {0: "sent (QoS 0: no acknowledgement)", 1: "acknowledged (PUBACK)", 2: "completed (PUBCOMP)"}[draft.qos]
+        pane.show_result(draft, result, (time.perf_counter() - started) * 1000)
         if result.ok and result.downgraded:
-            pane.show_outcome(f"acknowledged with PUBACK: delivered at QoS 1, not exactly once, in {took:.1f} ms")
             self.notify(
                 "The broker answered this QoS 2 message with PUBACK: it downgrades QoS 2, so the message was "
                 "delivered at QoS 1 (at least once, not exactly once).",
@@ -319,24 +369,19 @@ class MainScreen(Screen[None]):
                 severity="warning",
                 timeout=10,
             )
-        elif result.ok:
-            pane.show_outcome(f"{what}: {result.reason_code.title} in {took:.1f} ms")
-        else:
-            detail = f": {result.reason_string}" if result.reason_string else ""
-            pane.show_outcome(f"refused by the broker: {result.reason_code.title}{detail}", error=True)
 
     # ------------------------------------------------------------------------------------------ subscriptions
 
-    @on(SubscriptionsPanel.SubscribeRequested)
+    @on(SubscriptionsPanel.SubscribeRequested, "#subscriptions-panel")
     def _subscribe(self, event: SubscriptionsPanel.SubscribeRequested) -> None:
         self.change_subscription(event.subscription.topic_filter, event.subscription, event.subscription_identifier)
 
-    @on(SubscriptionsPanel.UnsubscribeRequested)
+    @on(SubscriptionsPanel.UnsubscribeRequested, "#subscriptions-panel")
     def _unsubscribe(self, event: SubscriptionsPanel.UnsubscribeRequested) -> None:
         self.change_subscription(event.topic_filter, None, None)
 
     @work(group="subscriptions", exit_on_error=False)
-    async def change_subscription(self, topic_filter: str, sub: Any, ident: int | None) -> None:
+    async def change_subscription(self, topic_filter: str, sub: Subscription | None, ident: int | None) -> None:
         """Subscribe (``sub`` given) or unsubscribe, and say what the broker answered."""
         panel = self.query_one(SubscriptionsPanel)
         try:
@@ -344,7 +389,7 @@ class MainScreen(Screen[None]):
                 code = await self.runtime.subscribe(sub, ident)
             else:
                 code = await self.runtime.unsubscribe(topic_filter)
-        except Exception as exc:  # not connected, a protocol refusal: a message, never a traceback
+        except (MQTTError, ValueError) as exc:  # not connected, a protocol refusal: a message, never a traceback
             panel.show_error(f"{topic_filter}: {exc}")
             return
         finally:
@@ -367,7 +412,17 @@ class MainScreen(Screen[None]):
             error = recorder.error is not None
             self.query_one(RecordPanel).show_recording(recorder.active, recorder.summary(), error=error)
 
-    @on(RecordPanel.RecordRequested)
+    def _show_replay(self) -> None:
+        """How far the replay running got (at most once per message replayed)."""
+        if self._replay is None:
+            return
+        progress, path = self._replay
+        if progress.done != self._replay_shown:
+            self._replay_shown = progress.done
+            text = f"replaying {path}: {progress.done} of {progress.total}"
+            self.query_one(RecordPanel).show_replay(True, progress.done, progress.total, text)
+
+    @on(RecordPanel.RecordRequested, "#record-panel")
     def _record(self, event: RecordPanel.RecordRequested) -> None:
         panel = self.query_one(RecordPanel)
         try:
@@ -377,7 +432,7 @@ class MainScreen(Screen[None]):
             return
         panel.show_recording(True, recorder.summary())
 
-    @on(RecordPanel.StopRecordRequested)
+    @on(RecordPanel.StopRecordRequested, "#record-panel")
     def _stop_record(self) -> None:
         recorder = self.runtime.stop_recording()
         if recorder is not None:
@@ -385,63 +440,51 @@ class MainScreen(Screen[None]):
             self.query_one(RecordPanel).show_recording(False, text, error=recorder.error is not None)
             notify_text(self.app, text)
 
-    @on(RecordPanel.ReplayRequested)
-    def _replay(self, event: RecordPanel.ReplayRequested) -> None:
+    @on(RecordPanel.ReplayRequested, "#record-panel")
+    def _replay_requested(self, event: RecordPanel.ReplayRequested) -> None:
         self.replay(Path(event.path).expanduser(), event.speed)
 
-    @on(RecordPanel.StopReplayRequested)
+    @on(RecordPanel.StopReplayRequested, "#record-panel")
     def _stop_replay(self) -> None:
         self.workers.cancel_group(self, "replay")
 
     @work(group="replay", exclusive=True, exit_on_error=False)
     async def replay(self, path: Path, speed: float) -> None:
-        """Publish a recording again with its original timing divided by ``speed`` (0: as fast as allowed).
-
-        Messages keep their topic, payload, QoS, retain flag and properties. QoS 1/2 messages are awaited one by
-        one (the broker's acknowledgement paces the replay) and nothing goes out faster than REPLAY_RATE a second.
-        """
-        import asyncio
-
-        from mqttchat.explorer.recording import RecordingError, load_recording, replay_delays
-
+        """Read the recording at ``path`` and have the runtime publish it again at ``speed`` (0: as fast as
+        allowed), showing how far it got."""
         panel = self.query_one(RecordPanel)
         try:
-            records = await asyncio.to_thread(load_recording, path)
+            records: list[RecordedMessage] = await asyncio.to_thread(load_recording, path)
         except (OSError, RecordingError) as exc:
             text = f"cannot read {path}: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
             panel.show_replay(False, 0, 0, text, error=True)
             return
-        total = len(records)
-        delays = replay_delays(records, speed)
-        client = self.runtime.client
-        done = 0
-        shown_at = 0.0
-        loop = asyncio.get_running_loop()
+        progress = PublishProgress(len(records))
+        total = progress.total
+        self._replay, self._replay_shown = (progress, path), 0
         panel.show_replay(True, 0, total, f"replaying {total} message(s) from {path}")
+
+        def refused(topic: str, result: PublishResult) -> None:
+            notify_text(self.app, f"{topic}: refused ({result.reason_code.title})", severity="warning")
+
         try:
-            for record, delay in zip(records, delays, strict=True):
-                await asyncio.sleep(max(delay, 1 / REPLAY_RATE))
-                result = await client.publish(record.topic, record.payload, record.qos, record.retain,
-                                              record.publish_properties)  # fmt: skip
-                if not result.ok:
-                    notify_text(self.app, f"{record.topic}: refused ({result.reason_code.title})", severity="warning")
-                done += 1
-                now = loop.time()
-                if now - shown_at > 0.1:
-                    shown_at = now
-                    panel.show_replay(True, done, total, f"replaying {path}: {done} of {total}")
+            await self.runtime.replay(records, speed, progress, refused)
         except asyncio.CancelledError:
-            panel.show_replay(False, done, total, f"stopped after {done} of {total} message(s)")
+            self._replay = None
+            panel.show_replay(False, progress.done, total, f"stopped after {progress.done} of {total} message(s)")
             raise
-        except Exception as exc:  # not connected, a refusal: a message, never a traceback
-            panel.show_replay(False, done, total, f"stopped after {done} of {total}: {exc}", error=True)
+        except (MQTTError, ValueError) as exc:  # not connected, a refusal: a message, never a traceback
+            self._replay = None
+            panel.show_replay(False, progress.done, total, f"stopped after {progress.done} of {total}: {exc}",
+                              error=True)  # fmt: skip
             return
-        panel.show_replay(False, done, total, f"replayed {done} message(s) from {path}")
-        notify_text(self.app, f"replayed {done} message(s) from {path}")
+        self._replay = None
+        panel.show_replay(False, progress.done, total, f"replayed {progress.done} message(s) from {path}")
+        notify_text(self.app, f"replayed {progress.done} message(s) from {path}")
 
     # ------------------------------------------------------------------------------------------ retained
 
-    @on(RetainedTable.ActionRequested)
+    @on(RetainedTable.ActionRequested, "#retained-table")
     def _retained_action(self, event: RetainedTable.ActionRequested) -> None:
         table = event.table
         topic = event.topic
@@ -451,7 +494,7 @@ class MainScreen(Screen[None]):
 
             def edited(text: str | None) -> None:
                 if text is not None:
-                    self.send_retained([(topic, text.encode(), 1)], "updated")
+                    self.send_retained([RetainedMessage(topic, text.encode())], "updated")
 
             self.app.push_screen(EditValueDialog(topic, value), edited)
         elif event.action == "delete" and topic:
@@ -475,7 +518,7 @@ class MainScreen(Screen[None]):
 
             text = (
                 f"This would delete {plural(len(topics), 'retained message')} (dry run: nothing sent yet), at most "
-                f"{DELETE_RATE} a second ({bulk_duration(len(topics))})."
+                f"{BULK_RATE} a second ({bulk_duration(len(topics))})."
             )
             self.app.push_screen(ConfirmDialog("Delete retained messages", text, f"Delete {len(topics)}"), bulk)
         elif event.action == "export":
@@ -495,74 +538,45 @@ class MainScreen(Screen[None]):
             self.app.push_screen(PathDialog("Import retained messages from", "retained.json"), load)
 
     def delete_retained(self, topics: list[str]) -> None:
-        self.send_retained([(topic, b"", 1) for topic in topics], "deleted")
+        self.send_retained([RetainedMessage(topic, b"") for topic in topics], "deleted")
 
     @work(group="retained", exclusive=True, exit_on_error=False)
-    async def send_retained(self, items: list[tuple[str, bytes, int]], verb: str) -> None:
-        """Publish retained messages at most DELETE_RATE per second, with progress."""
-        import asyncio
+    async def send_retained(self, messages: list[RetainedMessage], verb: str) -> None:
+        """Have the runtime publish ``messages`` retained (at most BULK_RATE a second), with progress."""
+        bar = self.query_one("#retained-progress", ProgressBar)
+        bar.display = len(messages) > 1
+        bar.update(total=len(messages), progress=0)
+        progress = self._retained_job = PublishProgress(len(messages))
 
-        progress = self.query_one("#retained-progress", ProgressBar)
-        progress.display = len(items) > 1
-        progress.update(total=len(items), progress=0)
-        client = self.runtime.client
-        sent = 0
+        def refused(topic: str, result: PublishResult) -> None:
+            notify_text(self.app, f"{topic}: refused ({result.reason_code.title})", severity="error")
+
         try:
-            for i, (topic, payload, qos) in enumerate(items):
-                result = await client.publish(topic, payload, qos, retain=True)
-                if not result.ok:
-                    notify_text(self.app, f"{topic}: refused ({result.reason_code.title})", severity="error")
-                    continue
-                sent += 1
-                progress.advance(1)
-                if (i + 1) % DELETE_RATE == 0:
-                    await asyncio.sleep(1.0)
-        except Exception as exc:
-            notify_text(self.app, f"stopped after {sent} of {len(items)}: {exc}", severity="error")
+            await self.runtime.publish_retained(messages, progress, refused)
+        except (MQTTError, ValueError) as exc:  # not connected, a refusal: a message, never a traceback
+            notify_text(self.app, f"stopped after {progress.accepted} of {len(messages)}: {exc}", severity="error")
             return
         finally:
-            progress.display = False
-        notify_text(self.app, f"{verb} {sent} retained message(s)")
+            self._retained_job = None
+            bar.display = False
+        notify_text(self.app, f"{verb} {progress.accepted} retained message(s)")
 
     def export_retained(self, path: Path, topics: list[str]) -> None:
-        import base64
-
-        records = []
-        for topic in topics:
-            node = self.runtime.tree.get(topic)
-            if node is None or node.retained_entry is None:
-                continue
-            entry = node.retained_entry
-            record: dict[str, Any] = {"topic": topic, "qos": entry.qos}
-            try:
-                record["payload"] = entry.payload.decode()
-            except UnicodeDecodeError:
-                record["payload_base64"] = base64.b64encode(entry.payload).decode()
-            records.append(record)
+        messages = retained_messages(self.runtime.tree, topics)
         try:
-            path.write_text(json.dumps({"retained": records}, indent=2, ensure_ascii=False))
+            export_retained(path, messages)
         except OSError as exc:
             notify_text(self.app, f"cannot write {path}: {exc.strerror}", severity="error")
             return
-        notify_text(self.app, f"exported {len(records)} retained message(s) to {path}")
+        notify_text(self.app, f"exported {len(messages)} retained message(s) to {path}")
 
     def import_retained(self, path: Path) -> None:
-        import base64
-
         try:
-            data = json.loads(path.read_text())
-            records = data["retained"]
-            items = []
-            for record in records:
-                payload = (
-                    base64.b64decode(record["payload_base64"]) if "payload_base64" in record
-                    else str(record["payload"]).encode()
-                )  # fmt: skip
-                items.append((str(record["topic"]), payload, int(record.get("qos", 1))))
+            messages = import_retained(path)
         except OSError as exc:
             notify_text(self.app, f"cannot read {path}: {exc.strerror}", severity="error")
             return
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             notify_text(self.app, f"{path} is not a retained-message export: {exc}", severity="error")
             return
-        self.send_retained(items, "imported")
+        self.send_retained(messages, "imported")

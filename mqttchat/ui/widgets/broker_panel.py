@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -10,9 +10,11 @@ from rich.text import Text
 from textual.widgets import Static
 
 from mqttchat.protocol import ProtocolVersion
-from mqttchat.runtime import Runtime
 from mqttchat.ui.safe import network_text
 from mqttchat.untrusted import printable
+
+if TYPE_CHECKING:
+    from mqttchat.runtime import Runtime
 
 #: The explanations are shown when at least this many columns are left for them beside the names and values.
 NOTES_WIDTH = 24

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import Input, Label, Log, Switch
 
+from mqttchat.explorer.trace import PacketTrace, TraceRecord
 from mqttchat.protocol.describe import describe
-from mqttchat.runtime import Runtime, TraceRecord
 from mqttchat.untrusted import printable
 
 
@@ -22,7 +24,8 @@ def format_record(record: TraceRecord) -> str:
 
 
 class PacketLog(Vertical):
-    """Shows the runtime's packet trace. New records are appended by :meth:`refresh_from` on the UI timer."""
+    """Shows a :class:`~mqttchat.explorer.trace.PacketTrace`: the screen calls :meth:`refresh_from` on its timer,
+    and the pause switch posts :class:`PacketLog.PauseToggled` (the screen pauses the trace)."""
 
     DEFAULT_CSS: ClassVar[str] = """
     PacketLog #packet-bar { height: 3; }
@@ -30,6 +33,17 @@ class PacketLog(Vertical):
     PacketLog #packet-bar Label { padding: 1 1; }
     PacketLog Log { height: 1fr; }
     """
+
+    @dataclass
+    class PauseToggled(Message):
+        """The user paused the trace (``paused``) or let it run again."""
+
+        log: PacketLog
+        paused: bool
+
+        @property
+        def control(self) -> PacketLog:
+            return self.log
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -51,16 +65,13 @@ class PacketLog(Vertical):
 
     @on(Switch.Changed, "#packet-pause")
     def _pause(self, event: Switch.Changed) -> None:
-        self.app.runtime.trace_paused = event.value  # type: ignore[attr-defined]
+        event.stop()
+        self.post_message(self.PauseToggled(self, event.value))
 
-    def refresh_from(self, runtime: Runtime) -> None:
-        total = runtime.trace_total
-        new = min(total - self._seen, len(runtime.trace))
-        if runtime.trace_paused or new <= 0:
-            self._seen = total
-            return
-        self._seen = total
-        records = list(runtime.trace)[-new:]
+    def refresh_from(self, trace: PacketTrace) -> None:
+        """Append the packets seen since the last call (none while the trace is paused)."""
+        records = trace.since(self._seen)
+        self._seen = trace.total
         lines = [format_record(r) for r in records]
         if self.filter:
             lines = [line for line in lines if self.filter in line.casefold()]

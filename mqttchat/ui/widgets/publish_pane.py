@@ -10,7 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -33,6 +33,9 @@ from mqttchat.protocol import Properties, topic_name_problem
 from mqttchat.ui.safe import network_text
 from mqttchat.ui.screens.dialogs import ConfirmDialog, NameDialog
 from mqttchat.untrusted import printable
+
+if TYPE_CHECKING:
+    from mqttchat.client import PublishResult
 
 #: Below this many columns the form puts each label above its field.
 NARROW = 60
@@ -276,6 +279,17 @@ class PublishPane(VerticalScroll, can_focus=False):
         self._recall = len(self.history)
         self.show_outcome(f"sending to {draft.topic} …")
         self.post_message(self.PublishRequested(self, draft))
+
+    def show_result(self, draft: PublishDraft, result: PublishResult, took_ms: float) -> None:
+        """What the broker answered for ``draft``, published ``took_ms`` milliseconds before."""
+        if result.ok and result.downgraded:
+            self.show_outcome(f"acknowledged with PUBACK: delivered at QoS 1, not exactly once, in {took_ms:.1f} ms")
+        elif result.ok:
+            what = {0: "sent (QoS 0: no acknowledgement)", 1: "acknowledged (PUBACK)", 2: "completed (PUBCOMP)"}
+            self.show_outcome(f"{what[draft.qos]}: {result.reason_code.title} in {took_ms:.1f} ms")
+        else:
+            detail = f": {result.reason_string}" if result.reason_string else ""
+            self.show_outcome(f"refused by the broker: {result.reason_code.title}{detail}", error=True)
 
     def show_outcome(self, text: str, error: bool = False) -> None:
         """What became of a publish; ``text`` may quote the broker's reason string: shown as network text."""

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey
 
 from mqttchat.explorer.payload import preview
 from mqttchat.explorer.tree import TopicFilter, TopicNode, TopicTree
@@ -145,7 +145,7 @@ class RetainedTable(DataTable[Text]):
             return None
         try:
             key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:  # the table is empty or the cursor is out of range
+        except CellDoesNotExist:  # the table is empty or the cursor is out of range
             return None
         return str(key.value) if key.value is not None else None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.widgets import Static
@@ -12,9 +12,11 @@ from textual.widgets import Static
 from mqttchat.client import Status
 from mqttchat.labels import size_label
 from mqttchat.protocol import ProtocolVersion
-from mqttchat.runtime import Runtime
 from mqttchat.ui.safe import network_text
 from mqttchat.ui.widgets.quiet import show
+
+if TYPE_CHECKING:
+    from mqttchat.runtime import Runtime
 
 _STATUS_STYLE = {
     Status.CONNECTED: "bold green",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on
@@ -14,8 +14,10 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Label, Select, Switch
 
 from mqttchat.protocol import RetainHandling, Subscription, topic_filter_problem
-from mqttchat.runtime import Runtime, SubscriptionRow
 from mqttchat.ui.safe import network_text
+
+if TYPE_CHECKING:
+    from mqttchat.runtime import Runtime, SubscriptionRow
 
 RETAIN_HANDLING_LABELS = {
     RetainHandling.SEND_ON_SUBSCRIBE: "send",
