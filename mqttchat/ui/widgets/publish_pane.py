@@ -17,7 +17,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Select, Switch, TextArea
 
 from mqttchat.config import (
@@ -196,9 +195,6 @@ class PublishPane(VerticalScroll, can_focus=False):
         field = self.query_one("#pub-topic", Input)
         if not field.has_focus and printable(topic) == topic:
             field.value = topic
-
-    def set_suggestions(self, topics: list[str]) -> None:
-        self.query_one("#pub-topic", Input).suggester = SuggestFromList(topics, case_sensitive=True)
 
     @on(TextArea.Changed, "#pub-payload")
     def _payload_changed(self, event: TextArea.Changed) -> None:
