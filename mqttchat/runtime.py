@@ -56,7 +56,7 @@ from mqttchat.hosting import (
     explorer_client_id,
     watch_for_take_over,
 )
-from mqttchat.protocol import MQTTError, Packet, ReasonCode, RetainHandling, Subscription
+from mqttchat.protocol import MQTTError, Packet, ProtocolVersion, ReasonCode, RetainHandling, Subscription
 from mqttchat.untrusted import loggable, printable
 
 if TYPE_CHECKING:
@@ -489,7 +489,7 @@ class Runtime:
         return peers
 
     async def subscribe_initial(self) -> None:
-        v5 = self.options.version == 5
+        v5 = self.options.version == ProtocolVersion.MQTT_5
         subs = [
             Subscription(topic_filter, qos, False, v5, RetainHandling.SEND_ON_SUBSCRIBE)
             for topic_filter, qos in self.subscriptions

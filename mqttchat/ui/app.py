@@ -18,7 +18,7 @@ from textual.worker import Worker, WorkerState
 
 from mqttchat.client import ClientError, ClientOptions
 from mqttchat.config import AppSettings, ConfigError, Profile, load_settings, save_settings, settings_path
-from mqttchat.protocol import MQTTError
+from mqttchat.protocol import MQTTError, ProtocolVersion
 from mqttchat.runtime import ConnectFailure, Runtime, credentials_refused
 from mqttchat.ui.safe import notify_text
 from mqttchat.ui.screens.chat import ChatScreen
@@ -152,7 +152,7 @@ class MQTTChatApp(App[None]):
         """Over 3.1.1 (where brokers with this habit are) a toast; the Broker tab says it in any case."""
         caps = self.runtime.client.capabilities
         note = self.runtime.retained_note()
-        if note and caps is not None and caps.version == 4 and self.runtime.broker is None:
+        if note and caps is not None and caps.version == ProtocolVersion.MQTT_3_1_1 and self.runtime.broker is None:
             notify_text(self, note[0].upper() + note[1:], severity="warning", timeout=15)
 
     async def _connect(self) -> bool:

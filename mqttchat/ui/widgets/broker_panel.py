@@ -85,7 +85,7 @@ class BrokerPanel(Static):
              "assigned by the broker" if caps.assigned_client_identifier else ""),
             ("session present", _yes(caps.session_present), "whether the broker kept our session"),
         ]  # fmt: skip
-        if caps.version == 5:
+        if caps.version == ProtocolVersion.MQTT_5:
             rows += [
                 ("receive maximum", str(caps.receive_maximum), "QoS 1/2 messages it accepts in flight from us"),
                 ("maximum QoS", str(caps.maximum_qos), ""),

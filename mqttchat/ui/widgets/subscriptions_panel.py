@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Label, Select, Switch
 
-from mqttchat.protocol import RetainHandling, Subscription, topic_filter_problem
+from mqttchat.protocol import ProtocolVersion, RetainHandling, Subscription, topic_filter_problem
 from mqttchat.ui.safe import network_text
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ class SubscriptionsPanel(Vertical):
         self.query_one("#sub-hint", Label).update(hint)
 
     def refresh_from(self, runtime: Runtime) -> None:
-        self.set_v5(runtime.options.version == 5)
+        self.set_v5(runtime.options.version == ProtocolVersion.MQTT_5)
         version = (runtime.subscriptions_version, len(runtime.client.session.subscriptions))
         if version == self._version:
             return
