@@ -240,3 +240,46 @@ async def test_publish_pane_and_retained_inspector(url: str) -> None:
         await pilot.click("#ok")
         await until(pilot, lambda: len(table.shown_topics) == 0, timeout=8)
         assert await retained_topics(url, "fleet/#") == set()
+
+
+async def test_export_and_import_retained_messages(tmp_path: Path) -> None:
+    """The retained inspector exports the shown set to a file (x) and publishes it again from the file (i)."""
+    from mqttchat.explorer.retained import RetainedMessage, load_retained
+    from mqttchat.ui.widgets.retained_table import RetainedTable
+
+    async with Broker(broker_config()) as broker:
+        url = broker.url
+        async with MQTTClient(url, client_id="fleet") as device:
+            await device.publish("fleet/a/state", "on ✓", qos=1, retain=True)
+            await device.publish("fleet/b/state", b"\xff\x00", qos=0, retain=True)
+        path = tmp_path / "fleet.json"
+        app = live_app(url)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: len(app.runtime.tree.retained_nodes()) == 2)
+            await pilot.press("r")
+            table = app.screen.query_one(RetainedTable)
+            await until(pilot, lambda: len(table.shown_topics) == 2)
+            table.focus()
+            await pilot.press("x")
+            await until(pilot, lambda: bool(app.screen.query("#path")))
+            app.screen.query_one("#path", Input).value = str(path)
+            await pilot.click("#ok")
+            await until(pilot, path.exists)
+            exported = [
+                RetainedMessage("fleet/a/state", "on ✓".encode(), 1),
+                RetainedMessage("fleet/b/state", b"\xff\x00", 0),
+            ]
+            assert sorted(load_retained(path.read_text()), key=lambda m: m.topic) == exported
+            async with MQTTClient(url, client_id="fleet") as device:
+                for message in exported:
+                    await device.publish(message.topic, b"", qos=1, retain=True)
+            await until(pilot, lambda: len(table.shown_topics) == 0, timeout=8)
+            await pilot.press("i")
+            await until(pilot, lambda: bool(app.screen.query("#path")))
+            app.screen.query_one("#path", Input).value = str(path)
+            await pilot.click("#ok")
+            await until(pilot, lambda: len(table.shown_topics) == 2, timeout=8)
+        assert await retained_topics(url, "fleet/#") == {"fleet/a/state", "fleet/b/state"}
+        assert {(node.topic, node.retained_entry.payload) for node in app.runtime.tree.retained_nodes()} == {
+            (m.topic, m.payload) for m in exported
+        }
