@@ -333,7 +333,7 @@ class MainScreen(Screen[None]):
         """Publish a Sparkplug command (QoS 0, not retained, as the specification wants) and say so."""
         try:
             await self.runtime.client.publish(topic, payload, 0, False)
-        except Exception as exc:  # not connected: a message, never a traceback
+        except (MQTTError, ValueError) as exc:  # not connected: a message, never a traceback
             notify_text(self.app, f"not sent: {exc}", severity="error")
             return
         notify_text(self.app, said)
