@@ -363,10 +363,44 @@ class PasswordFile:
         self._verified.pop(username, None)
         self._dummies = None
 
+    def set_scram(self, username: str, password: str, mechanism: str, iterations: int = DEFAULT_ITERATIONS) -> None:
+        """Let ``username`` log in with ``mechanism``: a ``# mqttchat: scram`` line (a new salt), replacing the one
+        before.
+
+        Raises:
+            ValueError: an unknown mechanism, a user name that cannot be stored, too few iterations.
+        """
+        problem = username_problem(username)
+        if problem:
+            raise ValueError(problem)
+        if not SCRAM_MIN_ITERATIONS <= iterations <= _MAX_ITERATIONS:
+            raise ValueError(f"SCRAM needs between {SCRAM_MIN_ITERATIONS} and {_MAX_ITERATIONS} iterations")
+        line = scram_directive(username, password, mechanism, iterations)
+        _, _, verifier = _parse_scram_directive(line.split(_SCRAM, 1)[1])
+        self._drop_scram_lines(username, mechanism)
+        self._layout.append(("text", line))
+        self.scram[(mechanism, username)] = verifier
+
+    def _drop_scram_lines(self, username: str, mechanism: str | None = None) -> None:
+        """Remove ``username``'s SCRAM lines (of ``mechanism``, or all)."""
+
+        def names_user(line: str) -> bool:
+            text = line.strip(_WS).lstrip("#").strip(_WS)
+            if not text.startswith(_DIRECTIVE):
+                return False
+            words = text[len(_DIRECTIVE) :].split()
+            return len(words) >= 3 and words[0] == _SCRAM and words[1] == username and mechanism in (None, words[2])
+
+        self._layout = [(kind, value) for kind, value in self._layout if kind != "text" or not names_user(value)]
+        for key in [key for key in self.scram if key[1] == username and mechanism in (None, key[0])]:
+            del self.scram[key]
+
     def remove(self, username: str) -> bool:
-        """Delete ``username``; False when there was no such user."""
+        """Delete ``username`` (and its SCRAM lines); False when there was no such user."""
+        had_scram = any(key[1] == username for key in self.scram)
+        self._drop_scram_lines(username)
         if self._hashes.pop(username, None) is None:
-            return False
+            return had_scram
         self._layout.remove(("user", username))
         self._verified.pop(username, None)
         self._dummies = None

@@ -7,7 +7,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from mqttchat.broker.auth import DEFAULT_ITERATIONS, PasswordFile, username_problem
+from mqttchat.broker.auth import DEFAULT_ITERATIONS, SCRAM_MIN_ITERATIONS, PasswordFile, username_problem
 from mqttchat.config.toml import ConfigError
 
 PROG = "mqttchat passwd"
@@ -53,6 +53,15 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         metavar="N",
         help=f"PBKDF2 iterations for new hashes (default {DEFAULT_ITERATIONS}; mosquitto_passwd uses 101)",
     )
+    p.add_argument(
+        "--scram",
+        action="append",
+        default=[],
+        metavar="MECHANISM",
+        help="also let the user log in with SCRAM-SHA-1, SCRAM-SHA-256 or SCRAM-SHA-512 (MQTT 5 enhanced "
+        "authentication): a '# mqttchat: scram' line, a comment to mosquitto (SCRAM-SHA-512 works from the hash "
+        "itself; repeatable)",
+    )
     p.add_argument("file", metavar="FILE", help="the password file")
     p.add_argument("username", metavar="USER", nargs="?", help="the user to add, change or delete")
     p.add_argument("password", metavar="PASSWORD", nargs="?", help="the password (with -b)")
@@ -82,6 +91,8 @@ def main(args: argparse.Namespace) -> int:
 def _check_usage(args: argparse.Namespace) -> None:
     if args.iterations < 1:
         raise _UsageError("-I needs a number of iterations of at least 1")
+    if args.scram and (args.upgrade or args.delete):
+        raise _UsageError("--scram goes with adding or changing a password")
     if args.upgrade:
         if args.create or args.batch or args.delete:
             raise _UsageError("-U cannot be combined with -c, -b or -D")
@@ -122,6 +133,8 @@ def _run(args: argparse.Namespace) -> None:
         return
     password = args.password if args.batch else _prompt()
     pwfile.set_password(args.username, password, args.iterations)
+    for mechanism in args.scram:
+        pwfile.set_scram(args.username, password, mechanism.upper(), max(args.iterations, SCRAM_MIN_ITERATIONS))
     pwfile.save()
 
 

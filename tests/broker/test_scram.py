@@ -211,3 +211,26 @@ async def test_cli_scram_login(broker_factory: Callable[..., Any], tmp_path: Pat
     assert ok.returncode == 0, ok_err
     assert b"hunter2" not in ok_err  # the -d trace: no password in CONNECT
     assert bad.returncode != 0 and b"Not authorized" in bad_err
+
+
+def test_passwd_writes_and_removes_scram_lines(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "passwd"
+
+    def passwd(*args: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "mqttchat", "passwd", *args], capture_output=True, check=False)
+        assert done.returncode == 0, done.stderr
+
+    passwd("-c", "-b", "-I", "5000", "--scram", "SCRAM-SHA-256", "--scram", "scram-sha-1", str(path), "bob", "pw1")
+    passwd("-b", "-I", "5000", "--scram", "SCRAM-SHA-256", str(path), "bob", "pw2")  # replaces bob's SHA-256 line
+    text = path.read_text()
+    assert text.count("# mqttchat: scram bob SCRAM-SHA-256 5000 ") == 1
+    assert text.count("# mqttchat: scram bob SCRAM-SHA-1 5000 ") == 1
+    passwords = PasswordFile.load(path)
+    assert exchange(passwords, ScramAuth("bob", "pw2", "SCRAM-SHA-256"))[0] == "bob"
+    with pytest.raises(ScramRefused):
+        exchange(passwords, ScramAuth("bob", "pw2", "SCRAM-SHA-1"))  # the SHA-1 line still holds pw1
+    passwd("-D", str(path), "bob")
+    assert "bob" not in path.read_text()
