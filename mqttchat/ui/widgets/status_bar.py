@@ -96,6 +96,18 @@ class StatusBar(Static):
         text.append(f" │ {tree.messages:,} msgs, {tree.topics:,} topics")
         budget = runtime.tree.history_budget
         text.append(f" │ history {size_label(tree.history_bytes)}/{size_label(budget)}")
+        store = runtime.history
+        if store is not None:
+            kept = store.stats
+            text.append(f" │ stored {size_label(kept.bytes)}/{size_label(kept.budget)}")
+            if kept.error is not None:
+                text.append(f" ({kept.error})", style="red")
+            elif kept.evicted or kept.dropped:
+                text.append(f", evicted {kept.evicted:,}, not stored {kept.dropped:,}", style="yellow")
+        elif runtime.history_problem is not None:
+            text.append(" │ no lasting history", style="red")
+        if tree.stale_topics:
+            text.append(f" │ {tree.stale_topics:,} stale (last known, from the history)", style="italic")
         dropped = stats.dropped
         if tree.evicted_entries or tree.truncated or dropped:
             text.append(" │ ")

@@ -314,6 +314,8 @@ class TopicTreeView(ScrollView, can_focus=True):
             # The payload gets the room left, and the age sits at the right edge: a long payload or a narrow
             # tree cuts the payload, never the age.
             age = f"· {age_label(now - node.last.received_at)}"
+            if node.last.stale:  # restored from the lasting history: no live message yet
+                age = f"· stale {age_label(now - node.last.received_at)}"
             used = sum(segment.cell_length for segment in segments)
             room = self.size.width - used - cell_len(age)
             if room >= MIN_PREVIEW + 3:  # "= " + preview + " "
