@@ -11,7 +11,8 @@ Run: ``python -m benchmarks.ui [--seconds 30] [--rate 20000]``. Phases:
 4. 100,000 distinct topics, then the tree fully expanded.
 
 ``--broker embedded`` runs the flood through the app's own broker, in process (the zero-config default), to
-show that hosting it does not make the screen stutter.
+show that hosting it does not make the screen stutter. ``--history`` turns the lasting history on (the app's
+default; the store in a temporary data directory) and prints what it wrote, could not store and evicted.
 
 Reported per phase: messages ingested per second, messages lost by the client (published - ingested), the
 event loop's worst and 99th-percentile stall (a 5 ms ticker measures how late it wakes), key-press-to-screen
@@ -201,19 +202,26 @@ async def run_phase(
     }
 
 
-async def main_async(seconds: float, rate: int, broker: str) -> int:
+async def main_async(seconds: float, rate: int, broker: str, history: bool = False) -> int:
     import gc
+    import os
+    import tempfile
     from contextlib import nullcontext
+
+    if history:  # the lasting history on, as by default, in a data directory of its own
+        os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="bench-ui-data-")
 
     gc.callbacks.append(_gc_callback)
     embedded = broker == "embedded"
     with nullcontext(free_port()) if embedded else mosquitto() as port:
         options = ClientOptions(parse_url(f"mqtt://127.0.0.1:{port}"), client_id="bench-ui")
-        runtime = Runtime(options, (("#", 0),), embed_broker=False)
+        budget = 256 * 1024 * 1024 if history else None
+        runtime = Runtime(options, (("#", 0),), embed_broker=False, history_budget=budget)
         app = MQTTChatApp(runtime, flush_hz=15, connect=not embedded)
         results: list[tuple[str, dict[str, float]]] = []
         async with app.run_test(size=(160, 50)) as pilot:
             if embedded:  # the app's zero-config default: its own broker, in the same process and event loop
+                await runtime.open_history()
                 await runtime.start_embedded_broker(port=port)
                 await runtime.client.connect()
                 await runtime.subscribe_initial()
@@ -232,6 +240,15 @@ async def main_async(seconds: float, rate: int, broker: str) -> int:
             results.append(("100k distinct topics", await run_phase(app, pilot, port, "100k", 10_000, 10, 100_000)))
             await pilot.press("plus")  # expand everything (up to the limit) with 100k topics present
             results.append(("100k topics, tree expanded", await run_phase(app, pilot, port, "expanded", 0, 5, 0)))
+            store = runtime.history
+            if store is not None:
+                store.flush(60)
+                kept = store.stats
+                print(
+                    f"lasting history: {kept.written:,} written, {kept.dropped:,} not stored (queue full), "
+                    f"{kept.evicted:,} evicted, {kept.bytes / 2**20:.1f} MiB ({kept.bytes / max(kept.stored, 1):.0f} "
+                    f"bytes a message){', ' + kept.error if kept.error else ''}"
+                )
             await runtime.stop()
     keys = ["ingested/s", "lost", "worst stall ms", "worst busy ms", "p99 stall ms", "key→screen ms", "gc max ms",
             "peak RSS MB", "topics"]  # fmt: skip
@@ -254,9 +271,11 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=20_000, help="messages per second (default 20000)")
     parser.add_argument("--broker", choices=("mosquitto", "embedded"), default="mosquitto",
                         help="flood through mosquitto, or through the app's own in-process broker")  # fmt: skip
+    parser.add_argument("--history", action="store_true",
+                        help="with the lasting history on (the app's default; off here unless asked)")  # fmt: skip
     args = parser.parse_args()
-    print(f"broker: {args.broker}")
-    return asyncio.run(main_async(args.seconds, args.rate, args.broker))
+    print(f"broker: {args.broker}{', lasting history on' if args.history else ''}")
+    return asyncio.run(main_async(args.seconds, args.rate, args.broker, args.history))
 
 
 if __name__ == "__main__":
