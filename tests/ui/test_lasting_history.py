@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from rich.style import Style
+from textual.widgets import DataTable, Input, Static
 
 from mqttchat.broker.server import Broker
 from mqttchat.client import ClientOptions, MQTTClient, parse_url
@@ -16,6 +17,7 @@ from mqttchat.explorer.history_store import HistoryDatabase
 from mqttchat.explorer.tree import TopicTree
 from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
+from mqttchat.ui.screens.history_search import HistorySearchDialog
 from mqttchat.ui.widgets.status_bar import StatusBar
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
 from tests.ui.conftest import text_of
@@ -65,3 +67,50 @@ async def test_the_last_known_state_is_shown_stale_until_live_messages_come(brok
         temp = row_text(view, "plant/boiler/temp")
         assert "= 72.0" in temp and "stale" not in temp
         assert "stale 3h" in row_text(view, "plant/boiler/state")
+
+
+async def test_search_the_history_and_jump_to_a_topic(broker: Broker) -> None:
+    options = ClientOptions(parse_url(broker.url), client_id="history-search")
+    runtime = Runtime(options, (("#", 1),), embed_broker=False, history_budget=8 * 1024 * 1024)
+    base = time.time() - 600
+    store = HistoryDatabase(runtime.history_path, retention=None)
+    store.write([
+        Message(f"plant/{room}/temp", f'{{"temp": {20 + i}}}'.encode(), received_at=base + i)
+        for i, room in enumerate(["hall", "attic", "cellar", "attic"])
+    ] + [Message("plant/log", b"\x1b]0;pwned\x07 boiler alarm", received_at=base + 10)])  # fmt: skip
+    store.close()
+    app = MQTTChatApp(runtime, flush_hz=20)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(pilot, lambda: runtime.history is not None and runtime.tree.get("plant/log") is not None)
+        await pilot.press("f")
+        dialog = app.screen
+        assert isinstance(dialog, HistorySearchDialog)
+        status = dialog.query_one("#history-status", Static)
+        dialog.query_one("#history-where", Input).value = "temp >= 21"
+        dialog.query_one("#history-where", Input).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: "3 messages" in text_of(status, width=200))
+        assert [m.payload for m in dialog.results] == [b'{"temp": 23}', b'{"temp": 22}', b'{"temp": 21}']
+        # Words in the payload; the control characters of a hostile payload are not sent to the terminal.
+        dialog.query_one("#history-where", Input).value = ""
+        dialog.query_one("#history-text", Input).value = "alarm"
+        dialog.query_one("#history-text", Input).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: "1 message." in text_of(status, width=200))
+        table = dialog.query_one(DataTable)
+        cell = table.get_row_at(0)[2]
+        assert "\x1b" not in str(cell) and "alarm" in str(cell)
+        dialog.query_one("#history-since", Input).value = "soonish"
+        dialog.query_one("#history-since", Input).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: "since:" in text_of(status, width=200))
+        dialog.query_one("#history-since", Input).value = ""
+        dialog.query_one("#history-text", Input).value = ""
+        dialog.query_one("#history-where", Input).value = "temp == 22"
+        dialog.query_one("#history-where", Input).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: "1 message." in text_of(status, width=200))
+        await pilot.press("enter")  # the results have the focus: choose the message
+        await until(pilot, lambda: not isinstance(app.screen, HistorySearchDialog))
+        view = app.screen.query_one(TopicTreeView)
+        assert view.highlighted is not None and view.highlighted.topic == "plant/cellar/temp"

@@ -54,6 +54,7 @@ from mqttchat.ui.widgets.view_tabs import ViewTabs
 if TYPE_CHECKING:
     from textual import getters
 
+    from mqttchat.explorer.history_store import StoredMessage
     from mqttchat.runtime import Runtime
     from mqttchat.ui.app import MQTTChatApp
     from mqttchat.ui.screens.decode_as import DecodeChoice
@@ -76,6 +77,7 @@ class MainScreen(Screen[None]):
         Binding("b", "show_tab('broker')", "Broker", show=False),
         Binding("escape", "focus_tree", "Tree", show=False),
         Binding("d", "decode_as", "Decode as", show=False),
+        Binding("f", "search_history", "Find in history", show=False),
         Binding("c", "connections", "Connect"),
         Binding("ctrl+t", "app.show_view('chat')", "Chat"),
     ]
@@ -260,6 +262,30 @@ class MainScreen(Screen[None]):
                 notify_text(self.app, f"no topic {topic!r} has been seen", severity="warning")
 
         self.app.push_screen(PathDialog("Jump to topic", ""), go)
+
+    def action_search_history(self) -> None:
+        """Search the lasting history (of the selected subtree, to begin with); the chosen message's topic is
+        selected in the tree."""
+        from mqttchat.ui.screens.history_search import HistorySearchDialog
+
+        runtime = self.runtime
+        if runtime.history is None:
+            why = runtime.history_problem or "it is off (history_store in settings.toml, or --no-history)"
+            notify_text(self.app, f"no lasting history: {why}", severity="warning")
+            return
+        node = self.query_one(TopicTreeView).highlighted
+        start = f"{node.topic}/#" if node is not None and node.children else node.topic if node is not None else ""
+
+        def chosen(message: StoredMessage | None) -> None:
+            if message is None:
+                return
+            when = time.strftime("%H:%M:%S", time.localtime(message.t))
+            if self.query_one(TopicTreeView).select_topic(message.topic):
+                notify_text(self.app, f"{message.topic} at {when}: {message.payload[:200].decode(errors='replace')}")
+            else:
+                notify_text(self.app, f"{message.topic} is not in the tree now (stored at {when})", severity="warning")
+
+        self.app.push_screen(HistorySearchDialog(runtime.history_path, start), chosen)
 
     # ------------------------------------------------------------------------------------------ decoders
 

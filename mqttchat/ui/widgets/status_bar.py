@@ -94,6 +94,8 @@ class StatusBar(Static):
         text.append(f" │ ↓{rates.in_per_s:,.0f}/s ↑{rates.out_per_s:,.0f}/s")
         tree = runtime.tree.stats
         text.append(f" │ {tree.messages:,} msgs, {tree.topics:,} topics")
+        if tree.stale_topics:  # values restored from the lasting history, not yet replaced by live ones
+            text.append(f", {tree.stale_topics:,} stale", style="italic")
         budget = runtime.tree.history_budget
         text.append(f" │ history {size_label(tree.history_bytes)}/{size_label(budget)}")
         store = runtime.history
@@ -106,8 +108,6 @@ class StatusBar(Static):
                 text.append(f", evicted {kept.evicted:,}, not stored {kept.dropped:,}", style="yellow")
         elif runtime.history_problem is not None:
             text.append(" │ no lasting history", style="red")
-        if tree.stale_topics:
-            text.append(f" │ {tree.stale_topics:,} stale (last known, from the history)", style="italic")
         dropped = stats.dropped
         if tree.evicted_entries or tree.truncated or dropped:
             text.append(" │ ")

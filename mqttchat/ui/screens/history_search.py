@@ -1,0 +1,181 @@
+"""The lasting history's search dialog: find stored messages by topic filter, time range, payload words and a
+condition on JSON fields, newest first; choosing one jumps to its topic.
+
+| Key | Action |
+| --- | --- |
+| Enter (in a field) | search |
+| ↑ ↓, Enter (in the results) | choose a message: the dialog closes on it |
+| Tab | the fields, the results, the buttons |
+| Escape | close |
+
+The search runs in a thread (a big store takes a moment); at most :data:`MAX_RESULTS` messages are listed. The
+dialog dismisses with the chosen :class:`~mqttchat.explorer.history_store.StoredMessage`, or None.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Label, Static
+
+from mqttchat.explorer.conditions import ConditionError, parse_condition
+from mqttchat.explorer.history_store import (
+    HistoryError,
+    HistoryQuery,
+    HistoryReader,
+    StoredMessage,
+    parse_moment,
+)
+from mqttchat.labels import plural
+from mqttchat.ui.safe import network_text
+
+__all__ = ["MAX_RESULTS", "HistorySearchDialog", "run_search"]
+
+MAX_RESULTS = 500
+#: Characters of a payload shown in the results.
+PREVIEW = 80
+
+
+def run_search(path: Path, fields: dict[str, str]) -> list[StoredMessage]:
+    """The search the dialog runs (in a thread): ``fields`` as typed (topic, since, until, text, where).
+
+    Raises:
+        ValueError: a field is not valid (the message names it). HistoryError: the store cannot be read.
+    """
+    topic = fields.get("topic", "").strip()
+    moments: dict[str, float | None] = {}
+    for name in ("since", "until"):
+        value = fields.get(name, "").strip()
+        try:
+            moments[name] = parse_moment(value) if value else None
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    where = fields.get("where", "").strip()
+    try:
+        condition = parse_condition(where) if where else None
+    except ConditionError as exc:
+        raise ValueError(f"condition: {exc}") from None
+    query = HistoryQuery(
+        topics=(topic,) if topic else (),
+        since=moments["since"],
+        until=moments["until"],
+        text=fields.get("text", "").strip() or None,
+        condition=condition,
+        newest_first=True,
+        limit=MAX_RESULTS,
+    )
+    problems = query.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    with HistoryReader(path) as reader:
+        return list(reader.search(query))
+
+
+class HistorySearchDialog(ModalScreen[StoredMessage | None]):
+    """See the module docstring."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Close")]
+    DEFAULT_CSS: ClassVar[str] = """
+    HistorySearchDialog { align: center middle; }
+    HistorySearchDialog > Vertical { width: 120; max-width: 100%; height: 90%; border: thick $accent;
+                                     background: $surface; padding: 0 1; }
+    HistorySearchDialog .title { text-style: bold; }
+    HistorySearchDialog .row { height: auto; }
+    HistorySearchDialog .row Label { width: 10; padding: 1 1 0 0; }
+    HistorySearchDialog .row Input { width: 1fr; }
+    HistorySearchDialog #history-status { height: auto; color: $text-muted; }
+    HistorySearchDialog #history-status.error { color: $error; }
+    HistorySearchDialog DataTable { height: 1fr; }
+    HistorySearchDialog .buttons { height: auto; align-horizontal: right; }
+    HistorySearchDialog .buttons Button { margin-left: 1; }
+    """
+
+    def __init__(self, path: Path, topic_filter: str = "") -> None:
+        super().__init__()
+        self.path = path
+        self.topic_filter = topic_filter
+        self.results: list[StoredMessage] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Search the lasting history", classes="title")
+            with Horizontal(classes="row"):
+                yield Label("Topic")
+                yield Input(self.topic_filter, placeholder="topic filter, e.g. home/+/temp (empty: all)",
+                            id="history-topic")  # fmt: skip
+                yield Label("Words")
+                yield Input(placeholder='payload words or "a phrase"', id="history-text")
+            with Horizontal(classes="row"):
+                yield Label("Since")
+                yield Input(placeholder="1h, 14:02, 2026-12-03 14:02", id="history-since")
+                yield Label("Until")
+                yield Input(placeholder="now", id="history-until")
+            with Horizontal(classes="row"):
+                yield Label("Where")
+                yield Input(placeholder="temp > 30 and state == 'on'", id="history-where")
+            yield Static("Enter searches, newest first.", id="history-status")
+            table: DataTable[Text | str] = DataTable(id="history-results", cursor_type="row", zebra_stripes=True)
+            yield table
+            with Horizontal(classes="buttons"):
+                yield Button("Search", id="history-search", variant="primary")
+                yield Button("Close", id="history-close")
+
+    def on_mount(self) -> None:
+        table: DataTable[Text | str] = self.query_one(DataTable)
+        table.add_columns("Received", "Topic", "Payload")
+        self.query_one("#history-topic", Input).focus()
+
+    def _fields(self) -> dict[str, str]:
+        return {name: self.query_one(f"#history-{name}", Input).value for name in ("topic", "text", "since", "until",
+                                                                                   "where")}  # fmt: skip
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#history-search")
+    def _search(self) -> None:
+        self._say("searching…")
+        self._run(self._fields())
+
+    @work(exclusive=True, group="history-search", thread=True, exit_on_error=False)
+    def _run(self, fields: dict[str, str]) -> None:
+        try:
+            found = run_search(self.path, fields)
+        except (ValueError, HistoryError) as exc:
+            self.app.call_from_thread(self._say, str(exc), True)
+            return
+        self.app.call_from_thread(self._show, found)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#history-status", Static)
+        status.update(Text(text))
+        status.set_class(error, "error")
+
+    def _show(self, found: list[StoredMessage]) -> None:
+        self.results = found
+        table: DataTable[Text | str] = self.query_one(DataTable)
+        table.clear()
+        for index, m in enumerate(found):
+            when = dt.datetime.fromtimestamp(m.t).isoformat(sep=" ", timespec="milliseconds")
+            payload = m.payload[: PREVIEW * 4].decode(errors="replace")
+            table.add_row(when, network_text(m.topic), network_text(payload, limit=PREVIEW), key=str(index))
+        more = " (the newest; narrow the search for older ones)" if len(found) >= MAX_RESULTS else ""
+        self._say(f"{plural(len(found), 'message', grouped=True)}{more}. Enter on one jumps to its topic.")
+        if found:
+            table.focus()
+
+    @on(DataTable.RowSelected)
+    def _chosen(self, event: DataTable.RowSelected) -> None:
+        index = int(str(event.row_key.value))
+        if 0 <= index < len(self.results):
+            self.dismiss(self.results[index])
+
+    @on(Button.Pressed, "#history-close")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
