@@ -58,7 +58,7 @@ def test_routing_cache_still_serves_repeated_topics() -> None:
     core.subscribe(session, [Subscription("a/+", 0)], None)
     for _ in range(3):
         core.publish(Publish("a/b", b"p"), None)
-    assert list(core._matches.entries) == ["a/b"]
+    assert list(core.router._matches.entries) == ["a/b"]
 
 
 def test_acl_memo_keeps_no_long_topics() -> None:
