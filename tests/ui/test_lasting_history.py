@@ -114,3 +114,40 @@ async def test_search_the_history_and_jump_to_a_topic(broker: Broker) -> None:
         await until(pilot, lambda: not isinstance(app.screen, HistorySearchDialog))
         view = app.screen.query_one(TopicTreeView)
         assert view.highlighted is not None and view.highlighted.topic == "plant/cellar/temp"
+
+
+async def test_the_state_at_a_moment_and_stepping_through_changes(broker: Broker) -> None:
+    options = ClientOptions(parse_url(broker.url), client_id="history-travel")
+    runtime = Runtime(options, (("#", 1),), embed_broker=False, history_budget=8 * 1024 * 1024)
+    base = float(int(time.time())) - 3600
+    store = HistoryDatabase(runtime.history_path, retention=None)
+    store.write([
+        Message("line/speed", b"10", received_at=base), Message("line/mode", b"auto", received_at=base + 60),
+        Message("line/speed", b"20", received_at=base + 120), Message("line/speed", b"30", received_at=base + 600),
+    ])  # fmt: skip
+    store.close()
+    app = MQTTChatApp(runtime, flush_hz=20)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(pilot, lambda: runtime.history is not None and runtime.tree.get("line/mode") is not None)
+        await pilot.press("f")
+        dialog = app.screen
+        assert isinstance(dialog, HistorySearchDialog)
+        status = dialog.query_one("#history-status", Static)
+        at = dialog.query_one("#history-at", Input)
+        at.value = f"{base + 300}"  # after the second speed, before the third
+        at.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: "2 messages" in text_of(status, width=200))
+        assert [(m.topic, m.payload) for m in dialog.results] == [("line/mode", b"auto"), ("line/speed", b"20")]
+        table = dialog.query_one(DataTable)
+        await pilot.press("down")  # the speed row
+        assert table.cursor_row == 1
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: dialog.results[1].payload == b"30")
+        assert "30" in str(table.get_row_at(1)[2])
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: "no later change" in text_of(status, width=200))
+        await pilot.press("left_square_bracket")
+        await until(pilot, lambda: dialog.results[1].payload == b"20")
+        await pilot.press("left_square_bracket")
+        await until(pilot, lambda: dialog.results[1].payload == b"10")

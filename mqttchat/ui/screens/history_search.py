@@ -1,10 +1,12 @@
 """The lasting history's search dialog: find stored messages by topic filter, time range, payload words and a
-condition on JSON fields, newest first; choosing one jumps to its topic.
+condition on JSON fields, newest first, or see each topic's last value at a moment (the tree as it was then) and
+step through a topic's changes; choosing a message jumps to its topic.
 
 | Key | Action |
 | --- | --- |
-| Enter (in a field) | search |
+| Enter (in a field) | search (in the At field: the state at that moment) |
 | ↑ ↓, Enter (in the results) | choose a message: the dialog closes on it |
+| [ ] (in the results) | the highlighted topic's previous / next change |
 | Tab | the fields, the results, the buttons |
 | Escape | close |
 
@@ -23,6 +25,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static
 
@@ -33,11 +36,12 @@ from mqttchat.explorer.history_store import (
     HistoryReader,
     StoredMessage,
     parse_moment,
+    payload_filter,
 )
 from mqttchat.labels import plural
 from mqttchat.ui.safe import network_text
 
-__all__ = ["MAX_RESULTS", "HistorySearchDialog", "run_search"]
+__all__ = ["MAX_RESULTS", "HistorySearchDialog", "run_search", "run_step"]
 
 MAX_RESULTS = 500
 #: Characters of a payload shown in the results.
@@ -76,13 +80,36 @@ def run_search(path: Path, fields: dict[str, str]) -> list[StoredMessage]:
     if problems:
         raise ValueError("; ".join(problems))
     with HistoryReader(path) as reader:
-        return list(reader.search(query))
+        at = fields.get("at", "").strip()
+        if not at:
+            return list(reader.search(query))
+        try:
+            moment = parse_moment(at)
+        except ValueError as exc:
+            raise ValueError(f"at: {exc}") from None
+        accepts = payload_filter(query)
+        state = [m for m in reader.state_at(moment, query.topics) if accepts(m.payload)]
+        return state[:MAX_RESULTS]
+
+
+def run_step(path: Path, message: StoredMessage, forward: bool) -> StoredMessage | None:
+    """The change of ``message``'s topic after it (``forward``) or before it, or None.
+
+    Raises:
+        HistoryError: the store cannot be read.
+    """
+    with HistoryReader(path) as reader:
+        return reader.step(message.id, forward, HistoryQuery(topics=(message.topic,)))
 
 
 class HistorySearchDialog(ModalScreen[StoredMessage | None]):
     """See the module docstring."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Close"),
+        Binding("left_square_bracket", "step(False)", "Previous change", show=False),
+        Binding("right_square_bracket", "step(True)", "Next change", show=False),
+    ]
     DEFAULT_CSS: ClassVar[str] = """
     HistorySearchDialog { align: center middle; }
     HistorySearchDialog > Vertical { width: 120; max-width: 100%; height: 90%; border: thick $accent;
@@ -121,7 +148,9 @@ class HistorySearchDialog(ModalScreen[StoredMessage | None]):
             with Horizontal(classes="row"):
                 yield Label("Where")
                 yield Input(placeholder="temp > 30 and state == 'on'", id="history-where")
-            yield Static("Enter searches, newest first.", id="history-status")
+                yield Label("At")
+                yield Input(placeholder="each topic's last value at: 14:02, 2h", id="history-at")
+            yield Static("Enter searches, newest first; with At, lists each topic's value then.", id="history-status")
             table: DataTable[Text | str] = DataTable(id="history-results", cursor_type="row", zebra_stripes=True)
             yield table
             with Horizontal(classes="buttons"):
@@ -135,7 +164,7 @@ class HistorySearchDialog(ModalScreen[StoredMessage | None]):
 
     def _fields(self) -> dict[str, str]:
         return {name: self.query_one(f"#history-{name}", Input).value for name in ("topic", "text", "since", "until",
-                                                                                   "where")}  # fmt: skip
+                                                                                   "where", "at")}  # fmt: skip
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#history-search")
@@ -157,18 +186,55 @@ class HistorySearchDialog(ModalScreen[StoredMessage | None]):
         status.update(Text(text))
         status.set_class(error, "error")
 
+    @staticmethod
+    def _cells(m: StoredMessage) -> tuple[str, Text, Text]:
+        when = dt.datetime.fromtimestamp(m.t).isoformat(sep=" ", timespec="milliseconds")
+        payload = m.payload[: PREVIEW * 4].decode(errors="replace")
+        return when, network_text(m.topic), network_text(payload, limit=PREVIEW)
+
     def _show(self, found: list[StoredMessage]) -> None:
         self.results = found
         table: DataTable[Text | str] = self.query_one(DataTable)
         table.clear()
         for index, m in enumerate(found):
-            when = dt.datetime.fromtimestamp(m.t).isoformat(sep=" ", timespec="milliseconds")
-            payload = m.payload[: PREVIEW * 4].decode(errors="replace")
-            table.add_row(when, network_text(m.topic), network_text(payload, limit=PREVIEW), key=str(index))
+            table.add_row(*self._cells(m), key=str(index))
         more = " (the newest; narrow the search for older ones)" if len(found) >= MAX_RESULTS else ""
-        self._say(f"{plural(len(found), 'message', grouped=True)}{more}. Enter on one jumps to its topic.")
+        self._say(
+            f"{plural(len(found), 'message', grouped=True)}{more}. Enter on one jumps to its topic; [ and ] step "
+            "through its topic's changes."
+        )
         if found:
             table.focus()
+
+    def action_step(self, forward: bool) -> None:
+        table: DataTable[Text | str] = self.query_one(DataTable)
+        row = table.cursor_row
+        if not 0 <= row < len(self.results):
+            return
+        self._step(row, self.results[row], forward)
+
+    @work(exclusive=True, group="history-step", thread=True, exit_on_error=False)
+    def _step(self, row: int, message: StoredMessage, forward: bool) -> None:
+        try:
+            found = run_step(self.path, message, forward)
+        except HistoryError as exc:
+            self.app.call_from_thread(self._say, str(exc), True)
+            return
+        self.app.call_from_thread(self._stepped, row, message, found, forward)
+
+    def _stepped(self, row: int, message: StoredMessage, found: StoredMessage | None, forward: bool) -> None:
+        if found is None:
+            self._say(f"no {'later' if forward else 'earlier'} change of this topic is stored")
+            return
+        if row >= len(self.results) or self.results[row] is not message:
+            return  # the results changed meanwhile
+        self.results[row] = found
+        table: DataTable[Text | str] = self.query_one(DataTable)
+        when, topic, payload = self._cells(found)
+        table.update_cell_at(Coordinate(row, 0), when)
+        table.update_cell_at(Coordinate(row, 1), topic)
+        table.update_cell_at(Coordinate(row, 2), payload)
+        self._say(f"{'next' if forward else 'previous'} change: {self._cells(found)[0]}")
 
     @on(DataTable.RowSelected)
     def _chosen(self, event: DataTable.RowSelected) -> None:
