@@ -352,22 +352,24 @@ class Runtime:
         budget, retention = self.history_budget, self.history_retention
         limit = self.tree.history_payload_limit
 
-        def open_and_read() -> tuple[HistoryWriter, list[StoredMessage]]:
-            writer = HistoryWriter(path, budget=budget, retention=retention, payload_limit=limit)
+        def open_and_read() -> tuple[HistoryWriter | None, str | None, list[StoredMessage]]:
+            writer, problem = None, None
+            try:
+                writer = HistoryWriter(path, budget=budget, retention=retention, payload_limit=limit)
+            except HistoryError as exc:
+                problem = str(exc)  # the last known state may still be read (another instance writes it)
             try:
                 with HistoryReader(path) as reader:
                     state = reader.state_at(time.time())
             except HistoryError:
                 state = []
-            return writer, state
+            return writer, problem, state
 
-        try:
-            self.history, state = await asyncio.to_thread(open_and_read)
-        except HistoryError as exc:
-            self.history_problem = str(exc)
-            self.events.append(f"{time.strftime('%H:%M:%S')} no lasting history: {exc}")
-            log.warning("%s", loggable(str(exc)))
-            return
+        self.history, problem, state = await asyncio.to_thread(open_and_read)
+        if problem is not None:
+            self.history_problem = problem
+            self.events.append(f"{time.strftime('%H:%M:%S')} no lasting history: {problem}")
+            log.warning("%s", loggable(problem))
         tree = self.tree
         for index, m in enumerate(state):
             if tree.restore(m.topic, m.payload, m.qos, m.retain, m.properties, m.t):

@@ -21,8 +21,8 @@ def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "data"
 
 
-def runtime(broker: Broker, **kwargs: object) -> Runtime:
-    options = ClientOptions(parse_url(broker.url), client_id="history-test")
+def runtime(broker: Broker, client_id: str = "history-test", **kwargs: object) -> Runtime:
+    options = ClientOptions(parse_url(broker.url), client_id=client_id)
     return Runtime(options, (("#", 1),), embed_broker=False, **kwargs)  # type: ignore[arg-type]
 
 
@@ -100,3 +100,25 @@ async def test_a_store_that_cannot_be_opened_is_said_and_the_app_goes_on(broker:
         await until(lambda: broken.tree.stats.messages == 1)
     finally:
         await broken.stop()
+
+
+async def test_a_second_app_on_the_same_broker_reads_the_history_but_does_not_write_it(broker: Broker) -> None:
+    first = runtime(broker, history_budget=16 * 1024 * 1024)
+    await first.start()
+    second = runtime(broker, "history-test-2", history_budget=16 * 1024 * 1024)
+    try:
+        await publish(broker, ("home/temp", b"21"))
+        await until(lambda: first.tree.stats.messages == 1)
+        assert first.history is not None and first.history.flush()
+        await second.start()
+        assert second.history is None
+        assert second.history_problem is not None and "another mqttchat" in second.history_problem
+        temp = second.tree.get("home/temp")
+        assert temp is not None and temp.last is not None and temp.last.payload == b"21"
+        await publish(broker, ("home/temp", b"22"))
+        await until(lambda: second.tree.stats.messages == 2 and first.tree.stats.messages == 2)
+    finally:
+        await second.stop()
+        await first.stop()
+    with HistoryReader(first.history_path) as reader:
+        assert [m.payload for m in reader.search(HistoryQuery())] == [b"21", b"22"]  # stored once

@@ -545,6 +545,38 @@ class HistoryDatabase:
         self.db.close()
 
 
+class _WriterLock:
+    """One writer per store: a second app on the same broker (the explorer and the chat in two terminals) would
+    store every message twice and trip over the other's row ids. Held with ``flock`` on ``<store>.lock`` for the
+    writer's life (released by the system if the process dies); where there is no ``fcntl`` nothing is locked."""
+
+    def __init__(self, path: Path) -> None:
+        self._file: Any = None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        lock_path = path.with_name(path.name + ".lock")
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            file = open(lock_path, "a+b")  # noqa: SIM115 - held until release()
+        except OSError as exc:
+            raise HistoryError(f"{path}: cannot open its lock file: {exc}") from None
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            file.close()
+            raise HistoryError(
+                f"{path}: another mqttchat on this machine is keeping this broker's history (it is read, not written)"
+            ) from None
+        self._file = file
+
+    def release(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
+
+
 class HistoryWriter:
     """Feeds a :class:`HistoryDatabase` from the event loop through a bounded queue and a thread of its own.
 
@@ -574,9 +606,15 @@ class HistoryWriter:
         """
         self.path = path
         self.stats = HistoryStats()
-        self._database = HistoryDatabase(
-            path, budget=budget, retention=retention, payload_limit=payload_limit, use_fts=use_fts, stats=self.stats
-        )
+        self._lock = _WriterLock(path)
+        try:
+            self._database = HistoryDatabase(
+                path, budget=budget, retention=retention, payload_limit=payload_limit, use_fts=use_fts,
+                stats=self.stats,
+            )  # fmt: skip
+        except BaseException:
+            self._lock.release()
+            raise
         self.fts = self._database.fts
         self.queue_messages = queue_messages
         self.queue_bytes = queue_bytes
@@ -709,6 +747,7 @@ class HistoryWriter:
             self.stats.dropped += len(self._queue)
             self._queue.clear()
             database.close()
+            self._lock.release()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -458,3 +458,17 @@ def test_csv_columns_are_bounded() -> None:
     export.write(lambda: [StoredMessage(1, T0, "x", json.dumps(many).encode())], out)
     assert len(export.columns) == MAX_COLUMNS and export.skipped_fields == 5
     assert message_fields(b"[1, 2]") == {"payload": [1, 2]}
+
+
+def test_one_writer_per_store(path: Path) -> None:
+    first = HistoryWriter(path, retention=None)
+    try:
+        with pytest.raises(HistoryError, match="another mqttchat"):
+            HistoryWriter(path, retention=None)
+        first.offer(message("w", "1", T0))
+    finally:
+        first.close()
+    second = HistoryWriter(path, retention=None)  # the lock went with the first writer
+    second.offer(message("w", "2", T0 + 1))
+    second.close()
+    assert read(path) == ["w=1", "w=2"]
