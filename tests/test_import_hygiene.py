@@ -30,6 +30,7 @@ def test_explorer_and_its_decoders_import_no_ui() -> None:
         "lazy = sorted(m for m in ('google.protobuf', 'cbor2', 'msgpack') if m in sys.modules)\n"
         "import mqttchat.explorer.tree, mqttchat.explorer.recording, mqttchat.explorer.payload\n"
         "import mqttchat.explorer.history_store, mqttchat.explorer.history_export, mqttchat.explorer.conditions\n"
+        "import mqttchat.explorer.retained, mqttchat.explorer.trace, mqttchat.explorer.progress\n"
         "p = d.PayloadDecoders()\n"
         "for name in d.DECODERS:\n"
         "    if not d.DECODERS[name].required:\n"
