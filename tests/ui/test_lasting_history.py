@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.style import Style
 from textual.widgets import DataTable, Input, Static
@@ -14,6 +15,7 @@ from mqttchat.broker.server import Broker
 from mqttchat.client import ClientOptions, MQTTClient, parse_url
 from mqttchat.client.messages import Message
 from mqttchat.explorer.history_store import HistoryDatabase
+from mqttchat.explorer.recording import parse_line
 from mqttchat.explorer.tree import TopicTree
 from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
@@ -151,3 +153,43 @@ async def test_the_state_at_a_moment_and_stepping_through_changes(broker: Broker
         await until(pilot, lambda: dialog.results[1].payload == b"20")
         await pilot.press("left_square_bracket")
         await until(pilot, lambda: dialog.results[1].payload == b"10")
+
+
+async def test_export_what_a_search_finds(broker: Broker, tmp_path: Path) -> None:
+    options = ClientOptions(parse_url(broker.url), client_id="history-export")
+    runtime = Runtime(options, (("#", 1),), embed_broker=False, history_budget=8 * 1024 * 1024)
+    base = float(int(time.time())) - 600
+    store = HistoryDatabase(runtime.history_path, retention=None)
+    store.write([
+        Message(f"farm/{name}", f'{{"level": {i}, "ok": true}}'.encode(), received_at=base + i)
+        for i, name in enumerate(["tank1", "tank2", "tank1", "pump"])
+    ])  # fmt: skip
+    store.close()
+    app = MQTTChatApp(runtime, flush_hz=20)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(pilot, lambda: runtime.history is not None and runtime.tree.get("farm/pump") is not None)
+        await pilot.press("f")
+        dialog = app.screen
+        assert isinstance(dialog, HistorySearchDialog)
+        dialog.query_one("#history-topic", Input).value = "farm/+"
+        dialog.query_one("#history-where", Input).value = "level >= 1"
+        status = dialog.query_one("#history-status", Static)
+        for target in (tmp_path / "levels.csv", tmp_path / "levels.jsonl"):
+            await pilot.click("#history-export")
+            await until(pilot, lambda: not isinstance(app.screen, HistorySearchDialog))
+            app.screen.query_one("#path", Input).value = str(target)
+            await pilot.press("enter")
+            await until(pilot, lambda target=target: f"exported 3 messages to {target}" in text_of(status, width=300))
+    lines = (tmp_path / "levels.csv").read_text().splitlines()
+    assert lines[0] == "t,time,topic,level,ok"
+    assert [line.split(",", 2)[2] for line in lines[1:]] == [
+        "farm/tank2,1,true",
+        "farm/tank1,2,true",
+        "farm/pump,3,true",
+    ]
+    records = [parse_line(line) for line in (tmp_path / "levels.jsonl").read_text().splitlines()]
+    assert [(r.topic, r.t) for r in records] == [
+        ("farm/tank2", base + 1),
+        ("farm/tank1", base + 2),
+        ("farm/pump", base + 3),
+    ]

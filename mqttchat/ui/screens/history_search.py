@@ -5,6 +5,7 @@ step through a topic's changes; choosing a message jumps to its topic.
 | Key | Action |
 | --- | --- |
 | Enter (in a field) | search (in the At field: the state at that moment) |
+| Export… | write everything the search finds (not only the listed 500), oldest first, as JSON lines or CSV |
 | ↑ ↓, Enter (in the results) | choose a message: the dialog closes on it |
 | [ ] (in the results) | the highlighted topic's previous / next change |
 | Tab | the fields, the results, the buttons |
@@ -17,6 +18,7 @@ dialog dismisses with the chosen :class:`~mqttchat.explorer.history_store.Stored
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,6 +32,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from mqttchat.explorer.conditions import ConditionError, parse_condition
+from mqttchat.explorer.history_export import CsvExport, write_jsonl
 from mqttchat.explorer.history_store import (
     HistoryError,
     HistoryQuery,
@@ -41,19 +44,14 @@ from mqttchat.explorer.history_store import (
 from mqttchat.labels import plural
 from mqttchat.ui.safe import network_text
 
-__all__ = ["MAX_RESULTS", "HistorySearchDialog", "run_search", "run_step"]
+__all__ = ["MAX_RESULTS", "HistorySearchDialog", "run_export", "run_search", "run_step"]
 
 MAX_RESULTS = 500
 #: Characters of a payload shown in the results.
 PREVIEW = 80
 
 
-def run_search(path: Path, fields: dict[str, str]) -> list[StoredMessage]:
-    """The search the dialog runs (in a thread): ``fields`` as typed (topic, since, until, text, where).
-
-    Raises:
-        ValueError: a field is not valid (the message names it). HistoryError: the store cannot be read.
-    """
+def _query(fields: dict[str, str], *, newest_first: bool, limit: int | None) -> HistoryQuery:
     topic = fields.get("topic", "").strip()
     moments: dict[str, float | None] = {}
     for name in ("since", "until"):
@@ -73,23 +71,55 @@ def run_search(path: Path, fields: dict[str, str]) -> list[StoredMessage]:
         until=moments["until"],
         text=fields.get("text", "").strip() or None,
         condition=condition,
-        newest_first=True,
-        limit=MAX_RESULTS,
+        newest_first=newest_first,
+        limit=limit,
     )
     problems = query.problems()
     if problems:
         raise ValueError("; ".join(problems))
+    return query
+
+
+def _messages(
+    reader: HistoryReader, fields: dict[str, str], *, newest_first: bool, limit: int | None
+) -> Iterator[StoredMessage]:
+    query = _query(fields, newest_first=newest_first, limit=limit)
+    at = fields.get("at", "").strip()
+    if not at:
+        yield from reader.search(query)
+        return
+    try:
+        moment = parse_moment(at)
+    except ValueError as exc:
+        raise ValueError(f"at: {exc}") from None
+    accepts = payload_filter(query)
+    state = [m for m in reader.state_at(moment, query.topics) if accepts(m.payload)]
+    yield from state[:limit] if limit is not None else state
+
+
+def run_search(path: Path, fields: dict[str, str]) -> list[StoredMessage]:
+    """The search the dialog runs (in a thread): ``fields`` as typed (topic, text, since, until, where, at).
+
+    Raises:
+        ValueError: a field is not valid (the message names it). HistoryError: the store cannot be read.
+    """
     with HistoryReader(path) as reader:
-        at = fields.get("at", "").strip()
-        if not at:
-            return list(reader.search(query))
-        try:
-            moment = parse_moment(at)
-        except ValueError as exc:
-            raise ValueError(f"at: {exc}") from None
-        accepts = payload_filter(query)
-        state = [m for m in reader.state_at(moment, query.topics) if accepts(m.payload)]
-        return state[:MAX_RESULTS]
+        return list(_messages(reader, fields, newest_first=True, limit=MAX_RESULTS))
+
+
+def run_export(path: Path, fields: dict[str, str], target: Path) -> int:
+    """Write every message the fields find (oldest first, no limit) to ``target``: CSV for a ``.csv`` name, else
+    JSON lines (the recording format); how many.
+
+    Raises:
+        ValueError: a field is not valid. HistoryError: the store cannot be read. OSError: the file.
+    """
+    with HistoryReader(path) as reader:
+        _query(fields, newest_first=False, limit=None)  # the fields' errors before the file is created
+        with open(target, "w", encoding="utf-8", newline="") as out:
+            if target.suffix.lower() == ".csv":
+                return CsvExport().write(lambda: _messages(reader, fields, newest_first=False, limit=None), out)
+            return write_jsonl(_messages(reader, fields, newest_first=False, limit=None), out)
 
 
 def run_step(path: Path, message: StoredMessage, forward: bool) -> StoredMessage | None:
@@ -155,6 +185,7 @@ class HistorySearchDialog(ModalScreen[StoredMessage | None]):
             yield table
             with Horizontal(classes="buttons"):
                 yield Button("Search", id="history-search", variant="primary")
+                yield Button("Export…", id="history-export")
                 yield Button("Close", id="history-close")
 
     def on_mount(self) -> None:
@@ -235,6 +266,29 @@ class HistorySearchDialog(ModalScreen[StoredMessage | None]):
         table.update_cell_at(Coordinate(row, 1), topic)
         table.update_cell_at(Coordinate(row, 2), payload)
         self._say(f"{'next' if forward else 'previous'} change: {self._cells(found)[0]}")
+
+    @on(Button.Pressed, "#history-export")
+    def _export(self) -> None:
+        from mqttchat.ui.screens.dialogs import PathDialog
+
+        fields = self._fields()
+
+        def chosen(target: str | None) -> None:
+            if target:
+                self._say("exporting…")
+                self._write(fields, Path(target).expanduser())
+
+        self.app.push_screen(PathDialog("Export what this search finds (a .csv name: CSV; else JSON lines) to",
+                                        "history.jsonl"), chosen)  # fmt: skip
+
+    @work(exclusive=True, group="history-export", thread=True, exit_on_error=False)
+    def _write(self, fields: dict[str, str], target: Path) -> None:
+        try:
+            count = run_export(self.path, fields, target)
+        except (ValueError, HistoryError, OSError) as exc:
+            self.app.call_from_thread(self._say, f"not exported: {exc}", True)
+            return
+        self.app.call_from_thread(self._say, f"exported {plural(count, 'message', grouped=True)} to {target}")
 
     @on(DataTable.RowSelected)
     def _chosen(self, event: DataTable.RowSelected) -> None:
