@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,9 +11,16 @@ import pytest
 
 from benchmarks.certs import CertSet, make_certs
 from benchmarks.netlab import FaultProxy
-from mqttchat.broker.config import BrokerConfig, default_config, with_overrides
+from mqttchat.broker.config import BrokerConfig
 from mqttchat.broker.server import Broker
-from tests.helpers.brokers import AmqttPorts, RunningBroker, run_amqtt, run_mosquitto, run_mqttchat_broker
+from tests.helpers.brokers import (
+    AmqttPorts,
+    RunningBroker,
+    broker_config,
+    run_amqtt,
+    run_mosquitto,
+    run_mqttchat_broker,
+)
 
 
 @pytest.fixture
@@ -65,17 +71,23 @@ async def proxy_factory() -> AsyncIterator[Callable[[int], object]]:
         await proxy.close()
 
 
-def broker_config(**overrides: Any) -> BrokerConfig:
-    """The default broker configuration on 127.0.0.1, port 0, $SYS off, with ``overrides``."""
-    config = with_overrides(default_config(), port=0)
-    return dataclasses.replace(config, **{"sys_interval": 0, **overrides})
-
-
 @pytest.fixture
 async def broker() -> AsyncIterator[Broker]:
     """Our broker, in this test's event loop, on a free port, default settings."""
     async with Broker(broker_config()) as running:
         yield running
+
+
+@pytest.fixture(params=["embedded", "mosquitto"])
+async def url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A broker's URL, once for each broker the app is built against: ours (in this test's event loop) and
+    mosquitto."""
+    if request.param == "mosquitto":
+        mosquitto: RunningBroker = request.getfixturevalue("mosquitto")
+        yield mosquitto.url
+        return
+    async with Broker(broker_config()) as running:
+        yield running.url
 
 
 @pytest.fixture

@@ -652,17 +652,6 @@ def broker_with_sys(directory: Path, config: str = "", sys_interval: int = 1) ->
         broker.stop()
 
 
-def wait_until(condition: Any, timeout: float = TIMEOUT, interval: float = 0.02) -> bool:
-    """Poll ``condition()`` until true or ``timeout``; returns its last value as a bool."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Security files
 # ----------------------------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from mqttchat.broker.connection import BrokerConnection, State
 from mqttchat.broker.logins import LoginChecks, Verdict
 from mqttchat.broker.server import Broker
 from mqttchat.protocol import Connect
-from tests.conftest import broker_config
+from tests.helpers.brokers import broker_config
+from tests.helpers.waiting import until
 
 TIMEOUT = 5.0
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
@@ -151,12 +152,6 @@ def login(user: str, password: str | None = None, client_id: str = "") -> bytes:
     return Connect(client_id or f"{user}-{next(_numbers)}", username=user, password=secret).encode()
 
 
-async def wait_for(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
-
-
 def connections(broker: Broker, state: State) -> list[BrokerConnection]:
     return [c for c in broker.connections if c.state is state]
 
@@ -172,7 +167,7 @@ async def test_an_authenticating_connection_is_not_read(gated_broker: Any, raws:
     broker, gated = await gated_broker()
     raw = await raws(broker.port)
     raw.send(login("alice", "wrong"))
-    await wait_for(lambda: len(connections(broker, State.AUTHENTICATING)) == 1)
+    await until(lambda: len(connections(broker, State.AUTHENTICATING)) == 1)
     conn = connections(broker, State.AUTHENTICATING)[0]
     chunk = b"\x00" * (1 << 20)
     for _ in range(16):
@@ -184,7 +179,7 @@ async def test_an_authenticating_connection_is_not_read(gated_broker: Any, raws:
     gated.release()
     assert await raw.connack() == 0x86
     assert await raw.closed()
-    await wait_for(lambda: broker.connections.prelogin_bytes == 0)
+    await until(lambda: broker.connections.prelogin_bytes == 0)
 
 
 async def test_max_packet_size_holds_for_input_behind_an_authenticating_connect(gated_broker: Any, raws: Any) -> None:
@@ -200,7 +195,7 @@ async def test_authenticating_connections_count_against_max_connections(gated_br
     broker, gated = await gated_broker(max_connections=1)
     first = await raws(broker.port)
     first.send(login("alice", "wrong"))
-    await wait_for(lambda: len(connections(broker, State.AUTHENTICATING)) == 1)
+    await until(lambda: len(connections(broker, State.AUTHENTICATING)) == 1)
     second = await raws(broker.port)
     second.send(login("bob"))
     assert await second.connack() == 0x89, "a second login while the first is checked exceeds max_connections"
@@ -220,10 +215,10 @@ async def test_what_connections_hold_before_login_is_bounded(
     small = Connect("small", username="u", password=b"s" * 30_000).encode()
     hog = await raws(broker.port)
     hog.send(big[:55_000])
-    await wait_for(lambda: broker.connections.prelogin_bytes >= 55_000)
+    await until(lambda: broker.connections.prelogin_bytes >= 55_000)
     other = await raws(broker.port)
     other.send(small[:-10])
-    await wait_for(lambda: broker.connections.prelogin_bytes != 55_000)
+    await until(lambda: broker.connections.prelogin_bytes != 55_000)
     assert await hog.closed(), "the largest holder is closed when the budget is exceeded"
     other.send(small[-10:])
     assert await other.connack() == 0
@@ -244,7 +239,7 @@ async def test_a_cached_password_is_answered_while_checks_wait(gated_broker: Any
     flood = [await raws(broker.port) for _ in range(12)]
     for i, raw in enumerate(flood):
         raw.send(login("alice", f"wrong-{i}"))
-    await wait_for(lambda: gated.running >= 1)
+    await until(lambda: gated.running >= 1)
     again = await raws(broker.port)
     again.send(login("bob", client_id="bob-2"))
     assert await again.connack() == 0, "bob's confirmed password waits behind the flood"
@@ -261,16 +256,16 @@ async def test_a_flooding_source_delays_no_one_else(gated_broker: Any, raws: Any
     for i, raw in enumerate(flood):
         raw.send(login("alice", f"wrong-{i}", client_id=f"flood-{i}"))
     # 2 running, 3 in the normal lane (the source's 5 tokens), 16 in the penalty lane, 9 refused.
-    await wait_for(lambda: broker.core.stats.connections_refused == 9 and broker.core.logins.waiting == 19)
+    await until(lambda: broker.core.stats.connections_refused == 9 and broker.core.logins.waiting == 19)
     carol = await raws(broker.port, "127.0.0.2")
     carol.send(login("carol"))
-    await wait_for(lambda: broker.core.logins.waiting == 20)
+    await until(lambda: broker.core.logins.waiting == 20)
     for _ in range(30):
         if "carol" in gated.order:
             break
         done = len(gated.order)
         gated.release()
-        await wait_for(lambda done=done: len(gated.order) > done)
+        await until(lambda done=done: len(gated.order) > done)
     assert await carol.connack() == 0
     assert gated.order.index("carol") <= 3, f"carol's check ran after {gated.order.index('carol')} of the flood's"
     assert gated.max_running <= 2
@@ -363,7 +358,7 @@ async def test_failed_login_tokens_refill_per_source() -> None:
     gate.check(_Instant(), "u", b"x", "10.0.0.2", answers.append)
     gate.check(_Instant(), "u", b"x", "10.0.0.3", answers.append)  # 10.0.0.1 is forgotten: a fresh bucket
     assert getattr(gate.check(_Instant(), "u", b"x", "10.0.0.1", answers.append), "reserved", None) is True
-    await wait_for(lambda: len(answers) == 12)
+    await until(lambda: len(answers) == 12)
     gate.close()
 
 
@@ -382,7 +377,7 @@ async def test_logins_refused_without_a_check_are_logged_in_summary(caplog: pyte
         "logins refused without a check: 1 (too many waiting or failing; 1 from 10.0.0.1)",
         "logins refused without a check: 9 (too many waiting or failing; 9 from 10.0.0.1)",
     ]
-    await wait_for(lambda: len(answers) == 1)
+    await until(lambda: len(answers) == 1)
     gate.close()
 
 
@@ -398,7 +393,7 @@ async def test_a_source_out_of_tokens_is_read_late(gated_broker: Any, raws: Any)
     assert broker.core.logins.penalised("127.0.0.1") and not broker.core.logins.penalised("127.0.0.2")
     late = await raws(broker.port)
     late.send(login("bob"))
-    await wait_for(lambda: len(connections(broker, State.AWAIT_CONNECT)) == 1)
+    await until(lambda: len(connections(broker, State.AWAIT_CONNECT)) == 1)
     waiting = connections(broker, State.AWAIT_CONNECT)[0]
     assert not waiting.link.transport.is_reading()  # type: ignore[attr-defined]
     other = await raws(broker.port, "127.0.0.2")

@@ -17,7 +17,7 @@ from mqttchat.broker.config import ListenerConfig
 from mqttchat.broker.server import Broker
 from mqttchat.client import ClientOptions, ConnackRefused, MQTTClient, TLSOptions, parse_url
 from mqttchat.protocol import Properties, ReasonCode
-from tests.conftest import broker_config
+from tests.helpers.brokers import broker_config
 
 
 async def get(stream: Any, timeout: float = 5.0) -> Any:

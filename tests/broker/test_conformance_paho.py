@@ -47,10 +47,10 @@ from tests.broker.conformance_helpers import (
     pubrel_packet,
     subscribe_packet,
     utf8,
-    wait_until,
     write_security_files,
 )
 from tests.helpers.brokers import RunningBroker, free_port, run_mqttchat_broker
+from tests.helpers.waiting import until_sync
 
 VERSIONS = [pytest.param(V311, id="v311"), pytest.param(V5, id="v5")]
 ASSIGNED_CLIENT_ID = 0x12
@@ -468,7 +468,7 @@ def test_shared_subscription_one_member_each(broker: RunningBroker, peers: Peers
             got[index].extend(m.payload for m in member.drain())
         return sum(len(g) for g in got)
 
-    assert wait_until(lambda: collected() >= 20)
+    until_sync(lambda: collected() >= 20)
     time.sleep(0.2)
     collected()
     assert sorted(got[0] + got[1]) == sorted(sent), "each message exactly once across the group"
@@ -1211,7 +1211,7 @@ def test_max_connections(broker_process: StartBroker, peers: Peers, version: int
     assert len(packets) == 1 and packets[0].type == CONNACK
     assert packets[0].reason_code(version) == (0x89 if version == V5 else 3)
     first.disconnect()
-    assert wait_until(lambda: _connects(broker, version))
+    until_sync(lambda: _connects(broker, version))
 
 
 def _connects(broker: RunningBroker, version: int) -> bool:

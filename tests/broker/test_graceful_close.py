@@ -8,7 +8,7 @@ import asyncio
 from mqttchat.broker.server import Broker
 from mqttchat.protocol import ConnAck, Connect, Disconnect, PingReq, Publish, ReasonCode, Will
 from mqttchat.protocol.reader import PacketReader
-from tests.conftest import broker_config
+from tests.helpers.brokers import broker_config
 
 #: What the client keeps sending after the packet that gets it disconnected: far more than one read.
 STILL_SENDING = PingReq().encode(5) * 400_000

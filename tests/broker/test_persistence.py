@@ -17,8 +17,7 @@ import pytest
 
 from mqttchat.broker.server import Broker
 from mqttchat.client import MQTTClient
-from tests.conftest import broker_config
-from tests.helpers.brokers import RunningBroker, start_mqttchat_broker
+from tests.helpers.brokers import RunningBroker, broker_config, start_mqttchat_broker
 
 
 def restart(broker: RunningBroker, kill: bool) -> RunningBroker:

@@ -15,7 +15,8 @@ from mqttchat.broker.config import with_overrides
 from mqttchat.broker.server import Broker
 from mqttchat.client import MQTTClient
 from mqttchat.protocol import Properties, Will
-from tests.conftest import broker_config
+from tests.helpers.brokers import broker_config
+from tests.helpers.waiting import until
 
 GRACE = 0.5
 
@@ -66,12 +67,6 @@ async def watcher(url: str) -> tuple[MQTTClient, Callable[[], list[bytes]]]:
     await client.connect()
     await client.subscribe("presence/#", qos=1)
     return client, lambda: got
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("how", ["stop", "crash"])

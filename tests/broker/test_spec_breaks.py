@@ -29,9 +29,9 @@ from tests.broker.conformance_helpers import (
     encode_properties,
     publish_packet,
     subscribe_packet,
-    wait_until,
 )
 from tests.helpers.brokers import RunningBroker
+from tests.helpers.waiting import until_sync
 
 VERSIONS = [pytest.param(V311, id="v311"), pytest.param(V5, id="v5")]
 StartBroker = Callable[..., RunningBroker]
@@ -245,7 +245,9 @@ def test_sighup_reloads_the_password_and_acl_files(broker_process: StartBroker, 
 
     def reload(times: int) -> None:
         broker.proc.send_signal(signal.SIGHUP)
-        assert wait_until(lambda: broker.log_text().count("mqttchat broker: reload") >= times), broker.log_text()
+        until_sync(
+            lambda: broker.log_text().count("mqttchat broker: reload") >= times, what="a reload in the broker's log"
+        )
 
     # carol joins the password file, alice loses a/#, bob leaves the password file.
     pwfile = PasswordFile.load(passwd)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from mqttchat.broker.auth import AccessControl
 from mqttchat.broker.core import BrokerCore
 from mqttchat.protocol import Publish, Subscription
-from tests.conftest import broker_config
+from tests.helpers.brokers import broker_config
 from tests.helpers.memory import bytes_kept
 
 MiB = 1024 * 1024

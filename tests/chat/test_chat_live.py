@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +19,8 @@ from mqttchat.chat import protocol as p
 from mqttchat.chat.model import Delivery, Room
 from mqttchat.chat.service import ChatService, chat_client_options
 from mqttchat.client import ClientOptions, MQTTClient, parse_url
-from tests.conftest import broker_config
-from tests.helpers.brokers import RunningBroker
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
+from tests.helpers.brokers import RunningBroker, broker_config
+from tests.helpers.waiting import until
 
 
 async def member(url: str, nick: str, rooms: list[str] | None = None, install: str = "", **options: Any) -> ChatService:
@@ -36,15 +30,6 @@ async def member(url: str, nick: str, rooms: list[str] | None = None, install: s
     await client.connect()
     await service.start()
     return service
-
-
-@pytest.fixture(params=["embedded", "mosquitto"])
-async def url(request: pytest.FixtureRequest, mosquitto: RunningBroker) -> AsyncIterator[str]:
-    if request.param == "mosquitto":
-        yield mosquitto.url
-        return
-    async with Broker(broker_config()) as broker:
-        yield broker.url
 
 
 async def test_two_members_chat_with_presence_and_delivery_states(url: str) -> None:

@@ -16,13 +16,8 @@ from mqttchat.broker.server import Broker
 from mqttchat.client import ClientOptions, parse_url
 from mqttchat.hosting import EmbeddedHost, Peer, describe_peers
 from mqttchat.runtime import Runtime
-from tests.conftest import broker_config
-
-
-async def until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
+from tests.helpers.brokers import broker_config
+from tests.helpers.waiting import until
 
 
 def free_port() -> int:
@@ -82,22 +77,22 @@ async def test_the_host_quits_and_the_others_keep_chatting(instances: Callable[[
     for runtime in (alice, bob, carol):
         await runtime.start_chat()
     assert alice.chat is not None and bob.chat is not None and carol.chat is not None
-    await until(lambda: {("bob", "online"), ("carol", "online")} <= set(alice.chat.model.members("lobby")))  # type: ignore[union-attr]
+    await until(lambda: {("bob", "online"), ("carol", "online")} <= set(alice.chat.model.members("lobby")), timeout=15)  # type: ignore[union-attr]
     peers = alice.hosted_peers()
     assert describe_peers(peers) == "bob, carol (chat) and 2 mqttchat explorers"  # and not alice's own two
     await bob.chat.command("lobby", "before alice quits")
-    await until(lambda: "before alice quits" in texts(carol) and "before alice quits" in texts(alice))
+    await until(lambda: "before alice quits" in texts(carol) and "before alice quits" in texts(alice), timeout=15)
 
     await alice.stop()  # the host quits
-    await until(lambda: bob.broker is not None or carol.broker is not None)  # one of the others takes over
+    await until(lambda: bob.broker is not None or carol.broker is not None, timeout=15)  # one of the others takes over
     new_host, other = (bob, carol) if bob.broker is not None else (carol, bob)
     assert other.broker is None  # exactly one hosts
     assert any("took over hosting" in event for event in new_host.events)
-    await until(lambda: bob.client.connected and carol.client.connected)
+    await until(lambda: bob.client.connected and carol.client.connected, timeout=15)
     await bob.chat.command("lobby", "after alice quit")
-    await until(lambda: "after alice quit" in texts(carol))
+    await until(lambda: "after alice quit" in texts(carol), timeout=15)
     await carol.chat.command("lobby", "carol answers")
-    await until(lambda: "carol answers" in texts(bob))
+    await until(lambda: "carol answers" in texts(bob), timeout=15)
 
     # alice comes back: what was said while she was away was queued in her session, which the new host loaded
     # from the store the old host wrote.
@@ -105,7 +100,7 @@ async def test_the_host_quits_and_the_others_keep_chatting(instances: Callable[[
     await alice2.start()
     assert alice2.broker is None  # someone hosts: she connects to them
     await alice2.start_chat()
-    await until(lambda: "after alice quit" in texts(alice2) and "carol answers" in texts(alice2))
+    await until(lambda: "after alice quit" in texts(alice2) and "carol answers" in texts(alice2), timeout=15)
     assert texts(alice2).index("after alice quit") < texts(alice2).index("carol answers")
 
 
@@ -116,7 +111,7 @@ async def test_retained_messages_survive_a_take_over(instances: Callable[[str], 
     result = await bob.client.publish("house/door", b"locked", qos=1, retain=True)
     assert result.ok
     await alice.stop()
-    await until(lambda: bob.broker is not None)
+    await until(lambda: bob.broker is not None, timeout=15)
     assert bob.broker.core.retained.get("house/door") is not None  # type: ignore[union-attr]
 
 

@@ -11,8 +11,9 @@ from mqttchat.chat import protocol as p
 from mqttchat.chat.service import ChatService, chat_client_options
 from mqttchat.client import ClientOptions, MQTTClient, parse_url
 from mqttchat.protocol import RetainHandling
-from tests.chat.test_chat_live import member, until
-from tests.conftest import broker_config
+from tests.chat.test_chat_live import member
+from tests.helpers.brokers import broker_config
+from tests.helpers.waiting import until
 
 
 async def newcomer_without_retained(url: str, nick: str) -> ChatService:

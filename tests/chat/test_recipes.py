@@ -10,17 +10,15 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from mqttchat.broker.server import Broker
 from mqttchat.chat.model import ChatModel, Delivery
-from tests.chat.test_chat_live import member, until
-from tests.conftest import broker_config
-from tests.helpers.brokers import RunningBroker
+from tests.chat.test_chat_live import member
+from tests.helpers.brokers import broker_config
 from tests.helpers.node import NODE_DIR, node_exe
+from tests.helpers.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "chat-protocol.md"
@@ -100,15 +98,6 @@ async def start_python(url: str, identity: str, nick: str, tmp_path: Path) -> Pr
     env = {"MQTT_URL": url, "CHAT_ID": identity, "CHAT_NICK": nick, "CHAT_INSTALL": "5f4e3d2c1b0a",
            "PYTHONPATH": str(ROOT)}  # fmt: skip
     return await start([sys.executable, str(script)], env, tmp_path)
-
-
-@pytest.fixture(params=["embedded", "mosquitto"])
-async def url(request: pytest.FixtureRequest, mosquitto: RunningBroker) -> AsyncIterator[str]:
-    if request.param == "mosquitto":
-        yield mosquitto.url
-        return
-    async with Broker(broker_config()) as broker:
-        yield broker.url
 
 
 def said(model: ChatModel, room: str = "lobby") -> list[tuple[str, str, str]]:

@@ -11,12 +11,7 @@ from benchmarks.netlab import DOWN, UP, FaultProxy
 from mqttchat.client import ClientError, MQTTClient, StateChange, Status
 from mqttchat.protocol import PacketType
 from tests.helpers.brokers import RunningBroker
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
+from tests.helpers.waiting import until
 
 
 async def test_dead_connection_is_detected_by_keepalive(mosquitto: RunningBroker, proxy_factory) -> None:
@@ -26,11 +21,11 @@ async def test_dead_connection_is_detected_by_keepalive(mosquitto: RunningBroker
     client.add_state_listener(changes.append)
     await client.connect()
     proxy.stalled = True  # the network silently stops delivering: no FIN, no RST
-    await wait_for(lambda: any(c.status is Status.DISCONNECTED for c in changes), timeout=5)
+    await until(lambda: any(c.status is Status.DISCONNECTED for c in changes), timeout=5)
     lost = next(c for c in changes if c.status is Status.DISCONNECTED)
     assert "PINGRESP" in str(lost.error)
     proxy.stalled = False
-    await wait_for(lambda: client.connected and client.stats.connects == 2)
+    await until(lambda: client.connected and client.stats.connects == 2)
     await client.disconnect()
     assert changes[-1].status is Status.CLOSED
 
@@ -45,9 +40,9 @@ async def test_reconnect_resubscribes_when_the_session_is_gone(
     await client.subscribe("re/#", qos=1)
     stream = client.messages()
     broker.stop()
-    await wait_for(lambda: client.status is Status.RECONNECTING)
+    await until(lambda: client.status is Status.RECONNECTING)
     broker2 = mosquitto_factory(port=port)  # a fresh broker on the same port: no session
-    await wait_for(lambda: client.connected, timeout=15)
+    await until(lambda: client.connected, timeout=15)
     async with MQTTClient(broker2.url) as pub:
         await pub.publish("re/x", "after restart", qos=1)
     async with asyncio.timeout(5):
@@ -65,11 +60,11 @@ async def test_publishes_made_while_disconnected_are_sent_after_reconnect(
         client = MQTTClient(proxy.url, reconnect_min_delay=0.3, reconnect_max_delay=0.3)
         await client.connect()
         proxy.cut_all()
-        await wait_for(lambda: not client.connected)
+        await until(lambda: not client.connected)
         pending = [asyncio.create_task(client.publish("offline/x", str(i), qos=i % 3)) for i in range(9)]
         await asyncio.sleep(0)
         assert not any(t.done() for i, t in enumerate(pending) if i % 3)  # QoS 1/2 wait for their acks
-        await wait_for(lambda: client.connected)
+        await until(lambda: client.connected)
         results = await asyncio.gather(*pending)
         assert all(r.ok for r in results)
         async with asyncio.timeout(5):
@@ -146,7 +141,7 @@ async def test_a_taken_over_session_does_not_reconnect(broker_factory) -> None:
     await first.connect()
     second = MQTTClient(broker.url, client_id="twin", reconnect_min_delay=0.05, reconnect_max_delay=0.1)
     await second.connect()
-    await wait_for(lambda: first.status is Status.CLOSED)
+    await until(lambda: first.status is Status.CLOSED)
     assert "Session taken over" in str(changes[-1].error)
     await asyncio.sleep(0.5)
     assert second.connected and second.stats.connects == 1 and first.stats.connects == 1

@@ -1,8 +1,10 @@
-"""Real brokers for the tests: Debian's mosquitto and amqtt, on free loopback ports, stopped by PID."""
+"""Brokers for the tests: our own (its configuration for in-process brokers, and ``mqttchat broker`` processes),
+Debian's mosquitto and amqtt, on free loopback ports, stopped by PID."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -13,6 +15,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from mqttchat.broker.config import BrokerConfig, default_config, with_overrides
+
+
+def broker_config(**overrides: Any) -> BrokerConfig:
+    """The default broker configuration on 127.0.0.1, port 0, $SYS off, with ``overrides``."""
+    config = with_overrides(default_config(), port=0)
+    return dataclasses.replace(config, **{"sys_interval": 0, **overrides})
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ Keys are Pilot key names (``"a"``, ``"enter"``, ``"shift+tab"``, ``"ctrl+s"``, `
 
     await type_slowly(pilot, *spell("world"))
     await type_burst(pilot, *spell("burst one\\nburst two\\n"))
-    await until(pilot, lambda: ..., what="both lines sent")
+    await until(lambda: ..., what="both lines sent", pilot=pilot)
 
 An app with a ``flush_count`` attribute (``MQTTChatApp``: the times its refresh timer fired) is waited on by
 that count; any other app gets a pause of ``fallback_pause`` seconds between keys.
@@ -25,13 +25,14 @@ that count; any other app gets a pause of ``fallback_pause`` seconds between key
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from textual._xterm_parser import XTermParser
 from textual.pilot import Pilot
 
-__all__ = ["KEY_BYTES", "settle", "spell", "terminal_bytes", "type_burst", "type_slowly", "until", "wait_for_refreshes"]
+from tests.helpers.waiting import until
+
+__all__ = ["KEY_BYTES", "settle", "spell", "terminal_bytes", "type_burst", "type_slowly", "wait_for_refreshes"]
 
 #: What a terminal (xterm, tmux) sends for the named keys. Single characters are sent as themselves.
 KEY_BYTES: dict[str, str] = {
@@ -121,7 +122,7 @@ async def wait_for_refreshes(pilot: Pilot[Any], count: int = 2, *, fallback_paus
     app = pilot.app
     if hasattr(app, "flush_count"):
         target = app.flush_count + count
-        await until(pilot, lambda: app.flush_count >= target, what=f"{count} refreshes of the screen")
+        await until(lambda: app.flush_count >= target, what=f"{count} refreshes of the screen", pilot=pilot)
     else:
         await asyncio.sleep(fallback_pause)
     await settle(pilot)
@@ -144,7 +145,7 @@ async def press(pilot: Pilot[Any], *keys: str) -> None:
 
 
 def send_key(pilot: Pilot[Any], key: str) -> None:
-    """Hand ``key`` to the app as the terminal would, and return at once (wait with :func:`until`)."""
+    """Hand ``key`` to the app as the terminal would, and return at once (then wait with ``until``)."""
     _deliver(pilot, terminal_bytes(key))
 
 
@@ -153,15 +154,3 @@ async def type_burst(pilot: Pilot[Any], *keys: str) -> None:
     _deliver(pilot, "".join(terminal_bytes(key) for key in keys))
     await settle(pilot)
     await wait_for_refreshes(pilot, 1)
-
-
-async def until(pilot: Pilot[Any], condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    """Wait until ``condition()`` is true, letting the app run; fail after ``timeout`` seconds saying ``what``."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not condition():
-                if pilot.app._exception is not None:  # the app crashed: run_test raises it on the way out
-                    return
-                await asyncio.sleep(0.01)  # the app runs in this loop meanwhile
-    except TimeoutError:
-        raise AssertionError(f"not true after {timeout} s: {what or condition}") from None

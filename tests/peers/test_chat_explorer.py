@@ -6,9 +6,7 @@ the cluster alice is on one node and bob on the other, as two offices behind a c
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,15 +16,8 @@ from mqttchat.chat.service import ChatRefused, ChatService, chat_client_options
 from mqttchat.client import ClientOptions, MQTTClient, parse_url
 from mqttchat.runtime import Runtime
 from tests.helpers.rabbitmq import RabbitCluster
+from tests.helpers.waiting import until
 from tests.peers.brokers import resolve_peer
-
-until: Callable[..., Awaitable[None]]
-
-
-async def until(condition: Callable[[], object], timeout: float = 20.0) -> None:  # type: ignore[no-redef]
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def member(url: str, nick: str, rooms: list[str], **options: Any) -> ChatService:
@@ -62,33 +53,36 @@ async def test_two_chat_instances(urls: tuple[str, str, str], unique: str) -> No
     bob = await member(bob_url, f"bob-{unique}", [room])
     assert alice.client.session.version == 4 and bob.client.session.version == 4  # both brokers: 3.1.1 only
     # Presence: each sees the other online (RabbitMQ sends no retained presence to presence/+: answers do it).
-    await until(lambda: (bob.identity, "online") in alice.model.members(room))
-    await until(lambda: (alice.identity, "online") in bob.model.members(room))
+    await until(lambda: (bob.identity, "online") in alice.model.members(room), timeout=20)
+    await until(lambda: (alice.identity, "online") in bob.model.members(room), timeout=20)
     # Messages in order, both ways, each acknowledged.
     for i in range(15):
         await alice.send(room, f"a{i}")
         await bob.send(room, f"b{i}")
     for reader, prefix in ((bob, "a"), (alice, "b")):
         await until(
-            lambda r=reader, x=prefix: len([m for m in r.model.rooms[room].messages if m.text.startswith(x)]) == 15
+            lambda r=reader, x=prefix: len([m for m in r.model.rooms[room].messages if m.text.startswith(x)]) == 15,
+            timeout=20,
         )
         texts = [m.text for m in reader.model.rooms[room].messages if m.text[0] == prefix]
         assert texts == [f"{prefix}{i}" for i in range(15)]
     for writer in (alice, bob):
         await until(lambda w=writer: all(m.delivery is Delivery.ACKED for m in w.model.rooms[room].messages
-                                         if m.sender == w.identity))  # fmt: skip
+                                         if m.sender == w.identity), timeout=20)  # fmt: skip
     # bob quits: alice sees him offline, writes on, and bob catches up in order when he is back.
     await leave(bob)
-    await until(lambda: (bob.identity, "offline") in alice.model.members(room))
+    await until(lambda: (bob.identity, "offline") in alice.model.members(room), timeout=20)
     for i in range(5):
         await alice.send(room, f"while away {i}")
     mine = [m for m in alice.model.rooms[room].messages if m.sender == alice.identity]
-    await until(lambda: all(m.delivery is Delivery.ACKED for m in mine))
+    await until(lambda: all(m.delivery is Delivery.ACKED for m in mine), timeout=20)
     bob_again = await member(bob_url, f"bob-{unique}", [room])
-    await until(lambda: len([m for m in bob_again.model.rooms[room].messages if m.text.startswith("while")]) == 5)
+    await until(
+        lambda: len([m for m in bob_again.model.rooms[room].messages if m.text.startswith("while")]) == 5, timeout=20
+    )
     caught_up = [m.text for m in bob_again.model.rooms[room].messages if m.text.startswith("while")]
     assert caught_up == [f"while away {i}" for i in range(5)]
-    await until(lambda: (bob.identity, "online") in alice.model.members(room))
+    await until(lambda: (bob.identity, "online") in alice.model.members(room), timeout=20)
     await leave(alice, bob_again)
 
 
@@ -107,7 +101,7 @@ async def test_names_with_dots(urls: tuple[str, str, str], unique: str) -> None:
         assert problem is None
         bob = await member(url, f"j.doe-{unique}", [f"dev.ops-{unique}"])
         await alice.send(f"dev.ops-{unique}", "dotted")
-        await until(lambda: [m.text for m in bob.model.rooms[f"dev.ops-{unique}"].messages] == ["dotted"])
+        await until(lambda: [m.text for m in bob.model.rooms[f"dev.ops-{unique}"].messages] == ["dotted"], timeout=20)
         await leave(bob)
     await leave(alice)
 
@@ -125,7 +119,9 @@ async def test_explorer_model(urls: tuple[str, str, str], unique: str) -> None:
             assert runtime.options.version == 4 and runtime.version_notice is not None
             for i in range(10):
                 await device.publish(f"plant-{unique}/line{i % 2}/count", str(i), qos=1)
-            await until(lambda: getattr(runtime.tree.get(f"plant-{unique}/line1/count"), "messages", 0) == 5)
+            await until(
+                lambda: getattr(runtime.tree.get(f"plant-{unique}/line1/count"), "messages", 0) == 5, timeout=20
+            )
             node = runtime.tree.get(f"plant-{unique}/line1/count")
             assert node is not None and node.last is not None and node.last.payload == b"9"
             note = runtime.retained_note()

@@ -17,7 +17,7 @@ import pytest
 
 from mqttchat.broker.config import ListenerConfig
 from mqttchat.broker.server import Broker
-from tests.conftest import broker_config
+from tests.helpers.brokers import broker_config
 from tests.helpers.node import MQTTJSAgent, b64
 
 Start = Callable[[], Awaitable[MQTTJSAgent]]

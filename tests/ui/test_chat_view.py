@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +25,13 @@ from mqttchat.ui.screens.chat import ChatScreen
 from mqttchat.ui.widgets.chat_input import ChatInput
 from mqttchat.ui.widgets.chat_log import ChatLog
 from mqttchat.ui.widgets.chat_panels import MemberList, RoomList
-from tests.conftest import broker_config
-from tests.helpers.brokers import RunningBroker
+from tests.helpers.brokers import broker_config
 from tests.helpers.typist import spell, type_burst, type_slowly
-from tests.ui.conftest import make_app, text_of
+from tests.helpers.waiting import until
+from tests.helpers.widget_text import text_of
+from tests.ui.conftest import make_app
 
 SIZE = (120, 36)
-
-
-async def until(pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await pilot.pause(0.05)
 
 
 async def type_line(pilot: Pilot[Any], text: str) -> None:
@@ -62,76 +56,67 @@ def chat_app(url: str, nick: str, rooms: tuple[str, ...] = ("lobby",)) -> MQTTCh
     return MQTTChatApp(runtime, view="chat")
 
 
-@pytest.fixture(params=["embedded", "mosquitto"])
-async def url(request: pytest.FixtureRequest, mosquitto: RunningBroker) -> AsyncIterator[str]:
-    if request.param == "mosquitto":
-        yield mosquitto.url
-        return
-    async with Broker(broker_config()) as broker:
-        yield broker.url
-
-
 async def test_two_app_instances_chat(url: str) -> None:
     alice, bob = chat_app(url, "alice"), chat_app(url, "bob")
     async with alice.run_test(size=SIZE) as pa, bob.run_test(size=SIZE) as pb:
-        await until(pa, lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected)
-        await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+        await until(lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected, pilot=pa)
+        await until(lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected, pilot=pb)
         # Presence: each sees the other online in the member list.
-        await until(pa, lambda: "● bob" in text_of(alice.screen.query_one(MemberList)))
-        await until(pb, lambda: "● alice" in text_of(bob.screen.query_one(MemberList)))
+        await until(lambda: "● bob" in text_of(alice.screen.query_one(MemberList)), pilot=pa)
+        await until(lambda: "● alice" in text_of(bob.screen.query_one(MemberList)), pilot=pb)
 
         await type_line(pa, "hello **bob**")
         await type_line(pa, "second line")
-        await until(pb, lambda: "second line" in log_text(bob))
+        await until(lambda: "second line" in log_text(bob), pilot=pb)
         shown = log_text(bob)
         assert shown.index("hello bob") < shown.index("second line")  # in the order sent, markers rendered
-        await until(pa, lambda: log_text(alice).count("✓") == 2)  # both acknowledged by the broker (PUBACK)
+        await until(lambda: log_text(alice).count("✓") == 2, pilot=pa)  # both acknowledged by the broker (PUBACK)
 
         await type_line(pb, "hi @alice")
-        await until(pa, lambda: "hi @alice" in log_text(alice))
+        await until(lambda: "hi @alice" in log_text(alice), pilot=pa)
         await type_line(pb, "/me waves")
-        await until(pa, lambda: "bob waves" in log_text(alice))
+        await until(lambda: "bob waves" in log_text(alice), pilot=pa)
 
         # A direct message opens a room on both sides, with an unread count for the reader.
         await type_line(pb, "/msg alice psst")
         rooms = alice.runtime.chat.model.rooms  # type: ignore[union-attr]
-        await until(pa, lambda: "@bob" in rooms)
+        await until(lambda: "@bob" in rooms, pilot=pa)
         assert "@alice" not in rooms
-        await until(pa, lambda: "bob 1" in str(alice.screen.query_one(RoomList).get_option_at_index(1).prompt))
+        await until(lambda: "bob 1" in str(alice.screen.query_one(RoomList).get_option_at_index(1).prompt), pilot=pa)
         await pa.press("alt+down")
-        await until(pa, lambda: "psst" in log_text(alice))
+        await until(lambda: "psst" in log_text(alice), pilot=pa)
 
         # Commands answer in the room; errors explain themselves.
         await type_line(pb, "/frobnicate")
-        await until(pb, lambda: "unknown command /frobnicate" in log_text(bob))
+        await until(lambda: "unknown command /frobnicate" in log_text(bob), pilot=pb)
         await type_line(pb, "/join dev")
-        await until(pb, lambda: bob.runtime.chat.model.current == "dev")  # type: ignore[union-attr]
+        await until(lambda: bob.runtime.chat.model.current == "dev", pilot=pb)  # type: ignore[union-attr]
         assert "# dev" in str(bob.screen.query_one(RoomList).get_option_at_index(1).prompt)
-        await until(pb, lambda: "1 online, 1 member " in bob.screen._title().plain)  # type: ignore[attr-defined]
+        await until(lambda: "1 online, 1 member " in bob.screen._title().plain, pilot=pb)  # type: ignore[attr-defined]
 
         # Ctrl+T: the explorer shows the chat's own topics.
         await pb.press("ctrl+t")
-        await until(pb, lambda: not isinstance(bob.screen, ChatScreen))
-        await until(pb, lambda: bob.runtime.tree.get("mqttchat/v1/presence/alice") is not None)
+        await until(lambda: not isinstance(bob.screen, ChatScreen), pilot=pb)
+        await until(lambda: bob.runtime.tree.get("mqttchat/v1/presence/alice") is not None, pilot=pb)
         await pb.press("ctrl+t")
-        await until(pb, lambda: isinstance(bob.screen, ChatScreen))
+        await until(lambda: isinstance(bob.screen, ChatScreen), pilot=pb)
 
         # Quitting says "offline"; the other side sees it.
         await pb.press("ctrl+q")
-        await until(pa, lambda: "○ bob" in text_of(alice.screen.query_one(MemberList)))
+        await until(lambda: "○ bob" in text_of(alice.screen.query_one(MemberList)), pilot=pa)
 
 
 async def test_typing_indicator_and_input_recall() -> None:
     async with Broker(broker_config()) as broker:
         alice, bob = chat_app(broker.url, "alice"), chat_app(broker.url, "bob")
         async with alice.run_test(size=SIZE) as pa, bob.run_test(size=SIZE) as pb:
-            await until(pa, lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected)
-            await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+            await until(lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected, pilot=pa)
+            await until(lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected, pilot=pb)
             await pb.press("h", "e", "l")
-            await until(pa, lambda: "bob is typing…" in text_of(alice.screen.query_one("#chat-typing")))
+            await until(lambda: "bob is typing…" in text_of(alice.screen.query_one("#chat-typing")), pilot=pa)
             await pb.press("l", "o", "enter")
-            await until(pa, lambda: "hello" in log_text(alice))
-            await until(pa, lambda: text_of(alice.screen.query_one("#chat-typing")).strip() == "")
+            await until(lambda: "hello" in log_text(alice), pilot=pa)
+            await until(lambda: text_of(alice.screen.query_one("#chat-typing")).strip() == "", pilot=pa)
             await pb.press("up")
             assert bob.screen.query_one("#chat-input").value == "hello"  # type: ignore[attr-defined]
             await pb.press("down")
@@ -142,7 +127,7 @@ async def test_unreachable_broker_is_a_status_not_a_traceback() -> None:
     app = chat_app("mqtt://127.0.0.1:1", "alice")
     async with app.run_test(size=SIZE) as pilot:
         # The app retries: the chat's status line says when, and why the last attempt failed.
-        await until(pilot, lambda: "connection refused" in text_of(app.screen.query_one("#chat-status")))
+        await until(lambda: "connection refused" in text_of(app.screen.query_one("#chat-status")), pilot=pilot)
         await type_line(pilot, "anyone?")
         await pilot.pause()
         assert isinstance(app.screen, ChatScreen)
@@ -254,13 +239,13 @@ async def test_own_message_states_follow_the_broker(tmp_path: Path) -> None:
         runtime = Runtime(options, (), embed_broker=False, chat_nick="alice", chat_rooms=("lobby", "quiet"))
         app = MQTTChatApp(runtime, view="chat")
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: runtime.chat is not None and runtime.chat.client.connected)
-            await until(pilot, lambda: runtime.chat.model.current == "lobby")  # type: ignore[union-attr]
+            await until(lambda: runtime.chat is not None and runtime.chat.client.connected, pilot=pilot)
+            await until(lambda: runtime.chat.model.current == "lobby", pilot=pilot)  # type: ignore[union-attr]
             await type_line(pilot, "fine here")
-            await until(pilot, lambda: "fine here ✓" in log_text(app))
+            await until(lambda: "fine here ✓" in log_text(app), pilot=pilot)
             await type_line(pilot, "/join quiet")
             await type_line(pilot, "not here")
-            await until(pilot, lambda: "✗ not delivered: Not authorized" in log_text(app))
+            await until(lambda: "✗ not delivered: Not authorized" in log_text(app), pilot=pilot)
             chat = runtime.chat
             assert chat is not None
             states = [m.delivery for m in chat.model.rooms["quiet"].messages if m.own]
@@ -319,26 +304,28 @@ async def test_lines_typed_in_one_read_are_sent_once_each_in_order() -> None:
     async with Broker(broker_config()) as broker:
         alice, bob = chat_app(broker.url, "alice"), chat_app(broker.url, "bob")
         async with alice.run_test(size=SIZE) as pa, bob.run_test(size=SIZE) as pb:
-            await until(pa, lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected)
-            await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+            await until(lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected, pilot=pa)
+            await until(lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected, pilot=pb)
             await type_burst(pa, *spell("burst one\nburst two\nburst three\n"))
             expected = ["burst one", "burst two", "burst three"]
-            await until(pb, lambda: len(texts(bob)) >= 3)
-            await until(pa, lambda: log_text(alice).count("✓") == 3)
+            await until(lambda: len(texts(bob)) >= 3, pilot=pb)
+            await until(lambda: log_text(alice).count("✓") == 3, pilot=pa)
             assert texts(alice) == expected and texts(bob) == expected
             assert alice.screen.query_one("#chat-input", Input).value == ""
             await type_slowly(pa, *spell("slow one\nslow two\n"))
-            await until(pb, lambda: len(texts(bob)) >= 5)
+            await until(lambda: len(texts(bob)) >= 5, pilot=pb)
             await pb.pause(0.3)  # nothing more arrives
             assert texts(bob) == [*expected, "slow one", "slow two"] == texts(alice)
             # A burst that joins a room and speaks there: the line after the command goes where the command led.
             await type_burst(pa, *spell("/join dev\nin dev now\n"))
-            await until(pa, lambda: "dev" in alice.runtime.chat.model.rooms and texts(alice, "dev") == ["in dev now"])  # type: ignore[union-attr]
+            await until(
+                lambda: "dev" in alice.runtime.chat.model.rooms and texts(alice, "dev") == ["in dev now"], pilot=pa
+            )  # type: ignore[union-attr]
             assert texts(alice)[-1] == "slow two"
             # A paste (bracketed): each line entered, the unfinished last one left in the input.
             chat_input = alice.screen.query_one(ChatInput)
             chat_input.post_message(events.Paste("pasted one\npasted two\nstill typing"))
-            await until(pa, lambda: texts(alice, "dev") == ["in dev now", "pasted one", "pasted two"])
+            await until(lambda: texts(alice, "dev") == ["in dev now", "pasted one", "pasted two"], pilot=pa)
             assert chat_input.value == "still typing"
 
 
@@ -354,20 +341,22 @@ async def test_leave_leaves_no_half_state() -> None:
     async with Broker(broker_config()) as broker:
         alice, bob = chat_app(broker.url, "alice"), chat_app(broker.url, "bob")
         async with alice.run_test(size=SIZE) as pa, bob.run_test(size=SIZE) as pb:
-            await until(pa, lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected)
-            await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+            await until(lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected, pilot=pa)
+            await until(lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected, pilot=pb)
             chat = alice.runtime.chat
             assert chat is not None
             screen = alice.screen
             assert isinstance(screen, ChatScreen)
             chat_input = screen.query_one("#chat-input", Input)
             await type_line(pb, "before leaving")
-            await until(pa, lambda: texts(alice) == ["before leaving"])
+            await until(lambda: texts(alice) == ["before leaving"], pilot=pa)
             # Leaving one of two rooms: back in the other, and nothing of dev left behind.
             await type_line(pa, "/join dev")
-            await until(pa, lambda: chat.model.current == "dev" and "mqttchat/v1/rooms/dev/#" in subscribed(alice))
+            await until(
+                lambda: chat.model.current == "dev" and "mqttchat/v1/rooms/dev/#" in subscribed(alice), pilot=pa
+            )
             await type_line(pa, "/leave")
-            await until(pa, lambda: chat.model.current == "lobby")
+            await until(lambda: chat.model.current == "lobby", pilot=pa)
             alice.flush()
             await pa.pause()
             assert "dev" not in chat.model.rooms and "mqttchat/v1/rooms/dev/#" not in subscribed(alice)
@@ -375,7 +364,7 @@ async def test_leave_leaves_no_half_state() -> None:
             assert "left dev" in log_text(alice)
             # Leaving the only room.
             await type_line(pa, "/leave")
-            await until(pa, lambda: not chat.model.rooms)
+            await until(lambda: not chat.model.rooms, pilot=pa)
             alice.flush()
             await pa.pause()
             assert chat.model.current == "" and "mqttchat/v1/rooms/lobby/#" not in subscribed(alice)
@@ -383,21 +372,23 @@ async def test_leave_leaves_no_half_state() -> None:
             assert chat_input.placeholder == "/join ROOM to start"
             assert "you are in no room now" in log_text(alice)
             assert screen.query_one(RoomList).option_count == 0
-            await until(pb, lambda: bob.runtime.chat.model.presence["alice"].rooms == ())  # type: ignore[union-attr]
+            await until(lambda: bob.runtime.chat.model.presence["alice"].rooms == (), pilot=pb)  # type: ignore[union-attr]
             # Typing now sends nothing anywhere, and says why.
             await type_line(pa, "anyone there?")
-            await until(pa, lambda: "you are in no room" in log_text(alice) and "first" in log_text(alice))
+            await until(lambda: "you are in no room" in log_text(alice) and "first" in log_text(alice), pilot=pa)
             await type_line(pb, "after leaving")
-            await until(pb, lambda: log_text(bob).count("✓") == 2)
+            await until(lambda: log_text(bob).count("✓") == 2, pilot=pb)
             await pa.pause(0.3)
             assert not chat.model.rooms  # what bob said does not bring back a room alice left
             assert "anyone there?" not in log_text(bob)
             # /join brings the room back, with its history, and it receives again.
             await type_line(pa, "/join lobby")
-            await until(pa, lambda: chat.model.current == "lobby" and "mqttchat/v1/rooms/lobby/#" in subscribed(alice))
+            await until(
+                lambda: chat.model.current == "lobby" and "mqttchat/v1/rooms/lobby/#" in subscribed(alice), pilot=pa
+            )
             assert texts(alice) == ["before leaving"]
             await type_line(pb, "welcome back")
-            await until(pa, lambda: texts(alice) == ["before leaving", "welcome back"])
+            await until(lambda: texts(alice) == ["before leaving", "welcome back"], pilot=pa)
             assert screen._title().plain.startswith("#lobby")
 
 
@@ -407,23 +398,25 @@ async def test_rooms_and_direct_messages_come_back_after_a_restart() -> None:
     async with Broker(broker_config()) as broker:
         alice = chat_app(broker.url, "alice")
         async with alice.run_test(size=SIZE) as pa:
-            await until(pa, lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected)
+            await until(lambda: alice.runtime.chat is not None and alice.runtime.chat.client.connected, pilot=pa)
             bob = chat_app(broker.url, "bob")
             async with bob.run_test(size=SIZE) as pb:
-                await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+                await until(lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected, pilot=pb)
                 await type_line(pa, "/msg bob first dm")
-                await until(pb, lambda: "@alice" in bob.runtime.chat.model.rooms)  # type: ignore[union-attr]
+                await until(lambda: "@alice" in bob.runtime.chat.model.rooms, pilot=pb)  # type: ignore[union-attr]
                 for line in ("/join dev", "/raw plain/topic", "/msg alice an answer", "/join dev"):
                     await type_line(pb, line)
-                await until(pa, lambda: "@bob" in alice.runtime.chat.model.rooms and len(texts(alice, "@bob")) == 2)  # type: ignore[union-attr]
+                await until(
+                    lambda: "@bob" in alice.runtime.chat.model.rooms and len(texts(alice, "@bob")) == 2, pilot=pa
+                )  # type: ignore[union-attr]
                 order = [room.name for room in bob.runtime.chat.model.ordered_rooms()]  # type: ignore[union-attr]
                 assert order == ["lobby", "dev", "@alice", "#plain/topic"]
             await type_line(pa, "/msg bob while you were away")
-            await until(pa, lambda: texts(alice, "@bob")[-1] == "while you were away")
+            await until(lambda: texts(alice, "@bob")[-1] == "while you were away", pilot=pa)
             chat = alice.runtime.chat
             assert chat is not None
             sent = [m for m in chat.model.rooms["@bob"].messages if m.own]
-            await until(pa, lambda: all(m.delivery is Delivery.ACKED for m in sent))
+            await until(lambda: all(m.delivery is Delivery.ACKED for m in sent), pilot=pa)
             again = chat_app(broker.url, "bob", rooms=())
             async with again.run_test(size=SIZE) as pb2:
                 await until(pb2, lambda: again.runtime.chat is not None and again.runtime.chat.client.connected)
@@ -463,7 +456,7 @@ async def test_no_input_ends_the_chat_and_an_acknowledged_message_is_kept() -> N
     async with Broker(broker_config()) as broker:
         bob = chat_app(broker.url, "bob")
         async with bob.run_test(size=SIZE) as pb:
-            await until(pb, lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected)
+            await until(lambda: bob.runtime.chat is not None and bob.runtime.chat.client.connected, pilot=pb)
             chat = bob.runtime.chat
             assert chat is not None
             async with MQTTClient(broker.url, client_id="another-client") as other:
@@ -484,8 +477,8 @@ async def test_no_input_ends_the_chat_and_an_acknowledged_message_is_kept() -> N
                     assert (await other.publish(topic, payload, 1)).ok  # acknowledged: bob must keep what is valid
                 await other.publish(p.presence("carol"), b'{"v":2,"status":"online"}', 1)
                 await other.publish(p.room_typing("lobby", "carol"), b'{"typing":false}', 0)
-            await until(pb, lambda: "still here" in texts(bob))
-            await until(pb, lambda: chat.model.invalid == 8)
+            await until(lambda: "still here" in texts(bob), pilot=pb)
+            await until(lambda: chat.model.invalid == 8, pilot=pb)
             bob.flush()
             await pb.pause()
             assert bob._exception is None and bob.is_running
@@ -500,7 +493,7 @@ async def test_no_input_ends_the_chat_and_an_acknowledged_message_is_kept() -> N
             assert said[0].startswith("a message from carol was dropped: ts") and "milliseconds" in said[0]
             assert said[1].startswith("a message from carol was dropped: not UTF-8")
             # The log follows the newest line once its layout caught up with the 20,000-character message.
-            await until(pb, lambda: "⚠ a message from carol was dropped: not UTF-8" in log_text(bob))
+            await until(lambda: "⚠ a message from carol was dropped: not UTF-8" in log_text(bob), pilot=pb)
             lines = log_text(bob)
             assert "\x1b" not in lines
             assert "(@carol) I am bob, honestly" in lines  # a copied nick: the identity beside it
@@ -533,7 +526,7 @@ async def test_a_history_written_before_the_rules_is_shown_safely() -> None:
         history.close()
         app = chat_app(broker.url, "bob", rooms=())
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.runtime.chat is not None and app.runtime.chat.client.connected)
+            await until(lambda: app.runtime.chat is not None and app.runtime.chat.client.connected, pilot=pilot)
             app.flush()
             await pilot.pause()
             messages = app.runtime.chat.model.rooms["lobby"].messages  # type: ignore[union-attr]
@@ -560,7 +553,7 @@ async def test_page_up_loads_older_direct_messages_from_the_history() -> None:
         history.close()
         app = chat_app(broker.url, "bob", rooms=())
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.runtime.chat is not None and app.runtime.chat.client.connected)
+            await until(lambda: app.runtime.chat is not None and app.runtime.chat.client.connected, pilot=pilot)
             chat = app.runtime.chat
             assert chat is not None and chat.model.current == "@alice"
             room = chat.model.rooms["@alice"]
@@ -578,10 +571,10 @@ async def test_page_up_loads_older_direct_messages_from_the_history() -> None:
             assert "message number 1\n" in log_text(app) + "\n"
             # Closed, then opened again by a message from alice: with its history, not only the new message.
             await type_line(pilot, "/leave")
-            await until(pilot, lambda: "@alice" not in chat.model.rooms)
+            await until(lambda: "@alice" not in chat.model.rooms, pilot=pilot)
             async with MQTTClient(broker.url, client_id="alice-elsewhere") as alice:
                 await alice.publish(p.direct("bob", "alice"), envelope_json(nick="alice", text="are you there?"), 1)
-            await until(pilot, lambda: "@alice" in chat.model.rooms)
+            await until(lambda: "@alice" in chat.model.rooms, pilot=pilot)
             texts_now = [m.text for m in chat.model.rooms["@alice"].messages]
             assert len(texts_now) == 201 and texts_now[-1] == "are you there?"
 

@@ -9,8 +9,9 @@ from textual.widgets import Button, Input, OptionList, Select
 from mqttchat.broker.server import Broker
 from mqttchat.config import Profile, ProfileStore
 from mqttchat.ui.screens.connect import ConnectScreen, parse_subscriptions
-from tests.conftest import broker_config
-from tests.ui.conftest import make_app, text_of
+from tests.helpers.brokers import broker_config
+from tests.helpers.widget_text import text_of
+from tests.ui.conftest import make_app
 
 
 def test_subscription_field_parsing() -> None:

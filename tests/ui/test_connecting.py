@@ -18,10 +18,10 @@ from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.screens.connect import ConnectScreen
 from mqttchat.ui.widgets.status_bar import StatusBar
-from tests.conftest import broker_config
-from tests.helpers.brokers import free_port
-from tests.helpers.typist import spell, type_slowly, until
-from tests.ui.conftest import text_of
+from tests.helpers.brokers import broker_config, free_port
+from tests.helpers.typist import spell, type_slowly
+from tests.helpers.waiting import until
+from tests.helpers.widget_text import text_of
 
 SIZE = (120, 40)
 
@@ -46,17 +46,19 @@ async def test_the_explorer_retries_until_the_broker_comes_and_says_why_meanwhil
     app = explorer(f"mqtt://127.0.0.1:{port}", reconnect_min_delay=0.2, reconnect_max_delay=0.4)
     async with app.run_test(size=SIZE) as pilot:
         runtime = app.runtime
-        await until(pilot, lambda: runtime.failure is not None and runtime.failure.attempts >= 2, what="2 attempts")
-        await until(pilot, lambda: "in " in status_line(pilot), what="the next attempt in the status bar")
+        await until(
+            lambda: runtime.failure is not None and runtime.failure.attempts >= 2, what="2 attempts", pilot=pilot
+        )
+        await until(lambda: "in " in status_line(pilot), what="the next attempt in the status bar", pilot=pilot)
         line = status_line(pilot)
         assert "● disconnected" in line and "connection refused" in line, line
         next_attempt = re.search(r"│ attempt (\d+) in \d+ s │", line)
         assert next_attempt is not None and int(next_attempt[1]) >= 3, line
         async with Broker(with_overrides(broker_config(), port=port)):
-            await until(pilot, lambda: runtime.client.connected, what="connected once the broker is up")
-            await until(pilot, lambda: "● connected" in status_line(pilot), what="the status bar says connected")
+            await until(lambda: runtime.client.connected, what="connected once the broker is up", pilot=pilot)
+            await until(lambda: "● connected" in status_line(pilot), what="the status bar says connected", pilot=pilot)
             assert runtime.failure is None and "attempt" not in status_line(pilot)
-            await until(pilot, lambda: "#" in runtime.granted, what="the subscriptions made")
+            await until(lambda: "#" in runtime.granted, what="the subscriptions made", pilot=pilot)
         await app.runtime.stop()
 
 
@@ -67,7 +69,7 @@ async def test_refused_credentials_are_not_retried_and_c_opens_on_the_failed_con
         app = explorer(broker.url, username="alice", password="wrong")
         async with app.run_test(size=SIZE) as pilot:
             runtime = app.runtime
-            await until(pilot, lambda: runtime.failure is not None, what="the refusal")
+            await until(lambda: runtime.failure is not None, what="the refusal", pilot=pilot)
             assert runtime.failure is not None and runtime.failure.credentials and runtime.failure.retry_at is None
             assert "not retrying" in status_line(pilot) and "Bad User Name or Password" in status_line(pilot)
             await type_slowly(pilot, "c")
@@ -79,7 +81,7 @@ async def test_refused_credentials_are_not_retried_and_c_opens_on_the_failed_con
             password = screen.query_one("#f-password", Input)
             assert app.focused is password and password.value == ""
             await type_slowly(pilot, *spell("secret"), "enter")
-            await until(pilot, lambda: app.runtime.client.connected, what="connected with the right password")
+            await until(lambda: app.runtime.client.connected, what="connected with the right password", pilot=pilot)
             assert app.runtime.options.effective_password == "secret"
             await app.runtime.stop()
 
@@ -91,11 +93,11 @@ async def test_no_password_given_asks_for_one(tmp_path: Path) -> None:
     async with password_broker(tmp_path) as broker:
         app = explorer(broker.url, username="alice")
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: isinstance(app.screen, PasswordDialog), what="the password prompt")
+            await until(lambda: isinstance(app.screen, PasswordDialog), what="the password prompt", pilot=pilot)
             assert "Bad User Name or Password" in text_of(app.screen.query_one("#password-refusal", Static))
             assert app.focused is app.screen.query_one("#password", Input)
             await type_slowly(pilot, *spell("secret"), "enter")
-            await until(pilot, lambda: app.runtime.client.connected, what="connected with the password typed")
+            await until(lambda: app.runtime.client.connected, what="connected with the password typed", pilot=pilot)
             assert app.runtime.client.status is Status.CONNECTED
             await app.runtime.stop()
 
@@ -104,7 +106,7 @@ async def test_the_form_opens_on_the_current_connection_url_first_and_enter_conn
     async with Broker(broker_config()) as first, Broker(broker_config()) as second:
         app = explorer(first.url, username="bob")
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: app.runtime.client.connected, what="connected")
+            await until(lambda: app.runtime.client.connected, what="connected", pilot=pilot)
             await type_slowly(pilot, "c")
             screen = app.screen
             assert isinstance(screen, ConnectScreen)
@@ -114,6 +116,6 @@ async def test_the_form_opens_on_the_current_connection_url_first_and_enter_conn
             await type_slowly(pilot, "ctrl+u", *spell(second.url), "tab")  # from the user name field, then Enter
             assert app.focused is screen.query_one("#f-username", Input)
             await type_slowly(pilot, "enter")
-            await until(pilot, lambda: app.runtime.client.connected and app.runtime.client.target == second.url,
-                        what="connected to the second broker")  # fmt: skip
+            await until(lambda: app.runtime.client.connected and app.runtime.client.target == second.url,
+                        what="connected to the second broker", pilot=pilot)  # fmt: skip
             await app.runtime.stop()

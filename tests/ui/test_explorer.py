@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 from textual.widgets import Input, Label, TabbedContent
@@ -17,8 +16,10 @@ from mqttchat.ui.widgets.packet_log import PacketLog
 from mqttchat.ui.widgets.publish_pane import PublishPane
 from mqttchat.ui.widgets.retained_table import RetainedTable
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
-from tests.conftest import broker_config
-from tests.ui.conftest import make_app, text_of
+from tests.helpers.brokers import broker_config
+from tests.helpers.waiting import until
+from tests.helpers.widget_text import text_of
+from tests.ui.conftest import make_app
 
 
 def topics(view: TopicTreeView) -> list[str]:
@@ -138,22 +139,16 @@ async def live_app(broker: Broker) -> MQTTChatApp:
     return MQTTChatApp(Runtime(options, (("#", 1),), embed_broker=False), flush_hz=20)
 
 
-async def wait_until(pilot: object, condition: object, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
-            await pilot.pause(0.05)  # type: ignore[attr-defined]
-
-
 async def test_live_messages_publish_and_outcome() -> None:
     async with Broker(broker_config()) as broker:
         app = await live_app(broker)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, lambda: app.runtime.client.connected)
+            await until(lambda: app.runtime.client.connected, pilot=pilot)
             async with MQTTClient(broker.url) as device:
                 for i in range(20):
                     await device.publish(f"plant/line{i % 4}/counter", str(i), qos=1)
             view = app.screen.query_one(TopicTreeView)
-            await wait_until(pilot, lambda: app.runtime.tree.stats.messages >= 20)
+            await until(lambda: app.runtime.tree.stats.messages >= 20, pilot=pilot)
             await pilot.pause(0.2)
             assert topics(view) == ["plant"]
             await pilot.press("p")
@@ -161,9 +156,9 @@ async def test_live_messages_publish_and_outcome() -> None:
             app.screen.query_one("#pub-payload").text = '{"now": true}'  # type: ignore[attr-defined]
             await pilot.press("ctrl+s")
             outcome = app.screen.query_one("#pub-outcome", Label)
-            await wait_until(pilot, lambda: "acknowledged" in text_of(outcome))
+            await until(lambda: "acknowledged" in text_of(outcome), pilot=pilot)
             assert "Success" in text_of(outcome)
-            await wait_until(pilot, lambda: app.runtime.tree.get("plant/commands/stop") is not None)
+            await until(lambda: app.runtime.tree.get("plant/commands/stop") is not None, pilot=pilot)
             app.screen.query_one(TopicTreeView).focus()  # keys typed in the publish form stay there
             await pilot.press("k")
             await pilot.pause(0.3)
@@ -178,22 +173,22 @@ async def test_retained_inspector_edit_and_delete_against_the_broker() -> None:
                 await device.publish(f"fleet/{name}/state", f"state-{name}", qos=1, retain=True)
         app = await live_app(broker)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, lambda: len(app.runtime.tree.retained_nodes()) == 3)
+            await until(lambda: len(app.runtime.tree.retained_nodes()) == 3, pilot=pilot)
             await pilot.press("r")
             table = app.screen.query_one(RetainedTable)
-            await wait_until(pilot, lambda: len(table.shown_topics) == 3)
+            await until(lambda: len(table.shown_topics) == 3, pilot=pilot)
             table.focus()
             await pilot.press("delete")
             await pilot.pause(0.2)
             await pilot.click("#ok")
-            await wait_until(pilot, lambda: len(broker.core.retained) == 2)
-            await wait_until(pilot, lambda: len(table.shown_topics) == 2)
+            await until(lambda: len(broker.core.retained) == 2, pilot=pilot)
+            await until(lambda: len(table.shown_topics) == 2, pilot=pilot)
             await pilot.press("D")  # delete everything shown: a dry-run count first
             await pilot.pause(0.2)
             dialog_text = " ".join(text_of(widget) for widget in app.screen.query("Static"))
             assert "would delete 2 retained" in dialog_text
             await pilot.click("#ok")
-            await wait_until(pilot, lambda: len(broker.core.retained) == 0)
+            await until(lambda: len(broker.core.retained) == 0, pilot=pilot)
 
 
 async def test_connection_failure_is_a_notification_not_a_traceback() -> None:
@@ -202,7 +197,7 @@ async def test_connection_failure_is_a_notification_not_a_traceback() -> None:
     options = ClientOptions(parse_url(f"mqtt://127.0.0.1:{free_port()}"), reconnect=False)
     app = MQTTChatApp(Runtime(options, embed_broker=False))
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await wait_until(pilot, lambda: bool(app._notifications))
+        await until(lambda: bool(app._notifications), pilot=pilot)
         (note,) = list(app._notifications)
         assert "cannot connect" in note.message and "connection refused" in note.message
         assert note.severity == "error"

@@ -11,7 +11,8 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Button, Input, Select, Switch, TabbedContent, TextArea
 
-from tests.helpers.typist import press, send_key, settle, spell, type_burst, until
+from tests.helpers.typist import press, send_key, settle, spell, type_burst
+from tests.helpers.waiting import until
 from tests.ui.conftest import make_app
 
 #: Tab key → (tab id, the controls after the tree in Tab order). Then the filter and the tree again.
@@ -57,10 +58,10 @@ async def walk(pilot: Pilot[Any], key: str, count: int) -> list[str | None]:
     for _ in range(count):
         before = app.focused
         send_key(pilot, key)
-        await until(pilot, lambda: app.focused is not before, 5, f"{key} moves the focus on from {before}")  # noqa: B023
+        await until(lambda: app.focused is not before, 5, f"{key} moves the focus on from {before}", pilot=pilot)  # noqa: B023
         focused = app.focused
         assert focused is not None, f"nothing has the focus after {seen}"
-        await until(pilot, lambda: on_screen(pilot, focused), 5, f"#{focused.id} on screen when focused")  # noqa: B023
+        await until(lambda: on_screen(pilot, focused), 5, f"#{focused.id} on screen when focused", pilot=pilot)  # noqa: B023
         seen.append(focused.id)
     return seen
 

@@ -13,13 +13,8 @@ from mqttchat.client import ClientOptions, parse_url
 from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.screens.dialogs import HostQuitDialog
-from tests.ui.conftest import text_of
-
-
-async def until(pilot: object, condition: object, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
-            await pilot.pause(0.05)  # type: ignore[attr-defined]
+from tests.helpers.waiting import until
+from tests.helpers.widget_text import text_of
 
 
 @pytest.fixture
@@ -39,23 +34,23 @@ async def test_quitting_the_host_names_who_is_connected(port: int, tmp_path: Pat
     app = MQTTChatApp(instance(port, "alice"), flush_hz=20)
     bob = instance(port, "bob")
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.runtime.broker is not None and app.runtime.client.connected)
+        await until(lambda: app.runtime.broker is not None and app.runtime.client.connected, pilot=pilot)
         await bob.start()
         await bob.start_chat()
-        await until(pilot, lambda: len(app.runtime.hosted_peers()) == 2)
+        await until(lambda: len(app.runtime.hosted_peers()) == 2, pilot=pilot)
         await pilot.press("ctrl+q")
-        await until(pilot, lambda: isinstance(app.screen, HostQuitDialog))
+        await until(lambda: isinstance(app.screen, HostQuitDialog), pilot=pilot)
         shown = " ".join(text_of(app.screen.query_one(".text"), width=400).split())
         assert f"hosts the broker on mqtt://127.0.0.1:{port}" in shown
         assert "bob (chat) and 1 mqttchat explorer" in shown
         assert "takes over hosting within seconds" in shown and "embedded-broker-" in shown
         await pilot.press("escape")  # stay
-        await until(pilot, lambda: not isinstance(app.screen, HostQuitDialog))
+        await until(lambda: not isinstance(app.screen, HostQuitDialog), pilot=pilot)
         assert app.is_running and app.runtime.broker is not None
         await pilot.press("ctrl+q")
-        await until(pilot, lambda: isinstance(app.screen, HostQuitDialog))
+        await until(lambda: isinstance(app.screen, HostQuitDialog), pilot=pilot)
         await pilot.press("ctrl+q")  # again: the user means it
-        await until(pilot, lambda: not app.is_running)
+        await until(lambda: not app.is_running, pilot=pilot)
     # bob takes over
     async with asyncio.timeout(15):
         while bob.broker is None:
@@ -66,6 +61,6 @@ async def test_quitting_the_host_names_who_is_connected(port: int, tmp_path: Pat
 async def test_quitting_without_others_does_not_ask(port: int) -> None:
     app = MQTTChatApp(instance(port, "alice"), flush_hz=20)
     async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.runtime.broker is not None and app.runtime.client.connected)
+        await until(lambda: app.runtime.broker is not None and app.runtime.client.connected, pilot=pilot)
         await pilot.press("ctrl+q")
-        await until(pilot, lambda: not app.is_running)
+        await until(lambda: not app.is_running, pilot=pilot)

@@ -15,8 +15,10 @@ from mqttchat.ui.widgets.broker_panel import BrokerPanel
 from mqttchat.ui.widgets.explorer_tabs import TABS
 from mqttchat.ui.widgets.retained_table import RetainedTable
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
-from tests.helpers.typist import press, settle, until
-from tests.ui.conftest import NOW, freeze, make_app, sample_tree, text_of
+from tests.helpers.typist import press, settle
+from tests.helpers.waiting import until
+from tests.helpers.widget_text import text_of
+from tests.ui.conftest import NOW, freeze, make_app, sample_tree
 
 
 def screen_text(pilot: Pilot[Any], widget: Any) -> list[str]:
@@ -76,7 +78,7 @@ async def test_retained_topics_use_the_width_at_160_columns() -> None:
         assert table.columns["topic"].width >= len(long_topic)  # type: ignore[index]
         assert any(long_topic in line for line in screen_text(pilot, table))
         await pilot.resize_terminal(80, 24)
-        await until(pilot, lambda: table.columns["topic"].width < 30, what="narrower columns")  # type: ignore[index]
+        await until(lambda: table.columns["topic"].width < 30, what="narrower columns", pilot=pilot)  # type: ignore[index]
         await settle(pilot)
         assert len(table.shown_topics) == 1
 

@@ -4,13 +4,10 @@ replay."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from textual.widgets import DataTable, Input, Select, Switch
 
-from mqttchat.broker.server import Broker
 from mqttchat.client import ClientOptions, MQTTClient, parse_url
 from mqttchat.explorer.recording import load_recording
 from mqttchat.protocol import Properties
@@ -18,32 +15,15 @@ from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.widgets.record_panel import RecordPanel
 from mqttchat.ui.widgets.subscriptions_panel import SubscriptionsPanel
-from tests.conftest import broker_config
-from tests.helpers.brokers import RunningBroker
-from tests.ui.conftest import text_of
+from tests.helpers.waiting import until
+from tests.helpers.widget_text import text_of
 
 SIZE = (130, 40)
-
-
-@pytest.fixture(params=["embedded", "mosquitto"])
-async def url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    if request.param == "mosquitto":
-        mosquitto: RunningBroker = request.getfixturevalue("mosquitto")
-        yield mosquitto.url
-        return
-    async with Broker(broker_config()) as broker:
-        yield broker.url
 
 
 def live_app(url: str, version: int = 5) -> MQTTChatApp:
     options = ClientOptions(parse_url(url), client_id="ui-tools", version=version)
     return MQTTChatApp(Runtime(options, (("#", 1),), embed_broker=False), flush_hz=20)
-
-
-async def until(pilot: object, condition: object, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
-            await pilot.pause(0.05)  # type: ignore[attr-defined]
 
 
 async def click(pilot: object, selector: str) -> None:
@@ -63,16 +43,16 @@ def table_rows(panel: SubscriptionsPanel) -> list[str]:
 async def test_manage_subscriptions_while_connected(url: str) -> None:
     app = live_app(url)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.runtime.client.connected and app.runtime.granted)
+        await until(lambda: app.runtime.client.connected and app.runtime.granted, pilot=pilot)
         await pilot.press("u")
         panel = app.screen.query_one(SubscriptionsPanel)
-        await until(pilot, lambda: len(table_rows(panel)) == 1)
+        await until(lambda: len(table_rows(panel)) == 1, pilot=pilot)
         assert table_rows(panel) == ["# | QoS 1 | QoS 1 |  | RAP, retained sent"]
 
         # Unsubscribe '#' from the table: nothing arrives any more.
         panel.query_one(DataTable).focus()
         await pilot.press("delete")
-        await until(pilot, lambda: table_rows(panel) == [])
+        await until(lambda: table_rows(panel) == [], pilot=pilot)
         async with MQTTClient(url) as device:
             await device.publish("plant/ignored", "x", qos=1)
         await pilot.pause(0.3)
@@ -93,13 +73,13 @@ async def test_manage_subscriptions_while_connected(url: str) -> None:
         panel.query_one("#sub-rh", Select).value = 2
         panel.query_one("#sub-id", Input).value = "7"
         await pilot.click("#sub-add")
-        await until(pilot, lambda: len(table_rows(panel)) == 1 and "QoS 2 | QoS 2" in table_rows(panel)[0])
+        await until(lambda: len(table_rows(panel)) == 1 and "QoS 2 | QoS 2" in table_rows(panel)[0], pilot=pilot)
         assert table_rows(panel)[0] == "sensors/+/temp | QoS 2 | QoS 2 | 7 | no local, no retained"
         assert text_of(panel.query_one("#sub-error")).strip() == ""
         async with MQTTClient(url) as device:
             await device.publish("sensors/a/temp", "21.5", qos=2)
             await device.publish("plant/ignored", "y", qos=1)
-        await until(pilot, lambda: app.runtime.tree.get("sensors/a/temp") is not None)
+        await until(lambda: app.runtime.tree.get("sensors/a/temp") is not None, pilot=pilot)
         node = app.runtime.tree.get("sensors/a/temp")
         assert node is not None and node.last is not None
         assert node.last.properties.subscription_identifier == (7,)
@@ -115,10 +95,10 @@ async def test_manage_subscriptions_while_connected(url: str) -> None:
 async def test_subscriptions_on_mqtt_311(url: str) -> None:
     app = live_app(url, version=4)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.runtime.client.connected and app.runtime.granted)
+        await until(lambda: app.runtime.client.connected and app.runtime.granted, pilot=pilot)
         await pilot.press("u")
         panel = app.screen.query_one(SubscriptionsPanel)
-        await until(pilot, lambda: len(table_rows(panel)) == 1)
+        await until(lambda: len(table_rows(panel)) == 1, pilot=pilot)
         assert panel.query_one("#sub-nl", Switch).disabled
         assert panel.query_one("#sub-id", Input).disabled
         box = panel.query_one("#sub-filter", Input)
@@ -128,7 +108,7 @@ async def test_subscriptions_on_mqtt_311(url: str) -> None:
         box.value = "a/#"
         panel.query_one("#sub-qos", Select).value = 1
         await pilot.press("enter")
-        await until(pilot, lambda: len(table_rows(panel)) == 2)
+        await until(lambda: len(table_rows(panel)) == 2, pilot=pilot)
         assert "a/# | QoS 1 | QoS 1 |  | " in table_rows(panel)
 
 
@@ -138,22 +118,22 @@ async def test_record_to_jsonl_and_replay(url: str, tmp_path: Path) -> None:
     recording = tmp_path / "plant.jsonl"
     props = Properties(content_type="application/json", user_property=[("site", "north")])
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.runtime.client.connected and app.runtime.granted)
+        await until(lambda: app.runtime.client.connected and app.runtime.granted, pilot=pilot)
         await pilot.press("e")
         panel = app.screen.query_one(RecordPanel)
         panel.query_one("#rec-filter", Input).value = "plant/#"
         panel.query_one("#rec-path", Input).value = str(recording)
         await click(pilot, "#rec-toggle")
-        await until(pilot, lambda: app.runtime.recorder is not None)
+        await until(lambda: app.runtime.recorder is not None, pilot=pilot)
         async with MQTTClient(url) as device:
             for i in range(20):
                 await device.publish(f"plant/line{i % 3}/count", str(i), qos=i % 3, properties=props)
             await device.publish("plant/camera/frame", bytes(range(256)), qos=1)
             await device.publish("office/printer", "ignored", qos=1)
-        await until(pilot, lambda: app.runtime.recorder is not None and app.runtime.recorder.written == 21)
-        await until(pilot, lambda: "21 messages" in text_of(panel.query_one("#rec-status")))
+        await until(lambda: app.runtime.recorder is not None and app.runtime.recorder.written == 21, pilot=pilot)
+        await until(lambda: "21 messages" in text_of(panel.query_one("#rec-status")), pilot=pilot)
         await click(pilot, "#rec-toggle")  # stop
-        await until(pilot, lambda: app.runtime.recorder is None)
+        await until(lambda: app.runtime.recorder is None, pilot=pilot)
         assert "recorded" in text_of(panel.query_one("#rec-status"))
         records = load_recording(recording)
         assert [r.topic for r in records][-1] == "plant/camera/frame"
@@ -174,20 +154,20 @@ async def test_record_to_jsonl_and_replay(url: str, tmp_path: Path) -> None:
             assert [(m.topic, m.payload, m.qos) for m in got] == [(r.topic, r.payload, r.qos) for r in records]
             assert got[0].properties.content_type == "application/json"
             assert got[0].properties.user_property == (("site", "north"),)
-        await until(pilot, lambda: "replayed 21" in text_of(panel.query_one("#replay-status")))
+        await until(lambda: "replayed 21" in text_of(panel.query_one("#replay-status")), pilot=pilot)
 
         # A damaged recording: the error names the file and the line, nothing is sent.
         bad = tmp_path / "bad.jsonl"
         bad.write_text(recording.read_text().splitlines()[0] + "\n{not json\n")
         panel.query_one("#replay-path", Input).value = str(bad)
         await click(pilot, "#replay-toggle")
-        await until(pilot, lambda: "line 2" in text_of(panel.query_one("#replay-status")))
+        await until(lambda: "line 2" in text_of(panel.query_one("#replay-status")), pilot=pilot)
         assert str(bad) in text_of(panel.query_one("#replay-status"), width=300)
 
         # A file that cannot be created: said inline, no recording starts.
         panel.query_one("#rec-path", Input).value = str(tmp_path / "missing" / "dir" / "x.jsonl")
         await click(pilot, "#rec-toggle")
-        await until(pilot, lambda: "No such file" in text_of(panel.query_one("#rec-status"), width=300))
+        await until(lambda: "No such file" in text_of(panel.query_one("#rec-status"), width=300), pilot=pilot)
         assert app.runtime.recorder is None
 
 
@@ -215,30 +195,30 @@ async def test_publish_pane_and_retained_inspector(url: str) -> None:
             await device.publish(f"fleet/{name}/state", f"state-{name}", qos=1, retain=True)
     app = live_app(url)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: len(app.runtime.tree.retained_nodes()) == 3)
+        await until(lambda: len(app.runtime.tree.retained_nodes()) == 3, pilot=pilot)
         # Publish pane: a QoS 1 publish is acknowledged and says so.
         await pilot.press("p")
         app.screen.query_one("#pub-topic", Input).value = "fleet/commands/stop"
         app.screen.query_one("#pub-payload").text = '{"now": true}'  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
         outcome = app.screen.query_one("#pub-outcome")
-        await until(pilot, lambda: "acknowledged" in text_of(outcome))
-        await until(pilot, lambda: app.runtime.tree.get("fleet/commands/stop") is not None)
+        await until(lambda: "acknowledged" in text_of(outcome), pilot=pilot)
+        await until(lambda: app.runtime.tree.get("fleet/commands/stop") is not None, pilot=pilot)
         # Retained inspector: delete one, then every one shown (after the dry-run count).
         app.screen.query_one("#tree").focus()
         await pilot.press("r")
         table = app.screen.query_one(RetainedTable)
-        await until(pilot, lambda: len(table.shown_topics) == 3)
+        await until(lambda: len(table.shown_topics) == 3, pilot=pilot)
         table.focus()
         await pilot.press("delete")
         await pilot.pause(0.2)
         await pilot.click("#ok")
-        await until(pilot, lambda: len(table.shown_topics) == 2, timeout=8)
+        await until(lambda: len(table.shown_topics) == 2, timeout=8, pilot=pilot)
         assert len(await retained_topics(url, "fleet/#")) == 2
         await pilot.press("D")
         await pilot.pause(0.2)
         await pilot.click("#ok")
-        await until(pilot, lambda: len(table.shown_topics) == 0, timeout=8)
+        await until(lambda: len(table.shown_topics) == 0, timeout=8, pilot=pilot)
         assert await retained_topics(url, "fleet/#") == set()
 
 

@@ -5,9 +5,6 @@ The fake broker plays RabbitMQ 3.10 as it shows on the wire (tests/peers runs th
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from textual.widgets import Input, Label, Select
 
 from mqttchat.broker.server import Broker
@@ -17,17 +14,11 @@ from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
 from mqttchat.ui.widgets.publish_pane import PublishPane
-from tests.conftest import broker_config
-from tests.helpers.brokers import free_port
+from tests.helpers.brokers import broker_config, free_port
 from tests.helpers.fake_broker import fake_broker
+from tests.helpers.waiting import until
+from tests.helpers.widget_text import text_of
 from tests.test_cli_broker_quirks import rabbit_like
-from tests.ui.conftest import text_of
-
-
-async def wait_until(pilot: Any, condition: Any, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await pilot.pause(0.05)
 
 
 def notes(app: MQTTChatApp) -> list[str]:
@@ -39,10 +30,10 @@ async def test_broker_tab_over_311_shows_what_it_announced_and_learned() -> None
         options = ClientOptions(parse_url(broker.url), client_id="ui-311", version=4)
         app = MQTTChatApp(Runtime(options, (("#", 2),), embed_broker=False), flush_hz=20)
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_until(pilot, lambda: bool(app.runtime.granted))
+            await until(lambda: bool(app.runtime.granted), pilot=pilot)
             await pilot.press("b")
             panel = app.screen.query_one(BrokerPanel)
-            await wait_until(pilot, lambda: "not announced" in text_of(panel))
+            await until(lambda: "not announced" in text_of(panel), pilot=pilot)
             text = text_of(panel)
             assert "MQTT 3.1.1" in text
             for row in ("receive maximum", "maximum QoS", "retain available", "topic alias maximum"):
@@ -62,7 +53,7 @@ async def test_fallback_to_311_is_said_and_remembered_in_the_profile() -> None:
         runtime = Runtime(profile.to_client_options(), (("#", 1),), embed_broker=False, profile_name="rabbit")
         app = MQTTChatApp(runtime, flush_hz=20)
         async with app.run_test(size=(120, 40), notifications=True) as pilot:
-            await wait_until(pilot, lambda: any("MQTT 3.1.1" in n for n in notes(app)))
+            await until(lambda: any("MQTT 3.1.1" in n for n in notes(app)), pilot=pilot)
             note = next(n for n in notes(app) if "MQTT 3.1.1" in n)
             assert "does not take MQTT 5.0 (it closed the connection before CONNACK)" in note
             assert "profile 'rabbit' now says MQTT 3.1.1" in note
@@ -78,7 +69,7 @@ async def test_publish_pane_says_a_qos2_publish_was_delivered_at_qos1() -> None:
         options = ClientOptions(parse_url(f"mqtt://127.0.0.1:{fake.port}"), client_id="ui-q2", version=4)
         app = MQTTChatApp(Runtime(options, (("#", 1),), embed_broker=False), flush_hz=20)
         async with app.run_test(size=(120, 40), notifications=True) as pilot:
-            await wait_until(pilot, lambda: app.runtime.client.connected)
+            await until(lambda: app.runtime.client.connected, pilot=pilot)
             await pilot.press("p")
             pane = app.screen.query_one(PublishPane)
             pane.query_one("#pub-topic", Input).value = "lab/valve"
@@ -86,9 +77,9 @@ async def test_publish_pane_says_a_qos2_publish_was_delivered_at_qos1() -> None:
             pane.query_one("#pub-qos", Select).value = 2
             await pilot.press("ctrl+s")
             outcome = app.screen.query_one("#pub-outcome", Label)
-            await wait_until(pilot, lambda: "QoS 1" in text_of(outcome))
+            await until(lambda: "QoS 1" in text_of(outcome), pilot=pilot)
             assert "acknowledged with PUBACK: delivered at QoS 1, not exactly once" in text_of(outcome)
-            await wait_until(pilot, lambda: any("delivered at QoS 1" in n for n in notes(app)))
+            await until(lambda: any("delivered at QoS 1" in n for n in notes(app)), pilot=pilot)
             assert app.runtime.client.connected and app.runtime.client.stats.connects == 1
 
 
@@ -97,6 +88,6 @@ async def test_chat_input_does_not_read_connecting_after_a_failed_connect() -> N
     app = MQTTChatApp(Runtime(options, embed_broker=False), view="chat", flush_hz=20)
     async with app.run_test(size=(120, 40)) as pilot:
         chat_input = app.screen.query_one("#chat-input", Input)
-        await wait_until(pilot, lambda: app.runtime.chat_error is not None)
-        await wait_until(pilot, lambda: chat_input.placeholder != "connecting…")
+        await until(lambda: app.runtime.chat_error is not None, pilot=pilot)
+        await until(lambda: chat_input.placeholder != "connecting…", pilot=pilot)
         assert chat_input.placeholder == "not connected: see below"

@@ -12,7 +12,7 @@ from textual.widgets import Button, Input, Label, ProgressBar, Select
 
 from mqttchat.explorer.tree import FilterKind, TopicFilter
 from mqttchat.ui.widgets.record_panel import RecordPanel
-from tests.ui.conftest import text_of
+from tests.helpers.widget_text import text_of
 
 
 class PanelApp(App[None]):

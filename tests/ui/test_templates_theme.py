@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.app import App, ComposeResult
 from textual.command import CommandList
-from textual.pilot import Pilot
 from textual.widgets import Input, Select, Switch, TextArea
 
 from mqttchat.config import (
@@ -29,6 +26,7 @@ from mqttchat.config import (
 from mqttchat.config import templates as templates_module
 from mqttchat.ui.screens.dialogs import ConfirmDialog, NameDialog
 from mqttchat.ui.widgets.publish_pane import PublishPane
+from tests.helpers.waiting import until
 from tests.ui.conftest import make_app
 
 #: Tall enough that the whole publish form, templates included, is on screen.
@@ -46,12 +44,6 @@ FULL = PublishTemplate(
     response_topic="replies/me",
     correlation_data="req-1",
 )
-
-
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], object], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await pilot.pause(0.02)
 
 
 def notes(app: App[Any]) -> list[str]:
@@ -99,13 +91,13 @@ async def test_save_reload_choose_and_delete_a_template() -> None:
         pane.query_one("#pub-correlation", Input).value = "req-1"
         await pilot.pause()
         await pilot.click("#pub-template-save")
-        await wait_until(pilot, lambda: isinstance(app.screen, NameDialog))
+        await until(lambda: isinstance(app.screen, NameDialog), pilot=pilot)
         await pilot.press("enter")  # no name yet: the dialog says so and stays open
         assert isinstance(app.screen, NameDialog)
         assert "needs a name" in str(app.screen.query_one("#name-error").render())
         app.screen.query_one("#name", Input).value = "light on"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: not isinstance(app.screen, NameDialog))
+        await until(lambda: not isinstance(app.screen, NameDialog), pilot=pilot)
         await pilot.pause()
         assert any("saved template 'light on'" in note for note in notes(app))
         assert load_templates() == {
@@ -151,14 +143,14 @@ async def test_save_reload_choose_and_delete_a_template() -> None:
 
         # Deleting asks first; cancelling keeps the template.
         await pilot.click("#pub-template-delete")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await until(lambda: isinstance(app.screen, ConfirmDialog), pilot=pilot)
         await pilot.click("#cancel")
-        await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmDialog))
+        await until(lambda: not isinstance(app.screen, ConfirmDialog), pilot=pilot)
         assert list(load_templates()) == ["light on"]
         await pilot.click("#pub-template-delete")
-        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await until(lambda: isinstance(app.screen, ConfirmDialog), pilot=pilot)
         await pilot.click("#ok")
-        await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmDialog))
+        await until(lambda: not isinstance(app.screen, ConfirmDialog), pilot=pilot)
         await pilot.pause()
         assert load_templates() == {}
         assert options_of(pane) == []
@@ -179,10 +171,10 @@ async def test_saving_under_an_existing_name_replaces_it() -> None:
         assert form(pane)["topic"] == "one"
         pane.query_one("#pub-topic", Input).value = "three"
         await pilot.click("#pub-template-save")
-        await wait_until(pilot, lambda: isinstance(app.screen, NameDialog))
+        await until(lambda: isinstance(app.screen, NameDialog), pilot=pilot)
         assert app.screen.query_one("#name", Input).value == "a"  # the chosen template's name is offered
         await pilot.press("enter")
-        await wait_until(pilot, lambda: not isinstance(app.screen, NameDialog))
+        await until(lambda: not isinstance(app.screen, NameDialog), pilot=pilot)
         await pilot.pause()
         assert [(t.name, t.topic) for t in load_templates().values()] == [("a", "three"), ("b", "two")]
         assert any("replaced template 'a'" in note for note in notes(app))
@@ -214,7 +206,7 @@ async def test_a_malformed_templates_file_is_a_notification_naming_file_and_line
     path.write_text(text)
     app = make_app()
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await wait_until(pilot, lambda: bool(app._notifications))
+        await until(lambda: bool(app._notifications), pilot=pilot)
         (note,) = [note for note in app._notifications if "templates" in note.title]
         assert f"{path}:{line}:" in note.message and fragment in note.message, note.message
         assert note.severity == "error"
@@ -449,9 +441,9 @@ async def test_change_theme_from_the_command_palette_is_saved() -> None:
         await pilot.pause()
         await pilot.press(*"textual-light")
         # The palette searches in the background: wait until the only hit is listed.
-        await wait_until(pilot, lambda: app.screen.query_one(CommandList).option_count == 1)
+        await until(lambda: app.screen.query_one(CommandList).option_count == 1, pilot=pilot)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app.theme == "textual-light")
+        await until(lambda: app.theme == "textual-light", pilot=pilot)
         await pilot.pause()
     assert load_settings().theme == "textual-light"
 
