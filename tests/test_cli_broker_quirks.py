@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-from mqttchat.protocol import ConnAck, Connect, Packet, PubAck, Publish, ReasonCode, SubAck, Subscribe
-from tests.helpers.fake_broker import Close, fake_broker
-from tests.test_cli_pubsub import run
-
-
-def rabbit_like(packet: Packet, version: int) -> bytes:
-    """RabbitMQ 3.10 as seen on the wire: 3.1.1 only (a 5.0 CONNECT is closed), QoS 2 answered with PUBACK,
-    no retained message for a wildcard subscription."""
-    if isinstance(packet, Connect):
-        return Close(b"") if packet.protocol_version == 5 else ConnAck(False).encode(4)
-    if isinstance(packet, Publish) and packet.qos:
-        assert packet.packet_id is not None
-        return PubAck(packet.packet_id).encode(version)
-    if isinstance(packet, Subscribe):
-        return SubAck(packet.packet_id, (ReasonCode.GRANTED_QOS_1,) * len(packet.subscriptions)).encode(version)
-    return b""
+from mqttchat.protocol import Connect, Publish
+from tests.helpers.cli import run
+from tests.helpers.fake_broker import fake_broker, rabbit_like
 
 
 def test_pub_qos2_to_a_downgrading_broker_succeeds_and_says_qos1() -> None:

@@ -7,8 +7,8 @@ import time
 
 from mqttchat.protocol import Packet, ReasonCode, SubAck, Subscribe
 from tests.helpers.brokers import RunningBroker
+from tests.helpers.cli import run
 from tests.helpers.fake_broker import connack_then, fake_broker
-from tests.test_cli_pubsub import run
 
 
 def test_no_suback_exits_27_at_the_deadline() -> None:

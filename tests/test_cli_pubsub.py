@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,15 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.brokers import RunningBroker, free_port
-
-
-def mqttchat(*args: str) -> list[str]:
-    exe = shutil.which("mqttchat")
-    return [exe, *args] if exe else [sys.executable, "-m", "mqttchat", *args]
-
-
-def run(*args: str, stdin: bytes | None = None, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(mqttchat(*args), input=stdin, capture_output=True, timeout=timeout, check=False)
+from tests.helpers.cli import finish, mqttchat, run
 
 
 def start_sub(broker: RunningBroker, *args: str) -> subprocess.Popen[bytes]:
@@ -37,11 +27,6 @@ def start_sub(broker: RunningBroker, *args: str) -> subprocess.Popen[bytes]:
             raise AssertionError(f"sub did not subscribe: {proc.stderr.read() if proc.stderr else b''!r}")
         time.sleep(0.05)
     return proc
-
-
-def finish(proc: subprocess.Popen[bytes], timeout: float = 15) -> tuple[int, bytes, bytes]:
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
 
 
 def pub(broker: RunningBroker, *args: str, stdin: bytes | None = None) -> None:

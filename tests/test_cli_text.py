@@ -29,8 +29,8 @@ from mqttchat.protocol import (
     Subscribe,
 )
 from tests.helpers.brokers import RunningBroker
+from tests.helpers.cli import mqttchat, run
 from tests.helpers.fake_broker import connack_then, fake_broker
-from tests.test_cli_pubsub import mqttchat, run
 
 TITLE = "\x1b]0;TITLE\x1b\\"
 CLEAR = "\x1b[2J"

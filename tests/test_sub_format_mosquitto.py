@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.brokers import RunningBroker
-from tests.test_cli_pubsub import finish, mqttchat
+from tests.helpers.cli import finish, mqttchat
 
 #: MQTT 5 properties of the first message (mosquitto_pub -D arguments).
 PROPERTIES = [

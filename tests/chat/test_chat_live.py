@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,19 +15,10 @@ from mqttchat.broker.server import Broker
 from mqttchat.chat import CHAT_ACL
 from mqttchat.chat import protocol as p
 from mqttchat.chat.model import Delivery, Room
-from mqttchat.chat.service import ChatService, chat_client_options
-from mqttchat.client import ClientOptions, MQTTClient, parse_url
+from mqttchat.client import MQTTClient
 from tests.helpers.brokers import RunningBroker, broker_config
+from tests.helpers.chat_members import member
 from tests.helpers.waiting import until
-
-
-async def member(url: str, nick: str, rooms: list[str] | None = None, install: str = "", **options: Any) -> ChatService:
-    base = dataclasses.replace(ClientOptions(parse_url(url)), **options)
-    client = MQTTClient(chat_client_options(base, nick, rooms or ["lobby"], install=install))
-    service = ChatService(client, nick, rooms or ["lobby"])
-    await client.connect()
-    await service.start()
-    return service
 
 
 async def test_two_members_chat_with_presence_and_delivery_states(url: str) -> None:

@@ -11,8 +11,8 @@ from mqttchat.chat import protocol as p
 from mqttchat.chat.service import ChatService, chat_client_options
 from mqttchat.client import ClientOptions, MQTTClient, parse_url
 from mqttchat.protocol import RetainHandling
-from tests.chat.test_chat_live import member
 from tests.helpers.brokers import broker_config
+from tests.helpers.chat_members import member
 from tests.helpers.waiting import until
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from mqttchat.broker.server import Broker
 from mqttchat.chat.model import ChatModel, Delivery
-from tests.chat.test_chat_live import member
 from tests.helpers.brokers import broker_config
+from tests.helpers.chat_members import member
 from tests.helpers.node import NODE_DIR, node_exe
 from tests.helpers.waiting import until
 

@@ -10,8 +10,8 @@ from mqttchat.client import ClientError, MQTTClient
 from mqttchat.client.options import DEFAULT_MAX_PACKET_SIZE
 from mqttchat.protocol import Connect, Disconnect, Packet, ReasonCode, SubAck, Subscribe
 from mqttchat.protocol.wire import encode_varint
+from tests.helpers.cli import run
 from tests.helpers.fake_broker import connack_then, fake_broker
-from tests.test_cli_pubsub import run
 
 #: The start of a 200 MB PUBLISH: its fixed header and a little of its body, all a broker needs to send to make a
 #: client that reads the header too late buffer it.

@@ -14,7 +14,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from mqttchat.protocol import ConnAck, Connect, Packet, Properties, RemoteProtocolError
+from mqttchat.protocol import (
+    ConnAck,
+    Connect,
+    Packet,
+    Properties,
+    PubAck,
+    Publish,
+    ReasonCode,
+    RemoteProtocolError,
+    SubAck,
+    Subscribe,
+)
 from mqttchat.protocol.reader import PacketReader
 
 Script = Callable[[Packet, int], bytes]
@@ -113,3 +124,16 @@ def fake_broker(script: Script) -> Iterator[FakeBroker]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def rabbit_like(packet: Packet, version: int) -> bytes:
+    """RabbitMQ 3.10 as seen on the wire: 3.1.1 only (a 5.0 CONNECT is closed), QoS 2 answered with PUBACK,
+    no retained message for a wildcard subscription."""
+    if isinstance(packet, Connect):
+        return Close(b"") if packet.protocol_version == 5 else ConnAck(False).encode(4)
+    if isinstance(packet, Publish) and packet.qos:
+        assert packet.packet_id is not None
+        return PubAck(packet.packet_id).encode(version)
+    if isinstance(packet, Subscribe):
+        return SubAck(packet.packet_id, (ReasonCode.GRANTED_QOS_1,) * len(packet.subscriptions)).encode(version)
+    return b""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.test_cli_pubsub import mqttchat
+from tests.helpers.cli import mqttchat
 
 
 @dataclass(frozen=True)

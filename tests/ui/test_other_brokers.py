@@ -15,10 +15,9 @@ from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
 from mqttchat.ui.widgets.publish_pane import PublishPane
 from tests.helpers.brokers import broker_config, free_port
-from tests.helpers.fake_broker import fake_broker
+from tests.helpers.fake_broker import fake_broker, rabbit_like
 from tests.helpers.waiting import until
 from tests.helpers.widget_text import text_of
-from tests.test_cli_broker_quirks import rabbit_like
 
 
 def notes(app: MQTTChatApp) -> list[str]:
