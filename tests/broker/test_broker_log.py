@@ -13,7 +13,8 @@ import pytest
 
 from mqttchat.client import MQTTClient
 from mqttchat.untrusted import loggable
-from tests.broker.conformance_helpers import (
+from tests.helpers.brokers import RunningBroker
+from tests.helpers.conformance import (
     CONNACK,
     DISCONNECT_PACKET,
     PUBACK,
@@ -21,7 +22,6 @@ from tests.broker.conformance_helpers import (
     connect_packet,
     publish_packet,
 )
-from tests.helpers.brokers import RunningBroker
 
 EVIL_ID = "evil\n2026-01-01 00:00:00 INFO FORGED admin connected\x1b[2J\x1b]0;TITLE\x07\\"
 EVIL_USER = "mallory\r\nFORGED"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker.conformance_helpers import QUIET, TIMEOUT, write_security_files
 from tests.helpers.brokers import RunningBroker
+from tests.helpers.conformance import QUIET, TIMEOUT, write_security_files
 
 MOSQUITTO_PUB = shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub"
 MOSQUITTO_SUB = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"

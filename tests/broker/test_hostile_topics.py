@@ -11,7 +11,8 @@ from mqttchat.broker.retained import RetainedMessage, RetainedStore
 from mqttchat.explorer.tree import TopicTree
 from mqttchat.protocol import SubscriptionTrie
 from mqttchat.protocol.topics import MAX_TOPIC_LEVELS
-from tests.broker.conformance_helpers import (
+from tests.helpers.brokers import RunningBroker
+from tests.helpers.conformance import (
     DISCONNECT,
     PUBACK,
     PUBLISH,
@@ -23,7 +24,6 @@ from tests.broker.conformance_helpers import (
     subscribe_packet,
     unsubscribe_packet,
 )
-from tests.helpers.brokers import RunningBroker
 
 DEEP = 5000  # far past Python's recursion limit (1000)
 

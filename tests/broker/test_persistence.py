@@ -218,7 +218,7 @@ async def test_pubrels_are_resent_in_the_order_the_pubrecs_arrived(
     broker_process: Callable[..., RunningBroker], tmp_path: Path
 ) -> None:
     """[MQTT-4.6.0-4] across a restart too: the store keeps the order of PUBRECs, not the order of sending."""
-    from tests.broker.conformance_helpers import CONNACK, PUBLISH, PUBREL, RawClient
+    from tests.helpers.conformance import CONNACK, PUBLISH, PUBREL, RawClient
 
     resume = {"clean": False, "properties": b"\x05\x11\x00\x00\x0e\x10"}  # Session Expiry 3600
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mqttchat.broker.auth import PasswordFile, hash_password
-from tests.broker.conformance_helpers import (
+from tests.helpers.brokers import RunningBroker
+from tests.helpers.conformance import (
     CONNACK,
     DISCONNECT,
     MAXIMUM_PACKET_SIZE,
@@ -30,7 +31,6 @@ from tests.broker.conformance_helpers import (
     publish_packet,
     subscribe_packet,
 )
-from tests.helpers.brokers import RunningBroker
 from tests.helpers.waiting import until_sync
 
 VERSIONS = [pytest.param(V311, id="v311"), pytest.param(V5, id="v5")]

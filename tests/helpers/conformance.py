@@ -1,4 +1,5 @@
-"""Helpers of the broker conformance tests: paho peers, a raw-socket MQTT codec and client, a $SYS broker."""
+"""Helpers of the broker conformance tests (tests/broker/conformance/): paho peers, a raw-socket MQTT codec and
+client, a $SYS broker, and what the sections share."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -688,3 +690,65 @@ def write_security_files(directory: Path) -> str:
     acl = directory / "acl"
     acl.write_text(ACL)
     return f"allow_anonymous = false\npassword_file = '{passwd}'\nacl_file = '{acl}'\n"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# What the sections share
+# ----------------------------------------------------------------------------------------------------------------
+
+VERSIONS = [pytest.param(V311, id="v311"), pytest.param(V5, id="v5")]
+ASSIGNED_CLIENT_ID = 0x12
+SERVER_KEEP_ALIVE = 0x13
+StartBroker = Callable[..., RunningBroker]
+
+
+def no_crash(broker: RunningBroker) -> None:
+    """The broker logged no traceback (an exception escaping its handlers)."""
+    log = broker.log_text()
+    assert "Traceback" not in log, log[log.index("Traceback") :][:2000]
+
+
+def prop(message: mqtt.MQTTMessage, name: str, default: Any = None) -> Any:
+    """A property of a received message, ``default`` when absent (or for MQTT 3.1.1)."""
+    return getattr(message.properties, name, default) if message.properties is not None else default
+
+
+def persistent(version: int) -> dict[str, Any]:
+    """Connection arguments of a persistent session: 3.1.1 clean session 0, 5.0 clean start 0 + expiry 60 s."""
+    return {"clean": False, "session_expiry": 60} if version == V5 else {"clean": False}
+
+
+def next_packet(raw: RawClient) -> Packet:
+    """The next packet the broker sends (failing if it closes the connection instead)."""
+    p = raw.read_packet()
+    assert p is not None, "the broker closed the connection"
+    return p
+
+
+def publish_x(topic: str | bytes, version: int, qos: int = 0, pid: int = 1, properties: bytes = b"\x00") -> bytes:
+    """A PUBLISH of payload ``x``."""
+    return publish_packet(topic, b"x", qos, pid, version=version, properties=properties)
+
+
+#: Topics and which of them each filter matches (the specification's examples, and empty levels).
+WILDCARD_TOPICS = [
+    "sport",
+    "sport/",
+    "sport/tennis",
+    "sport/tennis/player1",
+    "sport/tennis/player1/ranking",
+    "/sport",
+    "sports",
+    "sport//player1",
+]
+WILDCARD_MATCHES = {
+    "sport/#": {"sport", "sport/", "sport/tennis", "sport/tennis/player1", "sport/tennis/player1/ranking",
+                "sport//player1"},
+    "sport/tennis/+": {"sport/tennis/player1"},
+    "sport/+": {"sport/", "sport/tennis"},
+    "+/+": {"sport/", "sport/tennis", "/sport"},
+    "/+": {"/sport"},
+    "+": {"sport", "sports"},
+    "#": set(WILDCARD_TOPICS),
+    "sport/+/player1": {"sport/tennis/player1", "sport//player1"},
+}  # fmt: skip
