@@ -12,6 +12,7 @@ import contextlib
 import json
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -83,46 +84,101 @@ def b64(data: bytes) -> dict[str, str]:
     return {"b64": base64.b64encode(data).decode()}
 
 
+class MQTTJSHost:
+    """One Node.js process running any number of MQTT.js clients (starting Node.js with MQTT.js takes about half a
+    second: the suite starts it once). Commands go in as JSON lines naming their client; a thread reads the events
+    and hands each to its :class:`MQTTJSAgent`, in the event loop of the test that made it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.proc = proc
+        self.log = log
+        self._agents: dict[int, MQTTJSAgent] = {}
+        self._count = 0
+        self._write_lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, name="mqttjs-host", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    @contextlib.contextmanager
+    def run(cls, log: Path) -> Iterator[MQTTJSHost]:
+        exe = node_exe()
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(
+                [exe, "mqttjs_agent.mjs"], cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err
+            )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()  # {"event": "ready"} once it reads commands, or nothing if it died
+            if not line or json.loads(line).get("event") != "ready":
+                proc.wait(10)
+                raise NodePeerUnavailable(f"the MQTT.js agent did not start: {log.read_text(errors='replace')}")
+            yield cls(proc, log)
+        finally:
+            if proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    assert proc.stdin is not None
+                    proc.stdin.write(b'{"op": "quit"}\n')
+                    proc.stdin.flush()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+
+    def agent(self) -> MQTTJSAgent:
+        """A new client (not connected yet), whose events are handed to the running event loop."""
+        if self.proc.poll() is not None:
+            raise NodePeerUnavailable(f"the MQTT.js agent exited: {self.log.read_text(errors='replace')}")
+        self._count += 1
+        agent = MQTTJSAgent(self, self._count)
+        self._agents[agent.number] = agent
+        return agent
+
+    def send(self, command: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        with self._write_lock:
+            self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+            self.proc.stdin.flush()
+
+    def forget(self, agent: MQTTJSAgent) -> None:
+        self._agents.pop(agent.number, None)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            event = json.loads(line)
+            agent = self._agents.get(event.pop("agent", None))
+            if agent is not None:
+                agent.deliver(event)
+        for agent in list(self._agents.values()):
+            agent.deliver({"event": "exited"})
+
+
 class MQTTJSAgent:
-    """An MQTT.js client in a Node.js process: commands go in as JSON lines, events come back as JSON lines.
+    """An MQTT.js client in the :class:`MQTTJSHost` process: commands go in as JSON lines, events come back as JSON
+    lines.
 
     Every event is kept (in order) so that a test can wait for one and then look at what came before it.
     """
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
+    def __init__(self, host: MQTTJSHost, number: int) -> None:
+        self.host = host
+        self.number = number
         self.events: list[dict[str, Any]] = []
+        self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         self._next_id = 0
-        self._reader = asyncio.create_task(self._read())
+        self._closed = False
 
-    @classmethod
-    async def start(cls) -> MQTTJSAgent:
-        proc = await asyncio.create_subprocess_exec(
-            node_exe(),
-            "mqttjs_agent.mjs",
-            cwd=NODE_DIR,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=16 * 1024 * 1024,
-        )
-        agent = cls(proc)
-        await agent.wait_for(lambda e: e["event"] == "ready", timeout=20)
-        return agent
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        while line := await self.proc.stdout.readline():
-            self.events.append(json.loads(line))
-            self._changed.set()
-        self.events.append({"event": "exited"})
-        self._changed.set()
+    def deliver(self, event: dict[str, Any]) -> None:
+        """Called by the host's reader thread."""
+        self.events.append(event)
+        with contextlib.suppress(RuntimeError):  # the test's loop is closed: nobody waits any more
+            self._loop.call_soon_threadsafe(self._changed.set)
 
     def send(self, op: str, **fields: Any) -> int:
         self._next_id += 1
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"op": op, "id": self._next_id, **fields}).encode() + b"\n")
+        self.host.send({"op": op, "agent": self.number, "id": self._next_id, **fields})
         return self._next_id
 
     async def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0) -> dict[str, Any]:
@@ -130,17 +186,17 @@ class MQTTJSAgent:
         seen = 0
         async with asyncio.timeout(timeout):
             while True:
-                for event in self.events[seen:]:
+                while seen < len(self.events):  # the reader thread appends meanwhile
+                    event = self.events[seen]
+                    seen += 1
                     if predicate(event):
                         return event
                     if event["event"] == "exited":
-                        stderr = b""
-                        if self.proc.stderr is not None:
-                            stderr = await self.proc.stderr.read()
-                        raise NodePeerUnavailable(f"MQTT.js agent exited: {stderr.decode(errors='replace')}")
-                seen = len(self.events)
-                self._changed.clear()
-                await self._changed.wait()
+                        log = self.host.log.read_text(errors="replace")
+                        raise NodePeerUnavailable(f"the MQTT.js agent exited: {log}")
+                self._changed.clear()  # set again by the reader, in this loop, after any event appended now
+                if seen == len(self.events):
+                    await self._changed.wait()
 
     async def call(self, op: str, answer: str, timeout: float = 15.0, **fields: Any) -> dict[str, Any]:
         """Send a command and wait for its answer (the event ``answer`` with the same id)."""
@@ -189,15 +245,12 @@ class MQTTJSAgent:
         return base64.b64decode(event["payload_b64"])
 
     async def close(self) -> None:
-        if self.proc.returncode is None:
-            with contextlib.suppress(Exception):
-                self.send("exit")
-            try:
-                async with asyncio.timeout(5):
-                    await self.proc.wait()
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        """Drop the connection as a crashed process would (no DISCONNECT), and forget the client."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.host.proc.poll() is None:
+            cid = self.send("exit")
+            with contextlib.suppress(TimeoutError, NodePeerUnavailable):
+                await self.wait_for(lambda e: e["event"] == "gone" and e.get("id") == cid, timeout=5)
+        self.host.forget(self)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from tests.helpers.node import AedesPorts, MQTTJSAgent, run_aedes
+from tests.helpers.node import AedesPorts, MQTTJSAgent, MQTTJSHost, run_aedes
 from tests.helpers.rabbitmq import RabbitCluster, RabbitNode, run_rabbitmq
 
 
@@ -42,13 +42,20 @@ def unique() -> str:
     return secrets.token_hex(4)
 
 
+@pytest.fixture(scope="session")
+def mqttjs_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MQTTJSHost]:
+    """One Node.js process for every MQTT.js client of the session."""
+    with MQTTJSHost.run(tmp_path_factory.mktemp("mqttjs") / "mqttjs.log") as host:
+        yield host
+
+
 @pytest.fixture
-async def mqttjs() -> AsyncIterator[Callable[[], Awaitable[MQTTJSAgent]]]:
-    """Start MQTT.js clients: ``agent = await mqttjs()``; each is stopped after the test."""
+async def mqttjs(mqttjs_host: MQTTJSHost) -> AsyncIterator[Callable[[], Awaitable[MQTTJSAgent]]]:
+    """Start MQTT.js clients: ``agent = await mqttjs()``; each is dropped after the test."""
     agents: list[MQTTJSAgent] = []
 
     async def start() -> MQTTJSAgent:
-        agent = await MQTTJSAgent.start()
+        agent = mqttjs_host.agent()
         agents.append(agent)
         return agent
 

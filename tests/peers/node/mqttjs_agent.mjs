@@ -1,4 +1,6 @@
-// MQTT.js driven by the Python tests: one JSON command a line on stdin, one JSON event a line on stdout.
+// MQTT.js driven by the Python tests: one JSON command a line on stdin, one JSON event a line on stdout. One
+// process serves any number of clients (starting Node.js and MQTT.js takes about half a second): each command
+// names its client with "agent" (a number the tests choose), and every event about a client carries it.
 //
 // Commands (each may carry an "id", echoed by its answer):
 //   {"op": "connect", "url": "mqtt://127.0.0.1:1883", "options": {...MQTT.js connect options...}}
@@ -9,7 +11,10 @@
 //   {"op": "publish", "topic": ..., "payload": "text" | "payload_b64": "...", "options": {"qos", "retain",
 //        "properties": {...}}}  → {"event": "published", "error": null, "packet": {...}}
 //   {"op": "end", "force": false, "options": {"reasonCode": 4, "properties": {...}}}  → {"event": "ended"}
-//   {"op": "exit"}: stop the process at once (no DISCONNECT: the broker sees a lost connection).
+//   {"op": "exit"}: drop the client's connection at once (no DISCONNECT: the broker sees a lost connection)
+//        → {"event": "gone"}
+//   {"op": "quit"}: stop the process.
+// The process says {"event": "ready"} (no agent) once it reads commands.
 // Events the client produces by itself: "message" (topic, payload_b64, qos, retain, dup, properties),
 // "packetreceive"/"packetsend" (cmd, topic, properties: to see topic aliases on the wire), "disconnect" (the
 // broker's DISCONNECT), "close", "offline", "error".
@@ -17,7 +22,7 @@
 import mqtt from 'mqtt'
 import readline from 'node:readline'
 
-let client = null
+const clients = new Map()
 
 function emit (event) {
   process.stdout.write(JSON.stringify(event, (key, value) => {
@@ -44,58 +49,74 @@ function brief (packet) {
 }
 
 function connect (cmd) {
+  const agent = cmd.agent
   const options = revive(cmd.options || {})
   if (options.will && typeof options.will.payload === 'string') options.will.payload = Buffer.from(options.will.payload)
-  client = mqtt.connect(cmd.url, { reconnectPeriod: 0, connectTimeout: 10000, ...options })
+  const client = mqtt.connect(cmd.url, { reconnectPeriod: 0, connectTimeout: 10000, ...options })
+  clients.set(agent, client)
+  const say = (event) => emit({ agent, ...event })
   let answered = false
   client.on('connect', (connack) => {
-    if (!answered) { answered = true; emit({ event: 'connack', id: cmd.id, connack: brief(connack), sessionPresent: connack.sessionPresent }) }
+    if (!answered) { answered = true; say({ event: 'connack', id: cmd.id, connack: brief(connack), sessionPresent: connack.sessionPresent }) }
   })
   client.on('error', (err) => {
-    if (!answered) { answered = true; emit({ event: 'connack', id: cmd.id, error: err.message, code: err.code }) }
-    emit({ event: 'error', message: err.message, code: err.code })
+    if (!answered) { answered = true; say({ event: 'connack', id: cmd.id, error: err.message, code: err.code }) }
+    say({ event: 'error', message: err.message, code: err.code })
   })
   client.on('message', (topic, payload, packet) => {
-    emit({ event: 'message', topic, payload_b64: payload.toString('base64'), qos: packet.qos, retain: packet.retain, dup: packet.dup, properties: packet.properties || {} })
+    say({ event: 'message', topic, payload_b64: payload.toString('base64'), qos: packet.qos, retain: packet.retain, dup: packet.dup, properties: packet.properties || {} })
   })
-  client.on('packetreceive', (packet) => emit({ event: 'packetreceive', ...brief(packet) }))
-  client.on('packetsend', (packet) => emit({ event: 'packetsend', ...brief(packet) }))
-  client.on('disconnect', (packet) => emit({ event: 'disconnect', ...brief(packet) }))
-  client.on('close', () => emit({ event: 'close' }))
-  client.on('offline', () => emit({ event: 'offline' }))
+  client.on('packetreceive', (packet) => say({ event: 'packetreceive', ...brief(packet) }))
+  client.on('packetsend', (packet) => say({ event: 'packetsend', ...brief(packet) }))
+  client.on('disconnect', (packet) => say({ event: 'disconnect', ...brief(packet) }))
+  client.on('close', () => say({ event: 'close' }))
+  client.on('offline', () => say({ event: 'offline' }))
 }
 
 function handle (cmd) {
   const id = cmd.id
+  const agent = cmd.agent
+  const client = clients.get(agent)
+  const emit_ = (event) => emit({ agent, id, ...event })
   switch (cmd.op) {
     case 'connect':
       connect(cmd)
       break
     case 'subscribe':
       client.subscribe(cmd.topic, revive(cmd.options || { qos: 0 }), (err, granted) => {
-        emit({ event: 'suback', id, error: err ? err.message : null, granted: granted || [] })
+        emit_({ event: 'suback', error: err ? err.message : null, granted: granted || [] })
       })
       break
     case 'unsubscribe':
       client.unsubscribe(cmd.topic, revive(cmd.options || {}), (err) => {
-        emit({ event: 'unsuback', id, error: err ? err.message : null })
+        emit_({ event: 'unsuback', error: err ? err.message : null })
       })
       break
     case 'publish': {
       const payload = cmd.payload_b64 !== undefined ? Buffer.from(cmd.payload_b64, 'base64') : Buffer.from(cmd.payload || '')
       client.publish(cmd.topic, payload, revive(cmd.options || {}), (err, packet) => {
-        emit({ event: 'published', id, error: err ? err.message : null, packet: packet ? brief(packet) : null })
+        emit_({ event: 'published', error: err ? err.message : null, packet: packet ? brief(packet) : null })
       })
       break
     }
     case 'end':
-      client.end(Boolean(cmd.force), revive(cmd.options || {}), () => emit({ event: 'ended', id }))
+      client.end(Boolean(cmd.force), revive(cmd.options || {}), () => emit_({ event: 'ended' }))
       break
     case 'exit':
+      // As if the process had died: the socket is closed, no DISCONNECT is sent, nothing is retried.
+      if (client) {
+        clients.delete(agent)
+        client.options.reconnectPeriod = 0
+        if (client.stream) client.stream.destroy()
+        client.end(true)
+      }
+      emit_({ event: 'gone' })
+      break
+    case 'quit':
       process.exit(0)
       break
     default:
-      emit({ event: 'error', id, message: `unknown op ${cmd.op}` })
+      emit_({ event: 'error', message: `unknown op ${cmd.op}` })
   }
 }
 
@@ -105,7 +126,9 @@ lines.on('line', (line) => {
   try {
     handle(JSON.parse(line))
   } catch (err) {
-    emit({ event: 'error', message: String(err && err.stack ? err.stack : err) })
+    let agent
+    try { agent = JSON.parse(line).agent } catch (_) {}
+    emit({ agent, event: 'error', message: String(err && err.stack ? err.stack : err) })
   }
 })
 lines.on('close', () => process.exit(0))
