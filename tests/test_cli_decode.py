@@ -15,7 +15,7 @@ import msgpack
 
 from mqttchat.explorer.decoders.sparkplug import BDSEQ, REBIRTH, DataType, SparkplugMetric, encode_payload
 from tests.helpers.brokers import RunningBroker
-from tests.test_cli_pubsub import finish, mqttchat, pub, run
+from tests.helpers.cli import finish, mqttchat, pub, run
 
 
 def start_sub(broker: RunningBroker, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -4,34 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.brokers import RunningBroker, free_port
-from tests.helpers.cli import finish, mqttchat, run
-
-
-def start_sub(broker: RunningBroker, *args: str) -> subprocess.Popen[bytes]:
-    """Start ``mqttchat sub`` and return once mosquitto has logged its SUBSCRIBE."""
-    before = broker.log_text().count("Received SUBSCRIBE")
-    proc = subprocess.Popen(
-        mqttchat("sub", "-p", str(broker.port), *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 15
-    while broker.log_text().count("Received SUBSCRIBE") <= before:
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise AssertionError(f"sub did not subscribe: {proc.stderr.read() if proc.stderr else b''!r}")
-        time.sleep(0.05)
-    return proc
-
-
-def pub(broker: RunningBroker, *args: str, stdin: bytes | None = None) -> None:
-    result = run("pub", "-p", str(broker.port), *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr
+from tests.helpers.cli import finish, pub, run, start_sub
 
 
 @pytest.mark.parametrize("version", ["5", "311"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import tomllib
-from collections.abc import Callable
 from typing import Any
 
 import cbor2
@@ -34,8 +33,10 @@ from mqttchat.ui.screens.decode_as import DecodeAsDialog
 from mqttchat.ui.screens.sparkplug_write import WriteMetricDialog
 from mqttchat.ui.widgets.message_view import MessageView
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
-from tests.ui.conftest import NOW, freeze, make_app, text_of
-from tests.ui.test_hostile_text import CLICK, HOSTILE, check_screen
+from tests.helpers.hostile_text import CLICK, HOSTILE, check_screen
+from tests.helpers.waiting import until
+from tests.helpers.widget_text import text_of
+from tests.ui.conftest import NOW, freeze, make_app
 
 SIZES = pytest.mark.parametrize("size", [(120, 36), (80, 24)], ids=lambda size: f"{size[0]}x{size[1]}")
 
@@ -48,12 +49,6 @@ def lab_tree() -> TopicTree:
     tree.ingest("lab/bench/cbor", cbor2.dumps(READING), received_at=NOW - 10)
     tree.ingest("lab/bench/text", b"plain words", received_at=NOW - 5)
     return tree
-
-
-async def wait_until(pilot: Any, condition: Callable[[], object], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await pilot.pause(0.02)
 
 
 async def settle(pilot: Any) -> None:
@@ -259,11 +254,11 @@ async def test_rebirth_and_write_reach_the_edge_node(broker: Broker, size: tuple
     commands: asyncio.Queue[Message] = asyncio.Queue()
     app = await live_app(broker)
     async with app.run_test(size=size) as pilot, MQTTClient(broker.url, client_id="edge-node") as device:
-        await wait_until(pilot, lambda: app.runtime.client.connected and app.runtime.granted)
+        await until(lambda: app.runtime.client.connected and app.runtime.granted, pilot=pilot)
         device.add_message_handler(commands.put_nowait)
         await device.subscribe("spBv1.0/G/NCMD/E", "spBv1.0/G/DCMD/E/+")
         await births(device)
-        await wait_until(pilot, lambda: app.runtime.tree.get("spBv1.0/G/DBIRTH/E/Pump") is not None)
+        await until(lambda: app.runtime.tree.get("spBv1.0/G/DBIRTH/E/Pump") is not None, pilot=pilot)
         await settle(pilot)
         assert app.screen.query_one(TopicTreeView).select_topic("spBv1.0/G/DBIRTH/E/Pump")
         await settle(pilot)

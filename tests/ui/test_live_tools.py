@@ -8,6 +8,7 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Input, Select, Switch
 
+from mqttchat.broker.server import Broker
 from mqttchat.client import ClientOptions, MQTTClient, parse_url
 from mqttchat.explorer.recording import load_recording
 from mqttchat.protocol import Properties
@@ -15,6 +16,7 @@ from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.widgets.record_panel import RecordPanel
 from mqttchat.ui.widgets.subscriptions_panel import SubscriptionsPanel
+from tests.helpers.brokers import broker_config
 from tests.helpers.waiting import until
 from tests.helpers.widget_text import text_of
 
