@@ -35,8 +35,8 @@ def percentile(values: list[float], p: float) -> float:
 async def view(count: int) -> dict[str, float]:
     from mqttchat.chat.model import ChatMessage
     from mqttchat.chat.protocol import Envelope
-    from mqttchat.screenshots import make_app
     from mqttchat.ui.widgets.chat_log import ChatLog
+    from tests.helpers.scenes import make_app
 
     rng = random.Random(1)
     words = ["the", "broker", "moved", "to", "the", "new", "rack", "and", "**every**", "sensor", "reconnected",

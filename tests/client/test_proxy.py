@@ -24,7 +24,7 @@ from mqttchat.client.proxy import (
     parse_proxy_url,
     proxy_from_environment,
 )
-from tests.conftest import broker_config
+from tests.helpers.brokers import broker_config
 from tests.helpers.proxies import HttpConnectProxy, Socks5Proxy
 
 NAME = "broker.test"

@@ -28,7 +28,7 @@ from mqttchat.cloud.azure import AzureIdentity, SasTokenSource, parse_connection
 from mqttchat.cloud.jwt import JwtPasswordSource
 from mqttchat.cloud.presets import LIMITS, CloudError, CloudSettings, apply, build
 from mqttchat.protocol import Connect, Packet, ProtocolVersion
-from tests.conftest import broker_config
+from tests.helpers.brokers import broker_config
 from tests.helpers.proxies import Socks5Proxy
 from tests.helpers.tls_front import TlsFront, service_certs
 

@@ -20,7 +20,7 @@ from mqttchat.protocol import (
     ReasonCode,
     Subscription,
 )
-from tests.ui.conftest import NOW, make_app
+from tests.helpers.scenes import NOW, make_app
 
 TITLE = "\x1b]0;TITLE\x1b\\"
 CLEAR = "\x1b[2J"

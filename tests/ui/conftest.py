@@ -1,4 +1,5 @@
-"""UI test fixtures: isolated config/data dirs, UTC, no cursor blink, and deterministic app data."""
+"""UI test fixtures: isolated config/data dirs, UTC, no cursor blink (the deterministic app is in
+tests/helpers/scenes.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from mqttchat.screenshots import NOW, freeze, make_app, sample_tree
-
-__all__ = ["NOW", "freeze", "make_app", "sample_tree"]
 
 
 @pytest.fixture(autouse=True)

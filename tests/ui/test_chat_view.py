@@ -26,10 +26,10 @@ from mqttchat.ui.widgets.chat_input import ChatInput
 from mqttchat.ui.widgets.chat_log import ChatLog
 from mqttchat.ui.widgets.chat_panels import MemberList, RoomList
 from tests.helpers.brokers import broker_config
+from tests.helpers.scenes import make_app
 from tests.helpers.typist import spell, type_burst, type_slowly
 from tests.helpers.waiting import until
 from tests.helpers.widget_text import text_of
-from tests.ui.conftest import make_app
 
 SIZE = (120, 36)
 

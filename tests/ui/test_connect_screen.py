@@ -10,8 +10,8 @@ from mqttchat.broker.server import Broker
 from mqttchat.config import Profile, ProfileStore
 from mqttchat.ui.screens.connect import ConnectScreen, parse_subscriptions
 from tests.helpers.brokers import broker_config
+from tests.helpers.scenes import make_app
 from tests.helpers.widget_text import text_of
-from tests.ui.conftest import make_app
 
 
 def test_subscription_field_parsing() -> None:

@@ -34,9 +34,9 @@ from mqttchat.ui.screens.sparkplug_write import WriteMetricDialog
 from mqttchat.ui.widgets.message_view import MessageView
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
 from tests.helpers.hostile_text import CLICK, HOSTILE, check_screen
+from tests.helpers.scenes import NOW, freeze, make_app
 from tests.helpers.waiting import until
 from tests.helpers.widget_text import text_of
-from tests.ui.conftest import NOW, freeze, make_app
 
 SIZES = pytest.mark.parametrize("size", [(120, 36), (80, 24)], ids=lambda size: f"{size[0]}x{size[1]}")
 

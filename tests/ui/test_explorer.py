@@ -17,9 +17,9 @@ from mqttchat.ui.widgets.publish_pane import PublishPane
 from mqttchat.ui.widgets.retained_table import RetainedTable
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
 from tests.helpers.brokers import broker_config
+from tests.helpers.scenes import make_app
 from tests.helpers.waiting import until
 from tests.helpers.widget_text import text_of
-from tests.ui.conftest import make_app
 
 
 def topics(view: TopicTreeView) -> list[str]:

@@ -11,9 +11,9 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Button, Input, Select, Switch, TabbedContent, TextArea
 
+from tests.helpers.scenes import make_app
 from tests.helpers.typist import press, send_key, settle, spell, type_burst
 from tests.helpers.waiting import until
-from tests.ui.conftest import make_app
 
 #: Tab key → (tab id, the controls after the tree in Tab order). Then the filter and the tree again.
 EXPLORER_TABS: dict[str, tuple[str, list[str]]] = {

@@ -31,7 +31,7 @@ from tests.helpers.hostile_text import (
     check_screen,
     hostile_app,
 )
-from tests.ui.conftest import NOW, freeze, make_app
+from tests.helpers.scenes import NOW, freeze, make_app
 
 TABS = ["message", "history", "retained", "subscriptions", "record", "packets", "broker", "publish"]
 

@@ -15,10 +15,10 @@ from mqttchat.ui.widgets.broker_panel import BrokerPanel
 from mqttchat.ui.widgets.explorer_tabs import TABS
 from mqttchat.ui.widgets.retained_table import RetainedTable
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
+from tests.helpers.scenes import NOW, freeze, make_app, sample_tree
 from tests.helpers.typist import press, settle
 from tests.helpers.waiting import until
 from tests.helpers.widget_text import text_of
-from tests.ui.conftest import NOW, freeze, make_app, sample_tree
 
 
 def screen_text(pilot: Pilot[Any], widget: Any) -> list[str]:

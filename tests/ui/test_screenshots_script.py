@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mqttchat.screenshots import SCREENS, main
+from tests.screenshots import SCREENS, main
 
 
 def test_screenshots_script(tmp_path: Path) -> None:

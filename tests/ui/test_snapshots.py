@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from tests.ui.conftest import freeze, make_app
+from tests.helpers.scenes import freeze, make_app
 
 SIZE = (120, 36)
 #: Every explorer screen is drawn at the usual size and in an 80x24 terminal.
@@ -262,7 +262,7 @@ def test_chat_what_another_client_sends_wrong(snap_compare: Any) -> None:
     import json
 
     from mqttchat.chat import protocol as p
-    from tests.ui.conftest import NOW
+    from tests.helpers.scenes import NOW
 
     def envelope(number: int, **fields: object) -> bytes:
         body = {"v": 1, "id": f"carol-{number}", "seq": number, "session": "js", "ts": NOW - 60 + number,

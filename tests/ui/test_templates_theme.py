@@ -26,8 +26,8 @@ from mqttchat.config import (
 from mqttchat.config import templates as templates_module
 from mqttchat.ui.screens.dialogs import ConfirmDialog, NameDialog
 from mqttchat.ui.widgets.publish_pane import PublishPane
+from tests.helpers.scenes import make_app
 from tests.helpers.waiting import until
-from tests.ui.conftest import make_app
 
 #: Tall enough that the whole publish form, templates included, is on screen.
 SIZE = (120, 80)

@@ -7,8 +7,8 @@ from textual.widgets import Input, TextArea
 
 from mqttchat.ui.widgets.publish_pane import PublishPane
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
+from tests.helpers.scenes import make_app
 from tests.helpers.typist import spell, type_burst, type_slowly
-from tests.ui.conftest import make_app
 
 SIZE = (120, 40)
 

@@ -1,0 +1,170 @@
+"""Regenerate ``screenshots/*.svg`` and ``*.png``: ``python -m tests.screenshots [--out screenshots]``.
+
+Each screen is drawn headless from the same deterministic data as the snapshot tests (:mod:`tests.helpers.scenes`:
+a small house at a fixed time, UTC); PNGs are rendered with Debian's ``rsvg-convert`` (package librsvg2-bin) when
+it is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from mqttchat.client import Status
+from tests.helpers.scenes import SIZE, freeze, make_app
+
+
+async def prepare(pilot: Any, *keys: str) -> None:
+    freeze(pilot.app)
+    await pilot.pause()
+    await pilot.press(*keys)
+    freeze(pilot.app)
+    pilot.app.flush()
+    await pilot.pause()
+
+
+async def _history(pilot: Any) -> None:
+    await prepare(pilot, "end", "right", "down", "down", "right", "down", "down", "h")
+    pilot.app.screen.query_one("#plot-field").value = "t"
+    await pilot.pause()
+
+
+async def _retained(pilot: Any) -> None:
+    await prepare(pilot, "r")
+    pilot.app.screen.query_one("RetainedTable").refresh_from_model()
+    await pilot.pause()
+
+
+async def _broker(pilot: Any) -> None:
+    await prepare(pilot, "b")
+    pilot.app.screen.query_one("BrokerPanel").refresh_from(pilot.app.runtime)
+    await pilot.pause()
+
+
+async def _publish(pilot: Any) -> None:
+    await prepare(pilot, "p")
+    pilot.app.screen.query_one("#pub-topic").value = "home/kitchen/light"
+    pilot.app.screen.query_one("#pub-payload").text = '{"on": true, "level": 70}'
+    await pilot.pause()
+
+
+async def _record(pilot: Any) -> None:
+    await prepare(pilot, "e")
+    pilot.app.screen.query_one("#rec-filter").value = "home/#"
+    pilot.app.screen.query_one("TopicTreeView").focus()
+    await pilot.pause()
+
+
+SCREENS: dict[str, tuple[str, Callable[[Any], Awaitable[None]]]] = {
+    "explorer": ("The topic tree and the selected message", lambda p: prepare(p, "end", "right", "down", "down",
+                                                                              "right", "down", "down")),
+    "properties": ("An MQTT 5 message with its properties", lambda p: prepare(p, "down", "right", "down", "right",
+                                                                              "down")),
+    "history": ("History with diffs and a plot", _history),
+    "retained": ("The retained-message inspector", _retained),
+    "publish": ("The publish pane", _publish),
+    "record": ("Record messages to JSONL and replay them", _record),
+    "packets": ("The packet inspector", lambda p: prepare(p, "k")),
+    "subscriptions": ("Subscriptions with their options and what the broker granted", lambda p: prepare(p, "u")),
+    "broker": ("Broker capabilities", _broker),
+    "connect": ("Connection profiles", lambda p: prepare(p, "c")),
+}  # fmt: skip
+
+
+async def _chat(pilot: Any) -> None:
+    await prepare(pilot)
+
+
+async def _chat_raw(pilot: Any) -> None:
+    await prepare(pilot)
+    pilot.app.runtime.chat.model.select("#sensors/+/temp")
+    pilot.app.flush()
+    await pilot.pause()
+
+
+CHAT_SCREENS = {
+    "chat": ("The chat: rooms, presence, delivery states, catch-up", _chat),
+    "chat-raw": ("A raw MQTT topic as a chat room", _chat_raw),
+}
+SCREENS.update(CHAT_SCREENS)
+
+
+async def render(out: Path, written: Callable[[Path], None] = lambda path: None) -> list[Path]:
+    """Draw every screen into ``out`` (``written`` is told of each SVG as soon as it is on disk)."""
+    paths = []
+    for name, (_, setup) in SCREENS.items():
+        app = make_app(view="chat" if name in CHAT_SCREENS else "explorer")
+        app.runtime.client._status = Status.CONNECTED  # the status bar as it looks when connected (no link)
+        async with app.run_test(size=SIZE) as pilot:
+            await setup(pilot)
+            path = Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))
+        paths.append(path)
+        written(path)
+    return paths
+
+
+_LEADING_SPACES = re.compile(
+    r'(<text [^>]*?x=")([\d.]+)("[^>]*?textLength=")([\d.]+)("[^>]*>)((?:&#160;)+)([^<]*</text>)'
+)
+
+
+def for_rsvg(svg: str) -> str:
+    """Move the leading spaces of each text span into its x position: rsvg-convert drops them, which glued
+    words together in the PNGs ("new firmwareto the")."""
+
+    def shift(match: re.Match[str]) -> str:
+        spaces = match.group(6).count("&#160;")
+        rest = match.group(7)[: -len("</text>")]
+        chars = spaces + len(re.sub(r"&#?\w+;", "x", rest))
+        width = float(match.group(4)) / chars if chars else 0.0
+        x = float(match.group(2)) + spaces * width
+        length = float(match.group(4)) - spaces * width
+        return f"{match.group(1)}{x:.1f}{match.group(3)}{length:.1f}{match.group(5)}{match.group(7)}"
+
+    return _LEADING_SPACES.sub(shift, svg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", default="screenshots", help="output directory (default: screenshots)")
+    args = parser.parse_args(argv)
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    converter = shutil.which("rsvg-convert")
+    conversions: list[tuple[Path, Path, subprocess.Popen[bytes]]] = []
+
+    def convert(svg: Path) -> None:
+        """Start the PNG's conversion (it runs while the next screen is drawn)."""
+        print(svg)
+        if converter:
+            png, fixed = svg.with_suffix(".png"), svg.with_suffix(".rsvg.svg")
+            fixed.write_text(for_rsvg(svg.read_text()))
+            conversions.append((png, fixed, subprocess.Popen([converter, "-b", "#1e1e1e", "-o", str(png), str(fixed)])))
+
+    asyncio.run(render(out, convert))
+    failed = []
+    for png, fixed, proc in conversions:
+        if proc.wait() != 0:
+            failed.append(str(png))
+        fixed.unlink()
+        print(png)
+    if failed:
+        raise RuntimeError(f"rsvg-convert failed for {', '.join(failed)}")
+    if not converter:
+        print("rsvg-convert not found (apt-get install -y librsvg2-bin): PNGs not rendered", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
