@@ -3,8 +3,6 @@ topic's last known value, stale until a live message replaces it. Against the em
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from mqttchat.broker.server import Broker
 from mqttchat.client import ClientOptions, MQTTClient, parse_url
 from mqttchat.explorer.history_store import HistoryQuery, HistoryReader
 from mqttchat.runtime import Runtime
+from tests.helpers.waiting import until
 
 
 @pytest.fixture(autouse=True)
@@ -24,12 +23,6 @@ def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def runtime(broker: Broker, client_id: str = "history-test", **kwargs: object) -> Runtime:
     options = ClientOptions(parse_url(broker.url), client_id=client_id)
     return Runtime(options, (("#", 1),), embed_broker=False, **kwargs)  # type: ignore[arg-type]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 async def publish(broker: Broker, *messages: tuple[str, bytes]) -> None:
