@@ -419,16 +419,16 @@ async def test_rooms_and_direct_messages_come_back_after_a_restart() -> None:
             await until(lambda: all(m.delivery is Delivery.ACKED for m in sent), pilot=pa)
             again = chat_app(broker.url, "bob", rooms=())
             async with again.run_test(size=SIZE) as pb2:
-                await until(pb2, lambda: again.runtime.chat is not None and again.runtime.chat.client.connected)
+                await until(lambda: again.runtime.chat is not None and again.runtime.chat.client.connected, pilot=pb2)
                 model = again.runtime.chat.model  # type: ignore[union-attr]
                 assert [room.name for room in model.ordered_rooms()] == ["lobby", "dev", "@alice", "#plain/topic"]
                 assert model.current == "dev"
-                await until(pb2, lambda: len(texts(again, "@alice")) == 3)
+                await until(lambda: len(texts(again, "@alice")) == 3, pilot=pb2)
                 assert texts(again, "@alice") == ["first dm", "an answer", "while you were away"]
                 assert {"mqttchat/v1/rooms/lobby/#", "mqttchat/v1/rooms/dev/#", "plain/topic"} <= subscribed(again)
                 await type_line(pa, "/join dev")
                 await type_line(pa, "hello dev")
-                await until(pb2, lambda: texts(again, "dev") == ["hello dev"])
+                await until(lambda: texts(again, "dev") == ["hello dev"], pilot=pb2)
 
 
 def envelope_json(**fields: object) -> bytes:
@@ -505,7 +505,7 @@ async def test_no_input_ends_the_chat_and_an_acknowledged_message_is_kept() -> N
         # After a restart the history shows the same, neutralised, and nothing ends the app.
         again = chat_app(broker.url, "bob", rooms=())
         async with again.run_test(size=SIZE) as pb2:
-            await until(pb2, lambda: again.runtime.chat is not None and again.runtime.chat.client.connected)
+            await until(lambda: again.runtime.chat is not None and again.runtime.chat.client.connected, pilot=pb2)
             again.flush()
             await pb2.pause()
             lines = log_text(again)
