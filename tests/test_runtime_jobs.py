@@ -16,7 +16,7 @@ from mqttchat.explorer.recording import RecordedMessage
 from mqttchat.explorer.retained import BULK_RATE, RetainedMessage
 from mqttchat.protocol import Properties
 from mqttchat.runtime import Runtime
-from tests.conftest import broker_config
+from tests.helpers.brokers import broker_config
 
 
 async def received(stream: MessageStream, count: int) -> list[tuple[str, bytes, bool]]:

@@ -314,7 +314,10 @@ async def test_lines_typed_in_one_read_are_sent_once_each_in_order() -> None:
             assert alice.screen.query_one("#chat-input", Input).value == ""
             await type_slowly(pa, *spell("slow one\nslow two\n"))
             await until(lambda: len(texts(bob)) >= 5, pilot=pb)
-            await pb.pause(0.3)  # nothing more arrives
+            # Nothing more arrives: every line alice sent is acknowledged, and what the broker sent bob before
+            # answering his ping has arrived.
+            await until(lambda: log_text(alice).count("✓") == 5, pilot=pa)
+            await bob.runtime.chat.client.ping()  # type: ignore[union-attr]
             assert texts(bob) == [*expected, "slow one", "slow two"] == texts(alice)
             # A burst that joins a room and speaks there: the line after the command goes where the command led.
             await type_burst(pa, *spell("/join dev\nin dev now\n"))
@@ -378,7 +381,7 @@ async def test_leave_leaves_no_half_state() -> None:
             await until(lambda: "you are in no room" in log_text(alice) and "first" in log_text(alice), pilot=pa)
             await type_line(pb, "after leaving")
             await until(lambda: log_text(bob).count("✓") == 2, pilot=pb)
-            await pa.pause(0.3)
+            await chat.client.ping()  # what the broker sent alice before answering her has arrived
             assert not chat.model.rooms  # what bob said does not bring back a room alice left
             assert "anyone there?" not in log_text(bob)
             # /join brings the room back, with its history, and it receives again.

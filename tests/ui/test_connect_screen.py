@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from textual.widgets import Button, Input, OptionList, Select
 
 from mqttchat.broker.server import Broker
@@ -11,6 +9,7 @@ from mqttchat.config import Profile, ProfileStore
 from mqttchat.ui.screens.connect import ConnectScreen, parse_subscriptions
 from tests.helpers.brokers import broker_config
 from tests.helpers.scenes import make_app
+from tests.helpers.waiting import until
 from tests.helpers.widget_text import text_of
 
 
@@ -73,9 +72,7 @@ async def test_connect_with_a_saved_profile() -> None:
             assert screen.query_one("#f-name", Input).value == "bench"
             assert screen.query_one("#f-version", Select).value == 311
             screen.query_one("#connect", Button).press()
-            async with asyncio.timeout(10):
-                while not app.runtime.client.connected:
-                    await pilot.pause(0.05)
+            await until(lambda: app.runtime.client.connected, what="connected with the profile", pilot=pilot)
             assert app.runtime.client.target == broker.url
             assert app.runtime.subscriptions == (("lab/#", 1),)
             assert app.runtime.client.capabilities.version == 4  # type: ignore[union-attr]
@@ -144,9 +141,11 @@ async def test_connect_from_the_screen_through_a_proxy_with_sni_and_alpn(tmp_pat
                     screen.query_one(f"#f-{field}", Input).value = value
                 await pilot.pause()
                 screen.query_one("#connect", Button).press()
-                async with asyncio.timeout(10):
-                    while not (app.runtime.client.connected and app.runtime.client.target.startswith("mqtts")):
-                        await pilot.pause(0.05)
+                await until(
+                    lambda: app.runtime.client.connected and app.runtime.client.target.startswith("mqtts"),
+                    what="connected through the proxy",
+                    pilot=pilot,
+                )
             assert [(h.server_name, h.alpn) for h in front.hellos] == [(name, "mqtt")]
             assert [(r.host, r.kind) for r in proxy.requests] == [(name, "name")]
         finally:
@@ -159,7 +158,7 @@ async def test_a_cloud_guard_change_is_said_once_connected() -> None:
     from mqttchat.client import ClientOptions, parse_url
     from mqttchat.runtime import Runtime
     from mqttchat.ui.app import MQTTChatApp
-    from tests.helpers.typist import until
+    from tests.helpers.waiting import until
 
     async with Broker(broker_config()) as broker:
         notice = "AWS IoT Core closes the connection of a client subscribing to '#' …"
@@ -167,6 +166,6 @@ async def test_a_cloud_guard_change_is_said_once_connected() -> None:
                           notices=(notice,))  # fmt: skip
         app = MQTTChatApp(runtime)
         async with app.run_test(size=(120, 40), notifications=True) as pilot:
-            await until(pilot, lambda: any(n.message == notice for n in app._notifications), what="the notice")
+            await until(lambda: any(n.message == notice for n in app._notifications), what="the notice", pilot=pilot)
             (shown,) = [n for n in app._notifications if n.message == notice]
             assert shown.severity == "warning"

@@ -149,8 +149,7 @@ async def test_live_messages_publish_and_outcome() -> None:
                     await device.publish(f"plant/line{i % 4}/counter", str(i), qos=1)
             view = app.screen.query_one(TopicTreeView)
             await until(lambda: app.runtime.tree.stats.messages >= 20, pilot=pilot)
-            await pilot.pause(0.2)
-            assert topics(view) == ["plant"]
+            await until(lambda: topics(view) == ["plant"], what="the tree shows plant", pilot=pilot)
             await pilot.press("p")
             app.screen.query_one("#pub-topic", Input).value = "plant/commands/stop"
             app.screen.query_one("#pub-payload").text = '{"now": true}'  # type: ignore[attr-defined]
@@ -161,9 +160,12 @@ async def test_live_messages_publish_and_outcome() -> None:
             await until(lambda: app.runtime.tree.get("plant/commands/stop") is not None, pilot=pilot)
             app.screen.query_one(TopicTreeView).focus()  # keys typed in the publish form stay there
             await pilot.press("k")
-            await pilot.pause(0.3)
-            log_text = "\n".join(app.screen.query_one(PacketLog).query_one("#packet-log").lines)  # type: ignore[attr-defined]
-            assert "CONNECT v5" in log_text and "SUBSCRIBE" in log_text and "plant/commands/stop" in log_text
+
+            def log_text() -> str:
+                return "\n".join(app.screen.query_one(PacketLog).query_one("#packet-log").lines)  # type: ignore[attr-defined]
+
+            await until(lambda: "plant/commands/stop" in log_text(), what="the publish in the packet log", pilot=pilot)
+            assert "CONNECT v5" in log_text() and "SUBSCRIBE" in log_text()
 
 
 async def test_retained_inspector_edit_and_delete_against_the_broker() -> None:
@@ -179,14 +181,16 @@ async def test_retained_inspector_edit_and_delete_against_the_broker() -> None:
             await until(lambda: len(table.shown_topics) == 3, pilot=pilot)
             table.focus()
             await pilot.press("delete")
-            await pilot.pause(0.2)
+            await until(lambda: len(app.screen.query("#ok")) == 1, what="the confirmation", pilot=pilot)
             await pilot.click("#ok")
             await until(lambda: len(broker.core.retained) == 2, pilot=pilot)
             await until(lambda: len(table.shown_topics) == 2, pilot=pilot)
             await pilot.press("D")  # delete everything shown: a dry-run count first
-            await pilot.pause(0.2)
-            dialog_text = " ".join(text_of(widget) for widget in app.screen.query("Static"))
-            assert "would delete 2 retained" in dialog_text
+
+            def dialog_text() -> str:
+                return " ".join(text_of(widget) for widget in app.screen.query("Static"))
+
+            await until(lambda: "would delete 2 retained" in dialog_text(), what="the dry-run count", pilot=pilot)
             await pilot.click("#ok")
             await until(lambda: len(broker.core.retained) == 0, pilot=pilot)
 

@@ -3,9 +3,7 @@ the status bar says how many are stale and how big the store is; a live message 
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.style import Style
@@ -22,13 +20,8 @@ from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.screens.history_search import HistorySearchDialog
 from mqttchat.ui.widgets.status_bar import StatusBar
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
-from tests.ui.conftest import text_of
-
-
-async def until(pilot: object, condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await pilot.pause(0.05)  # type: ignore[attr-defined]
+from tests.helpers.waiting import until
+from tests.helpers.widget_text import text_of
 
 
 def runtime_tree(view: TopicTreeView) -> TopicTree:
@@ -57,7 +50,7 @@ async def test_the_last_known_state_is_shown_stale_until_live_messages_come(brok
     async with app.run_test(size=(200, 40)) as pilot:
         view = app.screen.query_one(TopicTreeView)
         status = app.screen.query_one(StatusBar)
-        await until(pilot, lambda: "2 stale" in text_of(status, width=250))
+        await until(lambda: "2 stale" in text_of(status, width=250), pilot=pilot)
         assert "stored " in text_of(status, width=250)
         assert "= 71.5" in row_text(view, "plant/boiler/temp")
         assert "stale 3h" in row_text(view, "plant/boiler/temp")
@@ -65,7 +58,7 @@ async def test_the_last_known_state_is_shown_stale_until_live_messages_come(brok
         await publisher.connect()
         await publisher.publish("plant/boiler/temp", b"72.0", qos=1)
         await publisher.disconnect()
-        await until(pilot, lambda: "1 stale" in text_of(status, width=250))
+        await until(lambda: "1 stale" in text_of(status, width=250), pilot=pilot)
         temp = row_text(view, "plant/boiler/temp")
         assert "= 72.0" in temp and "stale" not in temp
         assert "stale 3h" in row_text(view, "plant/boiler/state")

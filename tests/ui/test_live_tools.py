@@ -57,7 +57,7 @@ async def test_manage_subscriptions_while_connected(url: str) -> None:
         await until(lambda: table_rows(panel) == [], pilot=pilot)
         async with MQTTClient(url) as device:
             await device.publish("plant/ignored", "x", qos=1)
-        await pilot.pause(0.3)
+        await app.runtime.client.ping()  # what the broker sent us before its answer has arrived
         assert app.runtime.tree.get("plant/ignored") is None
 
         # An invalid filter is refused inline; nothing is sent.
@@ -90,7 +90,7 @@ async def test_manage_subscriptions_while_connected(url: str) -> None:
 
         # No local: our own publish to the filter does not come back.
         await app.runtime.client.publish("sensors/own/temp", "1", qos=1)
-        await pilot.pause(0.3)
+        await app.runtime.client.ping()  # what the broker sent us before its answer has arrived
         assert app.runtime.tree.get("sensors/own/temp") is None
 
 
@@ -213,12 +213,12 @@ async def test_publish_pane_and_retained_inspector(url: str) -> None:
         await until(lambda: len(table.shown_topics) == 3, pilot=pilot)
         table.focus()
         await pilot.press("delete")
-        await pilot.pause(0.2)
+        await until(lambda: len(app.screen.query("#ok")) == 1, what="the confirmation", pilot=pilot)
         await pilot.click("#ok")
         await until(lambda: len(table.shown_topics) == 2, timeout=8, pilot=pilot)
         assert len(await retained_topics(url, "fleet/#")) == 2
         await pilot.press("D")
-        await pilot.pause(0.2)
+        await until(lambda: len(app.screen.query("#ok")) == 1, what="the dry-run count", pilot=pilot)
         await pilot.click("#ok")
         await until(lambda: len(table.shown_topics) == 0, timeout=8, pilot=pilot)
         assert await retained_topics(url, "fleet/#") == set()
@@ -237,16 +237,16 @@ async def test_export_and_import_retained_messages(tmp_path: Path) -> None:
         path = tmp_path / "fleet.json"
         app = live_app(url)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: len(app.runtime.tree.retained_nodes()) == 2)
+            await until(lambda: len(app.runtime.tree.retained_nodes()) == 2, pilot=pilot)
             await pilot.press("r")
             table = app.screen.query_one(RetainedTable)
-            await until(pilot, lambda: len(table.shown_topics) == 2)
+            await until(lambda: len(table.shown_topics) == 2, pilot=pilot)
             table.focus()
             await pilot.press("x")
-            await until(pilot, lambda: bool(app.screen.query("#path")))
+            await until(lambda: bool(app.screen.query("#path")), pilot=pilot)
             app.screen.query_one("#path", Input).value = str(path)
             await pilot.click("#ok")
-            await until(pilot, path.exists)
+            await until(path.exists, pilot=pilot)
             exported = [
                 RetainedMessage("fleet/a/state", "on ✓".encode(), 1),
                 RetainedMessage("fleet/b/state", b"\xff\x00", 0),
@@ -255,12 +255,12 @@ async def test_export_and_import_retained_messages(tmp_path: Path) -> None:
             async with MQTTClient(url, client_id="fleet") as device:
                 for message in exported:
                     await device.publish(message.topic, b"", qos=1, retain=True)
-            await until(pilot, lambda: len(table.shown_topics) == 0, timeout=8)
+            await until(lambda: len(table.shown_topics) == 0, timeout=8, pilot=pilot)
             await pilot.press("i")
-            await until(pilot, lambda: bool(app.screen.query("#path")))
+            await until(lambda: bool(app.screen.query("#path")), pilot=pilot)
             app.screen.query_one("#path", Input).value = str(path)
             await pilot.click("#ok")
-            await until(pilot, lambda: len(table.shown_topics) == 2, timeout=8)
+            await until(lambda: len(table.shown_topics) == 2, timeout=8, pilot=pilot)
         assert await retained_topics(url, "fleet/#") == {"fleet/a/state", "fleet/b/state"}
         assert {(node.topic, node.retained_entry.payload) for node in app.runtime.tree.retained_nodes()} == {
             (m.topic, m.payload) for m in exported

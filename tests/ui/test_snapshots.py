@@ -12,6 +12,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.helpers.scenes import freeze, make_app
+from tests.helpers.waiting import until
 
 SIZE = (120, 36)
 #: Every explorer screen is drawn at the usual size and in an 80x24 terminal.
@@ -298,7 +299,8 @@ def test_chat_help_and_narrow_terminal(snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await setup(pilot)
         await pilot.press(*"/help", "enter")
-        await pilot.pause(0.2)
+        model = pilot.app.runtime.chat.model  # type: ignore[attr-defined]
+        await until(lambda: any("/leave" in m.text for m in model.rooms[model.current].messages), pilot=pilot)
         freeze(pilot.app)  # type: ignore[arg-type]
         pilot.app.flush()  # type: ignore[attr-defined]
         await pilot.pause()
