@@ -76,7 +76,7 @@ async def test_search_the_history_and_jump_to_a_topic(broker: Broker) -> None:
     store.close()
     app = MQTTChatApp(runtime, flush_hz=20)
     async with app.run_test(size=(140, 40)) as pilot:
-        await until(pilot, lambda: runtime.history is not None and runtime.tree.get("plant/log") is not None)
+        await until(lambda: runtime.history is not None and runtime.tree.get("plant/log") is not None, pilot=pilot)
         await pilot.press("f")
         dialog = app.screen
         assert isinstance(dialog, HistorySearchDialog)
@@ -84,29 +84,29 @@ async def test_search_the_history_and_jump_to_a_topic(broker: Broker) -> None:
         dialog.query_one("#history-where", Input).value = "temp >= 21"
         dialog.query_one("#history-where", Input).focus()
         await pilot.press("enter")
-        await until(pilot, lambda: "3 messages" in text_of(status, width=200))
+        await until(lambda: "3 messages" in text_of(status, width=200), pilot=pilot)
         assert [m.payload for m in dialog.results] == [b'{"temp": 23}', b'{"temp": 22}', b'{"temp": 21}']
         # Words in the payload; the control characters of a hostile payload are not sent to the terminal.
         dialog.query_one("#history-where", Input).value = ""
         dialog.query_one("#history-text", Input).value = "alarm"
         dialog.query_one("#history-text", Input).focus()
         await pilot.press("enter")
-        await until(pilot, lambda: "1 message." in text_of(status, width=200))
+        await until(lambda: "1 message." in text_of(status, width=200), pilot=pilot)
         table = dialog.query_one(DataTable)
         cell = table.get_row_at(0)[2]
         assert "\x1b" not in str(cell) and "alarm" in str(cell)
         dialog.query_one("#history-since", Input).value = "soonish"
         dialog.query_one("#history-since", Input).focus()
         await pilot.press("enter")
-        await until(pilot, lambda: "since:" in text_of(status, width=200))
+        await until(lambda: "since:" in text_of(status, width=200), pilot=pilot)
         dialog.query_one("#history-since", Input).value = ""
         dialog.query_one("#history-text", Input).value = ""
         dialog.query_one("#history-where", Input).value = "temp == 22"
         dialog.query_one("#history-where", Input).focus()
         await pilot.press("enter")
-        await until(pilot, lambda: "1 message." in text_of(status, width=200))
+        await until(lambda: "1 message." in text_of(status, width=200), pilot=pilot)
         await pilot.press("enter")  # the results have the focus: choose the message
-        await until(pilot, lambda: not isinstance(app.screen, HistorySearchDialog))
+        await until(lambda: not isinstance(app.screen, HistorySearchDialog), pilot=pilot)
         view = app.screen.query_one(TopicTreeView)
         assert view.highlighted is not None and view.highlighted.topic == "plant/cellar/temp"
 
@@ -123,7 +123,7 @@ async def test_the_state_at_a_moment_and_stepping_through_changes(broker: Broker
     store.close()
     app = MQTTChatApp(runtime, flush_hz=20)
     async with app.run_test(size=(140, 40)) as pilot:
-        await until(pilot, lambda: runtime.history is not None and runtime.tree.get("line/mode") is not None)
+        await until(lambda: runtime.history is not None and runtime.tree.get("line/mode") is not None, pilot=pilot)
         await pilot.press("f")
         dialog = app.screen
         assert isinstance(dialog, HistorySearchDialog)
@@ -132,20 +132,20 @@ async def test_the_state_at_a_moment_and_stepping_through_changes(broker: Broker
         at.value = f"{base + 300}"  # after the second speed, before the third
         at.focus()
         await pilot.press("enter")
-        await until(pilot, lambda: "2 messages" in text_of(status, width=200))
+        await until(lambda: "2 messages" in text_of(status, width=200), pilot=pilot)
         assert [(m.topic, m.payload) for m in dialog.results] == [("line/mode", b"auto"), ("line/speed", b"20")]
         table = dialog.query_one(DataTable)
         await pilot.press("down")  # the speed row
         assert table.cursor_row == 1
         await pilot.press("right_square_bracket")
-        await until(pilot, lambda: dialog.results[1].payload == b"30")
+        await until(lambda: dialog.results[1].payload == b"30", pilot=pilot)
         assert "30" in str(table.get_row_at(1)[2])
         await pilot.press("right_square_bracket")
-        await until(pilot, lambda: "no later change" in text_of(status, width=200))
+        await until(lambda: "no later change" in text_of(status, width=200), pilot=pilot)
         await pilot.press("left_square_bracket")
-        await until(pilot, lambda: dialog.results[1].payload == b"20")
+        await until(lambda: dialog.results[1].payload == b"20", pilot=pilot)
         await pilot.press("left_square_bracket")
-        await until(pilot, lambda: dialog.results[1].payload == b"10")
+        await until(lambda: dialog.results[1].payload == b"10", pilot=pilot)
 
 
 async def test_export_what_a_search_finds(broker: Broker, tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ async def test_export_what_a_search_finds(broker: Broker, tmp_path: Path) -> Non
     store.close()
     app = MQTTChatApp(runtime, flush_hz=20)
     async with app.run_test(size=(140, 40)) as pilot:
-        await until(pilot, lambda: runtime.history is not None and runtime.tree.get("farm/pump") is not None)
+        await until(lambda: runtime.history is not None and runtime.tree.get("farm/pump") is not None, pilot=pilot)
         await pilot.press("f")
         dialog = app.screen
         assert isinstance(dialog, HistorySearchDialog)
@@ -169,10 +169,12 @@ async def test_export_what_a_search_finds(broker: Broker, tmp_path: Path) -> Non
         status = dialog.query_one("#history-status", Static)
         for target in (tmp_path / "levels.csv", tmp_path / "levels.jsonl"):
             await pilot.click("#history-export")
-            await until(pilot, lambda: not isinstance(app.screen, HistorySearchDialog))
+            await until(lambda: not isinstance(app.screen, HistorySearchDialog), pilot=pilot)
             app.screen.query_one("#path", Input).value = str(target)
             await pilot.press("enter")
-            await until(pilot, lambda target=target: f"exported 3 messages to {target}" in text_of(status, width=300))
+            await until(
+                lambda target=target: f"exported 3 messages to {target}" in text_of(status, width=300), pilot=pilot
+            )
     lines = (tmp_path / "levels.csv").read_text().splitlines()
     assert lines[0] == "t,time,topic,level,ok"
     assert [line.split(",", 2)[2] for line in lines[1:]] == [
