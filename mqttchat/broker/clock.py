@@ -48,12 +48,14 @@ class Clock:
 
     Args:
         now: the time source; ``time.monotonic`` (what asyncio's loop reads) unless a test moves time itself.
+        wall: the wall clock, for what outlives the process (the store's expiry times, retained messages' age).
     """
 
-    __slots__ = ("_cancelled", "_heap", "_seq", "_soon", "now", "rearm", "wake")
+    __slots__ = ("_cancelled", "_heap", "_seq", "_soon", "now", "rearm", "wake", "wall")
 
-    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.now = now
+        self.wall = wall
         self._heap: list[tuple[float, int, Timer]] = []
         self._seq = 0
         #: Cancelled timers still in the heap (dropped all at once when they are most of it).

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +62,7 @@ class BrokerCore:
         self.publish = router.publish
         self.deliver = router.deliver
         self.pump = router.pump
-        self.started_at = time.time()
+        self.started_at = self.clock.wall()
         self.passwords: Any = None  # mqttchat.broker.auth.PasswordFile when configured
         self.acl: Any = None  # mqttchat.broker.auth.AccessControl when configured
         #: Set while the broker shuts down: connections it closes keep their wills (see connection_ended).
@@ -188,7 +187,7 @@ class BrokerCore:
             else:
                 self.publish_will_later(session, delay)
                 if persistence is not None:
-                    persistence.save_will(session, due=time.time() + delay)
+                    persistence.save_will(session, due=self.clock.wall() + delay)
         if expiry == 0:
             self.end_session(session)
         else:
@@ -297,7 +296,7 @@ class BrokerCore:
         connected = sum(1 for sess in self.sessions.values() if sess.connection is not None)
         return {
             "$SYS/broker/version": f"mqttchat {__version__}",
-            "$SYS/broker/uptime": f"{int(time.time() - self.started_at)} seconds",
+            "$SYS/broker/uptime": f"{int(self.clock.wall() - self.started_at)} seconds",
             "$SYS/broker/clients/connected": str(connected),
             "$SYS/broker/clients/disconnected": str(len(self.sessions) - connected),
             "$SYS/broker/clients/total": str(len(self.sessions)),

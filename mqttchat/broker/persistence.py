@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import sqlite3
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,7 @@ from mqttchat.protocol.wire import has_control_character
 from mqttchat.untrusted import loggable
 
 if TYPE_CHECKING:
+    from mqttchat.broker.clock import Clock
     from mqttchat.broker.core import BrokerCore
 
 log = logging.getLogger("mqttchat.broker")
@@ -110,13 +110,13 @@ def _int_or_zero(value: object) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _wall(expires_at: float | None) -> float | None:
+def _wall(expires_at: float | None, clock: Clock) -> float | None:
     """A monotonic deadline as wall-clock time (what survives a restart)."""
-    return None if expires_at is None else time.time() + (expires_at - time.monotonic())
+    return None if expires_at is None else clock.wall() + (expires_at - clock.now())
 
 
-def _mono(expires_wall: float | None) -> float | None:
-    return None if expires_wall is None else time.monotonic() + (expires_wall - time.time())
+def _mono(expires_wall: float | None, clock: Clock) -> float | None:
+    return None if expires_wall is None else clock.now() + (expires_wall - clock.wall())
 
 
 class StoreError(OSError):
@@ -249,14 +249,14 @@ def _will_from(row: tuple[Any, ...]) -> tuple[str, Will, float | None]:
     return _text(client_id, "the client id"), will, _number(due, "the due time")
 
 
-def _retained_from(row: tuple[Any, ...], now_wall: float) -> RetainedMessage | None:
+def _retained_from(row: tuple[Any, ...], now_wall: float, clock: Clock) -> RetainedMessage | None:
     """The retained message of a ``retained`` row, None when it has expired."""
     topic_value, payload, qos, props, expires, stored_at = row
     topic = _topic_name(topic_value)
     expires_wall = _number(expires, "the expiry")
     stored = _number(stored_at, "the time it was stored") or 0.0
     message = RetainedMessage(topic, _blob(payload, "the payload"), _choice(qos, (0, 1, 2), "the QoS"),
-                              _properties(props), _mono(expires_wall), stored)  # fmt: skip
+                              _properties(props), _mono(expires_wall, clock), stored)  # fmt: skip
     if expires_wall is not None and expires_wall <= now_wall:
         return None
     return message
@@ -429,7 +429,7 @@ class Store:
             self._op(
                 "INSERT OR REPLACE INTO retained VALUES (?, ?, ?, ?, ?, ?)",
                 (message.topic, message.payload, message.qos, _props_blob(message.properties),
-                 _wall(message.expires_at), message.stored_at),
+                 _wall(message.expires_at, self.core.clock), message.stored_at),
             )  # fmt: skip
         else:
             self._op("DELETE FROM retained WHERE topic = ?", (message.topic,))
@@ -476,7 +476,7 @@ class Store:
         if session.persistent:
             self._op(
                 "UPDATE sessions SET disconnected_at = ?, expiry_interval = ? WHERE client_id = ?",
-                (time.time(), session.expiry_interval, session.client_id),
+                (self.core.clock.wall(), session.expiry_interval, session.client_id),
             )
 
     def delete_session(self, session: Session) -> None:
@@ -507,7 +507,7 @@ class Store:
             "INSERT INTO messages (id, client_id, topic, payload, qos, retain, properties, expires_at, packet_id)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (row, session.client_id, message.topic, message.payload, message.qos, int(message.retain),
-             _props_blob(message.properties), _wall(expires_at), packet_id),
+             _props_blob(message.properties), _wall(expires_at, self.core.clock), packet_id),
         )  # fmt: skip
 
     def set_packet_id(self, row: int, packet_id: int | None) -> None:
@@ -559,11 +559,11 @@ class Store:
     def _load(self) -> None:
         core = self.core
         db = self.db
-        now_wall = time.time()
+        now_wall = core.clock.wall()
         retained = 0
         for row in db.execute("SELECT topic, payload, qos, properties, expires_at, stored_at FROM retained"):
             try:
-                kept = _retained_from(row, now_wall)
+                kept = _retained_from(row, now_wall, core.clock)
             except BadRow as exc:
                 self._bad("retained", row[0], str(exc))
                 continue
@@ -660,7 +660,7 @@ class Store:
                 inflight.setdefault(client_id, []).append((released, row, message))
             else:
                 queued.add(client_id)
-                target.restore_queued(message, _mono(expires_wall), row)
+                target.restore_queued(message, _mono(expires_wall, core.clock), row)
             messages += 1
         for client_id, entries in inflight.items():
             flow = core.sessions[client_id].outgoing

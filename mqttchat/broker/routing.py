@@ -11,7 +11,6 @@ send), time only through its :class:`~mqttchat.broker.clock.Clock` (message expi
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -211,7 +210,8 @@ class Router:
             if expiry is not None:
                 expires_at = self.clock.now() + expiry
         if message.retain and self.config.retain_available:
-            retained = RetainedMessage(message.topic, message.payload, message.qos, props, expires_at, time.time())
+            stored_at = self.clock.wall()
+            retained = RetainedMessage(message.topic, message.payload, message.qos, props, expires_at, stored_at)
             self.retained.set(retained)
             if self.persistence is not None:
                 self.persistence.save_retained(retained)

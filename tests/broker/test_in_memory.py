@@ -1,12 +1,15 @@
 """Our client session against our broker in memory (tests/helpers/broker_pair.py): timers to the deadline, no sleep.
 
-What the broker does when time passes (keepalive, will delays, session and message expiry) is checked here with a
-clock the test moves: exactly at the deadline, and in no time. These were conformance tests against a broker
-process that slept 1.5-2 s each; the wire format of what they check stays covered there (DISCONNECT reason codes,
-wills, session present) by tests that do not wait.
+What the broker does when time passes (keepalive, will delays, session and message expiry, the store across a
+restart) is checked here with a clock the test moves: exactly at the deadline, and in no time. These were tests
+against a broker process that slept 1.5-2.2 s each; the wire format of what they check stays covered there
+(DISCONNECT reason codes, wills, session present, restarts) by tests that do not wait.
 """
 
 from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -166,3 +169,51 @@ def test_a_takeover_ends_the_older_connection_with_0x8e() -> None:
     assert first.closed and first.disconnect_reason == ReasonCode.SESSION_TAKEN_OVER
     assert second.connected and not second.closed
     assert watcher.payloads() == [b"replaced"]
+
+
+def test_clean_sessions_and_expired_state_are_not_kept(tmp_path: Path) -> None:
+    """The store keeps neither clean sessions nor a session past its expiry (1 s) nor a deleted retained message,
+    and a retained message that expired (1 s) is not delivered after a restart."""
+    db = tmp_path / "state.sqlite3"
+    broker = MemoryBroker(persistence_file=db)
+    clean = broker.connect("clean")
+    clean.subscribe("x")
+    clean.publish("gone/soon", b"bye", 1, retain=True, message_expiry_interval=1)
+    clean.publish("gone/now", b"x", 1, retain=True)
+    clean.publish("gone/now", b"", 1, retain=True)  # deleted
+    clean.disconnect()
+    short = broker.connect("short", clean_start=False, session_expiry=1)
+    short.disconnect()
+    broker.advance(2.2)
+    broker.stop()
+    with sqlite3.connect(db) as conn:
+        sessions = {row[0] for row in conn.execute("SELECT client_id FROM sessions")}
+        retained = {row[0] for row in conn.execute("SELECT topic FROM retained")}
+    assert "clean" not in sessions and "short" not in sessions
+    assert "gone/now" not in retained
+    again = MemoryBroker(broker.clock_source, persistence_file=db)
+    reader = again.connect("reader")
+    reader.subscribe("gone/#")
+    assert reader.messages() == []  # the expired retained message is not delivered after the restart
+    again.stop()
+
+
+def test_a_session_outlives_a_restart_until_its_expiry(tmp_path: Path) -> None:
+    """A session kept in the store expires after a restart when the rest of its interval has passed: the time
+    before the restart counts (wall clock), so 40 s before and 21 s after end a 60 s session."""
+    db = tmp_path / "state.sqlite3"
+    broker = MemoryBroker(persistence_file=db)
+    member = broker.connect("member", clean_start=False, session_expiry=60)
+    member.subscribe("room/#", 1)
+    member.disconnect()
+    broker.advance(40)
+    broker.stop()
+    again = MemoryBroker(broker.clock_source, persistence_file=db)
+    assert "member" in again.core.sessions
+    again.advance(19.9)
+    assert "member" in again.core.sessions
+    again.advance(0.2)
+    assert "member" not in again.core.sessions
+    back = again.connect("member", clean_start=False, session_expiry=60)
+    assert isinstance(back.connack, Connected) and not back.connack.capabilities.session_present
+    again.stop()

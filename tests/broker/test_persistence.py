@@ -122,37 +122,6 @@ async def test_in_flight_deliveries_resume_after_kill(
         broker.stop()
 
 
-async def test_clean_sessions_and_expired_state_are_not_kept(
-    broker_process: Callable[..., RunningBroker], tmp_path: Path
-) -> None:
-    db = tmp_path / "state.sqlite3"
-    broker = broker_process(f"persistence = true\npersistence_file = '{db}'")
-    try:
-        async with MQTTClient(broker.url, client_id="clean") as c:
-            await c.subscribe("x")
-            await c.publish("gone/soon", "bye", qos=1, retain=True, message_expiry_interval=1)
-            await c.publish("gone/now", "x", qos=1, retain=True)
-            await c.publish("gone/now", b"", qos=1, retain=True)  # deleted
-        short = MQTTClient(broker.url, client_id="short", clean_start=False, session_expiry=1)
-        await short.connect()
-        await short.disconnect()
-        await asyncio.sleep(2.2)
-        broker.stop()
-        with sqlite3.connect(db) as conn:
-            sessions = {row[0] for row in conn.execute("SELECT client_id FROM sessions")}
-            retained = {row[0] for row in conn.execute("SELECT topic FROM retained")}
-        assert "clean" not in sessions and "short" not in sessions
-        assert "gone/now" not in retained
-        broker = restart(broker, kill=False)
-        async with MQTTClient(broker.url) as c:
-            stream = c.messages()
-            await c.subscribe("gone/#")
-            await asyncio.sleep(0.3)
-            assert len(stream) == 0  # the expired retained message is not delivered after the restart
-    finally:
-        broker.stop()
-
-
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "kill-9"])
 async def test_queued_messages_keep_their_order_whatever_the_publishers_packet_ids(
     broker_process: Callable[..., RunningBroker], tmp_path: Path, kill: bool

@@ -34,14 +34,21 @@ from mqttchat.protocol import EMPTY_PROPERTIES, Properties, Publish, ReasonCode,
 EPOCH = 1_000.0
 
 
+#: The wall clock's reading at EPOCH (it moves with the monotonic one).
+WALL_EPOCH = 1_800_000_000.0
+
+
 class ManualClock:
-    """Time that moves only when told."""
+    """Time that moves only when told: a monotonic reading (call it) and a wall clock (:meth:`wall`) together."""
 
     def __init__(self, start: float = EPOCH) -> None:
         self.time = start
 
     def __call__(self) -> float:
         return self.time
+
+    def wall(self) -> float:
+        return WALL_EPOCH + (self.time - EPOCH)
 
 
 class MemoryLink:
@@ -79,6 +86,9 @@ class InstantLogins:
 
     def penalised(self, source: str) -> bool:
         return False
+
+    def failed(self, source: str) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -205,12 +215,19 @@ class MemoryClient:
 
 
 class MemoryBroker:
-    """The broker's core and connections on a clock the test moves (see the module's docstring)."""
+    """The broker's core and connections on a clock the test moves (see the module's docstring).
 
-    def __init__(self, **config: Any) -> None:
-        self.clock_source = ManualClock()
-        self.clock = Clock(self.clock_source)
+    Args:
+        clock: the time of a broker that ran before (a restart on its store goes on from there).
+        config: BrokerConfig fields; with ``persistence_file`` the store is loaded from it (and ``stop()`` closes it).
+    """
+
+    def __init__(self, clock: ManualClock | None = None, **config: Any) -> None:
+        self.clock_source = clock if clock is not None else ManualClock()
+        self.clock = Clock(self.clock_source, self.clock_source.wall)
         self.clock.rearm = lambda when: None  # timers run in advance()
+        if "persistence_file" in config:
+            config.setdefault("persistence", True)
         self.config = dataclasses.replace(default_config(), **{"sys_interval": 0, **config})
         self.core = BrokerCore(self.config, self.clock)
         self.core.logins = InstantLogins()  # type: ignore[assignment]
@@ -218,6 +235,22 @@ class MemoryBroker:
         self.connections.watch_keepalives()
         self.clients: list[MemoryClient] = []
         self._peers = 0
+        if self.config.persistence:
+            from mqttchat.broker.persistence import Store
+
+            self.core.persistence = Store(self.core, self.config.persistence_file)
+            self.core.persistence.load()
+
+    def stop(self) -> None:
+        """Shut down as the broker does: MQTT 5 clients are told, sessions kept, the store written and closed."""
+        self.core.stopping = True
+        for conn in list(self.connections):
+            conn.shutdown()
+        self.settle()
+        self.connections.stop_watching()
+        if self.core.persistence is not None:
+            self.core.persistence.close()
+            self.core.persistence = None
 
     @property
     def now(self) -> float:
