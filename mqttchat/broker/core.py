@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mqttchat import __version__
 from mqttchat.broker.clock import Clock, Timer
 from mqttchat.broker.logins import LoginChecks
 from mqttchat.broker.retained import RetainedStore
-from mqttchat.broker.routing import Router
+from mqttchat.broker.routing import BrokerStats, Router
 from mqttchat.broker.session import NEVER_EXPIRES, Session
 from mqttchat.protocol import PropertyId, Publish
 from mqttchat.protocol.topics import MAX_TOPIC_LEVELS, too_deep
@@ -28,19 +27,6 @@ log = logging.getLogger("mqttchat.broker")
 #: Seconds between two warnings about dropped messages, and how many clients one warning names.
 DROP_LOG_INTERVAL = 5.0
 _DROP_LOG_CLIENTS = 5
-
-
-@dataclass(slots=True)
-class BrokerStats:
-    messages_received: int = 0
-    messages_sent: int = 0
-    bytes_received: int = 0
-    bytes_sent: int = 0
-    #: Messages dropped: queues full, clients too slow, payload too large, expired while queued.
-    messages_dropped: int = 0
-    connections_total: int = 0
-    connections_refused: int = 0
-    protocol_errors: int = 0
 
 
 class BrokerCore:

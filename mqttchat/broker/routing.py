@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mqttchat.broker.clock import Clock
@@ -34,11 +35,25 @@ from mqttchat.untrusted import loggable
 
 if TYPE_CHECKING:
     from mqttchat.broker.config import BrokerConfig
-    from mqttchat.broker.core import BrokerStats
 
 log = logging.getLogger("mqttchat.broker")
 
 _STRIP_ON_FORWARD = (PropertyId.TOPIC_ALIAS, PropertyId.SUBSCRIPTION_IDENTIFIER)
+
+
+@dataclass(slots=True)
+class BrokerStats:
+    """The broker's counters (published in $SYS)."""
+
+    messages_received: int = 0
+    messages_sent: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    #: Messages dropped: queues full, clients too slow, payload too large, expired while queued.
+    messages_dropped: int = 0
+    connections_total: int = 0
+    connections_refused: int = 0
+    protocol_errors: int = 0
 
 
 class Router:
