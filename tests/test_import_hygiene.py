@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import mqttchat
 from tests.helpers.brokers import RunningBroker
 
@@ -130,3 +132,62 @@ def test_the_broker_takes_only_the_toml_layer_from_the_config() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(result.stdout.strip().split(","))
     assert loaded <= {"mqttchat.config", "mqttchat.config.toml", "mqttchat.config.keylines"}, loaded
+
+
+def _layer_imports(package: str) -> dict[str, set[str]]:
+    """The mqttchat modules and UI libraries each file of ``package`` imports (relative imports resolved)."""
+    found: dict[str, set[str]] = {}
+    root = Path(__file__).resolve().parent.parent
+    for source in sorted((root / package.replace(".", "/")).rglob("*.py")):
+        parts = list(source.relative_to(root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+            parts.append("__init__")
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(parts[: len(parts) - node.level]) if node.level else ""
+                names.add(".".join(p for p in (base, node.module or "") if p))
+        outside = {n for n in names if n.startswith("mqttchat.") and not n.startswith(package + ".") and n != package}
+        ui = {n for n in names if n.split(".")[0] in ("textual", "rich")}
+        if outside | ui:
+            found[str(source.relative_to(root))] = outside | ui
+    return found
+
+
+#: What each layer may take from the rest of mqttchat (besides itself). ``mqttchat.untrusted`` is the leaf that
+#: makes network text safe to show and log; the broker reads its files with the config's TOML layer (see above).
+LAYERS = {
+    "mqttchat.client": ("mqttchat.protocol", "mqttchat.untrusted"),
+    "mqttchat.broker": ("mqttchat.protocol", "mqttchat.untrusted", "mqttchat.config.toml"),
+    "mqttchat.chat": ("mqttchat.protocol", "mqttchat.client", "mqttchat.untrusted"),
+    "mqttchat.explorer": ("mqttchat.protocol", "mqttchat.config.decoder_rules", "mqttchat.labels"),
+}
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_each_layer_imports_only_what_lies_below_it_and_no_ui(package: str) -> None:
+    """The client and the broker take only the protocol (and the safe-text leaf) from mqttchat; the chat's and the
+    explorer's models take no UI library: every import, at the top or inside a function, of every file."""
+    allowed = LAYERS[package]
+    wrong = {
+        path: sorted(n for n in names if not any(n == a or n.startswith(a + ".") for a in allowed))
+        for path, names in _layer_imports(package).items()
+    }
+    assert {path: names for path, names in wrong.items() if names} == {}
+
+
+def test_the_layers_load_no_ui_library() -> None:
+    """Importing every module of the client, the broker, the chat and the explorer loads neither Textual nor Rich."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import mqttchat.client, mqttchat.broker, mqttchat.chat, mqttchat.explorer\n"
+        "for package in (mqttchat.client, mqttchat.broker, mqttchat.chat, mqttchat.explorer):\n"
+        "    for info in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "        importlib.import_module(info.name)\n"
+        "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'rich'})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"the layers loaded {result.stdout.strip()}"
