@@ -350,7 +350,7 @@ class HistoryDatabase:
             db.commit()
             self.page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
             first, last = db.execute("SELECT MIN(id), MAX(id) FROM messages").fetchone()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.Error, OSError) as exc:  # OSError: its folder cannot be made
             raise HistoryError(f"{path}: cannot open the history store: {exc}") from None
         self._first_id: int = first or 0
         self._last_id: int = last or 0

@@ -472,3 +472,12 @@ def test_one_writer_per_store(path: Path) -> None:
     second.offer(message("w", "2", T0 + 1))
     second.close()
     assert read(path) == ["w=1", "w=2"]
+
+
+def test_a_data_directory_that_cannot_be_created_is_a_history_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(HistoryError, match="cannot open the history store"):
+        HistoryDatabase(blocker / "history" / "broker.sqlite")
+    with pytest.raises(HistoryError):
+        HistoryWriter(blocker / "history" / "broker.sqlite")
