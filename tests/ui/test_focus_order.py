@@ -104,10 +104,11 @@ async def test_tab_leaves_the_payload_without_inserting_a_tab() -> None:
         assert focused_id(pilot) == "pub-send"
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
-async def test_text_typed_into_any_field_goes_into_it(size: tuple[int, int]) -> None:
+async def test_text_typed_into_any_field_goes_into_it() -> None:
+    """Which field gets a key does not depend on the terminal's size (the Tab walks above check each field is on
+    screen at both sizes): one size."""
     app = make_app()
-    async with app.run_test(size=size) as pilot:
+    async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         tabs = app.screen.query_one(TabbedContent)
         for key, (tab, controls) in EXPLORER_TABS.items():
