@@ -80,6 +80,34 @@ SCREENS: dict[str, tuple[str, Callable[[Any], Awaitable[None]]]] = {
 }  # fmt: skip
 
 
+async def _sparkplug(pilot: Any) -> None:
+    await prepare(pilot)
+    pilot.app.screen.query_one("TopicTreeView").select_topic("spBv1.0/Plant1/DDATA/Line3/Pump1")
+    await prepare(pilot)
+
+
+async def _decode_as(pilot: Any) -> None:
+    await prepare(pilot)
+    pilot.app.screen.query_one("TopicTreeView").select_topic("house/garage/ev-charger")
+    await prepare(pilot, "d")
+
+
+async def _chart(pilot: Any) -> None:
+    await _sparkplug(pilot)
+    await prepare(pilot, "t", *"Speed", "enter", "ctrl+a", "ctrl+k", *"Pressure", "enter")
+    pilot.app.runtime.charts.set_window(60.0)
+    await prepare(pilot)
+
+
+#: Screens drawn with the Sparkplug edge node, the CBOR charger and the gzip'd inverter of sample_plant.
+PLANT_SCREENS = {
+    "sparkplug": ("A Sparkplug B device: state, rebirth and write, metrics by alias", _sparkplug),
+    "decode-as": ("Decode as…: the decoders that fit first, with previews", _decode_as),
+    "chart": ("A chart of two Sparkplug metrics over time", _chart),
+}
+SCREENS.update(PLANT_SCREENS)
+
+
 async def _chat(pilot: Any) -> None:
     await prepare(pilot)
 
@@ -102,7 +130,7 @@ async def render(out: Path, written: Callable[[Path], None] = lambda path: None)
     """Draw every screen into ``out`` (``written`` is told of each SVG as soon as it is on disk)."""
     paths = []
     for name, (_, setup) in SCREENS.items():
-        app = make_app(view="chat" if name in CHAT_SCREENS else "explorer")
+        app = make_app(view="chat" if name in CHAT_SCREENS else "explorer", plant=name in PLANT_SCREENS)
         app.runtime.client._status = Status.CONNECTED  # the status bar as it looks when connected (no link)
         async with app.run_test(size=SIZE) as pilot:
             await setup(pilot)
@@ -139,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ["TZ"] = "UTC"
     time.tzset()
+    # The user's own settings (a theme, decoder rules) must not change the pictures.
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="mqttchat-screenshots-"))
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     converter = shutil.which("rsvg-convert")

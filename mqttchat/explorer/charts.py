@@ -65,6 +65,30 @@ class Series:
         out.reverse()
         return out
 
+    def sampled(self, start: float, end: float, buckets: int) -> list[tuple[float, float]]:
+        """The points from start to end, at most about ``2 * buckets`` of them: in each of ``buckets`` equal spans
+        of time its lowest and highest point, in time order (a chart is as wide as a terminal: spikes stay)."""
+        points = self.window(start, end)
+        if len(points) <= 2 * buckets or buckets < 1 or end <= start:
+            return points
+        width = (end - start) / buckets
+        out: list[tuple[float, float]] = []
+        current = -1
+        low: tuple[float, float] = points[0]
+        high: tuple[float, float] = points[0]
+        for point in points:
+            bucket = min(buckets - 1, int((point[0] - start) / width))
+            if bucket != current:
+                if current >= 0:
+                    out.extend(sorted({low, high}))
+                current, low, high = bucket, point, point
+            elif point[1] < low[1]:
+                low = point
+            elif point[1] > high[1]:
+                high = point
+        out.extend(sorted({low, high}))
+        return out
+
     def stats(self, start: float, end: float) -> SeriesStats | None:
         values = [value for _, value in self.window(start, end)]
         if not values:

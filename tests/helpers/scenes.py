@@ -227,6 +227,7 @@ def make_app(tree: TopicTree | None = None, view: str = "explorer", plant: bool 
 def freeze(app: Any) -> None:
     """Fix every clock the widgets read."""
     from mqttchat.ui.screens.chat import ChatScreen
+    from mqttchat.ui.widgets.chart_panel import ChartPanel
     from mqttchat.ui.widgets.retained_table import RetainedTable
     from mqttchat.ui.widgets.topic_tree import TopicTreeView
 
@@ -237,3 +238,5 @@ def freeze(app: Any) -> None:
         view.clock = lambda: NOW
     for table in app.screen.query(RetainedTable):
         table.clock = lambda: NOW
+    for panel in app.screen.query(ChartPanel):
+        panel.clock = lambda: NOW

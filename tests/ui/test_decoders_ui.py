@@ -7,6 +7,7 @@ Every interaction is reached with Tab and Enter from the tree, and tried in an 8
 from __future__ import annotations
 
 import asyncio
+import json
 import tomllib
 from typing import Any
 
@@ -318,3 +319,81 @@ async def test_hostile_metric_names_and_values_are_shown_as_text() -> None:
         await pilot.press("d")
         await pilot.pause()
         check_screen(runtime_app, "decode as… on a hostile topic")
+
+
+# ------------------------------------------------------------------------------------------ charts
+
+
+@SIZES
+async def test_chart_series_picked_from_the_tree_by_keys(size: tuple[int, int]) -> None:
+    from mqttchat.ui.widgets.chart_panel import ChartPanel
+
+    app = make_app(plant=True)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        tree = app.screen.query_one(TopicTreeView)
+        charts = app.runtime.charts
+        assert tree.select_topic("spBv1.0/Plant1/DDATA/Line3/Pump1")
+        await settle(pilot)
+        await pilot.press("t")  # the Chart tab, its field picker focused
+        await settle(pilot)
+        panel = app.screen.query_one(ChartPanel)
+        assert app.focused is not None and app.focused.id == "chart-field"
+        assert "2 numeric fields: Speed, Pressure" in text_of(panel.query_one("#chart-topic"), width=200)
+        await pilot.press(*"Sp", "right")  # the picker completes a metric name of the selected topic
+        assert app.screen.query_one("#chart-field", Input).value == "Speed"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert [(s.topic, s.field) for s in charts.series] == [("spBv1.0/Plant1/DDATA/Line3/Pump1", "Speed")]
+        assert len(charts.series[0].points) == 12  # from the history, decoded with the aliases of their time
+        # a second series from another topic: back to the tree (Escape), select, Chart again, a typo first
+        await pilot.press("escape")
+        assert tree.select_topic("house/solar/inverter")
+        await settle(pilot)
+        await pilot.press("t", *"power", "enter")
+        await settle(pilot)
+        error = text_of(panel.query_one("#chart-error"), width=200)
+        assert "'power' is not a number" in error and "power_w" in error
+        await pilot.press("ctrl+a", "ctrl+k", *"power_w", "enter")
+        await settle(pilot)
+        assert [s.field for s in charts.series] == ["Speed", "power_w"]
+        assert charts.series[1].points[-1][1] == 2275.0  # gzip'd JSON, decoded
+        # window and pause by Tab and Enter
+        await tab_to(pilot, "chart-window")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert charts.window == 900.0 and str(panel.query_one("#chart-window", Button).label) == "15 min"
+        await tab_to(pilot, "chart-pause")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert charts.paused and str(panel.query_one("#chart-pause", Button).label) == "Resume"
+        await pilot.press("enter")
+        assert not charts.paused
+        # remove the first series from the list
+        await tab_to(pilot, "chart-series")
+        await pilot.press("home", "delete")
+        await settle(pilot)
+        assert [s.field for s in charts.series] == ["power_w"]
+        plot = panel.query_one("#chart-plot")
+        assert within_screen(app, plot)
+
+
+async def test_chart_labels_from_the_network_are_neutralised() -> None:
+    from mqttchat.ui.widgets.chart_panel import ChartPanel
+
+    tree = TopicTree()
+    for i in range(5):
+        tree.ingest(f"h/{CLICK}", json.dumps({HOSTILE: i}).encode(), received_at=NOW - 10 + i)
+    app = make_app(tree)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot)
+        assert app.screen.query_one(TopicTreeView).select_topic(f"h/{CLICK}")
+        await settle(pilot)
+        await pilot.press("t")
+        panel = app.screen.query_one(ChartPanel)
+        panel.post_message(ChartPanel.SeriesAdded(panel, f"h/{CLICK}", HOSTILE))  # as the picker would
+        await settle(pilot)
+        assert len(app.runtime.charts.series) == 1
+        await settle(pilot)
+        shown = check_screen(app, "a chart of a hostile topic and field")
+        assert "[@click=app.quit]x[" in shown

@@ -1,6 +1,6 @@
 """Every control of every explorer tab is reached with Tab and Shift+Tab alone, in the order it is shown, and is on
 screen when focused (at 120x40 and at 80x24); text typed into a focused field goes into it, even letters that
-are keys elsewhere (m h p r u e k b g c s / ? * - +)."""
+are keys elsewhere (m h t d p r u e k b g c s / ? * - +)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tests.helpers.waiting import until
 EXPLORER_TABS: dict[str, tuple[str, list[str]]] = {
     "m": ("message", ["message-view"]),
     "h": ("history", ["plot-field", "history-scroll"]),
+    "t": ("chart", ["chart-field", "chart-add", "chart-window", "chart-pause"]),
     "p": ("publish", [
         "pub-topic", "pub-payload", "pub-qos", "pub-retain", "pub-json", "pub-send", "pub-content-type",
         "pub-user-props", "pub-expiry", "pub-response-topic", "pub-correlation", "pub-template", "pub-template-save",
@@ -36,7 +37,7 @@ EXPLORER_TABS: dict[str, tuple[str, list[str]]] = {
 SIZES = [(120, 40), (80, 24)]
 
 #: Letters bound to keys on the explorer screen or the tree: typed into a field, they must land in it.
-PROBE = "mhprueKbgcs/?*-+ x"
+PROBE = "mhtdprueKbgcs/?*-+ x"
 
 
 def focused_id(pilot: Pilot[Any]) -> str | None:

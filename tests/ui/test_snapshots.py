@@ -362,3 +362,18 @@ def test_decode_as_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
         await setup(pilot, "d")
 
     assert snap_compare(make_app(plant=True), terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_chart(snap_compare: Any, size: tuple[int, int]) -> None:
+    """The Chart tab: Speed and Pressure of spBv1.0/Plant1/DDATA/Line3/Pump1 (Sparkplug metrics by alias), each
+    listed with its last, min and max, Pressure on the right-hand axis; a 1 minute window of seconds ago."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot)
+        pilot.app.screen.query_one("TopicTreeView").select_topic("spBv1.0/Plant1/DDATA/Line3/Pump1")  # type: ignore[attr-defined]
+        await setup(pilot, "t", *"Speed", "enter", "ctrl+a", "ctrl+k", *"Pressure", "enter")
+        pilot.app.runtime.charts.set_window(60.0)  # type: ignore[attr-defined]
+        await setup(pilot)
+
+    assert snap_compare(make_app(plant=True), terminal_size=size, run_before=run_before)

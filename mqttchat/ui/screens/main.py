@@ -39,6 +39,7 @@ from mqttchat.protocol import MQTTError, Subscription
 from mqttchat.ui.safe import network_text, notify_text
 from mqttchat.ui.screens.dialogs import ConfirmDialog, EditValueDialog, PathDialog
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
+from mqttchat.ui.widgets.chart_panel import PICKER_FIELDS, ChartPanel
 from mqttchat.ui.widgets.explorer_tabs import ExplorerTabs
 from mqttchat.ui.widgets.history_view import HistoryView
 from mqttchat.ui.widgets.message_view import MessageView
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from textual import getters
 
     from mqttchat.explorer.history_store import StoredMessage
+    from mqttchat.explorer.tree import TopicNode
     from mqttchat.runtime import Runtime
     from mqttchat.ui.app import MQTTChatApp
     from mqttchat.ui.screens.decode_as import DecodeChoice
@@ -70,6 +72,7 @@ class MainScreen(Screen[None]):
         Binding("p", "show_tab('publish')", "Publish"),
         Binding("m", "show_tab('message')", "Message", show=False),
         Binding("h", "show_tab('history')", "History", show=False),
+        Binding("t", "show_tab('chart')", "Chart", show=False),
         Binding("r", "show_tab('retained')", "Retained", show=False),
         Binding("u", "show_tab('subscriptions')", "Subscriptions", show=False),
         Binding("e", "show_tab('record')", "Record", show=False),
@@ -107,6 +110,8 @@ class MainScreen(Screen[None]):
                     yield MessageView(self.runtime, id="message-view")
                 with TabPane("History", id="history"):
                     yield HistoryView(id="history-view")
+                with TabPane("Chart", id="chart"):
+                    yield ChartPanel(id="chart-panel")
                 with TabPane("Publish", id="publish"):
                     yield PublishPane(id="publish-pane")
                 with TabPane("Retained", id="retained"), Vertical():
@@ -170,10 +175,15 @@ class MainScreen(Screen[None]):
         tree_view.update_from_model(dirty)
         node = tree_view.highlighted
         active = self.query_one(TabbedContent).active
+        charts = self.runtime.charts
+        if charts.series:
+            charts.update(self.runtime.decoders)
         if active == "message":
             self.query_one(MessageView).show(node)
         elif active == "history":
             self.query_one(HistoryView).show(node)
+        elif active == "chart":
+            self._show_chart(node)
         elif active == "retained" and slow:
             self.query_one(RetainedTable).refresh_from_model()
         elif active == "packets":
@@ -240,6 +250,9 @@ class MainScreen(Screen[None]):
             self.query_one("#sub-filter", Input).focus()
         elif tab == "record":
             self.query_one("#rec-filter", Input).focus()
+        elif tab == "chart":
+            self._show_chart(self.query_one(TopicTreeView).highlighted)
+            self.query_one("#chart-field", Input).focus()
 
     def action_connections(self) -> None:
         """The connection screen, on the connection in use (or the one that failed, with the reason)."""
@@ -286,6 +299,60 @@ class MainScreen(Screen[None]):
                 notify_text(self.app, f"{message.topic} is not in the tree now (stored at {when})", severity="warning")
 
         self.app.push_screen(HistorySearchDialog(runtime.history_path, start), chosen)
+
+    # ------------------------------------------------------------------------------------------ charts
+
+    def _show_chart(self, node: TopicNode | None) -> None:
+        panel = self.query_one(ChartPanel)
+        entry = node.last if node is not None else None
+        topic = node.topic if node is not None and entry is not None else None
+        if topic != panel.topic:
+            fields = list(self.runtime.decode(topic, entry).fields)[:PICKER_FIELDS] if topic and entry else []
+            panel.show_topic(topic, fields)
+        panel.redraw(self.runtime.charts, panel.clock())
+
+    @on(ChartPanel.SeriesAdded)
+    def _series_added(self, event: ChartPanel.SeriesAdded) -> None:
+        panel = self.query_one(ChartPanel)
+        node = self.runtime.tree.get(event.topic)
+        if node is None or node.last is None:
+            panel.show_error("that topic has no message yet")
+            return
+        latest = self.runtime.decode(event.topic, node.last)
+        if latest.number(event.field) is None:
+            fields = list(latest.fields)[:8]
+            what = f"the field {event.field!r}" if event.field else "the payload itself"
+            hint = f"; its numeric fields: {', '.join(fields)}" if fields else "; it has no numeric field"
+            panel.show_error(f"{what} is not a number in the latest payload of {event.topic}{hint}")
+            return
+        history = list(node.history) if node.history else [node.last]
+        try:
+            self.runtime.charts.add(event.topic, event.field, history, self.runtime.decoders)
+        except ValueError as exc:
+            panel.show_error(str(exc))
+            return
+        panel.show_error(None)
+        panel.redraw(self.runtime.charts, panel.clock(), force=True)
+
+    @on(ChartPanel.SeriesRemoved)
+    def _series_removed(self, event: ChartPanel.SeriesRemoved) -> None:
+        self.runtime.charts.remove(event.index)
+        self.query_one(ChartPanel).redraw(self.runtime.charts, self.query_one(ChartPanel).clock(), force=True)
+
+    @on(ChartPanel.WindowCycled)
+    def _window_cycled(self) -> None:
+        self.runtime.charts.next_window()
+        self.query_one(ChartPanel).redraw(self.runtime.charts, self.query_one(ChartPanel).clock(), force=True)
+
+    @on(ChartPanel.PauseToggled)
+    def _pause_toggled(self) -> None:
+        charts = self.runtime.charts
+        panel = self.query_one(ChartPanel)
+        if charts.paused:
+            charts.resume()
+        else:
+            charts.pause(panel.clock())
+        panel.redraw(charts, panel.clock(), force=True)
 
     # ------------------------------------------------------------------------------------------ decoders
 

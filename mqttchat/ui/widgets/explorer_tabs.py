@@ -2,7 +2,7 @@
 
 | Key (on the screen) | Tab |
 | --- | --- |
-| m h p r u e k b | Message, History, Publish, Retained, Subs, Record, Packets, Broker |
+| m h t p r u e k b | Message, History, Chart, Publish, Retained, Subs, Record, Packets, Broker |
 
 The bar is not a focus stop: Tab goes from the tree straight to the controls of the tab shown, and letters typed
 next go into the field focused (the bar took them as tab keys). Each tab shows its key letter underlined.
@@ -17,16 +17,17 @@ from textual.content import Content
 from textual.widgets import TabbedContent
 from textual.widgets._tabbed_content import ContentTabs
 
-#: Tab id → (label, short label, key). The key letter is underlined in the label.
-TABS: dict[str, tuple[str, str, str]] = {
-    "message": ("Message", "Msg", "m"),
-    "history": ("History", "Hist", "h"),
-    "publish": ("Publish", "Pub", "p"),
-    "retained": ("Retained", "Ret", "r"),
-    "subscriptions": ("Subs", "Subs", "u"),
-    "record": ("Record", "Rec", "e"),
-    "packets": ("Packets", "Pkts", "k"),
-    "broker": ("Broker", "Brkr", "b"),
+#: Tab id → (label, short label, shortest label, key). The key letter is underlined in the label.
+TABS: dict[str, tuple[str, str, str, str]] = {
+    "message": ("Message", "Msg", "Msg", "m"),
+    "history": ("History", "Hist", "Hst", "h"),
+    "chart": ("Chart", "Chart", "Cht", "t"),
+    "publish": ("Publish", "Pub", "Pub", "p"),
+    "retained": ("Retained", "Ret", "Ret", "r"),
+    "subscriptions": ("Subs", "Subs", "Sub", "u"),
+    "record": ("Record", "Rec", "Rec", "e"),
+    "packets": ("Packets", "Pkts", "Pkt", "k"),
+    "broker": ("Broker", "Brkr", "Brk", "b"),
 }
 
 #: Cells each tab takes besides its label (Tab's padding: 0 1).
@@ -41,10 +42,15 @@ def tab_label(text: str, key: str) -> Content:
     return Content(text).stylize("underline", at, at + 1)
 
 
-def labels_fit(width: int, short: bool) -> bool:
-    """Whether the tabs' labels (long or short) fit in ``width`` cells."""
-    index = 1 if short else 0
+def labels_fit(width: int, short: bool | int) -> bool:
+    """Whether the tabs' labels (0 or False: long, 1 or True: short, 2: shortest) fit in ``width`` cells."""
+    index = int(short)
     return sum(len(labels[index]) + TAB_PADDING for labels in TABS.values()) <= width
+
+
+def label_size(width: int) -> int:
+    """The longest labels that fit: 0 long, 1 short, 2 shortest (which may still not fit)."""
+    return next((size for size in (0, 1) if labels_fit(width, size)), 2)
 
 
 class ExplorerTabs(TabbedContent):
@@ -56,8 +62,8 @@ class ExplorerTabs(TabbedContent):
 
     def __init__(self, *, id: str | None = None, initial: str = "") -> None:
         super().__init__(id=id, initial=initial)
-        #: Whether the short labels are shown.
-        self.short: bool | None = None
+        #: Which labels are shown: 0 long, 1 short, 2 shortest (None before the first layout).
+        self.short: int | None = None
 
     def on_mount(self) -> None:
         self.query_one(ContentTabs).can_focus = False
@@ -67,9 +73,9 @@ class ExplorerTabs(TabbedContent):
         self._label_tabs(event.size.width)
 
     def _label_tabs(self, width: int) -> None:
-        short = not labels_fit(width, short=False) if width else False
+        short = label_size(width) if width else 0
         if short == self.short:
             return
         self.short = short
-        for pane_id, (label, short_label, key) in TABS.items():
-            self.get_tab(pane_id).label = tab_label(short_label if short else label, key)
+        for pane_id, (*labels, key) in TABS.items():
+            self.get_tab(pane_id).label = tab_label(labels[short], key)
