@@ -38,12 +38,15 @@ class LinkSink(Protocol):
 class Link:
     """An open connection to the broker."""
 
-    def __init__(self, transport: asyncio.Transport, description: str) -> None:
+    def __init__(self, transport: asyncio.Transport, description: str, protocol: _StreamProtocol | None = None) -> None:
         self.transport = transport
         self.description = description
+        self._stream = protocol
 
     def write(self, data: bytes) -> None:
         self.transport.write(data)
+        if self._stream is not None:
+            self._stream.wrote = True
 
     def close(self) -> None:
         self.transport.close()
@@ -70,8 +73,10 @@ class _StreamProtocol(asyncio.Protocol):
         self.sink = sink
         self.transport: asyncio.Transport | None = None
 
-    #: The TCP socket to set TCP_QUICKACK on after each read (Linux), or None.
+    #: The TCP socket to set TCP_QUICKACK on after a read that got no answer (Linux), or None.
     _quickack: socket.socket | None = None
+    #: Whether the client wrote since the last read began (its Link sets this).
+    wrote = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -89,8 +94,9 @@ class _StreamProtocol(asyncio.Protocol):
         """Acknowledge what arrives at once instead of after Linux's delayed-ACK timer (up to 40 ms).
 
         A broker with Nagle's algorithm on (mosquitto's default) holds a small packet back until the previous one
-        is acknowledged: the retained message that follows a SUBACK, the PUBCOMP after a PUBREC's PUBREL. The
-        kernel leaves quick-ACK mode on its own, so it is asked again after every read.
+        is acknowledged: the retained message that follows a SUBACK waited 40 ms. Only a read the client did not
+        answer needs it (an answer carries the acknowledgement), and the kernel leaves quick-ACK mode on its own:
+        asked after each such read, which also sends the pending acknowledgement at once.
         """
         sock = self._quickack
         option = _TCP_QUICKACK
@@ -101,8 +107,10 @@ class _StreamProtocol(asyncio.Protocol):
                 self._quickack = None
 
     def data_received(self, data: bytes) -> None:
-        self._ack_now()
+        self.wrote = False
         self.sink.link_data(data)
+        if not self.wrote:
+            self._ack_now()
 
     def eof_received(self) -> bool | None:
         return None  # close the transport: MQTT has no half-closed state
@@ -153,7 +161,7 @@ class _WebSocketProtocol(_StreamProtocol):
         from websockets.frames import Frame, Opcode
         from websockets.http11 import Response
 
-        self._ack_now()
+        self.wrote = False
         self.ws.receive_data(data)
         for event in self.ws.events_received():
             if isinstance(event, Response):
@@ -170,6 +178,8 @@ class _WebSocketProtocol(_StreamProtocol):
                     self.handshake.set_result(None)
             elif isinstance(event, Frame) and event.opcode in (Opcode.BINARY, Opcode.CONT):
                 self.sink.link_data(bytes(event.data))
+        if not self.wrote:
+            self._ack_now()
         self._flush()
         if self.ws.close_expected() and self.transport is not None:
             self.transport.close()
@@ -187,13 +197,14 @@ class _WebSocketProtocol(_StreamProtocol):
 
 class WebSocketLink(Link):
     def __init__(self, transport: asyncio.Transport, protocol: _WebSocketProtocol, description: str) -> None:
-        super().__init__(transport, description)
+        super().__init__(transport, description, protocol)
         self.protocol = protocol
 
     def write(self, data: bytes) -> None:
         self.protocol.ws.send_binary(data)
         for chunk in self.protocol.ws.data_to_send():
             self.transport.write(chunk)
+        self.protocol.wrote = True
 
     def close(self) -> None:
         try:
@@ -273,8 +284,9 @@ async def open_link(
                     transport.abort()
                     raise
                 return WebSocketLink(transport, made, where)
-            transport, _ = await connect(lambda: _StreamProtocol(sink))
-            return Link(transport, where)
+            transport, made = await connect(lambda: _StreamProtocol(sink))
+            assert isinstance(made, _StreamProtocol)
+            return Link(transport, where, made)
     except TimeoutError:
         if target.websocket:
             raise ConnectTimeout(

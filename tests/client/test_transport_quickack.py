@@ -35,24 +35,32 @@ class _Transport:
 
 
 class _Sink:
+    """Answers the reads that start with 0x50 (PUBREC: a PUBREL goes back, as the client's Link marks it)."""
+
     def __init__(self) -> None:
         self.data: list[bytes] = []
+        self.protocol: _StreamProtocol | None = None
 
     def link_data(self, data: bytes) -> None:
         self.data.append(data)
+        if data[0] == 0x50 and self.protocol is not None:
+            self.protocol.wrote = True
 
 
-def test_every_read_asks_for_an_immediate_acknowledgement(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unanswered_read_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
 
     monkeypatch.setattr(asyncio, "Transport", _Transport)  # the protocol checks what it was given
     sock, sink = _Socket(), _Sink()
     protocol = _StreamProtocol(sink)  # type: ignore[arg-type]
+    sink.protocol = protocol
     protocol.connection_made(_Transport(sock))  # type: ignore[arg-type]
     quickack = (socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
     assert (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) in sock.options
     before = sock.options.count(quickack)
-    protocol.data_received(b"\x90\x03\x00\x01\x00")
+    protocol.data_received(b"\x90\x03\x00\x01\x00")  # SUBACK: nothing to answer, a retained message may follow
     protocol.data_received(b"\x30\x03\x00\x01r")
     assert sock.options.count(quickack) == before + 2
-    assert sink.data == [b"\x90\x03\x00\x01\x00", b"\x30\x03\x00\x01r"]
+    protocol.data_received(b"\x50\x02\x00\x07")  # PUBREC: the PUBREL written carries the acknowledgement
+    assert sock.options.count(quickack) == before + 2
+    assert sink.data == [b"\x90\x03\x00\x01\x00", b"\x30\x03\x00\x01r", b"\x50\x02\x00\x07"]
