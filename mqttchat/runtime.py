@@ -37,6 +37,7 @@ from mqttchat.explorer.charts import Charts
 from mqttchat.explorer.decoders import DecodeResult, DecoderRule, PayloadDecoders
 from mqttchat.explorer.history_store import (
     HistoryError,
+    HistoryLocked,
     HistoryReader,
     HistoryWriter,
     StoredMessage,
@@ -191,6 +192,8 @@ class Runtime:
         #: topics the tree shows from it at start-up.
         self.history: HistoryWriter | None = None
         self.history_problem: str | None = None
+        #: Another mqttchat on this machine writes this broker's history: it is read at start-up, not written.
+        self.history_elsewhere = False
         self.history_restored = 0
         self.client.add_message_handler(self._on_message)
         self.client.add_trace_hook(self._on_packet)
@@ -356,8 +359,11 @@ class Runtime:
             writer, problem = None, None
             try:
                 writer = HistoryWriter(path, budget=budget, retention=retention, payload_limit=limit)
+            except HistoryLocked as exc:
+                problem = str(exc)
+                self.history_elsewhere = True  # the last known state is still read: the other instance writes it
             except HistoryError as exc:
-                problem = str(exc)  # the last known state may still be read (another instance writes it)
+                problem = str(exc)
             try:
                 with HistoryReader(path) as reader:
                     state = reader.state_at(time.time())

@@ -106,6 +106,7 @@ async def test_a_second_app_on_the_same_broker_reads_the_history_but_does_not_wr
         await second.start()
         assert second.history is None
         assert second.history_problem is not None and "another mqttchat" in second.history_problem
+        assert second.history_elsewhere and not first.history_elsewhere
         temp = second.tree.get("home/temp")
         assert temp is not None and temp.last is not None and temp.last.payload == b"21"
         await publish(broker, ("home/temp", b"22"))

@@ -94,6 +94,10 @@ class HistoryError(Exception):
     """The store cannot be opened or read: the message names the file and says why."""
 
 
+class HistoryLocked(HistoryError):
+    """Another process writes this store (it can still be read)."""
+
+
 def store_path(data_dir: Path, url: str) -> Path:
     """The store of one broker (its URL without credentials: ``mqtt://host:1883``) under the data directory."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", url).strip("_") or "broker"
@@ -566,7 +570,7 @@ class _WriterLock:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             file.close()
-            raise HistoryError(
+            raise HistoryLocked(
                 f"{path}: another mqttchat on this machine is keeping this broker's history (it is read, not written)"
             ) from None
         self._file = file

@@ -106,6 +106,8 @@ class StatusBar(Static):
                 text.append(f" ({kept.error})", style="red")
             elif kept.evicted or kept.dropped:
                 text.append(f", evicted {kept.evicted:,}, not stored {kept.dropped:,}", style="yellow")
+        elif runtime.history_elsewhere:
+            text.append(" │ history kept by another mqttchat", style="yellow")
         elif runtime.history_problem is not None:
             text.append(" │ no lasting history", style="red")
         dropped = stats.dropped
