@@ -415,3 +415,17 @@ async def test_cli_cloud_preset_with_its_guard(
         assert [(h.server_name, h.alpn) for h in front.hellos] == [(AWS, "mqtt")]
     finally:
         await front.close()
+
+
+async def test_subscribe_is_split_into_packets_of_eight(plain_broker: dict[str, int]) -> None:
+    """AWS IoT Core's limit: a subscribe() of 10 filters leaves as SUBSCRIBE packets of 8 and 2; one answer."""
+    from mqttchat.client import parse_url
+    from mqttchat.protocol import Subscribe
+
+    options = ClientOptions(parse_url(f"mqtt://127.0.0.1:{plain_broker['mqtt']}"), max_filters_per_subscribe=8)
+    sent: list[Packet] = []
+    async with MQTTClient(options) as client:
+        client.add_trace_hook(lambda direction, packet, size: sent.append(packet) if direction == "out" else None)
+        codes = await client.subscribe(*(f"t/{i}" for i in range(10)), qos=1)
+    assert codes == [1] * 10
+    assert [len(p.subscriptions) for p in sent if isinstance(p, Subscribe)] == [8, 2]
