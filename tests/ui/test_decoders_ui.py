@@ -397,3 +397,47 @@ async def test_chart_labels_from_the_network_are_neutralised() -> None:
         await settle(pilot)
         shown = check_screen(app, "a chart of a hostile topic and field")
         assert "[@click=app.quit]x[" in shown
+
+
+# ------------------------------------------------------------------------------------------ publishing
+
+
+@SIZES
+async def test_publish_json_as_cbor_and_bytes_from_hex(broker: Broker, size: tuple[int, int]) -> None:
+    from textual.widgets import Select
+
+    received: asyncio.Queue[Message] = asyncio.Queue()
+    app = await live_app(broker)
+    async with app.run_test(size=size) as pilot, MQTTClient(broker.url, client_id="listener") as listener:
+        await until(lambda: app.runtime.client.connected and app.runtime.granted, pilot=pilot)
+        listener.add_message_handler(received.put_nowait)
+        await listener.subscribe("out/#")
+        await pilot.press("p", *"out/cbor", "tab")
+        assert app.focused is not None and app.focused.id == "pub-payload"
+        app.screen.query_one("#pub-payload").text = '{"kw": 7.5, "on": true}'  # type: ignore[attr-defined]
+        await pilot.press("tab")
+        assert app.focused is not None and app.focused.id == "pub-encoding"
+        await pilot.press("enter")  # open the list, then choose "cbor" by keys
+        for _ in range(10):
+            if app.screen.query_one("#pub-encoding", Select).value == "cbor":
+                break
+            await pilot.press("down", "enter")
+            await pilot.pause()
+            if app.screen.query_one("#pub-encoding", Select).value != "cbor":
+                await pilot.press("enter")
+        assert app.screen.query_one("#pub-encoding", Select).value == "cbor"
+        await pilot.press("ctrl+s")
+        message = await asyncio.wait_for(received.get(), 5)
+        assert cbor2.loads(message.payload) == {"kw": 7.5, "on": True}
+        assert message.properties.content_type == "application/cbor"
+        # hex: a typo is shown inline and nothing is sent; then the bytes as written
+        app.screen.query_one("#pub-encoding", Select).value = "hex"
+        app.screen.query_one("#pub-topic", Input).value = "out/raw"
+        app.screen.query_one("#pub-payload").text = "01 ff zz"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "not hex" in text_of(app.screen.query_one("#pub-payload-error"))
+        app.screen.query_one("#pub-payload").text = "0x01 0xff 00"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        message = await asyncio.wait_for(received.get(), 5)
+        assert message.topic == "out/raw" and message.payload == b"\x01\xff\x00"

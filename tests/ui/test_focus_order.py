@@ -21,7 +21,7 @@ EXPLORER_TABS: dict[str, tuple[str, list[str]]] = {
     "h": ("history", ["plot-field", "history-scroll"]),
     "t": ("chart", ["chart-field", "chart-add", "chart-window", "chart-pause"]),
     "p": ("publish", [
-        "pub-topic", "pub-payload", "pub-qos", "pub-retain", "pub-json", "pub-send", "pub-content-type",
+        "pub-topic", "pub-payload", "pub-encoding", "pub-qos", "pub-retain", "pub-json", "pub-send", "pub-content-type",
         "pub-user-props", "pub-expiry", "pub-response-topic", "pub-correlation", "pub-template", "pub-template-save",
         "pub-template-delete",
     ]),

@@ -28,6 +28,7 @@ from mqttchat.config import (
     template_name_problem,
 )
 from mqttchat.config import templates_path as default_templates_path
+from mqttchat.explorer.decoders.encoders import ENCODINGS, encode_payload_text
 from mqttchat.protocol import Properties, topic_name_problem
 from mqttchat.ui.safe import network_text
 from mqttchat.ui.screens.dialogs import ConfirmDialog, NameDialog
@@ -68,6 +69,13 @@ class PublishDraft:
     qos: int
     retain: bool
     properties: Properties
+    #: What was typed, and how it became the payload (one of ``ENCODINGS``): a recall shows the text again.
+    text: str | None = None
+    encoding: str = "text"
+
+
+#: Content types set for an encoded payload when the form names none.
+ENCODING_CONTENT_TYPES = {"cbor": "application/cbor", "msgpack": "application/msgpack"}
 
 
 class PublishPane(VerticalScroll, can_focus=False):
@@ -106,6 +114,7 @@ class PublishPane(VerticalScroll, can_focus=False):
     PublishPane .row > Input { width: 1fr; }
     PublishPane #pub-payload { height: 8; }
     PublishPane #pub-qos { width: 16; }
+    PublishPane #pub-encoding { width: 1fr; }
     PublishPane .field-error { color: $error; height: auto; width: 1fr; }
     PublishPane #pub-outcome { height: auto; padding: 1 2; width: 1fr; }
     PublishPane .hint, PublishPane .section { color: $text-muted; margin-bottom: 1; }
@@ -142,6 +151,10 @@ class PublishPane(VerticalScroll, can_focus=False):
         yield Label("", id="pub-topic-error", classes="field-error")
         yield TextArea("", id="pub-payload", language=None, soft_wrap=True, tab_behavior="focus")
         yield Label("", id="pub-payload-error", classes="field-error")
+        with Horizontal(classes="row"):
+            yield Label("Send as")
+            yield Select([(f"{name}: {what}", name) for name, what in ENCODINGS.items()], value="text",
+                         allow_blank=False, id="pub-encoding")  # fmt: skip
         with Horizontal(classes="row"):
             yield Label("QoS")
             yield Select([("QoS 0", 0), ("QoS 1", 1), ("QoS 2", 2)], value=1, allow_blank=False, id="pub-qos")
@@ -241,6 +254,14 @@ class PublishPane(VerticalScroll, can_focus=False):
                 json.loads(payload_text)
             except ValueError as exc:
                 payload_error = f"invalid JSON: {exc} (turn off JSON check to send it anyway)"
+        encoding = self.query_one("#pub-encoding", Select).value
+        encoding = encoding if isinstance(encoding, str) else "text"
+        payload = payload_text.encode()
+        if not payload_error and encoding != "text":
+            try:
+                payload = encode_payload_text(payload_text, encoding)
+            except ValueError as exc:
+                payload_error = str(exc)
         self.query_one("#pub-payload-error", Label).update(payload_error)
         props_error = ""
         properties = Properties()
@@ -250,7 +271,8 @@ class PublishPane(VerticalScroll, can_focus=False):
             if response_topic and topic_name_problem(response_topic):
                 raise ValueError(f"response topic: {topic_name_problem(response_topic)}")
             properties = Properties(
-                content_type=self.query_one("#pub-content-type", Input).value.strip() or None,
+                content_type=self.query_one("#pub-content-type", Input).value.strip()
+                or ENCODING_CONTENT_TYPES.get(encoding),
                 user_property=parse_user_properties(self.query_one("#pub-user-props", Input).value) or None,
                 message_expiry_interval=int(expiry_text) if expiry_text else None,
                 response_topic=response_topic,
@@ -263,7 +285,8 @@ class PublishPane(VerticalScroll, can_focus=False):
             return None
         qos = self.query_one("#pub-qos", Select).value
         retain = self.query_one("#pub-retain", Switch).value
-        return PublishDraft(topic, payload_text.encode(), qos if isinstance(qos, int) else 0, bool(retain), properties)
+        return PublishDraft(topic, payload, qos if isinstance(qos, int) else 0, bool(retain), properties, payload_text,
+                            encoding)  # fmt: skip
 
     def action_publish(self) -> None:
         draft = self.validated()
@@ -299,7 +322,9 @@ class PublishPane(VerticalScroll, can_focus=False):
         self._recall = max(0, min(len(self.history) - 1, self._recall + step))
         draft = self.history[self._recall]
         self.query_one("#pub-topic", Input).value = draft.topic
-        self.query_one("#pub-payload", TextArea).text = draft.payload.decode(errors="replace")
+        text = draft.text if draft.text is not None else draft.payload.decode(errors="replace")
+        self.query_one("#pub-payload", TextArea).text = text
+        self.query_one("#pub-encoding", Select).value = draft.encoding
         self.query_one("#pub-qos", Select).value = draft.qos
         self.query_one("#pub-retain", Switch).value = draft.retain
 
