@@ -441,3 +441,21 @@ async def test_publish_json_as_cbor_and_bytes_from_hex(broker: Broker, size: tup
         await pilot.press("ctrl+s")
         message = await asyncio.wait_for(received.get(), 5)
         assert message.topic == "out/raw" and message.payload == b"\x01\xff\x00"
+
+
+async def test_history_shows_decoded_payloads_their_diffs_and_plots_a_metric() -> None:
+    from textual.widgets import Sparkline
+
+    app = make_app(plant=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert app.screen.query_one(TopicTreeView).select_topic("spBv1.0/Plant1/DDATA/Line3/Pump1")
+        await pilot.press("h")
+        await settle(pilot)
+        shown = text_of(app.screen.query_one("#history-view").query_one("#history"), width=200)
+        assert "Speed = " in shown and "alias 10" in shown  # summaries and diffs of decoded metrics, not bytes
+        assert "-Speed = " in shown and "+Speed = " in shown
+        await pilot.press("tab", *"Pressure")
+        await settle(pilot)
+        assert len(app.screen.query_one("#plot", Sparkline).data or []) == 12
+        assert "Pressure: last 3.25" in text_of(app.screen.query_one("#plot-label"), width=200)

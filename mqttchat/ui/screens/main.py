@@ -109,7 +109,7 @@ class MainScreen(Screen[None]):
                 with TabPane("Message", id="message"):
                     yield MessageView(self.runtime, id="message-view")
                 with TabPane("History", id="history"):
-                    yield HistoryView(id="history-view")
+                    yield HistoryView(self.runtime, id="history-view")
                 with TabPane("Chart", id="chart"):
                     yield ChartPanel(id="chart-panel")
                 with TabPane("Publish", id="publish"):
