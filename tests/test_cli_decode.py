@@ -121,3 +121,26 @@ def test_sub_decode_refuses_bad_chains_in_one_line() -> None:
         assert result.returncode == 1, chain
         assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert b"Traceback" not in result.stderr
+
+
+async def test_decoded_text_to_a_terminal_is_neutralised_and_keeps_line_breaks() -> None:
+    from mqttchat.client import Message
+    from mqttchat.commands.sub import render_decoded
+    from mqttchat.commands.sub_decode import SubDecoder
+    from mqttchat.commands.sub_format import Output
+
+    decoder = SubDecoder("cbor")
+    message = Message("t/\x1b]0;x\x07", cbor2.dumps({"k\x1b[2J": "v\u202e"}), received_at=1.0)
+    result = await decoder.decode(message)
+    assert result.ok and result.decoder == "cbor"
+    shown = render_decoded(Output(None, verbose=True, terminal=True), decoder, message, result)
+    assert b"\x1b" not in shown and "\u202e".encode() not in shown and b"\x07" not in shown
+    assert "␛".encode() in shown
+    text = Message("t", b"line one\nline two", received_at=1.0)
+    decoder = SubDecoder("auto")
+    shown = render_decoded(Output(None, terminal=True), decoder, text, await decoder.decode(text))
+    assert shown == b"line one\nline two"  # a text's line breaks kept, as a payload's are
+    escaped = Message("t", b"\x1b[2Jtext", received_at=1.0)  # not text to automatic decoding: its hex
+    assert render_decoded(Output(None, terminal=True), decoder, escaped, await decoder.decode(escaped)) == (
+        b"1b5b324a74657874"
+    )
