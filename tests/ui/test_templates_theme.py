@@ -167,17 +167,15 @@ async def test_saving_under_an_existing_name_replaces_it() -> None:
         await pilot.press("p")
         pane = app.screen.query_one(PublishPane)
         pane.query_one("#pub-template", Select).value = "a"
-        await pilot.pause()
-        assert form(pane)["topic"] == "one"
+        await until(lambda: form(pane)["topic"] == "one", pilot=pilot)
         pane.query_one("#pub-topic", Input).value = "three"
         await pilot.click("#pub-template-save")
         await until(lambda: isinstance(app.screen, NameDialog), pilot=pilot)
         assert app.screen.query_one("#name", Input).value == "a"  # the chosen template's name is offered
         await pilot.press("enter")
         await until(lambda: not isinstance(app.screen, NameDialog), pilot=pilot)
-        await pilot.pause()
+        await until(lambda: any("replaced template 'a'" in note for note in notes(app)), pilot=pilot)
         assert [(t.name, t.topic) for t in load_templates().values()] == [("a", "three"), ("b", "two")]
-        assert any("replaced template 'a'" in note for note in notes(app))
 
 
 async def test_delete_without_a_chosen_template_says_so() -> None:
@@ -452,7 +450,7 @@ async def test_an_unknown_theme_falls_back_with_a_notification() -> None:
     save_settings(AppSettings(theme="no-such-theme"))
     app = make_app()
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await pilot.pause()
+        await until(lambda: len(app._notifications) > 0, pilot=pilot)
         assert app.theme == "textual-dark"
         (note,) = list(app._notifications)
         assert "no-such-theme" in note.message and "textual-dark" in note.message and note.severity == "warning"
@@ -460,8 +458,7 @@ async def test_an_unknown_theme_falls_back_with_a_notification() -> None:
         await pilot.pause()
         assert load_settings().theme == "no-such-theme"
         app.theme = "nord"  # the user chose one: it replaces the unknown name
-        await pilot.pause()
-        assert load_settings().theme == "nord"
+        await until(lambda: load_settings().theme == "nord", pilot=pilot)
 
 
 async def test_unreadable_settings_are_a_notification_and_not_overwritten() -> None:
@@ -470,11 +467,10 @@ async def test_unreadable_settings_are_a_notification_and_not_overwritten() -> N
     path.write_text('theme = "nord"\nflush_hz = "fast"\n')
     app = make_app()
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await pilot.pause()
+        await until(lambda: len(app._notifications) > 0, pilot=pilot)
         assert app.theme == "textual-dark"
         (note,) = list(app._notifications)
         assert f"{path}:2:" in note.message and note.severity == "error"
         app.theme = "nord"
-        await pilot.pause()
-        assert any("the theme is not saved" in n and f"{path}:2:" in n for n in notes(app))
+        await until(lambda: any("the theme is not saved" in n and f"{path}:2:" in n for n in notes(app)), pilot=pilot)
     assert path.read_text() == 'theme = "nord"\nflush_hz = "fast"\n'
