@@ -305,6 +305,10 @@ class Runtime:
     def _on_state(self, change: StateChange) -> None:
         self.state = change
         self.state_at = time.monotonic()
+        if change.status is Status.CONNECTED:
+            self.failure = (
+                None  # connected: the last failed attempt no longer says anything (start may still subscribe)
+            )
         text = change.status.value
         if change.status is Status.RECONNECTING:
             text = f"reconnecting (attempt {change.attempt}, in {change.delay:.1f} s)"

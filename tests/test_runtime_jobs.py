@@ -99,3 +99,17 @@ async def test_publishing_without_a_connection_stops_and_says_how_far_it_got() -
     with pytest.raises(NotConnected):
         await runtime.publish_retained([RetainedMessage(f"t/{i}", b"x") for i in range(3)], progress)
     assert (progress.done, progress.ended) == (0, True)
+
+
+def test_a_failed_attempt_is_forgotten_once_connected() -> None:
+    """The status bar says why the last attempt failed only until the connection is up, not until start() has
+    also subscribed (a screen read in between showed both 'connected' and the old failure)."""
+    from mqttchat.client.client import StateChange, Status
+    from mqttchat.runtime import ConnectFailure
+
+    runtime = Runtime(ClientOptions(parse_url("mqtt://127.0.0.1:1"), client_id="t"), embed_broker=False)
+    runtime.failure = ConnectFailure(ConnectionRefusedError(), 2, None)
+    runtime._on_state(StateChange(Status.RECONNECTING, "mqtt://127.0.0.1:1", attempt=1, delay=1.0))
+    assert runtime.failure is not None
+    runtime._on_state(StateChange(Status.CONNECTED, "mqtt://127.0.0.1:1"))
+    assert runtime.failure is None
