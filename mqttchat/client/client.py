@@ -559,6 +559,11 @@ class MQTTClient:
 
     # ----------------------------------------------------------------------------------------- link callbacks
 
+    @property
+    def awaiting_acks(self) -> bool:
+        """Whether QoS 1/2 publishes of ours await acknowledgements (the transport then leaves ACKs delayed)."""
+        return bool(self.session.outgoing.inflight)
+
     def link_data(self, data: bytes) -> None:
         session = self.session
         try:

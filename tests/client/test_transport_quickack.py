@@ -40,6 +40,7 @@ class _Sink:
     def __init__(self) -> None:
         self.data: list[bytes] = []
         self.protocol: _StreamProtocol | None = None
+        self.awaiting_acks = False
 
     def link_data(self, data: bytes) -> None:
         self.data.append(data)
@@ -64,3 +65,6 @@ def test_an_unanswered_read_is_acknowledged_at_once(monkeypatch: pytest.MonkeyPa
     protocol.data_received(b"\x50\x02\x00\x07")  # PUBREC: the PUBREL written carries the acknowledgement
     assert sock.options.count(quickack) == before + 2
     assert sink.data == [b"\x90\x03\x00\x01\x00", b"\x30\x03\x00\x01r", b"\x50\x02\x00\x07"]
+    sink.awaiting_acks = True  # publishes of ours in flight: their acknowledgements come anyway
+    protocol.data_received(b"\x40\x02\x00\x08")
+    assert sock.options.count(quickack) == before + 2
