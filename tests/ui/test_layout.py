@@ -12,7 +12,7 @@ from textual.widgets._tabbed_content import ContentTabs
 
 from mqttchat.explorer.tree import TopicTree
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
-from mqttchat.ui.widgets.explorer_tabs import TABS
+from mqttchat.ui.widgets.explorer_tabs import TABS, label_size
 from mqttchat.ui.widgets.retained_table import RetainedTable
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
 from tests.helpers.scenes import NOW, freeze, make_app, sample_tree
@@ -44,8 +44,10 @@ async def test_tab_labels_are_whole(size: tuple[int, int]) -> None:
             assert tab.region.width == len(tab.label.plain) + 2
             assert bar.region.contains_region(tab.region), f"{pane_id} ({tab.label.plain}) at {size}"
         labels = [tabs.get_tab(pane_id).label.plain for pane_id in TABS]
-        short = size[0] < 120
-        assert labels == [(short_label if short else label) for label, short_label, _ in TABS.values()]
+        chosen = label_size(tabs.size.width)  # the longest labels that fit the bar
+        assert labels == [names[chosen] for *names, _key in TABS.values()]
+        if size[0] >= 200:
+            assert chosen == 0  # a wide terminal shows the words whole
 
 
 async def test_tree_rows_end_with_the_age_at_the_edge() -> None:
