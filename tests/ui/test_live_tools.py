@@ -133,7 +133,8 @@ async def test_record_to_jsonl_and_replay(url: str, tmp_path: Path) -> None:
             await device.publish("plant/camera/frame", bytes(range(256)), qos=1)
             await device.publish("office/printer", "ignored", qos=1)
         await until(lambda: app.runtime.recorder is not None and app.runtime.recorder.written == 21, pilot=pilot)
-        await until(lambda: "21 messages" in text_of(panel.query_one("#rec-status")), pilot=pilot)
+        # The line names the file: a long temporary path (pytest-xdist's) wraps it at the default width.
+        await until(lambda: "21 messages" in text_of(panel.query_one("#rec-status"), width=1000), pilot=pilot)
         await click(pilot, "#rec-toggle")  # stop
         await until(lambda: app.runtime.recorder is None, pilot=pilot)
         assert "recorded" in text_of(panel.query_one("#rec-status"))
