@@ -39,7 +39,7 @@ def row_text(view: TopicTreeView, topic: str) -> str:
 async def test_the_last_known_state_is_shown_stale_until_live_messages_come(broker: Broker) -> None:
     options = ClientOptions(parse_url(broker.url), client_id="history-ui")
     runtime = Runtime(options, (("#", 1),), embed_broker=False, history_budget=8 * 1024 * 1024)
-    earlier = time.time() - 3 * 3600
+    earlier = time.time() - 3 * 3600 - 600  # both messages well past three hours, whatever the test takes
     store = HistoryDatabase(runtime.history_path, retention=None)
     store.write([
         Message("plant/boiler/temp", b"71.5", received_at=earlier),
