@@ -19,6 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 
+def _nothing(*args: Any) -> None:
+    """What a cancelled timer holds instead of its callback."""
+
+
 class Timer:
     """A deadline set with :meth:`Clock.call_later`; ``cancel()`` it when it no longer matters."""
 
@@ -34,6 +38,10 @@ class Timer:
     def cancel(self) -> None:
         if not self.cancelled:
             self.cancelled = True
+            # A cancelled timer may wait in the heap until its deadline: it must not keep what its callback holds
+            # alive (a CONNECT timeout's connection with the partial CONNECT it buffered).
+            self.callback = _nothing
+            self.args = ()
             clock, self.clock = self.clock, None
             if clock is not None:
                 clock._cancelled_one()

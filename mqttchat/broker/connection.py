@@ -885,6 +885,7 @@ class BrokerConnection:
             self._held = 0
         self.flush()  # what was answered before the end (e.g. acknowledgements read with the DISCONNECT) still goes
         self.state = _CLOSED
+        self._reader.discard()  # a partial packet (up to the maximum size) is not kept while the transport closes
         self._clean = clean
         if self._timer is not None:
             self._timer.cancel()

@@ -96,6 +96,14 @@ class PacketReader:
             self._chunks += data
             self._chunked += len(data)
 
+    def discard(self) -> None:
+        """Drop what is buffered and not returned yet (its connection is closing: nothing more is read)."""
+        self._buf = b""
+        self._pos = 0
+        self._chunks = bytearray()
+        self._chunked = 0
+        self._need = 0
+
     def _consolidate(self) -> None:
         self._buf = self._buf[self._pos :] + bytes(self._chunks)
         self._pos = 0

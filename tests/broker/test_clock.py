@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from mqttchat.broker.clock import Clock
 from tests.helpers.broker_pair import ManualClock
 
@@ -59,3 +62,27 @@ def test_cancelled_timers_do_not_pile_up() -> None:
         clock.call_later(30, lambda: None).cancel()
     assert len(clock) < 200
     assert clock.next_deadline() == 60 and not keep.cancelled
+
+
+def test_a_cancelled_timer_keeps_nothing_of_its_callback_alive() -> None:
+    """A cancelled timer waits in the heap until it is due or swept: what its callback holds (a CONNECT timeout's
+    connection with the partial CONNECT it buffered) must be freed when its owner goes."""
+
+    class Owner:
+        def __init__(self) -> None:
+            self.buffer = bytes(200_000)
+
+        def timeout(self) -> None:
+            raise AssertionError("a cancelled timer ran")
+
+    clock = Clock(ManualClock(0.0))
+    owners = [Owner() for _ in range(10)]
+    refs = [weakref.ref(owner) for owner in owners]
+    for owner in owners:
+        clock.call_later(5, owner.timeout).cancel()
+    clock.call_later(5, lambda: None)  # the heap keeps the cancelled ones (too few to sweep)
+    assert len(clock) == 11
+    del owner
+    owners.clear()
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 10
