@@ -127,3 +127,15 @@ def make_certs(directory: Path) -> CertSet:
     other_path = directory / "other-ca.crt"
     other_path.write_bytes(other[0].public_bytes(serialization.Encoding.PEM))
     return CertSet(ca=ca_path, other_ca=other_path, **paths)
+
+
+def service_certs(directory: Path, names: list[str]) -> dict[str, Path]:
+    """A CA ("ca"), a server certificate for ``names`` ("cert", "key", as a cloud service would present) and a
+    client certificate ("client_cert", "client_key") it signed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = _ca("service test CA")
+    cert_path, key_path = _write(directory, "service", *_leaf(names[0], ca, names, ExtendedKeyUsageOID.SERVER_AUTH))
+    client_cert, client_key = _write(directory, "client", *_leaf("device", ca, [], ExtendedKeyUsageOID.CLIENT_AUTH))
+    ca_path = directory / "ca.crt"
+    ca_path.write_bytes(ca[0].public_bytes(serialization.Encoding.PEM))
+    return {"ca": ca_path, "cert": cert_path, "key": key_path, "client_cert": client_cert, "client_key": client_key}

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import ipaddress
 from dataclasses import dataclass, field
+
+from tests.helpers.relay import LoopbackServer
 
 
 @dataclass
@@ -26,35 +27,15 @@ class ProxyRequest:
 
 
 @dataclass
-class _Proxy:
+class _Proxy(LoopbackServer):
     hosts: dict[str, str] = field(default_factory=dict)
     #: Required (user, password), or None for no authentication.
     credentials: tuple[str, str] | None = None
     requests: list[ProxyRequest] = field(default_factory=list)
-    #: Bytes relayed from the client to the upstream, over all tunnels.
-    relayed: int = 0
-    server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.sockets[0].getsockname()[1])
 
     async def start(self) -> _Proxy:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        await self.listen()
         return self
-
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        if self.server is not None:
-            await self.server.wait_closed()
 
     def resolve(self, host: str) -> str | None:
         try:
@@ -63,45 +44,15 @@ class _Proxy:
             return self.hosts.get(host)
         return host
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            upstream = await self.handshake(reader, writer)
-            if upstream is not None:
-                await self._relay(reader, writer, *upstream)
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = await self.handshake(reader, writer)
+        if upstream is not None:
+            await self.relay(reader, writer, *upstream)
 
     async def handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         raise NotImplementedError
-
-    async def _relay(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        up_reader: asyncio.StreamReader,
-        up_writer: asyncio.StreamWriter,
-    ) -> None:
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: bool) -> None:
-            with contextlib.suppress(OSError):
-                while data := await src.read(65536):
-                    if count:
-                        self.relayed += len(data)
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        try:
-            await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
-        finally:
-            up_writer.close()
 
 
 class Socks5Proxy(_Proxy):

@@ -9,27 +9,14 @@ port 443 refuses MQTT without ``x-amzn-mqtt-ca`` or ``mqtt``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from benchmarks.certs import service_certs
+from tests.helpers.relay import LoopbackServer
 
-from benchmarks.certs import _ca, _leaf, _write
-
-
-def service_certs(directory: Path, names: list[str]) -> dict[str, Path]:
-    """A CA ("ca"), a server certificate for ``names`` ("cert", "key", as a cloud service would present) and a
-    client certificate ("client_cert", "client_key") it signed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca = _ca("service test CA")
-    cert_path, key_path = _write(directory, "service", *_leaf(names[0], ca, names, ExtendedKeyUsageOID.SERVER_AUTH))
-    client_cert, client_key = _write(directory, "client", *_leaf("device", ca, [], ExtendedKeyUsageOID.CLIENT_AUTH))
-    ca_path = directory / "ca.crt"
-    ca_path.write_bytes(ca[0].public_bytes(serialization.Encoding.PEM))
-    return {"ca": ca_path, "cert": cert_path, "key": key_path, "client_cert": client_cert, "client_key": client_key}
+__all__ = ["TlsFront", "TlsHello", "service_certs"]
 
 
 @dataclass
@@ -40,20 +27,13 @@ class TlsHello:
 
 
 @dataclass
-class TlsFront:
+class TlsFront(LoopbackServer):
     upstream_port: int
     certfile: Path
     keyfile: Path
     alpn: tuple[str, ...] = ()
     hellos: list[TlsHello] = field(default_factory=list)
-    server: asyncio.Server | None = None
     _names: dict[int, str | None] = field(default_factory=dict)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.sockets[0].getsockname()[1])
 
     async def start(self) -> TlsFront:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -65,45 +45,17 @@ class TlsFront:
             self._names[id(sock)] = name
 
         context.sni_callback = on_sni  # type: ignore[assignment]
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=context)
+        await self.listen(context)
         return self
 
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await task
-        if self.server is not None:
-            await self.server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         ssl_object = writer.get_extra_info("ssl_object")
         hello = TlsHello(self._names.pop(id(ssl_object), None), ssl_object.selected_alpn_protocol())
         self.hellos.append(hello)
-        try:
-            if self.alpn and hello.alpn is None:
-                return  # the client offered none of ours
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-            first = await reader.read(65536)
-            hello.first_bytes = first
-            up_writer.write(first)
-
-            async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-                with contextlib.suppress(OSError):
-                    while data := await src.read(65536):
-                        dst.write(data)
-                        await dst.drain()
-                dst.close()
-
-            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
+        if self.alpn and hello.alpn is None:
+            return  # the client offered none of ours
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        first = await reader.read(65536)
+        hello.first_bytes = first
+        up_writer.write(first)
+        await self.relay(reader, writer, up_reader, up_writer)
