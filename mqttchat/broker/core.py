@@ -53,7 +53,7 @@ class BrokerCore:
         self.acl: Any = None  # mqttchat.broker.auth.AccessControl when configured
         #: Set while the broker shuts down: connections it closes keep their wills (see connection_ended).
         self.stopping = False
-        #: Password checks, bounded and rate-limited per source (threads start with the first check).
+        #: Password checks, bounded and rate-limited per source (run where the shell says: threads, see server.py).
         self.logins = LoginChecks()
         #: Drops not logged yet, per client id: [count, the latest reason, its drops in all]; logged together at
         #: most once per drop_log_interval seconds (see count_drop).

@@ -28,16 +28,14 @@ everyone else's (300 unknown-user CONNECTs, 12 KB of traffic, once delayed a cor
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from mqttchat.untrusted import loggable
 
@@ -59,6 +57,17 @@ class Verdict(Enum):
 def default_workers() -> int:
     """Threads for password checks: half the cores (the event loop needs one), at least one, at most four."""
     return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+class CheckRunner(Protocol):
+    """Runs password checks away from the event loop, and reports each back on the loop's thread: the broker's
+    asyncio shell gives threads (:class:`mqttchat.broker.server.ThreadRunner`); a test may run them when it likes."""
+
+    def run(self, check: Callable[[], bool], done: Callable[[bool, BaseException | None], None]) -> None:
+        """Run ``check()``; then ``done(result, None)``, ``done(False, error)`` if it raised, or nothing once closed."""
+
+    def close(self) -> None:
+        """Drop the checks not started (a running check finishes unseen)."""
 
 
 class LoginCheck:
@@ -110,8 +119,12 @@ class LoginChecks:
         max_sources: int = 4096,
         tarpit: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        runner: CheckRunner | None = None,
     ) -> None:
         self.workers = workers or default_workers()
+        #: Where the checks run (at most :attr:`workers` at once); the broker's shell sets it before any login.
+        self.runner = runner
+        self._closed = False
         self.per_source = per_source
         self.refill_per_second = refill_per_second
         self.queue_limit = queue
@@ -124,7 +137,6 @@ class LoginChecks:
         self._normal_count = 0
         self._penalty: deque[LoginCheck] = deque()
         self._sources: OrderedDict[str, _Bucket] = OrderedDict()
-        self._executor: ThreadPoolExecutor | None = None
         #: Checks running in the worker threads now.
         self.running = 0
         #: Logins refused without a check because a lane was full.
@@ -187,16 +199,16 @@ class LoginChecks:
         bucket.tokens = max(-float(self.per_source), bucket.tokens - 1)
 
     def close(self) -> None:
-        """Drop what waits and stop the worker threads (a running check finishes unseen)."""
+        """Drop what waits and stop the runner (a running check finishes unseen)."""
         for lane in (*self._normal.values(), self._penalty):
             for ticket in lane:
                 ticket.done = None
         self._normal.clear()
         self._normal_count = 0
         self._penalty.clear()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        self._closed = True
+        if self.runner is not None:
+            self.runner.close()
 
     # -- internals ---------------------------------------------------------------------------------------------
 
@@ -251,24 +263,21 @@ class LoginChecks:
         return self._penalty.popleft()
 
     def _start(self) -> None:
-        while self.running < self.workers and (self._normal or self._penalty):
+        runner = self.runner
+        if runner is None:
+            raise RuntimeError("LoginChecks has no runner: the broker's shell sets one before any login")
+        while self.running < self.workers and (self._normal or self._penalty) and not self._closed:
             ticket = self._next()
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="mqttchat-login")
             self.running += 1
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._executor, ticket.passwords.verify, ticket.username, ticket.secret)
-            future.add_done_callback(lambda f, t=ticket: self._finished(t, f))  # type: ignore[misc]
+            runner.run(
+                lambda t=ticket: bool(t.passwords.verify(t.username, t.secret)),  # type: ignore[misc]
+                lambda ok, error, t=ticket: self._finished(t, ok, error),  # type: ignore[misc]
+            )
 
-    def _finished(self, ticket: LoginCheck, future: asyncio.Future[bool]) -> None:
+    def _finished(self, ticket: LoginCheck, ok: bool, error: BaseException | None) -> None:
         self.running -= 1
-        ok = False
-        if not future.cancelled():
-            error = future.exception()
-            if error is not None:
-                log.error("password check of user %s failed: %r", loggable(ticket.username), error)
-            else:
-                ok = bool(future.result())
+        if error is not None:
+            log.error("password check of user %s failed: %r", loggable(ticket.username), error)
         bucket = self._sources.get(ticket.source)
         if bucket is not None:
             if ok and ticket.reserved:
@@ -281,5 +290,4 @@ class LoginChecks:
         ticket.done = None
         if done is not None:
             done(Verdict.ACCEPTED if ok else Verdict.REFUSED)
-        if self._executor is not None:
-            self._start()
+        self._start()

@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,39 @@ log = logging.getLogger("mqttchat.broker")
 #: and dropped while it takes the reason in, before the connection is closed anyway.
 DRAIN_SECONDS = 2.0
 DRAIN_BYTES = 4 * 1024 * 1024
+
+
+class ThreadRunner:
+    """Runs the broker's password checks (mqttchat.broker.logins) in threads of their own, started with the first
+    check: PBKDF2 releases the GIL, so the event loop keeps routing messages while it runs."""
+
+    __slots__ = ("_closed", "_executor", "workers")
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    def run(self, check: Callable[[], bool], done: Callable[[bool, BaseException | None], None]) -> None:
+        if self._closed:
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="mqttchat-login")
+        future = asyncio.get_running_loop().run_in_executor(self._executor, check)
+
+        def finished(future: asyncio.Future[bool]) -> None:
+            if self._closed or future.cancelled():
+                return
+            error = future.exception()
+            done(False, error) if error is not None else done(bool(future.result()), None)
+
+        future.add_done_callback(finished)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
 
 class _TCPProtocol(asyncio.Protocol):
@@ -246,6 +281,7 @@ class Broker:
 
         self.config = config if config is not None else default_config()
         self.core = BrokerCore(self.config)
+        self.core.logins.runner = ThreadRunner(self.core.logins.workers)
         #: The open connections (each a BrokerConnection).
         self.connections = Connections(self.core)
         self.listeners: list[RunningListener] = []

@@ -20,7 +20,7 @@ from mqttchat.broker.auth import PasswordFile, hash_password
 from mqttchat.broker.config import ListenerConfig
 from mqttchat.broker.connection import BrokerConnection, State
 from mqttchat.broker.logins import LoginChecks, Verdict
-from mqttchat.broker.server import Broker
+from mqttchat.broker.server import Broker, ThreadRunner
 from mqttchat.protocol import Connect
 from tests.helpers.brokers import broker_config
 from tests.helpers.waiting import until
@@ -251,7 +251,7 @@ async def test_a_flooding_source_delays_no_one_else(gated_broker: Any, raws: Any
     after at most the flooding source's share of the normal lane; beyond both lanes the flood is refused at once
     (0x9F Connection rate exceeded); no more checks run at once than the broker has workers for."""
     broker, gated = await gated_broker()
-    broker.core.logins = LoginChecks(workers=2, per_source=5, queue=32, penalty_queue=16)
+    broker.core.logins = LoginChecks(workers=2, per_source=5, queue=32, penalty_queue=16, runner=ThreadRunner(2))
     flood = [await raws(broker.port) for _ in range(30)]
     for i, raw in enumerate(flood):
         raw.send(login("alice", f"wrong-{i}", client_id=f"flood-{i}"))
@@ -348,7 +348,8 @@ async def test_failed_login_tokens_refill_per_source() -> None:
     """A source's checks take tokens (5 here) and go to the normal lane; without tokens, to the penalty lane; the
     tokens come back at the refill rate. Sources are forgotten oldest first beyond max_sources."""
     now = [100.0]
-    gate = LoginChecks(workers=1, per_source=5, refill_per_second=0.5, max_sources=2, clock=lambda: now[0])
+    gate = LoginChecks(workers=1, per_source=5, refill_per_second=0.5, max_sources=2, clock=lambda: now[0],
+                       runner=ThreadRunner(1))  # fmt: skip
     answers: list[Any] = []
     tickets = [gate.check(_Instant(), "u", b"x", "10.0.0.1", answers.append) for _ in range(7)]
     assert [getattr(t, "reserved", None) for t in tickets] == [True] * 5 + [False] * 2
@@ -365,7 +366,8 @@ async def test_failed_login_tokens_refill_per_source() -> None:
 async def test_logins_refused_without_a_check_are_logged_in_summary(caplog: pytest.LogCaptureFixture) -> None:
     """A flood refused at once writes a line every few seconds, not one per try."""
     now = [0.0]
-    gate = LoginChecks(workers=1, per_source=1, refill_per_second=0, penalty_queue=0, clock=lambda: now[0])
+    gate = LoginChecks(workers=1, per_source=1, refill_per_second=0, penalty_queue=0, clock=lambda: now[0],
+                       runner=ThreadRunner(1))  # fmt: skip
     answers: list[Any] = []
     with caplog.at_level("INFO", logger="mqttchat.broker"):
         verdicts = [gate.check(_Instant(), "u", b"x", "10.0.0.1", answers.append) for _ in range(10)]
@@ -385,7 +387,7 @@ async def test_a_source_out_of_tokens_is_read_late(gated_broker: Any, raws: Any)
     """Once 127.0.0.1 has spent its failed-login tokens, its new connections are not read for a while (a tarpit);
     a connection from 127.0.0.2 is read and answered at once meanwhile."""
     broker, gated = await gated_broker()
-    broker.core.logins = LoginChecks(workers=1, per_source=1, refill_per_second=0, tarpit=60)
+    broker.core.logins = LoginChecks(workers=1, per_source=1, refill_per_second=0, tarpit=60, runner=ThreadRunner(1))
     gated.release(10)
     first = await raws(broker.port)
     first.send(login("alice", "wrong"))
@@ -400,3 +402,52 @@ async def test_a_source_out_of_tokens_is_read_late(gated_broker: Any, raws: Any)
     other.send(login("carol"))
     assert await other.connack() == 0
     assert gated.order == ["alice", "carol"], "bob's CONNECT from the flooding address was not read yet"
+
+
+class _ByHand:
+    """A CheckRunner that runs nothing until the test says so: LoginChecks' lanes without threads or a loop."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[Any, Any]] = []
+
+    def run(self, check: Any, done: Any) -> None:
+        self.started.append((check, done))
+
+    def finish(self) -> None:
+        check, done = self.started.pop(0)
+        done(check(), None)
+
+    def close(self) -> None:
+        self.started.clear()
+
+
+class _Named(_Instant):
+    """Checks that say whose they are (the user name) when they run, and accept ``ok``."""
+
+    def __init__(self, ran: list[str]) -> None:
+        self.ran = ran
+
+    def verify(self, username: str, password: bytes) -> bool:
+        self.ran.append(username)
+        return username == "ok"
+
+
+def test_the_normal_lane_serves_sources_in_turn_and_no_more_checks_run_than_workers() -> None:
+    """Four checks from one source, then one from another, one worker: the newcomer waits for the check running and
+    one more of the flooding source's, not for all of them; each answer reaches its connection."""
+    runner = _ByHand()
+    gate = LoginChecks(workers=1, per_source=5, runner=runner)
+    ran: list[str] = []
+    answers: list[tuple[str, Verdict]] = []
+    for i in range(4):
+        gate.check(_Named(ran), f"flood-{i}", b"x", "10.0.0.1", lambda v, i=i: answers.append((f"flood-{i}", v)))
+    gate.check(_Named(ran), "ok", b"x", "10.0.0.2", lambda v: answers.append(("ok", v)))
+    assert len(runner.started) == 1 and gate.running == 1 and gate.waiting == 4
+    while runner.started:
+        runner.finish()
+        assert len(runner.started) <= 1
+    assert ran == ["flood-0", "flood-1", "ok", "flood-2", "flood-3"]
+    assert dict(answers) == {"flood-0": Verdict.REFUSED, "ok": Verdict.ACCEPTED, "flood-1": Verdict.REFUSED,
+                             "flood-2": Verdict.REFUSED, "flood-3": Verdict.REFUSED}  # fmt: skip
+    assert gate.running == 0 and gate.waiting == 0
+    gate.close()
