@@ -191,3 +191,28 @@ def test_the_layers_load_no_ui_library() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", f"the layers loaded {result.stdout.strip()}"
+
+
+#: The broker's shell: the one module that runs an event loop, sockets and threads for the rest.
+BROKER_SHELL = "server.py"
+
+
+def test_the_broker_logic_touches_no_event_loop_socket_or_thread() -> None:
+    """The broker's connections, core, routing, admission, sessions, login lanes and store take bytes and a clock
+    and give bytes and work to do: only its shell (server.py) imports asyncio, sockets, TLS or threads."""
+    io = ("asyncio", "socket", "ssl", "selectors", "threading", "concurrent")
+    root = Path(__file__).resolve().parent.parent / "mqttchat" / "broker"
+    found: dict[str, list[str]] = {}
+    for source in sorted(root.glob("*.py")):
+        if source.name == BROKER_SHELL:
+            continue
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names.add(node.module or "")
+        wrong = sorted(n for n in names if n.split(".")[0] in io)
+        if wrong:
+            found[source.name] = wrong
+    assert found == {}
