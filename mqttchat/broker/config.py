@@ -138,6 +138,14 @@ class BrokerConfig:
     #: Seconds after which MQTT 3.1.1 persistent sessions of clients gone that long expire. 0: never.
     persistent_client_expiration: int = 0
     log_connections: bool = True
+    #: Overload protection (see mqttchat.broker.overload): when this many messages are queued for a connected
+    #: subscriber, the publishers feeding it are paused (not read) until its queue is back down to
+    #: ``overload_low_water``; one that does not get there within ``overload_stall_timeout`` seconds is declared
+    #: stalled and its messages beyond max_queued_messages dropped, as without protection.
+    overload_protection: bool = True
+    overload_high_water: int = 100
+    overload_low_water: int = 50
+    overload_stall_timeout: float = 1.0
     listeners: tuple[ListenerConfig, ...] = (ListenerConfig(),)
     #: The file this came from; None for built-in defaults or text.
     source: Path | None = None
@@ -168,6 +176,10 @@ BROKER_KEYS: tuple[str, ...] = (
     "queue_qos0_messages",
     "persistent_client_expiration",
     "log_connections",
+    "overload_protection",
+    "overload_high_water",
+    "overload_low_water",
+    "overload_stall_timeout",
     "listener",
 )
 #: Every key of a ``[[listener]]`` table (``bind_address`` is mosquitto's name for ``host``).
@@ -284,6 +296,15 @@ def describe(config: BrokerConfig) -> list[str]:
         ("queue_qos0_messages", flag(c.queue_qos0_messages)),
         ("persistent_client_expiration", limit(c.persistent_client_expiration, "seconds", "never")),
         ("log_connections", flag(c.log_connections)),
+        (
+            "overload_protection",
+            "true (slow subscribers pause their publishers)"
+            if c.overload_protection
+            else "false (a slow subscriber's messages beyond its queue are dropped)",
+        ),
+        ("overload_high_water", f"{c.overload_high_water} messages queued for a subscriber: its publishers pause"),
+        ("overload_low_water", f"{c.overload_low_water} messages queued: they resume"),
+        ("overload_stall_timeout", f"{c.overload_stall_timeout:g} seconds: then the subscriber is stalled"),
     ]
     width = max(len(name) for name, _ in rows)
     return [f"{name:<{width}}  {value}" for name, value in rows]
@@ -412,7 +433,7 @@ class _Reader(TomlReader):
         base = self.base_dir
         unsigned = integer_in(0)
         uint16 = integer_in(0, MAX_UINT16)
-        return BrokerConfig(
+        config = BrokerConfig(
             allow_anonymous=self.get(data, (), "allow_anonymous", as_boolean, d.allow_anonymous),
             password_file=self.get(data, (), "password_file", _path(base), d.password_file),
             acl_file=self.get(data, (), "acl_file", _path(base), d.acl_file),
@@ -442,8 +463,28 @@ class _Reader(TomlReader):
                 data, (), "persistent_client_expiration", unsigned, d.persistent_client_expiration
             ),
             log_connections=self.get(data, (), "log_connections", as_boolean, d.log_connections),
+            overload_protection=self.get(data, (), "overload_protection", as_boolean, d.overload_protection),
+            overload_high_water=self.get(data, (), "overload_high_water", integer_in(1), d.overload_high_water),
+            overload_low_water=self.get(data, (), "overload_low_water", unsigned, d.overload_low_water),
+            overload_stall_timeout=self.get(data, (), "overload_stall_timeout", _seconds, d.overload_stall_timeout),
             listeners=self.listeners(data.get("listener")),
         )
+        if not self.errors:
+            self.check_overload(data, config)
+        return config
+
+    def check_overload(self, data: Mapping[str, object], config: BrokerConfig) -> None:
+        """The water marks in order, below the queue limit. Marks left at their defaults follow a smaller
+        max_queued_messages (see mqttchat.broker.overload.water_marks); marks given must fit it."""
+        high, low, queue_limit = config.overload_high_water, config.overload_low_water, config.max_queued_messages
+        if "overload_high_water" in data and queue_limit and high >= queue_limit:
+            self.error(
+                ("overload_high_water",),
+                f"must be below max_queued_messages ({queue_limit}): publishers are paused before the queue is "
+                "full, not after its messages were dropped",
+            )
+        elif "overload_low_water" in data and low >= high:
+            self.error(("overload_low_water",), f"must be below overload_high_water ({high})")
 
     def listeners(self, value: object) -> tuple[ListenerConfig, ...]:
         if value is None or value == []:

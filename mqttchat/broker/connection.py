@@ -142,7 +142,13 @@ class Connections:
         clock = self.core.clock
         now = clock.now()
         for conn in list(self.open):
-            if conn.state is _CONNECTED and conn.keepalive and now - conn.last_received > 1.5 * conn.keepalive:
+            # A connection paused by overload protection is not read: its PINGREQs wait (see its release()).
+            if (
+                conn.state is _CONNECTED
+                and conn.keepalive
+                and now - conn.last_received > 1.5 * conn.keepalive
+                and conn.throttled_by is None
+            ):
                 conn.keepalive_expired()
         self._keepalive_timer = clock.call_later(KEEPALIVE_CHECK, self._check_keepalives)
 
@@ -158,6 +164,7 @@ class BrokerConnection:
 
     __slots__ = (
         "_ack_no_match",
+        "_acks_held",
         "_aliases",
         "_aliases_out",
         "_clean",
@@ -182,6 +189,7 @@ class BrokerConnection:
         "peer",
         "session",
         "state",
+        "throttled_by",
         "version",
     )
 
@@ -208,6 +216,10 @@ class BrokerConnection:
         self.keepalive = 0
         self.last_received = broker.clock.now()
         self.paused = False
+        #: The subscribers whose congestion paused this connection (overload protection), None while it is read;
+        #: and the acknowledgements held meanwhile (an MQTT 5 publisher gets no Receive Maximum credit back).
+        self.throttled_by: set[Session] | None = None
+        self._acks_held: list[bytes] | None = None
         self._reader = PacketReader(
             None, broker.config.max_packet_size or MAX_PACKET_SIZE, max_connect_size=MAX_CONNECT_SIZE
         )
@@ -342,6 +354,9 @@ class BrokerConnection:
         broker.stats.bytes_received += len(data)
         now = broker.clock.now
         reader = self._reader
+        if self.throttled_by:  # (never an empty set: None once released)
+            reader.feed(data)  # read before the transport paused: it waits with the rest (see release())
+            return
         try:
             reader.feed(data)
             while self.state is not _CLOSED and self.state is not _AUTHENTICATING:
@@ -360,6 +375,8 @@ class BrokerConnection:
                 kind = type(packet)
                 if kind is Publish:
                     self._on_publish(packet)  # type: ignore[arg-type]
+                    if self.throttled_by is not None:
+                        break  # a subscriber it feeds is congested: what follows waits unparsed in the reader
                 elif kind is PubAck:  # only after CONNECT: the reader accepts nothing else first
                     self._on_ack(packet)  # type: ignore[arg-type]
                 else:
@@ -712,6 +729,9 @@ class BrokerConnection:
             count = broker.publish(publish, session)
             pid = publish.packet_id.to_bytes(2, "big")  # type: ignore[union-attr]
             data = b"\x40\x03" + pid + b"\x10" if count == 0 and self._ack_no_match else b"\x40\x02" + pid
+            if self.throttled_by is not None:
+                self._hold_ack(data)
+                return
             self._out.append(data)
             broker.stats.bytes_sent += len(data)
             self._schedule_flush()
@@ -732,6 +752,8 @@ class BrokerConnection:
         if ack is not None:
             if broker.persistence is not None:
                 broker.persistence.after_commit(self, ack)
+            elif self.throttled_by is not None and self._fits(data := ack.encode(self.version)):
+                self._hold_ack(data)
             else:
                 self.send(ack)
 
@@ -895,7 +917,11 @@ class BrokerConnection:
         self.link.close(self._goodbye)
         self.connections.open.discard(self)
         session = self.session
+        self.throttled_by = None
+        self._acks_held = None
         if was_connected and session is not None and session.connection is self:
+            if session.congestion is not None or session.stalled:
+                self.broker.overload.forget(session)
             if detach:
                 session.connection = None  # the session passes to the connection that took it over
             else:
@@ -914,3 +940,53 @@ class BrokerConnection:
         self.paused = False
         if self.session is not None:
             self.broker.pump(self.session)
+
+    # ------------------------------------------------------------------------------------------ overload protection
+
+    def throttle(self, by: Session) -> None:
+        """Stop reading this client: a subscriber it feeds, ``by``, is congested (mqttchat.broker.overload)."""
+        if self.state is not _CONNECTED:
+            return
+        held = self.throttled_by
+        if held is None:
+            self.throttled_by = {by}
+            self.link.set_reading(False)
+            log.debug("paused %s: %s is congested", loggable(self.client_id), loggable(by.client_id))
+        else:
+            held.add(by)
+
+    def release(self, by: Session) -> None:
+        """``by`` is relieved (or stalled, or gone): once no subscriber holds this client, read it again."""
+        held = self.throttled_by
+        if held is None:
+            return
+        held.discard(by)
+        if held:
+            return
+        self.throttled_by = None
+        if self.state is not _CONNECTED:
+            return
+        # Its keepalive starts afresh: the PINGREQs it sent while paused are in what is read now.
+        self.last_received = self.broker.clock.now()
+        self.link.set_reading(True)
+        log.debug("resumed %s", loggable(self.client_id))
+        acks = self._acks_held
+        if acks:
+            self._acks_held = None
+            self._out.extend(acks)
+            self.broker.stats.bytes_sent += sum(len(ack) for ack in acks)
+            self._schedule_flush()
+        # What it sent before the pause, still unparsed, is handled after this input (not inside another
+        # connection's, whose queue just drained).
+        self.broker.clock.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        if self.throttled_by is None and self.state is _CONNECTED and self._reader.buffered:
+            self.data_received(b"")
+
+    def _hold_ack(self, data: bytes) -> None:
+        acks = self._acks_held
+        if acks is None:
+            self._acks_held = [data]
+        else:
+            acks.append(data)

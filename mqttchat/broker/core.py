@@ -48,6 +48,8 @@ class BrokerCore:
         self.publish = router.publish
         self.deliver = router.deliver
         self.pump = router.pump
+        #: Overload protection: who is congested, stalled, paused (see mqttchat.broker.overload).
+        self.overload = router.overload
         self.started_at = self.clock.wall()
         self.passwords: Any = None  # mqttchat.broker.auth.PasswordFile when configured
         self.acl: Any = None  # mqttchat.broker.auth.AccessControl when configured
@@ -295,6 +297,9 @@ class BrokerCore:
             "$SYS/broker/retained messages/count": str(len(self.retained)),
             "$SYS/broker/subscriptions/count": str(self.subscription_count),
             "$SYS/broker/store/messages/count": str(sum(sess.queued for sess in self.sessions.values())),
+            # Overload protection (mqttchat's own): publishers paused now, subscribers stalled now.
+            "$SYS/broker/publishers/paused": str(len(self.overload.paused_publishers())),
+            "$SYS/broker/subscribers/stalled": str(len(self.overload.stalled)),
         }
 
     def publish_sys(self) -> None:

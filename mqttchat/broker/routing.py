@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mqttchat.broker.clock import Clock
+from mqttchat.broker.overload import Overload
 from mqttchat.broker.retained import RetainedMessage, RetainedStore
 from mqttchat.broker.session import Session, SharedGroup, SubEntry
 from mqttchat.protocol import (
@@ -89,6 +90,12 @@ class Router:
         self.shared: dict[tuple[str, str], SharedGroup] = {}
         #: Retained messages due to the subscriptions of the last SUBSCRIBE, sent after its SUBACK.
         self._pending_retained: list[tuple[SubEntry, str]] = []
+        #: Overload protection: publishers paused while a connected subscriber's queue is over its high-water mark.
+        self.overload = overload = Overload(config, clock)
+        self._high_water = overload.high_water
+        self._low_water = overload.low_water
+        #: The session whose message is being routed (None: a will, $SYS, retained messages after a SUBSCRIBE).
+        self._sender: Session | None = None
 
     # ------------------------------------------------------------------------------------------ subscriptions
 
@@ -162,6 +169,7 @@ class Router:
         """Deliver the retained messages due to the subscriptions just acknowledged (after the SUBACK)."""
         pending = self._pending_retained
         self._pending_retained = []
+        self._sender = None
         now = self.clock.now()
         for entry, topic_filter in pending:
             session = entry.session
@@ -215,6 +223,7 @@ class Router:
         Returns the number of sessions it was delivered or queued to.
         """
         self.stats.messages_received += 1
+        self._sender = sender
         props = message.properties
         expires_at: float | None = None
         if props is not EMPTY_PROPERTIES:
@@ -362,6 +371,8 @@ class Router:
             config.max_queued_bytes and session.queued_bytes + size > config.max_queued_bytes
         ):
             self.count_drop(session, "its queue is full")
+            if session.connection is not None and self.overload.enabled:
+                self.overload.congested_by(session, self._sender)  # (a queue limit in bytes comes first)
             return
         row = None
         store = self.persistence
@@ -370,6 +381,8 @@ class Router:
             store.add_message(session, row, message, None, expires_at)
         queue.append((message, expires_at, row))
         session.queued_bytes += size
+        if len(queue) >= self._high_water and session.connection is not None:
+            self.overload.congested_by(session, self._sender)
 
     def pump(self, session: Session) -> None:
         """Send queued messages while the client is connected and its in-flight window allows."""
@@ -382,9 +395,9 @@ class Router:
         while queue:
             message, expires_at, row = queue[0]
             if message.qos and not flow.can_send:
-                return
+                break
             if message.qos == 0 and not conn.writable:
-                return
+                break
             queue.popleft()
             session.queued_bytes -= len(message.payload) + len(message.topic)
             access = session.access
@@ -410,3 +423,5 @@ class Router:
                 if row is not None and self.persistence is not None:
                     self.persistence.set_packet_id(row, packet.packet_id)
                 conn.send_publish(packet)
+        if (session.congestion is not None or session.stalled) and len(queue) <= self._low_water:
+            self.overload.relieved(session)

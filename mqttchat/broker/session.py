@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mqttchat.broker.clock import Timer
 from mqttchat.protocol import IncomingFlow, OutgoingFlow, Packet, Publish, Subscription, Will
 from mqttchat.protocol.constants import DEFAULT_RECEIVE_MAXIMUM
+
+if TYPE_CHECKING:
+    from mqttchat.broker.overload import Congestion
 
 #: Session Expiry Interval meaning "never expires" (MQTT 5, 3.1.2.11.2).
 NEVER_EXPIRES = 0xFFFF_FFFF
@@ -39,6 +42,15 @@ class SessionConnection(Protocol):
 
     def takeover(self) -> None:
         """Another connection took the session over: end this one."""
+
+    #: The subscribers whose congestion paused this connection (None: it is read); see mqttchat.broker.overload.
+    throttled_by: set[Session] | None
+
+    def throttle(self, by: Session) -> None:
+        """Stop reading this client until every subscriber that paused it released it (overload protection)."""
+
+    def release(self, by: Session) -> None:
+        """``by`` no longer holds this client: read it again once nobody does."""
 
 
 @dataclass(slots=True)
@@ -94,6 +106,7 @@ class Session:
         "access",
         "authenticated",
         "client_id",
+        "congestion",
         "connection",
         "dropped",
         "expiry_handle",
@@ -104,6 +117,7 @@ class Session:
         "persistent_id",
         "queue",
         "queued_bytes",
+        "stalled",
         "subscriptions",
         "username",
         "version",
@@ -123,6 +137,10 @@ class Session:
         self.queue: deque[tuple[Publish, float | None, int | None]] | None = None
         self.queued_bytes = 0
         self.dropped = 0
+        #: Overload protection (mqttchat.broker.overload): the congested episode its queue is in, if any, and
+        #: whether it was declared stalled (then its queue is bounded by dropping, not by pausing publishers).
+        self.congestion: Congestion | None = None
+        self.stalled = False
         self.expiry_interval = 0
         self.expiry_handle: Timer | None = None
         self.will: Will | None = None

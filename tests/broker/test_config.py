@@ -22,6 +22,7 @@ from mqttchat.broker.config import (
     parse_config,
     with_overrides,
 )
+from mqttchat.broker.overload import water_marks
 from mqttchat.config.keylines import key_lines
 from mqttchat.config.toml import ConfigError
 
@@ -81,6 +82,9 @@ def test_defaults() -> None:
     assert config.queue_qos0_messages is False
     assert config.persistent_client_expiration == 0
     assert config.log_connections is True
+    assert config.overload_protection is True
+    assert (config.overload_high_water, config.overload_low_water) == (100, 50)
+    assert config.overload_stall_timeout == 1.0
     assert config.source is None
     assert config.listeners == (ListenerConfig(),)
     (listener,) = config.listeners
@@ -163,6 +167,10 @@ sys_interval = 0
 queue_qos0_messages = true
 persistent_client_expiration = 86400
 log_connections = false
+overload_protection = false
+overload_high_water = 40
+overload_low_water = 10
+overload_stall_timeout = 2.5
 
 [[listener]]
 port = 0
@@ -228,6 +236,10 @@ def test_a_full_file_round_trips_every_key(full_config_file: Path) -> None:
         queue_qos0_messages=True,
         persistent_client_expiration=86400,
         log_connections=False,
+        overload_protection=False,
+        overload_high_water=40,
+        overload_low_water=10,
+        overload_stall_timeout=2.5,
         listeners=(
             ListenerConfig(port=0, host="0.0.0.0", max_connections=10),
             ListenerConfig(
@@ -492,6 +504,12 @@ BAD_VALUES = [
     ("password_file = 5", "password_file", "must be a file name (a string), not 5"),
     ('acl_file = ""', "acl_file", "must not be empty"),
     ("persistence_file = 1979-05-27", "persistence_file", "not 1979-05-27"),
+    ("overload_protection = 'on'", "overload_protection", "true or false"),
+    ("overload_high_water = 0", "overload_high_water", "must be an integer >= 1, not 0"),
+    ("overload_low_water = -1", "overload_low_water", "must be an integer >= 0, not -1"),
+    ("overload_stall_timeout = 0", "overload_stall_timeout", "must be a number of seconds > 0, not 0"),
+    ("overload_high_water = 1000", "overload_high_water", "below max_queued_messages (1000)"),
+    ("overload_low_water = 100", "overload_low_water", "below overload_high_water (100)"),
 ]
 
 
@@ -500,6 +518,24 @@ def test_a_bad_top_level_value(tmp_path: Path, line: str, key: str, message: str
     other = "retain_available" if key != "retain_available" else "log_connections"
     error = load_error(tmp_path, f"# a comment\n{other} = true\n\n{line}\n# the end\n")
     assert_error(error, tmp_path / "broker.toml", 4, key, message)
+
+
+def test_the_water_marks_are_checked_against_each_other_on_their_lines(tmp_path: Path) -> None:
+    """A low mark at or above the high one, a high one at or above the queue limit: an error on the line of the mark
+    given. Marks left at their defaults follow a smaller queue limit instead (a file written before them stays
+    valid), and max_queued_messages = 0 (no limit) takes any high mark."""
+    text = "max_queued_messages = 500\noverload_high_water = 200\n# the low mark\noverload_low_water = 200\n"
+    assert_error(
+        load_error(tmp_path, text), tmp_path / "broker.toml", 4, "overload_low_water", "below overload_high_water (200)"
+    )
+    text = "overload_high_water = 30\nmax_queued_messages = 30\n"
+    assert_error(
+        load_error(tmp_path, text), tmp_path / "broker.toml", 1, "overload_high_water", "below max_queued_messages (30)"
+    )
+    assert water_marks(parse_config("max_queued_messages = 30\n")) == (29, 14)
+    assert water_marks(parse_config("overload_high_water = 40\n")) == (40, 20)
+    assert water_marks(parse_config("max_queued_messages = 0\noverload_high_water = 5000\n")) == (5000, 50)
+    assert water_marks(parse_config("overload_protection = false\n"))[0] > 2**60
 
 
 def test_the_documented_message_format() -> None:

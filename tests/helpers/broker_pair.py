@@ -103,6 +103,8 @@ class MemoryClient:
         self.peer = peer
         self.events: list[Event] = []
         self.error: RemoteProtocolError | None = None
+        #: False: the client reads nothing the broker sends (a stalled subscriber); it waits in the link's outbox.
+        self.reading = True
         self.link = MemoryLink()
         self.conn: BrokerConnection | None = None
         self.connect()
@@ -198,11 +200,13 @@ class MemoryClient:
         moved = False
         conn = self.conn
         assert conn is not None
-        out = self.session.data_to_send()
+        # While the broker does not read this client (a password being checked, overload protection), what the
+        # client writes waits in its session, as it would in the socket.
+        out = self.session.data_to_send() if self.link.reading else b""
         if out and conn.state is not State.CLOSED and not self.link.closed:
             conn.data_received(out)
             moved = True
-        if self.link.outbox:
+        if self.link.outbox and self.reading:
             data = bytes(self.link.outbox)
             self.link.outbox.clear()
             try:
