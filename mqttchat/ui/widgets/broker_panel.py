@@ -1,4 +1,5 @@
-"""BrokerPanel: what the broker said in CONNACK, and its $SYS statistics when it publishes them."""
+"""BrokerPanel: what the broker said in CONNACK, its $SYS statistics when it publishes them, and, for the broker
+this mqttchat hosts, how much it queues and whom its overload protection paused or declared stalled."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from mqttchat.ui.safe import network_text
 from mqttchat.untrusted import printable
 
 if TYPE_CHECKING:
+    from mqttchat.broker.server import Broker
     from mqttchat.runtime import Runtime
 
 #: The explanations are shown when at least this many columns are left for them beside the names and values.
@@ -22,6 +24,52 @@ NOTES_WIDTH = 24
 
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
+
+
+#: Client ids listed per row of the hosted broker's overload state (the others are counted).
+NAMES_SHOWN = 5
+
+
+def _names(client_ids: list[str], extra: dict[str, str] | None = None) -> str:
+    """``3: a, b (12 dropped), c``: how many, and the first few (network text: the table shows it safely)."""
+    if not client_ids:
+        return "none"
+    ids = sorted(client_ids)
+    shown = [printable(cid, limit=40) + (f" ({extra[cid]})" if extra and cid in extra else "") for cid in ids]
+    more = f", {len(ids) - NAMES_SHOWN} more" if len(ids) > NAMES_SHOWN else ""
+    return f"{len(ids)}: " + ", ".join(shown[:NAMES_SHOWN]) + more
+
+
+def hosted_rows(broker: Broker) -> list[tuple[str, str, str]]:
+    """How much the broker this mqttchat hosts queues, and what its overload protection does now."""
+    config = broker.config
+    core = broker.core
+    overload = core.overload
+    queue = f"{config.max_queued_messages} messages" if config.max_queued_messages else "no limit"
+    if config.max_queued_bytes:
+        queue += f", {config.max_queued_bytes} bytes"
+    rows = [
+        ("queue per client", queue, "offline, or beyond its in-flight window; beyond it: dropped"),
+        ("in flight per client", str(config.max_inflight_messages or 65535), "QoS 1/2 sent and not yet acknowledged"),
+    ]
+    if overload.enabled:
+        rows += [
+            ("overload protection", f"on: pause at {overload.high_water}, resume at {overload.low_water}",
+             "publishers to a subscriber with this many queued are not read"),
+            ("stalled after", f"{overload.stall_timeout:g} s", "a subscriber not back down by then: drops as above"),
+        ]  # fmt: skip
+    else:
+        rows.append(("overload protection", "off", "a slow subscriber's messages beyond its queue are dropped"))
+    paused = [conn.client_id for conn in overload.paused_publishers()]  # type: ignore[attr-defined]
+    congested = [session.client_id for session in overload.congested]
+    stalled = {session.client_id: f"{session.dropped} dropped" for session in overload.stalled}
+    rows += [
+        ("paused publishers", _names(paused), f"{overload.pauses} pauses since start" if overload.enabled else ""),
+        ("congested subscribers", _names(congested), ""),
+        ("stalled subscribers", _names(list(stalled), stalled), f"{overload.stalls} since start"),
+        ("dropped", str(core.stats.messages_dropped), "messages, since start"),
+    ]
+    return rows
 
 
 #: What an MQTT 5.0 CONNACK may announce and a 3.1.1 CONNACK cannot.
@@ -110,6 +158,9 @@ class BrokerPanel(Static):
         if learned:
             parts += [Text(""), Text("Learned from its answers", style="bold underline")]
             parts += learned
+        if runtime.broker is not None:
+            parts += [Text(""), Text("This broker (hosted here): queues and overload", style="bold underline")]
+            parts.append(self._table(hosted_rows(runtime.broker)))
         if runtime.sys_stats:
             sys_table = self._table([(key, runtime.sys_stats[key], "") for key in sorted(runtime.sys_stats)])
             parts += [Text(""), Text("$SYS/broker statistics", style="bold underline"), sys_table]
