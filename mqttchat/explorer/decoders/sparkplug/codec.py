@@ -400,7 +400,10 @@ def decode_payload(data: bytes, ctx: DecodeContext) -> Decoded:
     kind = f"Sparkplug B {topic.message_type.value}" if topic is not None else "Sparkplug B"
     root = Node("", None, kind, (*header, Node("metrics", None, "metrics", tuple(metrics))))
     notes = (*dec.problems, *dec.budget.notes())
-    return Decoded("sparkplug", root, lambda: _render(root, topic, payload), dec.fields, notes,
+    # The rendering is made when first asked for, from what is read here: a closure over the parsed message would
+    # keep it (and its arena, which no byte budget sees) alive in every cached result.
+    head = _Head(topic, payload)
+    return Decoded("sparkplug", root, lambda: _render(root, head), dec.fields, notes,
                    lambda: _summary(metrics))  # fmt: skip
 
 
@@ -417,19 +420,37 @@ def _summary(metrics: list[Node]) -> str:
     return ", ".join(parts) if parts else "no metrics"
 
 
-def _render(root: Node, topic: SparkplugTopic | None, payload: Any) -> str:
-    head = [topic.message_type.value if topic is not None else "Sparkplug B"]
-    if payload.HasField("seq"):
-        head.append(f"seq {payload.seq}")
-    if payload.HasField("timestamp"):
-        head.append(format_timestamp(payload.timestamp) or f"timestamp {payload.timestamp}")
-    count = len(payload.metrics)
-    head.append(f"{count} metric" + ("" if count == 1 else "s"))
-    lines = ["  ".join(head)]
-    if payload.HasField("uuid"):
-        lines.append(f"uuid {payload.uuid}")
-    if payload.HasField("body"):
-        lines.append(f"body {len(payload.body)} bytes: {payload.body[:32].hex(' ')}")
+class _Head:
+    """What a payload's rendering says before its metrics, read from the parsed message (which is not kept)."""
+
+    __slots__ = ("body", "count", "seq", "timestamp", "topic", "uuid")
+
+    def __init__(self, topic: SparkplugTopic | None, payload: Any) -> None:
+        self.topic = topic
+        self.seq: int | None = payload.seq if payload.HasField("seq") else None
+        self.timestamp: int | None = payload.timestamp if payload.HasField("timestamp") else None
+        self.count: int = len(payload.metrics)
+        self.uuid: str | None = payload.uuid if payload.HasField("uuid") else None
+        self.body: bytes | None = payload.body if payload.HasField("body") else None
+
+    def lines(self) -> list[str]:
+        """Message type, seq, time and metric count; uuid; body."""
+        head = [self.topic.message_type.value if self.topic is not None else "Sparkplug B"]
+        if self.seq is not None:
+            head.append(f"seq {self.seq}")
+        if self.timestamp is not None:
+            head.append(format_timestamp(self.timestamp) or f"timestamp {self.timestamp}")
+        head.append(f"{self.count} metric" + ("" if self.count == 1 else "s"))
+        lines = ["  ".join(head)]
+        if self.uuid is not None:
+            lines.append(f"uuid {self.uuid}")
+        if self.body is not None:
+            lines.append(f"body {len(self.body)} bytes: {self.body[:32].hex(' ')}")
+        return lines
+
+
+def _render(root: Node, head: _Head) -> str:
+    lines = head.lines()
     metrics = root.children[-1].children if root.children else ()
     stack: list[tuple[int, Node]] = [(0, node) for node in reversed(metrics or ())]
     while stack and len(lines) < 100_000:
