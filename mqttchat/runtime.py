@@ -34,6 +34,7 @@ from mqttchat.client import (
 from mqttchat.client.errors import InvalidConnack, TLSError
 from mqttchat.config import data_dir, install_id
 from mqttchat.explorer.charts import Charts
+from mqttchat.explorer.decoded_text import DecodedTexts
 from mqttchat.explorer.decoders import DecodeResult, DecoderRule, PayloadDecoders
 from mqttchat.explorer.history_store import (
     HistoryError,
@@ -71,6 +72,9 @@ log = logging.getLogger("mqttchat.runtime")
 OnRefused = Callable[[str, PublishResult], None]
 
 #: Targets for which a refused connection starts the embedded broker there instead.
+#: Seconds a pass of the tree's filter may spend decoding payloads to search their decoded text.
+FILTER_DECODE_BUDGET = 0.01
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 1883
 
@@ -182,6 +186,8 @@ class Runtime:
             self.options = replace(self.options, reconnect_max_delay=delay)
         #: Payload decoders (decoding is lazy: at ingest only Sparkplug B state is kept) and the charts.
         self.decoders = PayloadDecoders(self.decoder_rules)
+        #: The decoded text of topics' latest payloads, that the tree's filter searches too.
+        self.decoded_texts = DecodedTexts(self.decoders)
         self.charts = Charts()
         if not self.options.client_id and self.options.clean_start and not self.options.session_expiry:
             # Named, not left for the broker to assign: the broker's log and the host's list of who is
@@ -239,15 +245,15 @@ class Runtime:
             history.offer(message)  # never waits: what does not fit is counted
         if message.retain:
             self.retained_seen += 1
-        recorder = self.recorder
-        if recorder is not None:
-            recorder.offer(message)
         if message.topic.startswith("$SYS/broker/"):
             self.sys_stats[message.topic[len("$SYS/broker/") :]] = message.payload.decode(errors="replace")
         topic = message.topic
         observation = (
             self.decoders.observe(topic, message.payload, message.received_at) if topic.startswith("spBv1.0/") else None
         )
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.offer(message, observation)  # decoded with the aliases of its birth
         if topic in self.charts.topics:
             self.charts.offer(topic, message.payload, message.properties.content_type, observation, message.received_at)
         self.tree.ingest(
@@ -260,6 +266,16 @@ class Runtime:
         return self.decoders.decode(
             topic, entry.payload, content_type=entry.properties.content_type, observation=entry.observation
         )
+
+    def visible_topics(self, topic_filter: TopicFilter) -> set[TopicNode] | None:
+        """The tree's nodes the filter shows (None: all), matching topics, raw payloads and the decoded text of
+        payloads a decoder transforms (decoding for at most :data:`FILTER_DECODE_BUDGET` seconds).
+
+        Raises:
+            ValueError: the filter is invalid.
+        """
+        self.decoded_texts.begin(FILTER_DECODE_BUDGET)
+        return self.tree.visible(topic_filter, self.decoded_texts.text)
 
     def value_line(self, node: TopicNode, width: int) -> str:
         """The tree's value column: the latest payload decoded, in one line of at most width characters; on a
@@ -513,13 +529,14 @@ class Runtime:
     # ------------------------------------------------------------------------------------------ recording
 
     def start_recording(self, topic_filter: TopicFilter, path: str | Path) -> Recorder:
-        """Record what arrives and matches ``topic_filter`` to ``path`` (replacing any recording running).
+        """Record what arrives and matches ``topic_filter`` to ``path`` (replacing any recording running), with
+        the decoded form of payloads a decoder applies to.
 
         Raises:
             OSError: the file cannot be created. ValueError: the filter is invalid.
         """
         self.stop_recording()
-        self.recorder = Recorder(Path(path).expanduser(), topic_filter)
+        self.recorder = Recorder(Path(path).expanduser(), topic_filter, decoders=self.decoders)
         return self.recorder
 
     def stop_recording(self) -> Recorder | None:

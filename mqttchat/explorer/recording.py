@@ -20,7 +20,18 @@ The file holds one JSON object a line (UTF-8, ``\\n``-terminated), one line a me
                     ``message_expiry_interval`` (seconds), ``response_topic`` (a topic name),
                     ``correlation_data`` (base64), ``user_properties`` (a list of ``[name, value]`` pairs, in order,
                     repeats allowed) and ``subscription_identifiers`` (a list of integers)
+``decoder``         only where a decoder makes something else of the payload than its own text (Sparkplug B,
+                    CBOR, MessagePack, protobuf, gzip..., by the settings' rules or automatically): the decoders
+                    applied, e.g. ``sparkplug`` or ``gzip+json``
+``decoded``         with ``decoder``: the payload decoded, as JSON (a Sparkplug B payload's metrics named by the
+                    aliases of their births; bytes as hex strings; numbers JSON cannot hold as strings)
+``decode_error``    with ``decoder``, instead of ``decoded``: why the payload could not be decoded
 ==================  ================================================================================================
+
+``decoder`` and ``decoded`` are what ``mqttchat sub --decode -F json`` writes too. They are for reading: loading
+ignores them (a replay publishes ``payload`` as it came), so recordings without them, made before they existed,
+load and replay as before. The recorder decodes for at most :data:`DECODE_SHARE` of each second; a message that
+arrives when that is spent is written without them (counted in :attr:`Recorder.undecoded`).
 
 Other properties a received PUBLISH may carry (a topic alias, already resolved by the client) are not recorded.
 Loading skips empty lines, ignores unknown top-level keys (room for later additions) but refuses unknown property
@@ -40,15 +51,20 @@ import binascii
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mqttchat.explorer.tree import FilterKind, TopicFilter
 from mqttchat.labels import plural, size_label
 from mqttchat.protocol import EMPTY_PROPERTIES, MAX_VARIABLE_INTEGER, Properties, PropertyId, topic_name_problem
 from mqttchat.protocol.wire import check_text
+
+if TYPE_CHECKING:
+    from mqttchat.explorer.decoders import DecodeResult, PayloadDecoders
+    from mqttchat.explorer.decoders.sparkplug.state import SparkplugObservation
 
 #: A replay publishes at most this many messages a second, whatever the speed chosen.
 REPLAY_RATE = 1000
@@ -57,6 +73,8 @@ MAX_REPLAY_GAP = 10.0
 
 #: The recorder's file buffer: a write reaches the disk when this fills, on :meth:`Recorder.flush` or on close.
 RECORDER_BUFFER = 64 * 1024
+#: The share of each second the recorder may spend decoding payloads (it runs in the client's reader).
+DECODE_SHARE = 0.1
 
 _FOUR_BYTE_MAX = 0xFFFF_FFFF
 
@@ -143,8 +161,10 @@ def format_line(
     retain: bool,
     properties: Properties,
     t: float,
+    decoded: DecodeResult | None = None,
 ) -> str:
-    """The JSON object for one message, without the line end."""
+    """The JSON object for one message, without the line end; with ``decoder`` and ``decoded`` (or
+    ``decode_error``) from ``decoded`` when given."""
     record: dict[str, Any] = {"t": t, "topic": topic, "qos": qos, "retain": retain}
     try:
         record["payload"] = payload.decode()
@@ -153,6 +173,12 @@ def format_line(
     props = properties_record(properties)
     if props:
         record["properties"] = props
+    if decoded is not None:
+        record["decoder"] = decoded.decoder
+        if decoded.ok:
+            record["decoded"] = decoded.to_json()
+        else:
+            record["decode_error"] = decoded.error or "cannot decode"
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -325,9 +351,18 @@ class Recorder:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], topic_filter: TopicFilter, *, buffer_size: int = RECORDER_BUFFER
+        self,
+        path: str | os.PathLike[str],
+        topic_filter: TopicFilter,
+        *,
+        buffer_size: int = RECORDER_BUFFER,
+        decoders: PayloadDecoders | None = None,
+        decode_share: float = DECODE_SHARE,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        """Create (or truncate) ``path``.
+        """Create (or truncate) ``path``. With ``decoders``, a payload that a decoder makes something else of
+        than its own text is written with its decoded form too, for at most ``decode_share`` of each second
+        of ``clock``.
 
         Raises:
             ValueError: the filter is invalid.
@@ -352,7 +387,16 @@ class Recorder:
         self.skipped = 0
         #: Why recording stopped early, if it did.
         self.error: OSError | None = None
+        #: Messages written with their decoded form, and written without it because decoding had used up its
+        #: share of the second.
+        self.decoded = 0
+        self.undecoded = 0
         self._closed = False
+        self._decoders = decoders
+        self._decode_share = decode_share
+        self._clock = clock
+        self._second = -1
+        self._decode_left = 0.0
 
     def __enter__(self) -> Recorder:
         return self
@@ -374,13 +418,16 @@ class Recorder:
         f = self.topic_filter
         what = "every message" if not f.text else f"/{f.text}/" if f.kind is FilterKind.REGEX else f.text
         counts = f"{plural(self.written, 'message')}, {size_label(self.bytes_written)}"
+        if self.undecoded:
+            counts += f", {self.undecoded:,} without the decoded form (no time to decode)"
         if self.error is not None:
             return f"recording to {self.path} stopped: {self.error.strerror or self.error} ({counts} written)"
         verb = "recorded" if self._closed else "recording"
         return f"{verb} {what} to {self.path}: {counts}"
 
-    def offer(self, message: ReceivedMessage) -> bool:
-        """Write ``message`` if it matches the filter; whether it was written."""
+    def offer(self, message: ReceivedMessage, observation: SparkplugObservation | None = None) -> bool:
+        """Write ``message`` if it matches the filter; whether it was written. ``observation``: what the
+        decoders' ``observe()`` made of it (a Sparkplug B message's aliases), to decode it."""
         if self._closed or self.error is not None:
             return False
         topic = message.topic
@@ -388,8 +435,13 @@ class Recorder:
         if not self._match(topic, payload):
             self.skipped += 1
             return False
+        properties = message.properties
+        decoded = None
+        decoders = self._decoders
+        if decoders is not None and decoders.transforms(topic, payload, properties.content_type):
+            decoded = self._decode(decoders, topic, payload, properties.content_type, observation)
         data = (
-            format_line(topic, payload, message.qos, message.retain, message.properties, message.received_at) + "\n"
+            format_line(topic, payload, message.qos, message.retain, properties, message.received_at, decoded) + "\n"
         ).encode()
         try:
             self._file.write(data)
@@ -399,6 +451,31 @@ class Recorder:
         self.written += 1
         self.bytes_written += len(data)
         return True
+
+    def _decode(
+        self,
+        decoders: PayloadDecoders,
+        topic: str,
+        payload: bytes,
+        content_type: str | None,
+        observation: SparkplugObservation | None,
+    ) -> DecodeResult | None:
+        """The payload decoded, if this second's share of decoding time is not spent (None: it is, or the
+        decoder is an external command, which the reader cannot wait for, or it made the payload's own text)."""
+        now = self._clock()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._decode_left = self._decode_share
+        if self._decode_left <= 0:
+            self.undecoded += 1
+            return None
+        result = decoders.decode(topic, payload, content_type=content_type, observation=observation)
+        self._decode_left -= self._clock() - now
+        if result.pending or result.plain:
+            return None
+        self.decoded += 1
+        return result
 
     def flush(self) -> None:
         """Hand the buffered lines to the operating system (a write error is kept in :attr:`error`)."""

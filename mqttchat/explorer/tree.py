@@ -182,6 +182,25 @@ class TopicFilter:
             return lambda topic, payload: needle in topic.casefold() or (payload is not None and raw in payload)
         return lambda topic, payload: needle in topic.casefold()
 
+    def text_matcher(self) -> Callable[[str], bool] | None:
+        """``match(text)`` for a casefolded text made of a payload (its decoded rendering), or None when the
+        filter does not look at payloads (empty, an MQTT wildcard filter, or topics only).
+
+        Raises:
+            ValueError: the filter is invalid (the message explains why).
+        """
+        text = self.text
+        if not text or not self.search_payloads or self.kind is FilterKind.WILDCARD:
+            return None
+        if self.kind is FilterKind.REGEX:
+            try:
+                search = re.compile(text, re.IGNORECASE).search
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+            return lambda decoded: bool(search(decoded))
+        needle = text.casefold()
+        return lambda decoded: needle in decoded
+
     def predicate(self) -> Callable[[TopicNode], bool]:
         """Whether a node matches, on its topic and its latest payload."""
         match = self.matcher()
@@ -414,11 +433,29 @@ class TopicTree:
 
     # ------------------------------------------------------------------------------------------ queries
 
-    def visible(self, topic_filter: TopicFilter) -> set[TopicNode] | None:
-        """The nodes to show for a filter: matching topics and their ancestors; None means everything."""
+    def visible(
+        self, topic_filter: TopicFilter, decoded: Callable[[TopicNode], str | None] | None = None
+    ) -> set[TopicNode] | None:
+        """The nodes to show for a filter: matching topics and their ancestors; None means everything.
+
+        ``decoded(node)``: the casefolded decoded text of a node's latest payload, or None (see
+        :class:`mqttchat.explorer.decoded_text.DecodedTexts`); a payload filter then matches it too. It is asked
+        only for topics whose name and raw payload do not match.
+        """
         if not topic_filter.text:
             return None
         predicate = topic_filter.predicate()
+        search = topic_filter.text_matcher() if decoded is not None else None
+        if decoded is not None and search is not None:
+            raw, text_of, search_text = predicate, decoded, search
+
+            def raw_or_decoded(node: TopicNode) -> bool:
+                if raw(node):
+                    return True
+                text = text_of(node)
+                return text is not None and search_text(text)
+
+            predicate = raw_or_decoded
         out: set[TopicNode] = set()
         for node in self.nodes.values():
             if node.messages and predicate(node):

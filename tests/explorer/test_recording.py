@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
 from pathlib import Path
 
+import cbor2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mqttchat.client import Message
+from mqttchat.explorer.decoders import PayloadDecoders
 from mqttchat.explorer.recording import (
     MAX_REPLAY_GAP,
     REPLAY_RATE,
@@ -25,7 +28,9 @@ from mqttchat.explorer.recording import (
     replay_waits,
 )
 from mqttchat.explorer.tree import FilterKind, TopicFilter, parse_filter_text
-from mqttchat.protocol import MAX_VARIABLE_INTEGER, Properties
+from mqttchat.protocol import EMPTY_PROPERTIES, MAX_VARIABLE_INTEGER, Properties
+from tests.explorer.decoders import sparkplug_schema as spb
+from tests.explorer.decoders.test_sparkplug import birth, payload
 
 ROUND_TRIP = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -193,6 +198,70 @@ def test_write_error_stops_recording_without_raising(tmp_path: Path) -> None:
     recorder.flush()
     recorder.close()
     assert recorder.written == 0
+
+
+# ------------------------------------------------------------------------------------------ decoded payloads
+
+
+def test_lines_keep_the_decoded_form_where_a_decoder_applies(tmp_path: Path) -> None:
+    decoders = PayloadDecoders()
+    recorder = Recorder(tmp_path / "r.jsonl", TopicFilter(""), decoders=decoders)
+
+    def offer(topic: str, payload: bytes, properties: Properties = EMPTY_PROPERTIES) -> None:
+        message = Message(topic, payload, properties=properties, received_at=float(len(sent)))
+        sent.append(message)
+        recorder.offer(message, decoders.observe(topic, payload, message.received_at))
+
+    sent: list[Message] = []
+    offer("spBv1.0/G/NBIRTH/E", birth())
+    pressure = {"name": "Steam/Pressure", "alias": 20, "datatype": spb.DOUBLE, "double_value": 1.0}
+    offer("spBv1.0/G/DBIRTH/E/Boiler", payload([pressure], seq=1))
+    offer("spBv1.0/G/DDATA/E/Boiler", payload([{"alias": 20, "double_value": 2.75}], seq=2))
+    offer("spBv1.0/G/DDATA/E/Boiler", b"\xff\xff not protobuf")
+    offer("meters/m1", cbor2.dumps({"kwh": 1234.5, "id": b"\x01\x02"}), Properties(content_type="application/cbor"))
+    offer("solar/inverter", gzip.compress(b'{"voltage": 231.5}', mtime=0))
+    offer("home/temp", b'{"t": 21.5}')
+    offer("home/door", b"closed")
+    offer("raw/bytes", bytes(range(1, 20)))
+    recorder.close()
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    data = lines[2]
+    assert data["decoder"] == "sparkplug"
+    assert data["decoded"]["metrics"] == {"Steam/Pressure": 2.75}  # named by the birth's alias
+    assert "payload_base64" in data  # beside the raw payload
+    assert lines[3]["decoder"] == "sparkplug" and "not a Sparkplug B payload" in lines[3]["decode_error"]
+    assert "decoded" not in lines[3]
+    assert (lines[4]["decoder"], lines[4]["decoded"]) == ("cbor", {"kwh": 1234.5, "id": "0102"})
+    assert (lines[5]["decoder"], lines[5]["decoded"]) == ("gzip+json", {"voltage": 231.5})
+    for plain in lines[6:]:  # JSON, text and bytes that no decoder transforms: the payload says it all
+        assert "decoder" not in plain and "decoded" not in plain
+    assert recorder.decoded == 6 and recorder.undecoded == 0
+    # A replay publishes the payloads as they came.
+    assert load_recording(tmp_path / "r.jsonl") == [as_recorded(message) for message in sent]
+
+
+def test_recordings_with_and_without_decoded_forms_load_alike() -> None:
+    old = '{"t":1.5,"topic":"meters/m1","qos":1,"retain":false,"payload_base64":"oWNrd2j7QJNKAAAAAAA="}'
+    new = old[:-1] + ',"decoder":"cbor","decoded":{"kwh":1234.5}}'
+    failed = old[:-1] + ',"decoder":"cbor","decode_error":"cbor: premature end of stream"}'
+    assert parse_line(old) == parse_line(new) == parse_line(failed)
+    assert parse_line(old).payload == cbor2.dumps({"kwh": 1234.5})
+
+
+def test_the_recorder_decodes_within_its_share_of_each_second(tmp_path: Path) -> None:
+    moments = iter([10.0, 10.06, 10.1, 10.16, 10.2, 11.0, 11.01])  # each decode's start and end
+    recorder = Recorder(
+        tmp_path / "r.jsonl", TopicFilter(""), decoders=PayloadDecoders(), decode_share=0.1, clock=lambda: next(moments)
+    )
+    cbor = Properties(content_type="application/cbor")
+    for i in range(4):
+        recorder.offer(Message(f"m/{i}", cbor2.dumps({"i": i}), properties=cbor, received_at=float(i)))
+    recorder.close()
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    # 60 ms, then 60 ms more (the share was not spent when it began), then none left: the next second, again.
+    assert ["decoded" in line for line in lines] == [True, True, False, True]
+    assert (recorder.decoded, recorder.undecoded) == (3, 1)
+    assert recorder.summary().endswith("1 without the decoded form (no time to decode)")
 
 
 # ------------------------------------------------------------------------------------------ load errors

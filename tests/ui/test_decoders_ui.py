@@ -27,7 +27,7 @@ from mqttchat.explorer.decoders.sparkplug import (
     decode_payload,
     encode_payload,
 )
-from mqttchat.explorer.tree import TopicTree
+from mqttchat.explorer.tree import FilterKind, TopicFilter, TopicTree
 from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.screens.decode_as import DecodeAsDialog
@@ -35,7 +35,7 @@ from mqttchat.ui.screens.sparkplug_write import WriteMetricDialog
 from mqttchat.ui.widgets.message_view import MessageView
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
 from tests.helpers.hostile_text import CLICK, HOSTILE, check_screen
-from tests.helpers.scenes import NOW, freeze, make_app
+from tests.helpers.scenes import NOW, freeze, make_app, sample_plant
 from tests.helpers.waiting import until
 from tests.helpers.widget_text import text_of
 
@@ -231,6 +231,35 @@ async def test_sparkplug_state_in_the_tree_and_message_tab() -> None:
         await settle(pilot)
         assert runtime.value_line(runtime.tree.get("spBv1.0/Plant1/DBIRTH/Line3/Tank1"), 60).startswith("offline · ")
         assert "device Tank1: offline" in text_of(view.query_one("#sparkplug-state"), width=200)
+
+
+async def test_the_tree_filter_searches_decoded_payloads() -> None:
+    app = make_app(plant=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        view = app.screen.query_one(TopicTreeView)
+
+        def shown() -> set[str]:
+            return {row.topic for row in view.rows if row.messages}
+
+        await pilot.press("slash", *"pressure")  # a metric the pump's data names only by alias
+        await until(lambda: "spBv1.0/Plant1/DDATA/Line3/Pump1" in shown(), pilot=pilot)
+        assert shown() == {"spBv1.0/Plant1/DBIRTH/Line3/Pump1", "spBv1.0/Plant1/DDATA/Line3/Pump1"}
+        app.screen.query_one("#tree-filter", Input).value = "voltage"  # inside the inverter's gzip'd JSON
+        await until(lambda: shown() == {"house/solar/inverter"}, pilot=pilot)
+        app.screen.query_one("#tree-filter", Input).value = "/energy_kwh.: 12\\.45/"  # a CBOR value
+        await until(lambda: shown() == {"house/garage/ev-charger"}, pilot=pilot)
+
+
+async def test_a_recording_keeps_sparkplug_metrics_by_name(tmp_path: Any) -> None:
+    runtime = Runtime(ClientOptions(parse_url("mqtt://127.0.0.1:1883"), client_id="rec"), embed_broker=False)
+    path = tmp_path / "plant.jsonl"
+    runtime.start_recording(TopicFilter("spBv1.0/+/DDATA/#", FilterKind.WILDCARD), path)
+    sample_plant(runtime)
+    runtime.stop_recording()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 12 and all(line["decoder"] == "sparkplug" for line in lines)
+    assert set(lines[0]["decoded"]["metrics"]) == {"Speed", "Pressure"}  # the data names them only by alias
 
 
 async def live_app(broker: Broker) -> MQTTChatApp:

@@ -13,6 +13,7 @@ from mqttchat.explorer.payload import hexdump
 __all__ = [
     "CONTAINER",
     "HEX_LIMIT",
+    "PLAIN_DECODERS",
     "DecodeFailure",
     "DecodeResult",
     "Decoded",
@@ -35,6 +36,10 @@ HEX_LIMIT = 4096
 MAX_FIELDS = 50_000
 #: Bytes one tree node costs beyond its strings (the object, its tuple slot): for the caches' byte budgets.
 NODE_OVERHEAD = 120
+
+#: Decoders that make of a payload its own text (or its bytes): a result of these alone says nothing the payload
+#: does not (``auto`` is a rule's way of asking for them).
+PLAIN_DECODERS = frozenset({"auto", "json", "text", "hex", "empty", "binary"})
 
 #: The kind of the containers that JSON, CBOR and MessagePack make (rendered as ``{...}`` and ``[...]``).
 CONTAINER = frozenset({"object", "array"})
@@ -180,6 +185,11 @@ class DecodeResult:
     @property
     def ok(self) -> bool:
         return self.error is None and not self.pending
+
+    @property
+    def plain(self) -> bool:
+        """Whether it is the payload's own text or bytes (JSON, text, a hex dump): no decoder transformed it."""
+        return self.decoder in PLAIN_DECODERS
 
     @property
     def text(self) -> str:

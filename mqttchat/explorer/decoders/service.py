@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from mqttchat.config.decoder_rules import AUTO, DECODERS, DecoderRule
 from mqttchat.explorer.decoders.base import DEFAULT_LIMITS, AliasLookup, DecodeContext, DecodeLimits
-from mqttchat.explorer.decoders.pipeline import Pipeline
-from mqttchat.explorer.decoders.result import DecodeResult
+from mqttchat.explorer.decoders.compression import is_gzip, is_zlib
+from mqttchat.explorer.decoders.pipeline import Pipeline, content_type_decoder
+from mqttchat.explorer.decoders.result import PLAIN_DECODERS, DecodeResult
 from mqttchat.explorer.decoders.rules import DecoderRules
 from mqttchat.explorer.decoders.sparkplug.state import SparkplugObservation, SparkplugState
 
@@ -145,6 +146,23 @@ class PayloadDecoders:
         if pipeline is None:
             pipeline = self._pipelines[rule] = Pipeline(rule)
         return pipeline
+
+    def transforms(self, topic: str, payload: bytes, content_type: str | None = None) -> bool:
+        """Whether decoding this payload may give something other than its own text (cheap, decodes nothing): a
+        rule with a decoder other than JSON or text applies to the topic, or automatically, a Sparkplug B topic
+        (not a host's STATE), a content type naming a binary format (CBOR, MessagePack, protobuf...), or a
+        payload that starts as gzip or zlib do. JSON, text and other bytes are what they are."""
+        if self.rules:
+            rule = self.rules.rule_for(topic)
+            if rule is not None:
+                return any(name not in PLAIN_DECODERS for name in rule.chain)
+        if topic.startswith("spBv1.0/"):
+            return not topic.startswith("spBv1.0/STATE/")
+        if content_type:
+            hinted = content_type_decoder(content_type)
+            if hinted is not None and hinted not in PLAIN_DECODERS:
+                return True
+        return is_gzip(payload) or is_zlib(payload)
 
     # ------------------------------------------------------------------------------------------------ ingest
 

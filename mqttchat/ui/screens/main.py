@@ -216,7 +216,7 @@ class MainScreen(Screen[None]):
         self._filter_text = text.strip()
         error = self.query_one("#tree-filter-error", Static)
         try:
-            visible = self.runtime.tree.visible(parse_filter(text))
+            visible = self.runtime.visible_topics(parse_filter(text))
         except ValueError as exc:
             error.update(str(exc))
             error.add_class("shown")
