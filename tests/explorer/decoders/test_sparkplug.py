@@ -4,10 +4,13 @@ and deaths)."""
 
 from __future__ import annotations
 
+import gc
 import struct
+import types
 from typing import Any
 
 import pytest
+from google.protobuf.message import Message
 
 from mqttchat.explorer.decoders import DecodeContext, PayloadDecoders
 from mqttchat.explorer.decoders.result import DecodeResult, Node
@@ -193,6 +196,25 @@ def test_state_topics_are_json_not_sparkplug() -> None:
     assert decode("spBv1.0/STATE/scada", b'{"online": true}').format == "json"
     assert parse_topic("spBv1.0/G/DDATA/E") is None and parse_topic("spBv1.0/G/NDATA/E/D") is None
     assert parse_topic("spBv1.0/G/XDATA/E") is None and parse_topic("spBv1.0//NDATA/E") is None
+
+
+def test_a_decoded_payload_keeps_no_parsed_protobuf_message() -> None:
+    """A cached result holds what it shows, not the library's message (its memory is outside any byte budget)."""
+    data = payload([{"name": "Speed", "datatype": spb.FLOAT, "float_value": 1.5}], seq=4)
+    result = decode("spBv1.0/G/DDATA/E/D", data)
+    seen: set[int] = set()
+    stack: list[object] = [result]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, type):
+            continue
+        seen.add(id(item))
+        assert not isinstance(item, Message), f"the result keeps a {type(item).__qualname__}"
+        if isinstance(item, types.FunctionType):  # what a function holds itself, not its module's globals
+            stack.extend(cell.cell_contents for cell in item.__closure__ or ())
+        else:
+            stack.extend(gc.get_referents(item))
+    assert "seq 4" in result.text and "Speed = 1.5" in result.text
 
 
 # ------------------------------------------------------------------------------------------------------- aliases
