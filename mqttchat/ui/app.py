@@ -10,10 +10,12 @@ from dataclasses import replace
 from typing import ClassVar
 
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
+from textual.widgets import TextArea
 from textual.worker import Worker, WorkerState
 
 from mqttchat.client import ClientError, ClientOptions
@@ -58,7 +60,26 @@ class MQTTChatApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "toggle_help", "Help"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        # Before the key reaches the focused widget: as the screen's ordinary bindings, Tab moved the focus only
+        # after the key had bubbled up through the field, so the keys behind it in the same terminal read (a
+        # paste, a fast typist) landed in the field it was leaving.
+        Binding("tab", "focus_next_now", "Focus Next", show=False, priority=True),
+        Binding("shift+tab", "focus_previous_now", "Focus Previous", show=False, priority=True),
     ]
+
+    def _tab_moves_focus(self) -> None:
+        """A field that takes Tab itself (a text area that indents) keeps it: the key goes on to it as usual."""
+        focused = self.focused
+        if isinstance(focused, TextArea) and focused.tab_behavior == "indent":
+            raise SkipAction()
+
+    def action_focus_next_now(self) -> None:
+        self._tab_moves_focus()
+        self.action_focus_next()
+
+    def action_focus_previous_now(self) -> None:
+        self._tab_moves_focus()
+        self.action_focus_previous()
 
     def __init__(
         self,

@@ -174,3 +174,19 @@ async def test_dialogs_in_tab_order(dialog_key: str) -> None:
         at = order.index(start)
         expected = [*order[at + 1 :], *order[: at + 1]]
         assert await walk(pilot, "tab", len(order)) == expected
+
+
+async def test_keys_after_a_tab_in_the_same_read_go_to_the_next_field() -> None:
+    """A paste or a fast typist: 'abc', Tab, 'xyz' arriving in one read fill the topic and then the payload. (With
+    Tab as the screen's ordinary binding, the focus moved only after the key had bubbled up through the topic
+    field, and the keys behind it in the same read were in the topic already: 'abcxyz', an empty payload.)"""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await press(pilot, "p")
+        assert focused_id(pilot) == "pub-topic"
+        topic = app.screen.query_one("#pub-topic", Input)
+        topic.value = ""
+        await type_burst(pilot, *spell("abc"), "tab", *spell("xyz"), "shift+tab")
+        assert topic.value == "abc"
+        assert app.screen.query_one("#pub-payload", TextArea).text == "xyz"
+        assert focused_id(pilot) == "pub-topic"
