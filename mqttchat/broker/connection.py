@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from enum import Enum
 from typing import Protocol
@@ -77,6 +78,8 @@ MAX_CONNECT_SIZE = 256 * 1024
 #: Bytes all connections not yet logged in may hold together (partial CONNECTs, input read while a password is
 #: checked); beyond it the connection holding the most is closed.
 PRELOGIN_BUDGET = 32 * 1024 * 1024
+#: Seconds between log lines about connections closed for the pre-login budget.
+PRELOGIN_LOG_INTERVAL = 5.0
 #: Seconds between two checks of the connections' keepalives.
 KEEPALIVE_CHECK = 0.5
 #: The smallest MQTT 5 acknowledgement carrying a reason code (PUBACK with 0x10, No matching subscribers).
@@ -119,7 +122,7 @@ class Connections:
     """The broker's open connections, the bytes those not logged in yet hold (see ``PRELOGIN_BUDGET``), and their
     keepalive: every ``KEEPALIVE_CHECK`` seconds, a client silent for 1.5 times its keepalive is disconnected."""
 
-    __slots__ = ("_keepalive_timer", "core", "open", "prelogin_bytes")
+    __slots__ = ("_keepalive_timer", "_overbudget_timer", "core", "open", "overbudget", "prelogin_bytes")
 
     def __init__(self, core: BrokerCore) -> None:
         self.core = core
@@ -127,6 +130,34 @@ class Connections:
         #: Bytes held by connections not logged in yet (see BrokerConnection._count_prelogin).
         self.prelogin_bytes = 0
         self._keepalive_timer: Timer | None = None
+        #: Connections closed for the pre-login budget and not logged yet, per source address: a flood of them is
+        #: logged as one line per PRELOGIN_LOG_INTERVAL, not a line per connection.
+        self.overbudget: Counter[str] = Counter()
+        self._overbudget_timer: Timer | None = None
+
+    def closed_over_budget(self, conn: BrokerConnection) -> None:
+        """Log that ``conn`` was closed for the pre-login budget: the first at once, the rest summed up."""
+        if self._overbudget_timer is None:
+            log.warning(
+                "closing connection from %s: %d bytes held before login; all connections not logged in hold %d "
+                "(at most %d)", conn.peer, conn._held, self.prelogin_bytes, PRELOGIN_BUDGET,
+            )  # fmt: skip
+            self._overbudget_timer = self.core.clock.call_later(PRELOGIN_LOG_INTERVAL, self.log_overbudget)
+        else:
+            self.overbudget[conn.source] += 1
+
+    def log_overbudget(self) -> None:
+        """Log the connections closed for the pre-login budget since the last line (at most every interval)."""
+        self._overbudget_timer = None
+        if not self.overbudget:
+            return
+        worst = ", ".join(f"{count} from {where}" for where, count in self.overbudget.most_common(3))
+        log.warning(
+            "closed %d more connections holding too much before login (at most %d bytes for all; %s%s)",
+            sum(self.overbudget.values()), PRELOGIN_BUDGET, worst, ", ..." if len(self.overbudget) > 3 else "",
+        )  # fmt: skip
+        self.overbudget.clear()
+        self._overbudget_timer = self.core.clock.call_later(PRELOGIN_LOG_INTERVAL, self.log_overbudget)
 
     def watch_keepalives(self) -> None:
         """Start checking keepalives (until :meth:`stop_watching`)."""
@@ -408,10 +439,7 @@ class BrokerConnection:
             if not waiting:
                 break
             biggest = max(waiting, key=lambda c: c._held)
-            log.warning(
-                "closing connection from %s: %d bytes held before login; all connections not logged in hold %d "
-                "(at most %d)", biggest.peer, biggest._held, connections.prelogin_bytes, PRELOGIN_BUDGET,
-            )  # fmt: skip
+            connections.closed_over_budget(biggest)
             biggest.close(clean=False)
 
     def _on_control(self, packet: Packet) -> None:

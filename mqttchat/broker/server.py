@@ -463,6 +463,7 @@ class Broker:
         self.listeners.clear()
         self.core.logins.close()
         self.core.log_drops()  # the drops counted since the last warning
+        self.connections.log_overbudget()  # and the connections closed for the pre-login budget
         if self.core.persistence is not None:
             self.core.persistence.close()
         # Timers left (will delays, session expiries) do not outlive the broker.

@@ -451,3 +451,34 @@ def test_the_normal_lane_serves_sources_in_turn_and_no_more_checks_run_than_work
                              "flood-2": Verdict.REFUSED, "flood-3": Verdict.REFUSED}  # fmt: skip
     assert gate.running == 0 and gate.waiting == 0
     gate.close()
+
+
+def test_a_flood_over_the_prelogin_budget_is_logged_as_a_summary(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """40 partial CONNECTs over a budget that holds 4: 36 are closed; the log gets the first at once and a summary
+    of the rest once the interval has passed, not a line per connection (an attacker's lines)."""
+    from tests.helpers.broker_pair import MemoryBroker, MemoryLink
+
+    monkeypatch.setattr(broker_connection, "PRELOGIN_BUDGET", 4 * 20_000)
+    broker = MemoryBroker()
+    partial = Connect("c", username="u", password=b"p" * 30_000).encode()[:20_000]
+    links = []
+    with caplog.at_level("INFO", logger="mqttchat.broker"):
+        for i in range(40):
+            link = MemoryLink()
+            conn = BrokerConnection(broker.connections, link, f"10.0.0.{1 + i % 2}:{5000 + i}", "memory")
+            conn.data_received(partial)
+            links.append(link)
+        broker.settle()
+        closed = sum(link.closed for link in links)
+        lines = [r.getMessage() for r in caplog.records if "before login" in r.getMessage()]
+        assert closed == 36 and len(lines) == 1 and lines[0].startswith("closing connection from 10.0.0.")
+        broker.advance(broker_connection.PRELOGIN_LOG_INTERVAL)
+        lines = [r.getMessage() for r in caplog.records if "before login" in r.getMessage()]
+    assert len(lines) == 2
+    summary = lines[1]
+    assert summary.startswith("closed 35 more connections holding too much before login (at most 80000 bytes")
+    counts = [int(part.split(" from ")[0]) for part in summary.split("; ")[1].rstrip(")").split(", ")]
+    assert sum(counts) == 35 and "from 10.0.0.1" in summary and "from 10.0.0.2" in summary
+    broker.stop()
