@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "broker": ("mqttchat.commands.broker", "run the MQTT broker"),
     "passwd": ("mqttchat.commands.passwd", "manage a password file (mosquitto_passwd format)"),
     "history": ("mqttchat.commands.history", "search the explorer's history of a broker"),
+    "serve": ("mqttchat.commands.serve", "serve the app to a web browser"),
 }
 
 SUBCOMMANDS = tuple(COMMANDS)

@@ -161,6 +161,54 @@ def for_rsvg(svg: str) -> str:
     return _LEADING_SPACES.sub(shift, svg)
 
 
+#: The house of the screenshots, as retained messages on a real broker (for the browser's screenshot).
+HOUSE = [
+    ("home/kitchen/temp", b'{"t": 23.5, "h": 45}'), ("home/kitchen/light", b"on"), ("home/hall/light", b"off"),
+    ("home/hall/door", b"closed"), ("garden/pump/state", b"running"),
+    ("devices/thermostat/status", b'{"mode": "eco", "target": 19.5}'),
+]  # fmt: skip
+
+
+async def browser(out: Path) -> Path | None:
+    """``mqttchat serve`` on a broker holding the house, in headless Chromium: ``browser.png`` (None: no chromium)."""
+    from mqttchat.broker.server import Broker
+    from mqttchat.client import ClientOptions, MQTTClient, parse_url
+    from tests.helpers.brokers import broker_config
+    from tests.helpers.chromium import chromium_path, open_page
+    from tests.helpers.cli import mqttchat
+
+    if chromium_path() is None:
+        return None
+    async with Broker(broker_config()) as broker:
+        client = MQTTClient(ClientOptions(parse_url(broker.url), client_id="screenshot-house"))
+        await client.connect()
+        for topic, payload in HOUSE:
+            await client.publish(topic, payload, 1, True)
+        await client.disconnect()
+        serve = await asyncio.create_subprocess_exec(
+            *mqttchat("serve", "--port", "0", "--", broker.url, "--no-embedded-broker", "--no-history"),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert serve.stdout is not None
+        try:
+            line = (await asyncio.wait_for(serve.stdout.readline(), 60)).decode()
+            url = line.split("open ", 1)[1].strip()
+            async with open_page(1280, 720) as page:
+                await page.goto(url)
+                await page.wait_for_text("devices", "garden", "home")
+                await page.focus_terminal()
+                for key in ("end", "right", "down", "down", "right", "down", "down"):
+                    await page.press(key)
+                await page.wait_for_text("home/kitchen/temp")  # the Message tab shows it
+                await page.next_frame()
+                path = out / "browser.png"
+                await page.screenshot(path)
+        finally:
+            serve.terminate()
+            await serve.wait()
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", default="screenshots", help="output directory (default: screenshots)")
@@ -187,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             conversions.append((png, fixed, subprocess.Popen([converter, "-b", "#1e1e1e", "-o", str(png), str(fixed)])))
 
     asyncio.run(render(out, convert))
+    shot = asyncio.run(browser(out))
+    print(shot if shot is not None else "chromium not found (apt-get install -y chromium): no browser.png")
     failed = []
     for png, fixed, proc in conversions:
         if proc.wait() != 0:

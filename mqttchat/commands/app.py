@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mqttchat.commands.common import (
@@ -87,7 +88,31 @@ def build_parser(view: str = "explorer") -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str]) -> int:
+class UsageError(Exception):
+    """A problem with the command line, the profiles or the settings: one line on stderr, exit status 2."""
+
+    def __init__(self, message: str, prog: str = "mqttchat") -> None:
+        super().__init__(message)
+        self.prog = prog
+
+
+@dataclass
+class Launch:
+    """What ``mqttchat [options]`` was asked for, checked, before anything connects."""
+
+    view: str
+    demo: bool
+    #: The keyword arguments of the broker's Runtime.
+    runtime_args: dict[str, Any]
+
+
+def plan(argv: Sequence[str]) -> Launch:
+    """Parse and check the app's command line, reading the profiles and settings it names.
+
+    Raises:
+        UsageError: the problem, in one line.
+        SystemExit: argparse's own exit (a usage error, already printed; ``--help``).
+    """
     argv = list(argv)
     demo = bool(argv) and argv[0] == "demo"
     chat = bool(argv) and argv[0] == "chat"
@@ -101,14 +126,12 @@ def main(argv: Sequence[str]) -> int:
         args.target = None
     if args.target:
         if args.url:
-            print("mqttchat: give the broker either as URL or with -L, not both", file=sys.stderr)
-            return 2
+            raise UsageError("give the broker either as URL or with -L, not both")
         args.url = args.target
     try:
         url_topic = take_url_topic(args)  # mqtt://host/topic: subscribe to that topic, as mosquitto_sub does
     except CommandError as exc:
-        print(f"mqttchat: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     if url_topic is not None:
         args.topic = [url_topic, *(args.topic or [])]
     from dataclasses import replace
@@ -123,14 +146,12 @@ def main(argv: Sequence[str]) -> int:
         try:
             store.load()
         except ConfigError as exc:
-            print(f"mqttchat: {exc}", file=sys.stderr)
-            return 2
+            raise UsageError(str(exc)) from None
         if args.profile:
             profile = store.get(args.profile)
             if profile is None:
                 known = ", ".join(store.names()) or "none saved yet"
-                print(f"mqttchat: no profile {args.profile!r} in {store.path} (profiles: {known})", file=sys.stderr)
-                return 2
+                raise UsageError(f"no profile {args.profile!r} in {store.path} (profiles: {known})")
         elif store.default_name:
             profile = store.get(store.default_name)
     from mqttchat.config import load_settings
@@ -138,8 +159,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"mqttchat: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     limit = settings.max_packet_size_kb * 1024  # --max-packet-size (or -D connect maximum-packet-size) wins
     notices: list[str] = []  # what a cloud service's guards changed, said once connected
     try:
@@ -161,12 +181,8 @@ def main(argv: Sequence[str]) -> int:
                 topics = tuple(kept)
                 notices.extend(changes)
     except (CommandError, ValueError) as exc:
-        print(f"mqttchat: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     options = replace(options, reconnect=True)
-    logging.basicConfig(level=logging.WARNING, handlers=[logging.NullHandler()])
-    from mqttchat.runtime import Runtime
-    from mqttchat.ui.app import MQTTChatApp
 
     chat_settings: dict[str, Any] = {}
     if chat:
@@ -177,8 +193,7 @@ def main(argv: Sequence[str]) -> int:
         for name, what in [(nick, "nick"), *((room, "room name") for room in rooms)]:
             problem = chat_protocol.name_problem(name, what) if name is not None else None
             if problem:
-                print(f"mqttchat chat: {problem}", file=sys.stderr)
-                return 2
+                raise UsageError(problem, "mqttchat chat")
         chat_settings = {"chat_nick": nick, "chat_rooms": rooms}
         if args.session_expiry is not None:  # -x / --session-expiry: how long the broker keeps our messages
             chat_settings["chat_session_expiry"] = args.session_expiry
@@ -186,19 +201,53 @@ def main(argv: Sequence[str]) -> int:
             options = replace(options, session_expiry=None)  # not for the explorer's connection
         if not args.topic and profile is None:
             topics = ((f"{chat_protocol.PREFIX}/#", 0),)  # the explorer shows the chat's topics
-    profile_name = profile.name if profile is not None else None
-    runtime = Runtime(
-        options,
-        topics,
-        embed_broker=not args.no_embedded_broker,
-        notices=tuple(notices),
-        profile_name=profile_name,
-        decoder_rules=settings.decoders,
-        history_budget=settings.history_store_mb * 1024 * 1024
+    runtime_args: dict[str, Any] = {
+        "options": options,
+        "subscriptions": topics,
+        "embed_broker": not args.no_embedded_broker,
+        "notices": tuple(notices),
+        "profile_name": profile.name if profile is not None else None,
+        "decoder_rules": settings.decoders,
+        "history_budget": settings.history_store_mb * 1024 * 1024
         if settings.history_store and not args.no_history and not demo
         else None,
-        history_retention=settings.history_retention_days * 86_400.0 or None,
+        "history_retention": settings.history_retention_days * 86_400.0 or None,
         **chat_settings,
-    )
-    MQTTChatApp(runtime, demo=demo, view="chat" if chat else "explorer").run()
+    }
+    return Launch("chat" if chat else "explorer", demo, runtime_args)
+
+
+def check_arguments(argv: Sequence[str]) -> str | None:
+    """Why the app would not start with ``argv`` (what it would print), or None (``mqttchat serve`` checks the
+    options it passes on before serving them)."""
+    import contextlib
+    import io
+
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
+            plan(argv)
+    except UsageError as exc:
+        return str(exc)
+    except SystemExit as exc:
+        lines = said.getvalue().strip().splitlines()
+        if exc.code == 0:
+            return "the app's options end in --help: nothing to serve"
+        if not lines:
+            return f"the app's options are not valid: {' '.join(argv)}"
+        return lines[-1].split("error: ", 1)[-1]  # argparse's "mqttchat: error: ..."
+    return None
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        launch = plan(argv)
+    except UsageError as exc:
+        print(f"{exc.prog}: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, handlers=[logging.NullHandler()])
+    from mqttchat.runtime import Runtime
+    from mqttchat.ui.app import MQTTChatApp
+
+    MQTTChatApp(Runtime(**launch.runtime_args), demo=launch.demo, view=launch.view).run()
     return 0
