@@ -14,7 +14,7 @@ nodes changed since its last refresh with :meth:`TopicTree.take_dirty`.
 from __future__ import annotations
 
 import re
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -254,7 +254,9 @@ class TopicTree:
     def __post_init__(self) -> None:
         #: Every node by topic (intermediate levels included).
         self.nodes: dict[str, TopicNode] = {}
-        self._order: deque[tuple[TopicNode, Entry]] = deque()
+        #: Every history entry, oldest first, with its node: the budget evicts from the front, and an entry that
+        #: leaves its ring (full) leaves here at once (an entry left here would keep its payload alive, unbounded).
+        self._order: OrderedDict[Entry, TopicNode] = OrderedDict()
         self._dirty: set[TopicNode] = set()
         #: Incremented whenever a node is added: views rebuild their rows only when it changed.
         self.structure_version = 0
@@ -345,10 +347,11 @@ class TopicTree:
             if len(ring) >= self.history_per_topic:
                 old = ring.popleft()
                 old.alive = False
+                self._order.pop(old, None)
                 stats.history_entries -= 1
                 stats.history_bytes -= len(old.payload) + HISTORY_ENTRY_OVERHEAD
             ring.append(kept)
-            self._order.append((node, kept))
+            self._order[kept] = node
             stats.history_entries += 1
             stats.history_bytes += len(kept.payload) + HISTORY_ENTRY_OVERHEAD
             if stats.history_bytes > self.history_budget:
@@ -397,11 +400,9 @@ class TopicTree:
         stats = self.stats
         order = self._order
         while stats.history_bytes > self.history_budget and order:
-            node, entry = order.popleft()
-            if not entry.alive:
-                continue  # already pushed out of its ring
+            entry, node = order.popitem(last=False)
             ring = node.history
-            if ring and ring[0] is entry:
+            if ring and ring[0] is entry:  # the oldest entry anywhere is the oldest of its ring
                 ring.popleft()
             entry.alive = False
             cost = len(entry.payload) + HISTORY_ENTRY_OVERHEAD
@@ -409,8 +410,6 @@ class TopicTree:
             stats.history_bytes -= cost
             stats.evicted_entries += 1
             stats.evicted_bytes += cost
-        if len(order) > 4 * max(stats.history_entries, 1024):
-            self._order = deque(item for item in order if item[1].alive)
 
     def consume_changes(self) -> bool:
         """Whether messages arrived since the last call (O(1); forgets which)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from mqttchat.explorer.tree import HISTORY_ENTRY_OVERHEAD, FilterKind, SortOrder, TopicFilter, TopicTree
@@ -103,6 +106,30 @@ def test_small_messages_are_bounded_by_what_they_cost() -> None:
     assert tree.stats.history_bytes <= budget
     assert tree.stats.evicted_entries == 50_000 - tree.stats.history_entries  # 100 a topic: no ring overflowed
     assert all(node.last is not None for node in (tree.get(f"t/{i}") for i in range(500)))  # type: ignore[union-attr]
+
+
+def test_what_a_full_ring_drops_is_freed_before_the_budget_is_reached() -> None:
+    """A busy topic with a full ring drops its oldest entry for each new one, and nothing else keeps the dropped
+    one (the eviction order kept them all, with their payloads, until the byte budget was exceeded: a few topics
+    at 20,000 messages a second grew by 200 MB in half a minute, within a budget never reached)."""
+
+    class Marker:  # stands for what an entry holds (its payload, its observation), which can be watched
+        pass
+
+    tree = TopicTree(history_per_topic=5)
+    markers = [Marker() for _ in range(50)]
+    watched = [weakref.ref(marker) for marker in markers]
+    for i, marker in enumerate(markers):
+        tree.ingest("busy/topic", b"%d" % i, received_at=float(i), observation=marker)  # type: ignore[arg-type]
+    del markers, marker
+    gc.collect()
+    assert sum(ref() is not None for ref in watched) == 5  # the ring's five, the latest among them
+    assert tree.stats.history_entries == 5 and tree.stats.evicted_entries == 0
+    budget = 3 * (1 + HISTORY_ENTRY_OVERHEAD)  # then the budget: oldest first, across topics
+    small = TopicTree(history_per_topic=5, history_budget=budget)
+    for i in range(4):
+        small.ingest(f"t/{i}", b"x", received_at=float(i))
+    assert [entry.received_at for node in small.nodes.values() for entry in node.history or ()] == [1.0, 2.0, 3.0]
 
 
 def test_dirty_nodes_include_ancestors_once() -> None:
