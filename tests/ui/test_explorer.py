@@ -232,3 +232,24 @@ async def test_message_view_marks_truncation() -> None:
         await pilot.pause()
         body = app.screen.query_one(MessageView).query_one("#message-payload")
         assert "truncated: 65536 of 100000 bytes shown" in text_of(body)
+
+
+async def test_tree_rows_follow_the_focus_and_the_theme() -> None:
+    """The tree keeps its row styles between frames, and draws again in the new ones when the focus (the cursor's
+    colour) or the theme changes."""
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        view = app.screen.query_one(TopicTreeView)
+
+        def cursor_background() -> object:
+            strip = view.render_line(view.cursor - view.scroll_offset.y)
+            return next(iter(strip)).style.bgcolor  # type: ignore[union-attr]
+
+        view.focus()
+        await pilot.pause()
+        focused = cursor_background()
+        app.screen.query_one("#tree-filter", Input).focus()
+        await until(lambda: cursor_background() != focused, pilot=pilot)
+        unfocused = cursor_background()
+        app.theme = "nord" if app.theme != "nord" else "gruvbox"
+        await until(lambda: cursor_background() not in (focused, unfocused), pilot=pilot)
