@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import unicodedata
 
-__all__ = ["ELLIPSIS", "loggable", "printable", "printable_bytes", "shorten"]
+__all__ = ["ELLIPSIS", "loggable", "prepare", "printable", "printable_bytes", "shorten"]
 
 ELLIPSIS = "…"
 
@@ -56,20 +56,23 @@ def _escape(char: str) -> str:
     return char.encode("unicode_escape").decode("ascii")
 
 
-def _build_table(keep: str) -> dict[int, str]:
-    """Translation table for every hidden code point below U+10000 (the rest is checked per character)."""
-    table: dict[int, str] = {}
-    for code in range(0x10000):
-        char = chr(code)
-        if unicodedata.category(char) in _HIDDEN_CATEGORIES and char not in keep and char != _ZWJ:
-            table[code] = _picture(char, keep)
-    return table
-
-
 #: The zero-width joiner stays: emoji sequences (👩‍💻) are built with it, and it cannot move or hide text.
 _ZWJ = "\u200d"
 
+#: The hidden code points below U+10000 (about 10,000), found once: asking each code point's category is what
+#: costs (tens of milliseconds); each ``keep`` then makes its table from this list.
+_HIDDEN: list[int] = []
 _TABLES: dict[str, dict[int, str]] = {}
+
+
+def _build_table(keep: str) -> dict[int, str]:
+    """Translation table for every hidden code point below U+10000 (the rest is checked per character)."""
+    if not _HIDDEN:
+        category = unicodedata.category
+        _HIDDEN.extend(
+            code for code in range(0x10000) if category(chr(code)) in _HIDDEN_CATEGORIES and chr(code) != _ZWJ
+        )
+    return {code: _picture(chr(code), keep) for code in _HIDDEN if chr(code) not in keep}
 
 
 def _table(keep: str) -> dict[int, str]:
@@ -77,6 +80,14 @@ def _table(keep: str) -> dict[int, str]:
     if table is None:
         table = _TABLES[keep] = _build_table(keep)
     return table
+
+
+def prepare(*keeps: str) -> None:
+    """Make the translation tables for these ``keep`` arguments (and none) now, rather than at the first text
+    that needs one: an application calls it at start-up, where the few tens of milliseconds it takes go unseen,
+    instead of in the middle of a flood."""
+    for keep in ("", *keeps):
+        _table(keep)
 
 
 def _is_clean(text: str) -> bool:

@@ -27,6 +27,7 @@ from mqttchat.ui.screens.chat import ChatScreen
 from mqttchat.ui.screens.dialogs import HostQuitDialog, PasswordDialog
 from mqttchat.ui.screens.main import MainScreen
 from mqttchat.ui.widgets.view_tabs import ViewTabs
+from mqttchat.untrusted import prepare
 
 
 def configure_gc() -> None:
@@ -112,6 +113,9 @@ class MQTTChatApp(App[None]):
     def on_mount(self) -> None:
         self.apply_settings_theme()
         configure_gc()
+        # The tables that neutralise network text, made now rather than when the first multi-line or non-ASCII
+        # payload is shown in the middle of a flood (they took 50-120 ms then).
+        prepare("\n", "\n\t")
         self.set_interval(600, self._quiet_gc)
         self._add_view_modes()
         self.switch_mode(self._mode(self.initial_view))
