@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
 import sys
+
+import pytest
 
 from mqttchat import __version__
 
@@ -72,3 +75,21 @@ def test_command_list_names_each_command_as_its_module_does() -> None:
     from mqttchat.cli import build_parser
 
     assert build_parser("").format_help() == build_parser().format_help()
+
+
+@pytest.mark.parametrize("command", ["pub", "sub", "history", "passwd", "broker", "serve"])
+def test_each_commands_examples_stand_one_per_line(command: str) -> None:
+    """``--help`` ends with examples a user can copy: each on a line of its own, not run together into one
+    reflowed paragraph."""
+    from mqttchat.cli import build_parser
+
+    parser = build_parser(command)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    text = sub.format_help()
+    lines = text.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(("examples:", "example:")))
+    examples = lines[start + 1 : lines.index("", start)]
+    assert examples, text
+    for line in examples:
+        assert line.startswith("  ") and line.split()[0] in ("mqttchat", "tail"), line
+        assert line.count("mqttchat ") == 1, f"two examples on one line: {line!r}"

@@ -18,7 +18,8 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="run the MQTT broker",
         description="Run mqttchat's MQTT 3.1.1/5.0 broker. With no options: 127.0.0.1:1883, anonymous, in memory.",
         add_help=False,
-        epilog="example: mqttchat broker -c broker.toml -v   (configuration keys follow mosquitto's names)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  mqttchat broker -c broker.toml -v   (configuration keys follow mosquitto's names)",
     )
     p.add_argument("--help", action="help", help="show this help and exit")
     p.add_argument("-c", "--config", help="TOML configuration file")

@@ -37,8 +37,8 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "file they are written as stored.",
         add_help=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples: mqttchat history -t 'home/#' --since 1h;  mqttchat history --where 'temp > 30' -F csv\n"
-        "  mqttchat history -L mqtt://broker:1883 --at '2026-12-03 14:02' -t 'plant/#';  mqttchat history --list\n\n"
+        epilog="examples:\n  mqttchat history -t 'home/#' --since 1h\n  mqttchat history --where 'temp > 30' -F csv\n"
+        "  mqttchat history -L mqtt://broker:1883 --at '2026-12-03 14:02' -t 'plant/#'\n  mqttchat history --list\n\n"
         "Moments: now, 10m or 2h or 3d (ago), 14:02 (today), 2026-12-03 14:02, ISO 8601, seconds since the epoch.\n"
         "Conditions (--where) on JSON fields: temp > 30, state == 'on' and battery.level < 20, name ~ '^kit',\n"
         "  payload > 30 for a bare number; and, or, not, parentheses; a missing field meets no comparison.",

@@ -26,13 +26,14 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "passwd",
         help="manage a password file (mosquitto_passwd format)",
         description=(
-            "Add, change or delete a user in a broker password file. The file is interchangeable with "
+            "Add, change or delete a user in a broker password file. The file is interchangeable with\n"
             "mosquitto_passwd's: one user:$7$iterations$salt$hash line per user (PBKDF2-HMAC-SHA512)."
         ),
         add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
-            "examples: mqttchat passwd -c users.txt alice;  mqttchat passwd -b users.txt bob secret;  "
-            "mqttchat passwd -D users.txt bob;  mqttchat passwd -U plain.txt"
+            "examples:\n  mqttchat passwd -c users.txt alice\n  mqttchat passwd -b users.txt bob secret\n"
+            "  mqttchat passwd -D users.txt bob\n  mqttchat passwd -U plain.txt"
         ),
     )
     p.add_argument("--help", action="help", help="show this help and exit")

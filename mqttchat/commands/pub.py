@@ -29,7 +29,8 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="publish a message",
         description="Publish a message, like mosquitto_pub.",
         add_help=False,
-        epilog="examples: mqttchat pub -t home/light -m on -q 1 -r;  tail -f log | mqttchat pub -t logs -l",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  mqttchat pub -t home/light -m on -q 1 -r\n  tail -f log | mqttchat pub -t logs -l",
     )
     p.add_argument("--help", action="help", help="show this help and exit")
     p.add_argument("-t", "--topic", help="topic to publish to (or give it in the URL: -L mqtt://host/topic)")

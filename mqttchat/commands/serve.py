@@ -11,13 +11,14 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser(
         "serve",
         help="serve the app to a web browser",
-        description="Serve the app to web browsers: each browser tab runs its own mqttchat, with the options "
-        "that follow (a broker URL, --profile, chat, demo: as for `mqttchat`). It listens on 127.0.0.1 unless "
-        "--host says otherwise; off loopback the printed address carries a token and requests without it are "
+        description="Serve the app to web browsers: each browser tab runs its own mqttchat, with the options\n"
+        "that follow (a broker URL, --profile, chat, demo: as for `mqttchat`). It listens on 127.0.0.1 unless\n"
+        "--host says otherwise; off loopback the printed address carries a token and requests without it are\n"
         "refused. Needs textual-serve: pip install 'mqttchat[serve]'.",
         add_help=False,
-        epilog="examples: mqttchat serve mqtt://broker:1883   mqttchat serve --port 8000 --profile prod   "
-        "mqttchat serve --host 0.0.0.0 -- chat --nick alice",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  mqttchat serve mqtt://broker:1883\n  mqttchat serve --port 8000 --profile prod\n"
+        "  mqttchat serve --host 0.0.0.0 -- chat --nick alice",
     )
     p.add_argument("--help", action="help", help="show this help and exit")
     p.add_argument("--host", default="127.0.0.1", help="listen on this address (default 127.0.0.1)")

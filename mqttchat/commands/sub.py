@@ -44,7 +44,7 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "written as received: the payload's bytes are data (pipe through cat to see them raw).",
         add_help=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples: mqttchat sub -t 'home/#' -v;  mqttchat sub -t 'sensors/+/temp' -F json -C 10;\n"
+        epilog="examples:\n  mqttchat sub -t 'home/#' -v\n  mqttchat sub -t 'sensors/+/temp' -F json -C 10\n"
         "  mqttchat sub -L mqtt://broker/home/# -F '@H:@M:@S %-30t %p'\n\n"
         "-F TEMPLATE, as mosquitto_sub's (see its manual): %t topic, %p payload, %x/%X payload in hex, %l length, "
         "%q QoS,\n  %r retained, %m message id, %I ISO-8601 time, %U Unix time, %j/%J JSON (payload as a string/as "
