@@ -45,8 +45,9 @@ class Link:
 
     def write(self, data: bytes) -> None:
         self.transport.write(data)
-        if self._stream is not None:
-            self._stream.wrote = True
+        stream = self._stream
+        if stream is not None:
+            stream.wrote = stream.wrote_since_ack = True
 
     def close(self) -> None:
         self.transport.close()
@@ -75,8 +76,10 @@ class _StreamProtocol(asyncio.Protocol):
 
     #: The TCP socket to set TCP_QUICKACK on after a read that got no answer (Linux), or None.
     _quickack: socket.socket | None = None
-    #: Whether the client wrote since the last read began (its Link sets this).
+    #: Whether the client wrote since the last read began, and since it last asked for a quick acknowledgement
+    #: (its Link sets both).
     wrote = False
+    wrote_since_ack = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -97,8 +100,13 @@ class _StreamProtocol(asyncio.Protocol):
         is acknowledged: the retained message that follows a SUBACK waited 40 ms. Only a read the client did not
         answer needs it (an answer carries the acknowledgement), and not while the client's own publishes await
         acknowledgements (the next ones carry it; an ACK packet per read cost a QoS 1/2 publisher about a third
-        more CPU). The kernel leaves quick-ACK mode on its own: asked after each such read, which also sends the
-        pending acknowledgement at once.
+        more CPU). It also sends the pending acknowledgement at once.
+
+        And only once after the client wrote: Linux delays acknowledgements (its "ping-pong" mode) when the
+        connection looks interactive, which it judges from the client's sending; asking for quick
+        acknowledgements leaves that mode, and a client that only receives does not enter it again (a read that
+        empties the socket then acknowledges a small segment at once). Asking after every read cost a system
+        call per read: a QoS 0 subscriber spent as much CPU on them as on its messages.
         """
         sock = self._quickack
         option = _TCP_QUICKACK
@@ -111,7 +119,8 @@ class _StreamProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.wrote = False
         self.sink.link_data(data)
-        if not self.wrote and not getattr(self.sink, "awaiting_acks", False):
+        if not self.wrote and self.wrote_since_ack and not getattr(self.sink, "awaiting_acks", False):
+            self.wrote_since_ack = False
             self._ack_now()
 
     def eof_received(self) -> bool | None:
@@ -180,7 +189,8 @@ class _WebSocketProtocol(_StreamProtocol):
                     self.handshake.set_result(None)
             elif isinstance(event, Frame) and event.opcode in (Opcode.BINARY, Opcode.CONT):
                 self.sink.link_data(bytes(event.data))
-        if not self.wrote and not getattr(self.sink, "awaiting_acks", False):
+        if not self.wrote and self.wrote_since_ack and not getattr(self.sink, "awaiting_acks", False):
+            self.wrote_since_ack = False
             self._ack_now()
         self._flush()
         if self.ws.close_expected() and self.transport is not None:
@@ -206,7 +216,7 @@ class WebSocketLink(Link):
         self.protocol.ws.send_binary(data)
         for chunk in self.protocol.ws.data_to_send():
             self.transport.write(chunk)
-        self.protocol.wrote = True
+        self.protocol.wrote = self.protocol.wrote_since_ack = True
 
     def close(self) -> None:
         try:
