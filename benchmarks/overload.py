@@ -12,8 +12,9 @@ Scenarios:
   as it can): delivered and lost, the publisher's rate (its messages acknowledged per second) beside the
   subscriber's, and the broker's peak resident memory.
 * 1→10 QoS 1, nine subscribers that keep up and one that never reads (after its SUBACK): the nine's delivery rate
-  beside the same run with only the nine, every one of them complete, the broker's drop count (``$SYS``, which for
-  a broker that keeps the nine complete are the stalled one's drops), and its peak memory.
+  beside the same run with only the nine, every one of them complete, the longest wait between two reads of any
+  of the nine (a pause until the tenth is declared stalled shows here), the broker's drop count (``$SYS``, which
+  for a broker that keeps the nine complete are the stalled one's drops), and its peak memory.
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ class PacedSubscriber(LeanSubscriber):
         self.acks = bytearray()
         self._real: asyncio.Transport | None = None
         self._pacer: asyncio.Task[None] | None = None
+        #: The longest wait between two reads once messages flow (a publisher paused shows here), seconds.
+        self.longest_gap = 0.0
+        self._last_read = 0.0
 
     def write(self, data: bytes) -> None:  # the transport LeanSubscriber writes its acknowledgements to
         self.acks += data
@@ -106,6 +110,10 @@ class PacedSubscriber(LeanSubscriber):
                     self._real = self.transport
                     self._pacer = asyncio.get_running_loop().create_task(self._pace())
             return
+        now = time.perf_counter()
+        if self.count:
+            self.longest_gap = max(self.longest_gap, now - self._last_read)
+        self._last_read = now
         if self._real is None:
             super().data_received(data)
             return
@@ -238,6 +246,7 @@ async def fanout_with_stalled(broker: BrokerProcess, n: int, stalled: bool) -> d
         "nine msg/s each": sum(counts) / 9 / seconds,
         "nine complete": float(sum(count == n for count in counts)),
         "nine lost": float(9 * n - sum(counts)),
+        "nine's longest gap s": max(sub.longest_gap for sub in fast),
         "dropped ($SYS)": _number(await dropped(broker)),
         "peak RSS MiB": peak_rss(broker.pid) / 2**20,
     }
@@ -263,7 +272,7 @@ def main() -> int:
     parser.add_argument("--broker-path", help="run mqttchat-base's broker from this checkout")
     args = parser.parse_args()
     slow_n = int(6000 * args.scale)
-    fan_n = int(30_000 * args.scale)
+    fan_n = int(100_000 * args.scale)
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
         print(f"1→1 QoS 1, {slow_n} messages, the subscriber acknowledging {args.sub_rate:g}/s")
