@@ -271,8 +271,14 @@ class Router:
                 opts = picked.options
                 if not (opts.no_local and picked.session is sender):
                     sub_ids = [picked.subscription_id] if picked.subscription_id else []
+                    # pick() prefers a member that is not congested: if this message congests it, the next ones go
+                    # to another member, so the publisher is paused only for a member picked already congested
+                    # (every connected member is).
+                    if picked.session.congestion is None:
+                        self._sender = None
                     count += self._deliver_to(picked.session, message, opts.qos, opts.retain_as_published, sub_ids,
                                               expires_at)  # fmt: skip
+                    self._sender = sender
                 continue
             session = entry.session
             opts = entry.options

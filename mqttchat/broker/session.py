@@ -74,7 +74,8 @@ class SharedGroup:
         self.next = 0
 
     def pick(self, topic: str) -> SubEntry | None:
-        """The next member that may receive ``topic`` (its ACL), preferring one that is connected.
+        """The next member that may receive ``topic`` (its ACL), preferring one that is connected and not
+        congested (see mqttchat.broker.overload: a slow member would pause the publishers while others are idle).
 
         A member whose rights do not cover the topic is skipped, not chosen and then denied: with filters wider
         than their rights, such members would otherwise swallow their share of the group's messages.
@@ -86,6 +87,12 @@ class SharedGroup:
         if not members:
             return None
         n = len(members)
+        for i in range(n):
+            entry = members[(self.next + i) % n]
+            session = entry.session
+            if session.connection is not None and session.congestion is None:
+                self.next = (self.next + i + 1) % n
+                return entry
         for i in range(n):
             entry = members[(self.next + i) % n]
             if entry.session.connection is not None:

@@ -227,6 +227,27 @@ def test_many_publishers_to_one_slow_subscriber_are_all_paused_and_all_resumed()
     assert all(pub.link.reading for pub in pubs)
 
 
+def test_a_shared_subscription_passes_a_congested_member_over_instead_of_pausing_the_publisher() -> None:
+    """$share/workers/jobs/#: of two members, one reads nothing for a while. Once its queue is at the mark, the
+    messages go to the other member instead of pausing the publisher (here 1,000 messages in bursts of 50, which
+    the reading member keeps up with); nothing is lost, each message goes to one member only."""
+    broker = MemoryBroker()
+    slow = connect(broker, "slow")
+    quick = connect(broker, "quick")
+    slow.subscribe("$share/workers/jobs/#", 1)
+    quick.subscribe("$share/workers/jobs/#", 1)
+    pub = connect(broker, "pub")
+    slow.reading = False
+    for start in range(0, 1000, 50):
+        burst(pub, 50, topic="jobs/x", start=start)
+        assert pub.link.reading
+    assert broker.core.sessions["slow"].queued == HIGH
+    slow.reading = True
+    broker.settle()
+    got = sorted(int(p) for p in slow.payloads() + quick.payloads())
+    assert got == list(range(1000)) and broker.core.stats.messages_dropped == 0
+
+
 def test_a_congested_subscriber_that_goes_away_releases_its_publishers() -> None:
     """The subscriber's connection drops: its queue is an offline client's now (bounded, pausing nobody); the
     publisher is read again at once."""
