@@ -236,6 +236,8 @@ class Runtime:
         self.state_at = 0.0
         #: Why connecting at start-up failed last, and when it is tried again (None once connected).
         self.failure: ConnectFailure | None = None
+        #: With several brokers open: the one history budget the tree has a share of, and how many share it.
+        self.history_share: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------------------------------ reader side
 
@@ -697,6 +699,13 @@ class Runtime:
                 error = "another mqttchat on this machine chats with this identity (session taken over): use --nick"
             self.chat_state_error = error
 
+    async def stop_chat(self) -> None:
+        """Leave the chat: its service stopped, its connection closed (the explorer stays connected)."""
+        chat, self.chat = self.chat, None
+        if chat is not None:
+            await chat.stop()
+            await chat.client.disconnect()
+
     async def stop(self) -> None:
         watch, self._watch_task = self._watch_task, None
         if watch is not None:
@@ -704,10 +713,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
         self.stop_recording()
-        chat, self.chat = self.chat, None
-        if chat is not None:
-            await chat.stop()
-            await chat.client.disconnect()
+        await self.stop_chat()
         if self.demo is not None:
             await self.demo.stop()
             self.demo = None

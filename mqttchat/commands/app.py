@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mqttchat.commands.common import (
     CommandError,
@@ -18,6 +18,10 @@ from mqttchat.commands.common import (
     take_url_topic,
 )
 from mqttchat.protocol import Properties
+
+if TYPE_CHECKING:
+    from mqttchat.client import ClientOptions
+    from mqttchat.config import AppSettings, Profile
 
 
 def build_parser(view: str = "explorer") -> argparse.ArgumentParser:
@@ -64,11 +68,18 @@ def build_parser(view: str = "explorer") -> argparse.ArgumentParser:
         )
         topic_help = "subscribe to this filter (repeatable; default #, or the topic of an mqtt://host/topic URL)"
     parser.add_argument("--help", action="help", help="show this help and exit")
-    parser.add_argument("target", nargs="?", help="broker URL, e.g. mqtt://broker:1883 or wss://host/mqtt")
+    parser.add_argument(
+        "target",
+        nargs="*",
+        help="broker URL (mqtt://broker:1883, wss://host/mqtt) or saved profile name; several open side by side, "
+        "each in a tab of its own (mqttchat dev prod); the chat sits on the first",
+    )
     parser.add_argument("-t", "--topic", action="append", help=topic_help)
     parser.add_argument("-q", "--qos", type=int, choices=(0, 1, 2), default=0, help="QoS of the subscriptions")
     parser.add_argument("--no-embedded-broker", action="store_true", help="never start the embedded broker")
-    parser.add_argument("--profile", help="use a saved connection profile")
+    parser.add_argument(
+        "--profile", action="append", help="use a saved connection profile (repeatable: each opens a tab of its own)"
+    )
     parser.add_argument(
         "--no-history",
         action="store_true",
@@ -102,8 +113,8 @@ class Launch:
 
     view: str
     demo: bool
-    #: The keyword arguments of the broker's Runtime.
-    runtime_args: dict[str, Any]
+    #: The keyword arguments of each broker's Runtime, in the order of their tabs (the chat sits on the first).
+    brokers: list[dict[str, Any]]
 
 
 def plan(argv: Sequence[str]) -> Launch:
@@ -122,69 +133,47 @@ def plan(argv: Sequence[str]) -> Launch:
     args = build_parser(view).parse_args(argv)
     if demo:  # the demo's few options over the explorer's defaults
         args = build_parser().parse_args([], namespace=args)
-    if args.target and args.target.startswith("app"):
-        args.target = None
-    if args.target:
-        if args.url:
-            raise UsageError("give the broker either as URL or with -L, not both")
-        args.url = args.target
-    try:
-        url_topic = take_url_topic(args)  # mqtt://host/topic: subscribe to that topic, as mosquitto_sub does
-    except CommandError as exc:
-        raise UsageError(str(exc)) from None
-    if url_topic is not None:
-        args.topic = [url_topic, *(args.topic or [])]
-    from dataclasses import replace
+    targets: list[str] = list(args.target or [])
+    if targets and targets[0].startswith("app"):
+        targets = targets[1:]
+    if targets and args.url:
+        raise UsageError("give the broker either as URL or with -L, not both")
+    if args.url:
+        targets = [args.url]
+    from mqttchat.config import ConfigError, ProfileStore, load_settings
 
-    from mqttchat.config import ConfigError, ProfileStore
-
-    explicit = bool(args.url or args.host or args.port)
-    profile = None
-    if args.profile or not explicit:
-        # A named profile, or with no target on the command line the default profile if one is saved.
-        store = ProfileStore()
+    store = ProfileStore()
+    if args.profile or not (targets or args.host or args.port) or any("://" not in t for t in targets):
         try:
             store.load()
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
-        if args.profile:
-            profile = store.get(args.profile)
-            if profile is None:
-                known = ", ".join(store.names()) or "none saved yet"
-                raise UsageError(f"no profile {args.profile!r} in {store.path} (profiles: {known})")
-        elif store.default_name:
-            profile = store.get(store.default_name)
-    from mqttchat.config import load_settings
-
+    # Each broker: a saved profile, or a URL (None: the -h/-p options, or their defaults).
+    chosen: list[Profile | str | None] = []
+    for name in args.profile or ():
+        found = store.get(name)
+        if found is None:
+            known = ", ".join(store.names()) or "none saved yet"
+            raise UsageError(f"no profile {name!r} in {store.path} (profiles: {known})")
+        chosen.append(found)
+    for target in targets:
+        named = store.get(target) if "://" not in target else None
+        chosen.append(named if named is not None else target)
+    if not chosen:
+        default = store.get(store.default_name) if store.default_name and not (args.host or args.port) else None
+        chosen.append(default)
+    if demo and len(chosen) > 1:
+        raise UsageError("the demo opens one broker, its own")
     try:
         settings = load_settings()
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    limit = settings.max_packet_size_kb * 1024  # --max-packet-size (or -D connect maximum-packet-size) wins
-    notices: list[str] = []  # what a cloud service's guards changed, said once connected
-    try:
-        if profile is not None:
-            options = profile.to_client_options()
-            options = replace(options, maximum_packet_size=max_packet_size_option(args, Properties(), limit))
-            if args.topic:
-                topics = tuple((t, args.qos) for t in args.topic)
-            else:  # within what a cloud service accepts, saying what was changed
-                topics, changes = profile.guarded_subscriptions()
-                notices.extend(changes)
-        else:
-            options, _ = client_options(args, "", max_packet_size=limit)
-            topics = tuple((t, args.qos) for t in (args.topic or ["#"]))
-            limits = cloud_limits(args)
-            if limits is not None:  # a cloud service: keep within what it accepts, and say what changed
-                replacement = getattr(args, "cloud_default_subscriptions", ())
-                kept, changes = limits.subscriptions(topics, default=not args.topic, replacement=replacement)
-                topics = tuple(kept)
-                notices.extend(changes)
-    except (CommandError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    options = replace(options, reconnect=True)
-
-    chat_settings: dict[str, Any] = {}
+    brokers = [_broker(args, each, settings, chat) for each in chosen]
+    hosting = False  # one embedded broker at most: for the first broker that is this machine's default port
+    for broker in brokers:
+        local = _is_local_default(broker["options"])
+        broker["embed_broker"] = not args.no_embedded_broker and not (local and hosting)
+        hosting = hosting or (local and broker["embed_broker"])
     if chat:
         from mqttchat.chat import protocol as chat_protocol
 
@@ -194,27 +183,82 @@ def plan(argv: Sequence[str]) -> Launch:
             problem = chat_protocol.name_problem(name, what) if name is not None else None
             if problem:
                 raise UsageError(problem, "mqttchat chat")
-        chat_settings = {"chat_nick": nick, "chat_rooms": rooms}
+        first = brokers[0]
+        first.update(chat_nick=nick, chat_rooms=rooms)
         if args.session_expiry is not None:  # -x / --session-expiry: how long the broker keeps our messages
-            chat_settings["chat_session_expiry"] = args.session_expiry
+            first["chat_session_expiry"] = args.session_expiry
+    for broker in brokers:
+        broker["history_budget"] = (
+            settings.history_store_mb * 1024 * 1024 if settings.history_store and not args.no_history and not demo
+            else None
+        )  # fmt: skip
+    return Launch("chat" if chat else "explorer", demo, brokers)
+
+
+def _is_local_default(options: ClientOptions) -> bool:
+    from mqttchat.runtime import DEFAULT_PORT, LOCAL_HOSTS
+
+    target = options.target
+    return not target.tls and not target.websocket and target.host in LOCAL_HOSTS and target.port == DEFAULT_PORT
+
+
+def _broker(
+    args: argparse.Namespace, chosen: Profile | str | None, settings: AppSettings, chat: bool
+) -> dict[str, Any]:
+    """The Runtime's keyword arguments for one broker: a saved profile, or a URL with the command line's options
+    (None: the -h/-p options)."""
+    from copy import copy
+    from dataclasses import replace
+
+    from mqttchat.config import Profile
+    from mqttchat.explorer.tree import TopicTree
+
+    limit = settings.max_packet_size_kb * 1024  # --max-packet-size (or -D connect maximum-packet-size) wins
+    notices: list[str] = []  # what a cloud service's guards changed, said once connected
+    topics_asked = args.topic
+    try:
+        if isinstance(chosen, Profile):
+            options = chosen.to_client_options()
+            options = replace(options, maximum_packet_size=max_packet_size_option(args, Properties(), limit))
+            if topics_asked:
+                topics = tuple((t, args.qos) for t in topics_asked)
+            else:  # within what a cloud service accepts, saying what was changed
+                topics, changes = chosen.guarded_subscriptions()
+                notices.extend(changes)
+        else:
+            args = copy(args)
+            args.url = chosen
+            url_topic = take_url_topic(args)  # mqtt://host/topic: subscribe to that topic, as mosquitto_sub does
+            if url_topic is not None:
+                topics_asked = [url_topic, *(topics_asked or [])]
+            options, _ = client_options(args, "", max_packet_size=limit)
+            topics = tuple((t, args.qos) for t in (topics_asked or ["#"]))
+            limits = cloud_limits(args)
+            if limits is not None:  # a cloud service: keep within what it accepts, and say what changed
+                replacement = getattr(args, "cloud_default_subscriptions", ())
+                kept, changes = limits.subscriptions(topics, default=not topics_asked, replacement=replacement)
+                topics = tuple(kept)
+                notices.extend(changes)
+    except (CommandError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    options = replace(options, reconnect=True)
+    if chat:
+        from mqttchat.chat import protocol as chat_protocol
+
         if options.session_expiry is not None:
-            options = replace(options, session_expiry=None)  # not for the explorer's connection
-        if not args.topic and profile is None:
+            options = replace(options, session_expiry=None)  # the chat's connection has its own
+        if not topics_asked and not isinstance(chosen, Profile):
             topics = ((f"{chat_protocol.PREFIX}/#", 0),)  # the explorer shows the chat's topics
-    runtime_args: dict[str, Any] = {
+    return {
         "options": options,
         "subscriptions": topics,
-        "embed_broker": not args.no_embedded_broker,
         "notices": tuple(notices),
-        "profile_name": profile.name if profile is not None else None,
+        "profile_name": chosen.name if isinstance(chosen, Profile) else None,
         "decoder_rules": settings.decoders,
-        "history_budget": settings.history_store_mb * 1024 * 1024
-        if settings.history_store and not args.no_history and not demo
-        else None,
         "history_retention": settings.history_retention_days * 86_400.0 or None,
-        **chat_settings,
+        # The explorer's history budget: one figure, shared by the brokers open (the app splits it).
+        "tree": TopicTree(history_budget=settings.history_budget_mb * 1024 * 1024),
     }
-    return Launch("chat" if chat else "explorer", demo, runtime_args)
 
 
 def check_arguments(argv: Sequence[str]) -> str | None:
@@ -249,5 +293,6 @@ def main(argv: Sequence[str]) -> int:
     from mqttchat.runtime import Runtime
     from mqttchat.ui.app import MQTTChatApp
 
-    MQTTChatApp(Runtime(**launch.runtime_args), demo=launch.demo, view=launch.view).run()
+    first, *others = (Runtime(**broker) for broker in launch.brokers)
+    MQTTChatApp(first, demo=launch.demo, view=launch.view, others=others).run()
     return 0

@@ -411,6 +411,13 @@ class TopicTree:
             stats.evicted_entries += 1
             stats.evicted_bytes += cost
 
+    def set_history_budget(self, budget: int) -> None:
+        """Change the history's byte budget (a share of one budget across brokers), evicting at once what no
+        longer fits."""
+        self.history_budget = budget
+        if self.stats.history_bytes > budget:
+            self._evict()
+
     def consume_changes(self) -> bool:
         """Whether messages arrived since the last call (O(1); forgets which)."""
         changed = bool(self._dirty)

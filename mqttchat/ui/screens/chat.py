@@ -84,7 +84,7 @@ class ChatScreen(Screen[None]):
         return self.runtime.chat
 
     def compose(self) -> ComposeResult:
-        yield ViewTabs("chat")
+        yield ViewTabs(self.app.view_id(self), self.app.view_entries())
         with Horizontal(id="chat-main"):
             with Vertical(id="chat-left"):
                 yield Static("Rooms", classes="chat-heading")

@@ -131,7 +131,8 @@ class ConnectScreen(ModalScreen[Profile | None]):
 
     It opens on ``current`` (the connection in use, or the one that failed), with ``problem`` (why it failed,
     the broker's reason included) above the form, and the URL focused; or, with ``ask_password`` (the broker
-    refused the credentials), the password field, emptied.
+    refused the credentials), the password field, emptied. With ``beside``, the profile chosen is for another broker
+    to open beside those open: its button reads "Open beside".
 
     | Key | Action |
     | --- | --- |
@@ -174,12 +175,15 @@ class ConnectScreen(ModalScreen[Profile | None]):
         current: Profile | None = None,
         problem: str | None = None,
         ask_password: bool = False,
+        beside: bool = False,
     ) -> None:
         super().__init__()
         self.store = store or ProfileStore()
         self.current = current
         self.problem = problem
         self.ask_password = ask_password
+        #: The profile chosen opens beside the brokers open (its own tab), instead of replacing this one.
+        self.beside = beside
         self.load_error: str | None = None
         self._shown: Profile = DEFAULT_PROFILE
         try:
@@ -211,7 +215,7 @@ class ConnectScreen(ModalScreen[Profile | None]):
                     yield Label("in clear text", classes="inline")
                 yield from self._text_field("name")
                 with Horizontal(id="buttons"):
-                    yield Button("Connect", id="connect", variant="primary")
+                    yield Button("Open beside" if self.beside else "Connect", id="connect", variant="primary")
                     yield Button("Save ^s", id="save")
                     yield Button("Delete", id="delete", variant="error")
                     yield Button("Cancel", id="cancel")
@@ -258,6 +262,8 @@ class ConnectScreen(ModalScreen[Profile | None]):
         self.show_profile(self.current if self.current is not None else self.store.default_profile())
         if self.load_error:
             self.status(self.load_error, error=True)
+        elif self.beside:
+            self.status("This broker opens in a tab of its own, beside the brokers open ([ and ] move between them).")
         if self.problem:
             problem = self.query_one("#connect-problem", Static)
             problem.update(network_text(f"The last attempt failed: {self.problem}"))

@@ -82,6 +82,9 @@ class MainScreen(Screen[None]):
         Binding("d", "decode_as", "Decode as", show=False),
         Binding("f", "search_history", "Find in history", show=False),
         Binding("c", "connections", "Connect"),
+        Binding("o", "open_beside", "Open another broker", show=False),
+        Binding("right_square_bracket", "app.next_broker(1)", "Next broker", show=False),
+        Binding("left_square_bracket", "app.next_broker(-1)", "Previous broker", show=False),
         Binding("ctrl+t", "app.show_view('chat')", "Chat"),
     ]
 
@@ -99,7 +102,7 @@ class MainScreen(Screen[None]):
         self._retained_job: PublishProgress | None = None
 
     def compose(self) -> ComposeResult:
-        yield ViewTabs("explorer")
+        yield ViewTabs(self.app.view_id(self), self.app.view_entries())
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield Input(placeholder="/ filter: a/+/b, /regex/", id="tree-filter")
@@ -161,6 +164,22 @@ class MainScreen(Screen[None]):
         yield SystemCommand(
             "Broker capabilities", "What the broker said in CONNACK, and $SYS", lambda: self.action_show_tab("broker")
         )
+        yield SystemCommand(
+            "Open another broker", "Watch another broker beside this one, in a tab of its own (o)",
+            self.action_open_beside,
+        )  # fmt: skip
+        app = self.app
+        if len(app.runtimes) > 1:
+            runtime = self.runtime
+            yield SystemCommand(
+                "Close this broker", "Disconnect this broker and close its tab",
+                lambda: app.run_worker(app.close_broker(runtime), group="brokers", exit_on_error=False),
+            )  # fmt: skip
+            if runtime is not app.runtime:
+                yield SystemCommand(
+                    "Chat on this broker", "Move the chat to this broker (the explorers stay open)",
+                    lambda: app.run_worker(app.chat_on(runtime), group="brokers", exit_on_error=False),
+                )  # fmt: skip
         yield SystemCommand("Expand all topics", "Expand every node (+)", tree.action_expand_all)
         yield SystemCommand("Collapse all topics", "Collapse every node (-)", tree.action_collapse_all)
         yield SystemCommand("Sort topics", "Cycle name / count / recency (s)", tree.action_cycle_sort)
@@ -260,7 +279,7 @@ class MainScreen(Screen[None]):
 
         def chosen(profile: Profile | None) -> None:
             if profile is not None:
-                self.app.switch_profile(profile)
+                self.app.switch_profile(profile, self.runtime)
 
         runtime = self.runtime
         failure = runtime.failure if not runtime.client.connected else None
@@ -268,6 +287,16 @@ class MainScreen(Screen[None]):
         ask_password = failure is not None and failure.credentials
         screen = ConnectScreen(current=current_profile(runtime), problem=problem, ask_password=ask_password)
         self.app.push_screen(screen, chosen)
+
+    def action_open_beside(self) -> None:
+        """The connection screen, for another broker to open beside this one (a tab of its own)."""
+        from mqttchat.ui.screens.connect import ConnectScreen
+
+        def chosen(profile: Profile | None) -> None:
+            if profile is not None:
+                self.app.open_beside(profile)
+
+        self.app.push_screen(ConnectScreen(beside=True), chosen)
 
     def action_jump(self) -> None:
         def go(topic: str | None) -> None:

@@ -98,6 +98,9 @@ class StatusBar(Static):
             text.append(f", {tree.stale_topics:,} stale", style="italic")
         budget = runtime.tree.history_budget
         text.append(f" │ history {size_label(tree.history_bytes)}/{size_label(budget)}")
+        share = runtime.history_share
+        if share is not None:  # several brokers open: this one's share of the one budget
+            text.append(f" of {size_label(share[0])} shared")
         store = runtime.history
         if store is not None:
             kept = store.stats
