@@ -120,7 +120,7 @@ class Page:
         """What the app has drawn so far, without control sequences."""
         return plain(await self.evaluate("window.__received || ''") or "")
 
-    async def wait_for_text(self, *words: str, timeout: float = 30.0) -> str:
+    async def wait_for_text(self, *words: str, timeout: float = 60.0) -> str:
         """Wait until the app has drawn each of ``words``; the text drawn then."""
         text = ""
         try:
