@@ -11,8 +11,9 @@ Run: ``python -m benchmarks.ui [--seconds 30] [--rate 20000]``. Phases:
 4. 100,000 distinct topics, then the tree fully expanded.
 
 ``--broker embedded`` runs the flood through the app's own broker, in process (the zero-config default), to
-show that hosting it does not make the screen stutter. ``--history`` turns the lasting history on (the app's
-default; the store in a temporary data directory) and prints what it wrote, could not store and evicted.
+show that hosting it does not make the screen stutter. The lasting history is on or off as the app's default
+(``history_store``; ``--history`` / ``--no-history`` choose), the store in a temporary data directory; the run
+prints what it wrote, could not store and evicted.
 
 Reported per phase: messages ingested per second, messages lost by the client (published - ingested), the
 event loop's worst and 99th-percentile stall (a 5 ms ticker measures how late it wakes), key-press-to-screen
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from benchmarks.peers import free_port, mosquitto
 from mqttchat.client import ClientOptions, parse_url
+from mqttchat.config.settings import AppSettings
 from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
@@ -208,14 +210,14 @@ async def main_async(seconds: float, rate: int, broker: str, history: bool = Fal
     import tempfile
     from contextlib import nullcontext
 
-    if history:  # the lasting history on, as by default, in a data directory of its own
+    if history:  # the lasting history on, in a data directory of its own
         os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="bench-ui-data-")
 
     gc.callbacks.append(_gc_callback)
     embedded = broker == "embedded"
     with nullcontext(free_port()) if embedded else mosquitto() as port:
         options = ClientOptions(parse_url(f"mqtt://127.0.0.1:{port}"), client_id="bench-ui")
-        budget = 256 * 1024 * 1024 if history else None
+        budget = AppSettings().history_store_mb * 1024 * 1024 if history else None
         runtime = Runtime(options, (("#", 0),), embed_broker=False, history_budget=budget)
         app = MQTTChatApp(runtime, flush_hz=15, connect=not embedded)
         results: list[tuple[str, dict[str, float]]] = []
@@ -271,10 +273,12 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=20_000, help="messages per second (default 20000)")
     parser.add_argument("--broker", choices=("mosquitto", "embedded"), default="mosquitto",
                         help="flood through mosquitto, or through the app's own in-process broker")  # fmt: skip
-    parser.add_argument("--history", action="store_true",
-                        help="with the lasting history on (the app's default; off here unless asked)")  # fmt: skip
+    default = AppSettings().history_store
+    state = "on" if default else "off"
+    parser.add_argument("--history", action=argparse.BooleanOptionalAction, default=default,
+                        help=f"the lasting history on or off (default: as the app, {state})")  # fmt: skip
     args = parser.parse_args()
-    print(f"broker: {args.broker}{', lasting history on' if args.history else ''}")
+    print(f"broker: {args.broker}, lasting history {'on' if args.history else 'off'}")
     return asyncio.run(main_async(args.seconds, args.rate, args.broker, args.history))
 
 

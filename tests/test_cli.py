@@ -63,6 +63,28 @@ def test_the_apps_url_may_name_the_topic_to_subscribe(monkeypatch, tmp_path) -> 
     assert runtime.options.target.url == "mqtt://127.0.0.1:1884"
 
 
+def test_the_lasting_history_is_on_by_default(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The explorer keeps a lasting history unless told not to (README says so): with no settings the app is given
+    the default budget and retention; --no-history and history_store = false keep none."""
+    from mqttchat.commands import app
+    from mqttchat.config.settings import AppSettings
+    from mqttchat.ui.app import MQTTChatApp
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    seen = []
+    monkeypatch.setattr(MQTTChatApp, "run", lambda self: seen.append(self.runtime))
+    assert AppSettings().history_store is True
+    assert app.main(["mqtt://127.0.0.1:1884"]) == 0
+    assert app.main(["mqtt://127.0.0.1:1884", "--no-history"]) == 0
+    (tmp_path / "config" / "mqttchat").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "config" / "mqttchat" / "settings.toml").write_text("history_store = false\n")
+    assert app.main(["mqtt://127.0.0.1:1884"]) == 0
+    default, off, off_in_settings = seen
+    assert default.history_budget == 256 * 1024 * 1024 and default.history_retention == 7 * 86_400
+    assert off.history_budget is None and off_in_settings.history_budget is None
+
+
 def test_chat_help_states_the_chat_session_expiry() -> None:
     result = subprocess.run([*_mqttchat(), "chat", "--help"], capture_output=True, text=True, check=True, timeout=60)
     text = " ".join(result.stdout.split())

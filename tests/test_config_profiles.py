@@ -817,7 +817,7 @@ def test_settings_round_trip(cfg: Path) -> None:
         history_payload_limit_kb=16,
         flush_hz=30,
         chat_nick="alice",
-        history_store=True,
+        history_store=False,  # not the default
         history_store_mb=32,
         history_retention_days=0,
     )

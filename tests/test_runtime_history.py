@@ -3,6 +3,7 @@ topic's last known value, stale until a live message replaces it. Against the em
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,34 @@ async def test_a_second_app_on_the_same_broker_reads_the_history_but_does_not_wr
         await first.stop()
     with HistoryReader(first.history_path) as reader:
         assert [m.payload for m in reader.search(HistoryQuery())] == [b"21", b"22"]  # stored once
+
+
+async def test_every_message_the_tree_shows_is_in_the_store(broker: Broker) -> None:
+    """Messages in quick succession over many topics, more than one of the writer's chunks: the store holds every
+    one the tree counted, and each topic's last value there is the one the tree shows."""
+    explorer = runtime(broker, history_budget=16 * 1024 * 1024)
+    await explorer.start()
+    try:
+        client = MQTTClient(ClientOptions(parse_url(broker.url), client_id="history-flood"))
+        await client.connect()
+        try:
+            for i in range(2500):
+                await client.publish(f"flood/{i % 97}/value", f'{{"n": {i}}}'.encode(), qos=0)
+        finally:
+            await client.disconnect()
+        await until(lambda: explorer.tree.stats.messages == 2500)
+        writer = explorer.history
+        assert writer is not None
+        shown = {}
+        for i in range(97):
+            entry = explorer.tree.get(f"flood/{i}/value")
+            assert entry is not None and entry.last is not None
+            shown[f"flood/{i}/value"] = entry.last.payload
+        path = explorer.history_path
+    finally:
+        await explorer.stop()  # writes what is queued
+    assert writer.stats.written == 2500 and writer.stats.dropped == 0 and writer.stats.error is None
+    with HistoryReader(path) as reader:
+        assert reader.summary()["messages"] == 2500
+        last = {m.topic: m.payload for m in reader.state_at(time.time())}
+    assert last == shown

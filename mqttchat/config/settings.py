@@ -59,9 +59,8 @@ class AppSettings:
     history_payload_limit_kb: int = 64
     #: The lasting history (every message the explorer sees, one store per broker in the data directory's
     #: history/ folder): on or off, its size in MiB (the oldest messages are evicted beyond it), and how many days a
-    #: message is kept (0: as long as the size allows). Off by default until its writer costs the event loop less
-    #: under a flood (see benchmarks.ui --history).
-    history_store: bool = False
+    #: message is kept (0: as long as the size allows).
+    history_store: bool = True
     history_store_mb: int = 256
     history_retention_days: int = 7
     #: How often the UI applies incoming messages, per second.

@@ -8,14 +8,18 @@ The client's reader calls :meth:`HistoryWriter.offer` for every message: it appe
 queue and returns (a full queue drops the message and counts it; the event loop never waits on the disk). A writer
 thread takes what is queued every :data:`WRITE_INTERVAL` seconds (sooner when :data:`BATCH` messages wait) and
 writes it in one transaction, then enforces the budget and the retention, evicting the oldest messages and
-counting them. Readers (:class:`HistoryReader`, in the app or ``mqttchat history``) use their own connection:
-with WAL they read while the writer writes.
+counting them. The thread shares the GIL with the event loop, so it keeps Python out of the per-row work: it
+makes one short tuple per message and hands SQLite a chunk of them as one JSON text and one blob of payloads;
+``INSERT ... SELECT`` statements fill the tables from them, and eviction is done by statements too, during which
+``sqlite3`` has let go of the GIL. Readers (:class:`HistoryReader`, in the app or ``mqttchat history``) use their
+own connection: with WAL they read while the writer writes.
 
 Rows are kept in arrival order (``messages.id``) and deleted only from the oldest end, so ids are contiguous:
 ``max(id) - min(id) + 1`` is the row count. ``spans`` maps each :data:`SPAN_SECONDS` of receive time to the ids
 that arrived in it, which turns a time range into an id range even when the clock stepped back. The payload text
 index is a contentless FTS5 table fed with the first :data:`TEXT_BYTES` of each UTF-8 payload, deleted with the
-same text when the row goes (:func:`indexed_text` decides both times from the stored payload). When the SQLite
+same text when the row goes: the writer flags the rows whose payload is UTF-8 text, and SQL cuts the text from the
+stored payload both times as :func:`indexed_text` does. When the SQLite
 at hand lacks FTS5, text search scans the payloads instead (:attr:`HistoryReader.fts` is False).
 
 Nothing here imports asyncio or Textual.
@@ -32,7 +36,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +56,9 @@ QUEUE_BYTES = 64 * 1024 * 1024
 #: The writer writes at least this often (seconds), and at once when this many messages wait.
 WRITE_INTERVAL = 0.25
 BATCH = 5_000
+#: Messages handed to SQLite in one statement (the writer holds the GIL while it makes one such chunk: about a
+#: millisecond).
+CHUNK = 1_000
 #: How much of a payload's text goes into the text index.
 TEXT_BYTES = 2048
 #: The receive-time granularity of the time → id map.
@@ -88,6 +95,52 @@ SCHEMA_VERSION = 1
 
 _RETAIN = 4
 _DUP = 8
+#: The payload's text is in the text index (:func:`indexed_text` is not None). Rows written before this flag was
+#: kept (the store's ``text_flags_from``) are decided again from their payload when they leave the index.
+_TEXT = 16
+
+
+def _indexed_text_sql(column: str) -> str:
+    """:func:`indexed_text` in SQL for a payload that is UTF-8 text: its first :data:`TEXT_BYTES`, less a
+    character cut at the end (a lead byte and fewer continuation bytes than it announces)."""
+    head = f"MIN(length({column}), {TEXT_BYTES})"
+    return (
+        f"CAST(substr({column}, 1, {head} - CASE "
+        f"WHEN substr({column}, {head}, 1) < x'80' THEN 0 "
+        f"WHEN substr({column}, {head}, 1) >= x'C0' THEN 1 "
+        f"WHEN substr({column}, {head} - 1, 1) >= x'E0' THEN 2 "
+        f"WHEN substr({column}, {head} - 1, 1) >= x'C0' THEN 0 "
+        f"WHEN substr({column}, {head} - 2, 1) >= x'F0' THEN 3 "
+        "ELSE 0 END) AS TEXT)"
+    )
+
+
+# A chunk of messages is written with one statement per table from the JSON made by HistoryDatabase._chunk
+# (json_extract rather than ->>, which SQLite has only since 3.38).
+_INSERT_TOPICS = "INSERT OR IGNORE INTO topics (name) SELECT value FROM json_each(?)"
+_SELECT_TOPICS = "SELECT t.id, t.name FROM json_each(?) AS j CROSS JOIN topics AS t ON t.name = j.value"
+_INSERT_MESSAGES = """
+INSERT INTO messages (id, topic, ms, flags, payload, size, props)
+SELECT ?1 + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       substr(?3, json_extract(value, '$[3]'), json_extract(value, '$[4]')), json_extract(value, '$[5]'),
+       json_extract(value, '$[6]')
+FROM json_each(?2)
+"""
+_INDEX_TEXTS = (
+    f"INSERT INTO texts (rowid, body) SELECT id, {_indexed_text_sql('payload')} FROM messages "
+    f"WHERE id BETWEEN ? AND ? AND flags & {_TEXT}"
+)
+_UNINDEX_TEXTS = (
+    f"INSERT INTO texts (texts, rowid, body) SELECT 'delete', id, {_indexed_text_sql('payload')} FROM messages "
+    f"WHERE id >= ? AND id < ? AND flags & {_TEXT}"
+)
+#: An empty store's ids start again from 1, and every row from then on is indexed (with FTS5) and flagged.
+_IDS_RESTART = "UPDATE meta SET value = 1 WHERE key IN ('fts_from', 'text_flags_from')"
+_INSERT_SPANS = f"""
+INSERT INTO spans (bucket, first_id, last_id)
+SELECT ms / {SPAN_SECONDS * 1000}, MIN(id), MAX(id) FROM messages WHERE id BETWEEN ? AND ? GROUP BY 1
+ON CONFLICT (bucket) DO UPDATE SET first_id = MIN(first_id, excluded.first_id), last_id = MAX(last_id, excluded.last_id)
+"""
 
 
 class HistoryError(Exception):
@@ -351,14 +404,24 @@ class HistoryDatabase:
                 )
             self.fts = use_fts or has_texts
             db.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (SCHEMA_VERSION,))
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('text_flags_from', (SELECT IFNULL(MAX(id), 0) + 1 FROM messages))"
+            )
+            first, last = db.execute("SELECT MIN(id), MAX(id) FROM messages").fetchone()
+            if last is None:
+                db.execute(_IDS_RESTART)
+            meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('fts_from', 'text_flags_from')"))
             db.commit()
             self.page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
-            first, last = db.execute("SELECT MIN(id), MAX(id) FROM messages").fetchone()
         except (sqlite3.Error, OSError) as exc:  # OSError: its folder cannot be made
             raise HistoryError(f"{path}: cannot open the history store: {exc}") from None
         self._first_id: int = first or 0
         self._last_id: int = last or 0
+        #: Topic ids by name (a broker may have millions of topics: bounded, cleared when full).
         self._topics: dict[str, int] = {}
+        #: Rows below these ids are not in the text index / were written without the text flag.
+        self._fts_from = int(meta.get("fts_from", 0))
+        self._text_flags_from = int(meta["text_flags_from"])
         self._retention_at = 0.0
         self._gc_topics = False
         self.stats.stored = self.count
@@ -375,72 +438,77 @@ class HistoryDatabase:
         free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
         return int(pages - free) * self.page_size
 
-    def _topic_ids(self, topics: Iterable[str]) -> dict[str, int]:
-        cache = self._topics
-        missing = [topic for topic in set(topics) if topic not in cache]
-        if missing:
-            if len(cache) + len(missing) > TOPIC_CACHE:
-                cache.clear()
-            db = self.db
-            db.executemany("INSERT OR IGNORE INTO topics (name) VALUES (?)", [(t,) for t in missing])
-            for start in range(0, len(missing), MAX_IN_LIST):
-                chunk = missing[start : start + MAX_IN_LIST]
-                marks = ",".join("?" * len(chunk))
-                for topic_id, name in db.execute(f"SELECT id, name FROM topics WHERE name IN ({marks})", chunk):
-                    cache[name] = topic_id
-        return cache
-
     def write(self, messages: Sequence[ReceivedMessage], now: float | None = None) -> None:
-        """Store ``messages`` (in this order) in one transaction, then enforce the budget and the retention."""
+        """Store ``messages`` (in this order) in one transaction, then enforce the budget and the retention.
+
+        Python touches each message once, to make a short tuple of it; SQLite does the rest with one statement
+        per :data:`CHUNK` messages (the topic ids, the rows, the text index and the time map are filled by
+        ``INSERT ... SELECT`` from the chunk passed as JSON and its payloads as one blob). ``sqlite3`` lets go of
+        the GIL while a statement runs, so the event loop runs beside it: one statement per row handed the GIL
+        back and forth for every row, and the loop waited on the writer each time.
+        """
         if not messages:
             self.enforce(now)
             return
         db = self.db
-        limit = self.payload_limit
-        span_ms = SPAN_SECONDS * 1000
-        spans: dict[int, list[int]] = {}
         first = self._last_id + 1
-
-        # Rows are made as SQLite takes them, so that a batch never holds thousands of tuples at once: the
-        # garbage collector counts live containers, and a full collection in this thread holds up the event loop.
-        def rows() -> Iterator[tuple[object, ...]]:
-            for row_id, m in enumerate(messages, first):
-                payload = m.payload
-                size = len(payload)
-                ms = int(m.received_at * 1000)
-                span = spans.get(ms // span_ms)
-                if span is None:
-                    spans[ms // span_ms] = [row_id, row_id]
-                else:
-                    span[1] = row_id
-                props = m.properties
-                yield (
-                    row_id, ids[m.topic], ms, _flags(m.qos, m.retain, getattr(m, "dup", False)),
-                    payload[:limit] if size > limit else payload, size if size > limit else None,
-                    _props_text(props) if props else None,
-                )  # fmt: skip
-
-        def texts() -> Iterator[tuple[int, str]]:
-            for row_id, m in enumerate(messages, first):
-                text = indexed_text(m.payload[:limit])
-                if text is not None:
-                    yield row_id, text
-
+        last = first + len(messages) - 1
         with db:
-            ids = self._topic_ids(m.topic for m in messages)
-            db.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?)", rows())
+            for start in range(0, len(messages), CHUNK):
+                rows, payloads = self._chunk(messages[start : start + CHUNK])
+                db.execute(_INSERT_MESSAGES, (first + start, rows, payloads))
             if self.fts:
-                db.executemany("INSERT INTO texts (rowid, body) VALUES (?, ?)", texts())
-            db.executemany(
-                "INSERT INTO spans VALUES (?, ?, ?) ON CONFLICT (bucket) DO UPDATE SET "
-                "first_id = MIN(first_id, excluded.first_id), last_id = MAX(last_id, excluded.last_id)",
-                [(bucket, lo, hi) for bucket, (lo, hi) in spans.items()],
-            )
-        self._last_id = first + len(messages) - 1
+                db.execute(_INDEX_TEXTS, (first, last))
+            db.execute(_INSERT_SPANS, (first, last))
+        self._last_id = last
         if not self._first_id:
             self._first_id = first
         self.stats.written += len(messages)
         self.enforce(now)
+
+    def _topic_ids(self, messages: Sequence[ReceivedMessage]) -> dict[str, int]:
+        """The ids of the messages' topics (those not known yet are stored), in the writer's bounded cache."""
+        cache = self._topics
+        missing = {m.topic for m in messages}.difference(cache)
+        if missing:
+            if len(cache) + len(missing) > TOPIC_CACHE:
+                cache.clear()
+                missing = {m.topic for m in messages}
+            names = json.dumps(list(missing), ensure_ascii=False)
+            self.db.execute(_INSERT_TOPICS, (names,))
+            cache.update((name, topic_id) for topic_id, name in self.db.execute(_SELECT_TOPICS, (names,)))
+        return cache
+
+    def _chunk(self, messages: Sequence[ReceivedMessage]) -> tuple[str, bytes]:
+        """Messages as SQLite takes them: a JSON array of ``[topic id, ms, flags, offset, length, size, props]``
+        (``offset`` and ``length``: where the stored payload is in the blob; ``size``: the original size when it
+        is stored cut, else null) and the stored payloads joined in one blob."""
+        topic_ids = self._topic_ids(messages)
+        limit = self.payload_limit
+        rows: list[tuple[object, ...]] = []
+        payloads: list[bytes] = []
+        offset = 1
+        for m in messages:
+            payload = m.payload
+            size = len(payload)
+            if size > limit:
+                payload = payload[:limit]
+            length = len(payload)
+            flags = m.qos
+            if m.retain:
+                flags |= _RETAIN
+            if getattr(m, "dup", False):
+                flags |= _DUP
+            if length and (payload[:TEXT_BYTES].isascii() or indexed_text(payload) is not None):
+                flags |= _TEXT
+            props = m.properties
+            rows.append((
+                topic_ids[m.topic], int(m.received_at * 1000), flags, offset, length, size if size > length else None,
+                None if props is EMPTY_PROPERTIES or not props else _props_text(props),
+            ))  # fmt: skip
+            payloads.append(payload)
+            offset += length
+        return json.dumps(rows, ensure_ascii=False, separators=(",", ":")), b"".join(payloads)
 
     def enforce(self, now: float | None = None) -> None:
         """Evict what is past the retention, then the oldest messages while the store exceeds its budget."""
@@ -490,33 +558,41 @@ class HistoryDatabase:
             return 0
         end = min(end, self._last_id + 1)
         db = self.db
-        evicted_bytes = 0
         with db:
-            deletes = []
-            for row_id, payload in db.execute("SELECT id, payload FROM messages WHERE id < ?", (end,)):
-                evicted_bytes += len(payload)
-                if self.fts:
-                    text = indexed_text(payload)
-                    if text is not None:
-                        deletes.append((row_id, text))
-            if deletes:
-                fts_from = db.execute("SELECT value FROM meta WHERE key = 'fts_from'").fetchone()
-                low = int(fts_from[0]) if fts_from else 0
-                db.executemany(
-                    "INSERT INTO texts (texts, rowid, body) VALUES ('delete', ?, ?)",
-                    [d for d in deletes if d[0] >= low],
-                )
+            (evicted_bytes,) = db.execute(
+                "SELECT IFNULL(SUM(length(payload)), 0) FROM messages WHERE id < ?", (end,)
+            ).fetchone()
+            if self.fts:
+                low = max(first, self._fts_from)
+                if low < self._text_flags_from:
+                    self._unindex_unflagged(low, min(end, self._text_flags_from))
+                db.execute(_UNINDEX_TEXTS, (max(low, self._text_flags_from), end))
             db.execute("DELETE FROM messages WHERE id < ?", (end,))
             db.execute("DELETE FROM spans WHERE last_id < ?", (end,))
             db.execute("UPDATE spans SET first_id = ? WHERE first_id < ?", (end, end))
+            if end > self._last_id:
+                db.execute(_IDS_RESTART)
         count = end - first
         if end > self._last_id:
             self._first_id = self._last_id = 0
+            self._fts_from = self._text_flags_from = 1
         else:
             self._first_id = end
-        self.stats.evicted_bytes += evicted_bytes
+        self.stats.evicted_bytes += int(evicted_bytes)
         self._gc_topics = True
         return count
+
+    def _unindex_unflagged(self, start: int, end: int) -> None:
+        """Take the rows from ``start`` to before ``end``, written before the text flag was kept, out of the text
+        index: which of them are in it, and with what text, is decided again from their payloads."""
+        deletes = []
+        for row_id, payload in self.db.execute(
+            "SELECT id, payload FROM messages WHERE id >= ? AND id < ?", (start, end)
+        ):
+            text = indexed_text(payload)
+            if text is not None:
+                deletes.append((row_id, text))
+        self.db.executemany("INSERT INTO texts (texts, rowid, body) VALUES ('delete', ?, ?)", deletes)
 
     def forget_unused_topics(self) -> int:
         """Delete topics none of whose messages is left; how many."""
@@ -537,8 +613,10 @@ class HistoryDatabase:
                 self.db.execute(f"DELETE FROM {table}")
             if self.fts:
                 self.db.execute("INSERT INTO texts (texts) VALUES ('delete-all')")
+            self.db.execute(_IDS_RESTART)
         self.db.execute("PRAGMA incremental_vacuum")
         self._first_id = self._last_id = 0
+        self._fts_from = self._text_flags_from = 1
         self._topics.clear()
         self.stats.stored = 0
         self.stats.bytes = self.used_bytes()

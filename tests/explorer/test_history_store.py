@@ -17,6 +17,7 @@ from mqttchat.client.messages import Message
 from mqttchat.explorer.conditions import parse_condition
 from mqttchat.explorer.history_export import MAX_COLUMNS, CsvExport, message_fields, write_jsonl
 from mqttchat.explorer.history_store import (
+    CHUNK,
     SPAN_SECONDS,
     HistoryDatabase,
     HistoryError,
@@ -31,6 +32,7 @@ from mqttchat.explorer.history_store import (
 )
 from mqttchat.explorer.recording import parse_line
 from mqttchat.protocol import Properties
+from tests.helpers.waiting import until_sync
 
 T0 = 1_800_000_000.0
 
@@ -481,3 +483,177 @@ def test_a_data_directory_that_cannot_be_created_is_a_history_error(tmp_path: Pa
         HistoryDatabase(blocker / "history" / "broker.sqlite")
     with pytest.raises(HistoryError):
         HistoryWriter(blocker / "history" / "broker.sqlite")
+
+
+def index_rows(path: Path, word: str) -> list[int]:
+    """The rows the text index holds for ``word`` (stale entries of deleted rows included)."""
+    db = sqlite3.connect(path)
+    try:
+        return [row[0] for row in db.execute("SELECT rowid FROM texts WHERE texts MATCH ?", (fts_query(word),))]
+    finally:
+        db.close()
+
+
+TEXT_CASES = [
+    ("plain", "word " * 500),  # 2,500 bytes: cut at 2,048 on a character boundary
+    ("two-byte", "a" + "é" * 1500),  # cut inside a 2-byte character
+    ("three-byte", "ab" + "€" * 1000),  # cut after the first byte of a 3-byte one
+    ("three-byte-2", "a" + "€" * 1000),  # after its second byte
+    ("four-byte", "abc" + "😀" * 600),  # after the third byte of a 4-byte one
+    ("short", "short é€😀 text"),
+]
+
+
+@pytest.mark.skipif(not fts5_available(), reason="this SQLite has no FTS5")
+@pytest.mark.parametrize("limit", [1024 + 1, 64 * 1024])
+def test_the_index_takes_the_text_of_indexed_text_and_gives_it_back(path: Path, limit: int) -> None:
+    """The writer flags text payloads and SQL cuts their text (at 2 KiB, or where the payload was stored cut,
+    never inside a character): a search finds what indexed_text() holds, and eviction takes out exactly what went
+    in (a different text would leave the rows' words in the contentless index)."""
+    db = HistoryDatabase(path, retention=None, payload_limit=limit)
+    messages = [message(f"t/{name}", f"{name}marker {text}", T0) for name, text in TEXT_CASES]
+    messages.append(message("t/binary", b"\xffbinarymarker \xfe", T0))
+    db.write(messages)
+    with HistoryReader(path) as reader:
+        for name, _ in TEXT_CASES:
+            assert [m.topic for m in reader.search(HistoryQuery(text=f"{name}marker"))] == [f"t/{name}"]
+        stored = {m.topic: m.payload for m in reader.search(HistoryQuery())}
+        # The last word the index holds of each payload is the last whole one indexed_text() gives.
+        for name, _ in TEXT_CASES:
+            text = indexed_text(stored[f"t/{name}"])
+            assert text is not None
+            last = text.split()[-1]
+            assert f"t/{name}" in [m.topic for m in reader.search(HistoryQuery(text=last))], name
+    assert index_rows(path, "binarymarker") == []  # not UTF-8: not indexed
+    db._evict_before(db._last_id + 1)
+    db.close()
+    for name, text in TEXT_CASES:
+        for word in {f"{name}marker", *text.split()[:3]}:
+            assert index_rows(path, word) == [], (name, word)
+    fts_consistent(path)
+
+
+@pytest.mark.skipif(not fts5_available(), reason="this SQLite has no FTS5")
+def test_rows_written_before_the_text_flag_leave_the_index_too(path: Path) -> None:
+    """A store written by the previous writer has no text flag on its rows: they are decided again from their
+    payloads when evicted, the rows written since by the flag."""
+    db = HistoryDatabase(path, retention=None)
+    db.write([message("old", f"oldword{i} é", T0 + i) for i in range(5)] + [message("old", b"\xff", T0 + 5)])
+    db.close()
+    raw = sqlite3.connect(path)
+    with raw:  # as the previous writer left it
+        raw.execute(f"UPDATE messages SET flags = flags & ~{16}")
+        raw.execute("UPDATE meta SET value = 7 WHERE key = 'text_flags_from'")
+    raw.close()
+    db = HistoryDatabase(path, retention=None)
+    db.write([message("new", f"newword{i}", T0 + 10 + i) for i in range(5)])
+    assert index_rows(path, "oldword3") == [4] and index_rows(path, "newword3") == [10]
+    db._evict_before(9)  # the old rows and two new ones
+    assert [index_rows(path, f"oldword{i}") for i in range(5)] == [[]] * 5
+    assert index_rows(path, "newword1") == [] and index_rows(path, "newword2") == [9]
+    db.close()
+    assert read(path) == [f"new=newword{i}" for i in range(2, 5)]
+    fts_consistent(path)
+
+
+@pytest.mark.skipif(not fts5_available(), reason="this SQLite has no FTS5")
+def test_an_emptied_store_indexes_and_unindexes_its_new_rows(path: Path) -> None:
+    """Rows written before the text index existed are not in it; once the store is emptied its ids start again
+    from 1, and those new rows, indexed, leave the index when evicted (they stayed there: their ids were below
+    where the index began)."""
+    db = HistoryDatabase(path, retention=None, use_fts=False)
+    db.write([message("before", f"beforeword{i}", T0 + i) for i in range(3)])
+    db.close()
+    db = HistoryDatabase(path, retention=None)  # the index begins at id 4
+    db._evict_before(db._last_id + 1)
+    db.write([message("again", f"againword{i}", T0 + 20 + i) for i in range(3)])
+    assert index_rows(path, "againword0") == [1]
+    db._evict_before(db._last_id + 1)
+    db.close()
+    assert [index_rows(path, f"againword{i}") for i in range(3)] == [[]] * 3
+    fts_consistent(path)
+
+
+def test_a_batch_of_many_chunks_comes_back_whole(path: Path) -> None:
+    """One write of several SQLite chunks (CHUNK messages each): every message in order with its topic, time,
+    flags, properties and payload (cut ones with their size), the ids contiguous and the time map right."""
+    db = HistoryDatabase(path, retention=None, payload_limit=1024)
+    props = Properties(content_type="text/plain", user_property=[("k", "v\u00e9")])
+    messages = [
+        message(
+            f"m/{i % 37}/é", bytes([i % 256]) * (i % 5) if i % 3 else b"x" * (i % 2000), T0 + i / 100,
+            qos=i % 3, retain=i % 4 == 0, dup=i % 5 == 0, properties=props if i % 7 == 0 else Properties(),
+        )
+        for i in range(2 * CHUNK + 123)
+    ]  # fmt: skip
+    db.write(messages)
+    db.close()
+    with HistoryReader(path) as reader:
+        stored = list(reader.search(HistoryQuery()))
+        assert [m.id for m in stored] == list(range(1, len(messages) + 1))
+        for m, s in zip(messages, stored, strict=True):
+            assert (s.topic, s.qos, s.retain, s.dup, s.size) == (m.topic, m.qos, m.retain, m.dup, len(m.payload))
+            assert s.payload == m.payload[:1024] and s.t == pytest.approx(int(m.received_at * 1000) / 1000)
+            assert s.properties == m.properties
+        # Ten seconds a span: the range of each second of the flood is found through the time map.
+        assert [m.id for m in reader.search(HistoryQuery(since=T0 + 10, until=T0 + 10.999))] == list(range(1001, 1101))
+
+
+CRASHING_WRITER = """
+import sys, time
+from pathlib import Path
+from mqttchat.client.messages import Message
+from mqttchat.explorer.history_store import HistoryWriter
+writer = HistoryWriter(Path(sys.argv[1]), retention=None, interval=0.01)
+for i in range(2000):
+    writer.offer(Message(f"crash/{i % 10}", f"reading {i}".encode(), received_at=1.8e9 + i / 1000))
+writer.flush()
+print("written", flush=True)
+i = 2000
+while True:  # until killed: offered and written all the time
+    writer.offer(Message(f"crash/{i % 10}", f"reading {i}".encode(), received_at=1.8e9 + i / 1000))
+    i += 1
+    if i % 500 == 0:
+        time.sleep(0.001)
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_a_store_that_opens_and_goes_on(path: Path) -> None:
+    """Killed (SIGKILL) while writing: what was committed is there whole (contiguous ids, the time map, the text
+    index consistent), what was not is absent, the lock went with the process and the next writer continues."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_WRITER, str(path)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "written"
+
+        # Kill it once it has written more than it had when it said so.
+        def written() -> int:
+            with HistoryReader(path) as reader:
+                return int(reader.summary()["messages"])
+
+        until_sync(lambda: written() > 2500, what="the writer writes on")
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(30)
+    fts_consistent(path)
+    with HistoryReader(path) as reader:
+        ids = [m.id for m in reader.search(HistoryQuery())]
+        count = len(ids)
+        assert ids == list(range(1, count + 1)) and count > 2500
+        assert [m.payload for m in reader.search(HistoryQuery(topics=("crash/3",), limit=2))] == [
+            b"reading 3", b"reading 13",
+        ]  # fmt: skip
+        if reader.fts:
+            assert [m.id for m in reader.search(HistoryQuery(text="2222"))] == [2223]
+    writer = HistoryWriter(path, retention=None)  # not locked by the dead one
+    writer.offer(message("after", "crash", T0))
+    writer.close()
+    assert read(path)[-1] == "after=crash" and len(read(path)) == count + 1
