@@ -10,7 +10,8 @@ Run: ``python -m benchmarks.history [--messages 500000] [--topics 10000] [--rate
    store's size against its budget, and what was evicted.
 3. loop: an asyncio loop offers ``--rate`` messages a second to a :class:`HistoryWriter` for ``--seconds`` (in
    10 ms slices, as a client's reader would), with a 5 ms ticker measuring how late the loop wakes: the worst and
-   99th-percentile stall, and what the writer wrote and dropped. Run it beside the same loop without a writer
+   99th-percentile stall, what the writer wrote and dropped, and its largest backlog (messages queued: a writer
+   that keeps up holds about a write interval's worth). Run it beside the same loop without a writer
    (the baseline) to see what the thread costs.
 4. queries on the store of phase 1: a subtree over all time, a time range, payload words (FTS5), a condition on a
    JSON field, the state of every topic at a moment, and stepping through one topic's changes.
@@ -110,12 +111,16 @@ async def loop_phase(folder: Path | None, rate: int, seconds: float, topics: int
     loop = asyncio.get_running_loop()
     writer = HistoryWriter(folder / "loop.sqlite", retention=None) if folder is not None else None
     delays: list[float] = []
+    backlog = 0
 
     async def ticker() -> None:
+        nonlocal backlog
         while True:
             before = loop.time()
             await asyncio.sleep(0.005)
             delays.append(max(0.0, loop.time() - before - 0.005))
+            if writer is not None:
+                backlog = max(backlog, writer.queued)
 
     async def flusher() -> None:
         while True:
@@ -124,6 +129,7 @@ async def loop_phase(folder: Path | None, rate: int, seconds: float, topics: int
             gc.freeze()
 
     pool = readings(min(rate, 50_000), topics, start=time.time())
+    latest: dict[str, object] = {}
     app_gc()
     tick = asyncio.create_task(ticker())
     flush = asyncio.create_task(flusher())
@@ -135,10 +141,12 @@ async def loop_phase(folder: Path | None, rate: int, seconds: float, topics: int
         while offered < due:
             for _ in range(min(slice_size, due - offered)):
                 m = pool[offered % len(pool)]
+                message = Message(m.topic, m.payload, received_at=time.time())
                 if writer is not None:
-                    writer.offer(Message(m.topic, m.payload, received_at=time.time()))
-                else:
-                    Message(m.topic, m.payload, received_at=time.time())
+                    writer.offer(message)
+                # What the app does with a message, roughly (the loop busy as the app's is: the writer thread
+                # competes with it for the GIL).
+                latest[message.topic] = json.loads(message.payload)
                 offered += 1
             await asyncio.sleep(0)
         await asyncio.sleep(0.01)
@@ -152,6 +160,7 @@ async def loop_phase(folder: Path | None, rate: int, seconds: float, topics: int
         figures["drain"] = time.perf_counter() - flushed_at
         figures["written"] = writer.stats.written
         figures["dropped"] = writer.stats.dropped
+        figures["backlog"] = backlog
         writer.close()
     ordered = sorted(delays)
     figures["worst_ms"] = ordered[-1] * 1000 if ordered else 0.0
@@ -227,11 +236,14 @@ def main() -> None:
         print(f"\n3. an event loop offering {args.rate:,} msg/s for {args.seconds:g} s (5 ms ticker)")
         base = asyncio.run(loop_phase(None, args.rate, args.seconds, args.topics))
         fed = asyncio.run(loop_phase(folder, args.rate, args.seconds, args.topics))
-        print(f"{'':<16}{'offered/s':>10}{'worst ms':>10}{'p99 ms':>8}{'written':>10}{'dropped':>9}{'drain s':>9}")
+        print(
+            f"{'':<16}{'offered/s':>10}{'worst ms':>10}{'p99 ms':>8}{'written':>10}{'dropped':>9}{'backlog':>9}"
+            f"{'drain s':>9}"
+        )
         print(f"{'no writer':<16}{base['offered_rate']:>10,.0f}{base['worst_ms']:>10.1f}{base['p99_ms']:>8.1f}")
         print(
             f"{'history writer':<16}{fed['offered_rate']:>10,.0f}{fed['worst_ms']:>10.1f}{fed['p99_ms']:>8.1f}"
-            f"{int(fed['written']):>10,}{int(fed['dropped']):>9,}{fed['drain']:>9.2f}"
+            f"{int(fed['written']):>10,}{int(fed['dropped']):>9,}{int(fed['backlog']):>9,}{fed['drain']:>9.2f}"
         )
         print(f"\n4. queries on the store of {args.messages:,} messages")
         for name, ms, found in query_phase(full, args.topics, args.messages):
