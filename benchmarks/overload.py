@@ -69,7 +69,9 @@ def start_broker(name: str, tmp: Path, broker_path: str | None) -> Iterator[Brok
         cmd = ["/usr/sbin/mosquitto", "-c", str(conf)]
     else:
         raise ValueError(name)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # In the temporary directory: ``python -m`` puts the current directory first on sys.path, which would load
+    # the checkout the benchmark was started from instead of --broker-path's.
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp)
     try:
         wait_for_port(port, timeout=30)
         yield BrokerProcess(name, port, proc)
