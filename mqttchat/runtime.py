@@ -33,6 +33,8 @@ from mqttchat.client import (
 )
 from mqttchat.client.errors import InvalidConnack, TLSError
 from mqttchat.config import data_dir, install_id
+from mqttchat.discovery import BIG_TOPICS, Mode, TopicDiscovery
+from mqttchat.explorer.broker_sys import WATCH_FILTERS, BrokerSys
 from mqttchat.explorer.charts import Charts
 from mqttchat.explorer.decoded_text import DecodedTexts
 from mqttchat.explorer.decoders import DecodeResult, DecoderRule, PayloadDecoders
@@ -58,7 +60,8 @@ from mqttchat.hosting import (
     explorer_client_id,
     watch_for_take_over,
 )
-from mqttchat.protocol import MQTTError, Packet, ProtocolVersion, ReasonCode, RetainHandling, Subscription
+from mqttchat.protocol import MQTTError, Packet, ProtocolVersion, ReasonCode, RetainHandling, Subscription, matches
+from mqttchat.shared_ingest import SharedIngest
 from mqttchat.untrusted import loggable, printable
 
 if TYPE_CHECKING:
@@ -78,6 +81,9 @@ FILTER_DECODE_BUDGET = 0.01
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 1883
 
+
+#: Seconds without a retained message before the retained delivery after ``#`` is taken as over.
+RETAINED_SETTLE = 2.0
 
 #: CONNACK refusals that may pass by themselves (a broker starting, busy, or limiting the rate of connections).
 PASSING_REFUSALS = frozenset({
@@ -176,6 +182,13 @@ class Runtime:
     history_retention: float | None = None
     #: What to tell the user once connected (what a cloud service's guards changed).
     notices: tuple[str, ...] = ()
+    #: Topic discovery when the only subscription is ``#``: "off" (``#``), "auto" (``#`` unless the broker is
+    #: big: ``big_topics``) or "on" (level by level); see mqttchat.discovery.
+    discover: str = "off"
+    big_topics: int = BIG_TOPICS
+    #: Watch the broker's $SYS figures (mosquitto's, EMQX's, VerneMQ's; see explorer.broker_sys) for the Broker
+    #: tab, over a connection of its own (the tree shows $SYS only if a subscription of the user's asks for it).
+    watch_sys: bool = False
 
     def __post_init__(self) -> None:
         #: The embedded broker this instance hosts (or may take over hosting), for the local default target.
@@ -210,7 +223,21 @@ class Runtime:
         self.rates = Rates()
         self.state: StateChange | None = None
         self.events: deque[str] = deque(maxlen=200)
-        self.sys_stats: dict[str, str] = {}
+        #: What the broker says about itself under $SYS, in its dialect.
+        self.broker_sys = BrokerSys()
+        #: A filter read over several connections of a shared group of this app's own (a firehose).
+        self.shared: SharedIngest | None = None
+        self._from_shared = False
+        #: The connection that watches $SYS (watch_sys), and the task that starts it.
+        self.sys_client: MQTTClient | None = None
+        self._sys_task: asyncio.Task[None] | None = None
+        default = len(self.subscriptions) == 1 and self.subscriptions[0][0] == "#"
+        #: Level-by-level discovery on a broker too big for ``#`` (it holds ``#`` itself unless "off").
+        self.discovery = TopicDiscovery(
+            self.client, self.tree, self.broker_sys, setting=self.discover if default else "off",
+            big_topics=self.big_topics, on_granted=self._discovery_granted,
+        )  # fmt: skip
+        self.discovery.possible = default
         #: A simulated house publishing to the broker (``mqttchat demo``).
         self.demo: House | None = None
         #: The chat (a second connection with a persistent session), once the chat view asked for it.
@@ -231,6 +258,9 @@ class Runtime:
         self.version_notice: str | None = None
         #: Retained messages received (some brokers send none to wildcard subscriptions: see retained_note()).
         self.retained_seen = 0
+        #: When the last retained message came (``time.monotonic()``): the retained burst after ``#`` is over
+        #: RETAINED_SETTLE seconds later.
+        self.retained_at = 0.0
         self._watch_task: asyncio.Task[None] | None = None
         #: When ``state`` last changed (``time.monotonic()``): a reconnect's countdown starts there.
         self.state_at = 0.0
@@ -242,14 +272,22 @@ class Runtime:
     # ------------------------------------------------------------------------------------------ reader side
 
     def _on_message(self, message: Message) -> None:
+        topic = message.topic
+        if topic.startswith("$SYS/"):
+            self.broker_sys.offer(topic, message.payload, time.monotonic(), message.retain)
+        elif self.discovery.mode is Mode.DISCOVER and not self.discovery.wants(topic) and not self._user_wants(topic):
+            self.discovery.discarded += 1  # outside what is followed: a dropped subscription's late delivery
+            return
+        shared = self.shared
+        if shared is not None and not self._from_shared and shared.matches(topic):
+            shared.duplicates += 1  # the shared group's connections bring it: the main connection's copy goes
+            return
         history = self.history
         if history is not None:
             history.offer(message)  # never waits: what does not fit is counted
         if message.retain:
             self.retained_seen += 1
-        if message.topic.startswith("$SYS/broker/"):
-            self.sys_stats[message.topic[len("$SYS/broker/") :]] = message.payload.decode(errors="replace")
-        topic = message.topic
+            self.retained_at = time.monotonic()
         observation = (
             self.decoders.observe(topic, message.payload, message.received_at) if topic.startswith("spBv1.0/") else None
         )
@@ -412,16 +450,46 @@ class Runtime:
 
     def retained_note(self) -> str | None:
         """When the subscriptions are all wildcards and no retained message came: say what that may mean."""
-        if self.retained_seen or not self.client.connected or not self.granted:
+        granted = {**self.discovery.granted, **self.granted}
+        if self.retained_seen or not self.client.connected or not granted:
             return None
-        wildcards = [f for f in self.granted if "+" in f or "#" in f]
-        if not wildcards or len(wildcards) < len(self.granted):
+        wildcards = [f for f in granted if "+" in f or "#" in f]
+        if not wildcards or len(wildcards) < len(granted):
             return None
         named = ", ".join(repr(f) for f in wildcards)
         return (
             f"no retained message arrived through {named}: there may be none, or the broker does not send retained "
             "messages to wildcard subscriptions (RabbitMQ does not); subscribe to an exact topic to read one"
         )
+
+    def retained_comparison(self, now: float) -> tuple[str, bool] | None:
+        """What arrived through ``#`` beside the number of retained messages the broker says it holds (where it
+        publishes one in $SYS): a sentence, and whether the delivery was cut short. None: nothing to compare (no
+        count, no ``#``, a partial view, or retained messages still coming). ``now`` is ``time.monotonic()``."""
+        sys = self.broker_sys
+        count = sys.retained_count
+        if sys.subscribed_at is None or count is None or self.discovery.active:
+            return None  # the $SYS watch is what counts the broker's own retained $SYS topics
+        if "#" not in self.granted and "#" not in self.discovery.granted:
+            return None
+        if now - max(self.retained_at, sys.watching_since or 0.0) < RETAINED_SETTLE:
+            return None
+        on_sys = len(sys.retained_sys)
+        expected = max(0, count - on_sys)
+        below = self.tree.get("$SYS")
+        in_tree_sys = sum(1 for node in below.walk() if node.retained) if below is not None else 0
+        arrived = self.tree.stats.retained_topics - in_tree_sys
+        held = f"the broker holds {count:,} ({sys.retained_source}" + (
+            f", {on_sys} of them on $SYS)" if on_sys else ")"
+        )
+        if arrived + expected // 100 < expected:  # within 1%: retained messages come and go meanwhile
+            return (
+                f"retained messages cut short: {arrived:,} arrived through '#' where {held}: the broker stopped "
+                "sending them (a limit on what it queues for a new subscriber: mosquitto's max_queued_messages, "
+                "EMQX's rate limits), or the others are beyond what the ACL lets this client read",
+                True,
+            )
+        return f"all retained messages arrived: {arrived:,} through '#', and {held}", False
 
     def _version_learned(self) -> None:
         """The client fell back to MQTT 3.1.1: use it from now on (the chat too), say so, remember it."""
@@ -511,6 +579,10 @@ class Runtime:
         if self.host is None or not self.host.hosting:
             return []
         own = [self.client.client_id]
+        if self.sys_client is not None:
+            own.append(self.sys_client.client_id)
+        if self.shared is not None:
+            own.extend(client.client_id for client in self.shared.clients)
         if self.chat is not None:
             own.append(self.chat.client.client_id)
         peers = self.host.peers(own)
@@ -519,6 +591,12 @@ class Runtime:
         return peers
 
     async def subscribe_initial(self) -> None:
+        if self.watch_sys and self._sys_task is None:
+            self.broker_sys.watching_since = time.monotonic()
+            self._sys_task = asyncio.create_task(self._watch_sys(), name="$SYS watch")
+        if self.discovery.setting != "off":
+            await self.discovery.start(self.subscriptions[0][1])
+            return
         v5 = self.options.version == ProtocolVersion.MQTT_5
         subs = [
             Subscription(topic_filter, qos, False, v5, RetainHandling.SEND_ON_SUBSCRIBE)
@@ -527,6 +605,94 @@ class Runtime:
         if subs:
             codes = await self.client.subscribe(*subs)
             self._granted(subs, codes)
+
+    async def _watch_sys(self) -> None:
+        """Watch the broker's $SYS figures in every dialect known (explorer.broker_sys.WATCH_FILTERS) over a
+        connection of its own: a broker that refuses them, even by closing the connection (some do on an ACL
+        denial), leaves the explorer's connection alone, and they never mix with the user's subscriptions."""
+        sys = self.broker_sys
+        base = self.client.client_id or self.options.client_id or "mqttchat"
+        options = replace(self.options, client_id=f"{base}-sys", clean_start=True, session_expiry=None, will=None,
+                          reconnect=False)  # fmt: skip
+        client = MQTTClient(options)
+        client.add_message_handler(self._on_sys_message)
+        try:
+            await client.connect()
+            # retain as published: a $SYS topic that first comes later still says whether the broker retains it
+            v5 = options.version == ProtocolVersion.MQTT_5
+            codes = await asyncio.wait_for(client.subscribe(*WATCH_FILTERS, qos=0, retain_as_published=v5), 10.0)
+        except (ClientError, MQTTError, OSError, TimeoutError) as exc:
+            sys.refused = printable(str(exc), limit=200)
+            await client.disconnect()
+            return
+        if all(code.is_error for code in codes):
+            sys.refused = codes[0].title
+            await client.disconnect()
+            return
+        sys.subscribed_at = time.monotonic()
+        self.sys_client = client
+
+    def _on_sys_message(self, message: Message) -> None:
+        self.broker_sys.offer(message.topic, message.payload, time.monotonic(), message.retain)
+
+    def _user_wants(self, topic: str) -> bool:
+        """Whether a subscription of the user's (not the discovery's, not the $SYS watch) matches ``topic``; a
+        shared one (``$share/group/F``, and the parallel ingest's) on its filter F."""
+        filters = list(self.granted)
+        if self.shared is not None:
+            filters.append(self.shared.topic_filter)
+        return any(matches(f.split("/", 2)[-1] if f.startswith("$share/") else f, topic) for f in filters)
+
+    async def start_shared(self, topic_filter: str, connections: int) -> SharedIngest:
+        """Read ``topic_filter`` over ``connections`` more connections in a shared group of this app's own (a
+        firehose beyond one connection's limits at the broker), replacing any running; every message feeds the
+        explorer as the main connection's do.
+
+        Raises:
+            ValueError: a bad filter or count, or the broker refused the shared subscription. ClientError,
+                MQTTError, OSError: a connection failed.
+        """
+        from mqttchat.protocol import topic_filter_problem
+
+        problem = topic_filter_problem(topic_filter)
+        if problem is not None or topic_filter.startswith("$share/"):
+            raise ValueError(problem or "give the filter alone: the app makes the shared group")
+        await self.stop_shared()
+        qos = self.subscriptions[0][1] if self.subscriptions else 0
+        shared = SharedIngest(self.options, topic_filter, connections, self._on_shared_message, qos)
+        await shared.start()
+        self.shared = shared
+        self.events.append(f"{time.strftime('%H:%M:%S')} reading {topic_filter} over {connections} connections "
+                           f"in the shared group {shared.group}")  # fmt: skip
+        return shared
+
+    def _on_shared_message(self, message: Message) -> None:
+        self._from_shared = True
+        try:
+            self._on_message(message)
+        finally:
+            self._from_shared = False
+
+    async def stop_shared(self) -> SharedIngest | None:
+        shared, self.shared = self.shared, None
+        if shared is not None:
+            await shared.stop()
+        return shared
+
+    async def start_discovering(self, expanded: set[str]) -> None:
+        """Discover level by level from now on (the ``#`` key), following ``expanded``; ``#`` is the discovery's
+        from now on.
+
+        Raises:
+            ValueError: the subscriptions are not ``#`` alone (the user's own filters are not replaced).
+        """
+        if not self.discovery.possible:
+            raise ValueError("discovery replaces # alone: the subscriptions are the ones asked for")
+        self.granted.pop("#", None)
+        await self.discovery.discover("asked for", expanded=expanded)
+
+    def _discovery_granted(self, subs: list[Subscription], codes: list[ReasonCode]) -> None:
+        self.subscriptions_version += 1
 
     # ------------------------------------------------------------------------------------------ recording
 
@@ -574,8 +740,11 @@ class Runtime:
         """The client session's subscriptions (what a reconnect restores), with the broker's answers."""
         rows = []
         for topic_filter, (sub, props) in self.client.session.subscriptions.items():
+            granted = self.granted.get(topic_filter)
+            if granted is None:
+                granted = self.discovery.granted.get(topic_filter)
             ids = props.subscription_identifier
-            rows.append(SubscriptionRow(sub, self.granted.get(topic_filter), ids[0] if ids else None))
+            rows.append(SubscriptionRow(sub, granted, ids[0] if ids else None))
         return rows
 
     # ------------------------------------------------------------------------------------------ bulk publishing
@@ -707,6 +876,16 @@ class Runtime:
             await chat.client.disconnect()
 
     async def stop(self) -> None:
+        self.discovery.close()
+        await self.stop_shared()
+        sys_task, self._sys_task = self._sys_task, None
+        if sys_task is not None:
+            sys_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sys_task
+        sys_client, self.sys_client = self.sys_client, None
+        if sys_client is not None:
+            await sys_client.disconnect()
         watch, self._watch_task = self._watch_task, None
         if watch is not None:
             watch.cancel()
@@ -740,3 +919,4 @@ class Runtime:
             r.in_per_s = (stats.messages_in - r._last_in) / dt
             r.out_per_s = (stats.messages_out - r._last_out) / dt
         r._last_in, r._last_out, r._last_at = stats.messages_in, stats.messages_out, now
+        self.discovery.tick(self.history_restored)

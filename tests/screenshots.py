@@ -64,6 +64,23 @@ async def _record(pilot: Any) -> None:
     await pilot.pause()
 
 
+async def _discovering(pilot: Any) -> None:
+    from tests.helpers.scenes import discovering
+
+    discovering(pilot.app.runtime)
+    await prepare(pilot, "end", "right")
+
+
+async def _hot_topics(pilot: Any) -> None:
+    from tests.helpers.scenes import NOW, hot_traffic
+
+    hot_traffic(pilot.app.runtime.tree)
+    await prepare(pilot, "exclamation_mark")
+    pilot.app.screen.clock = lambda: NOW
+    pilot.app.screen.refresh_rows()
+    await pilot.pause()
+
+
 SCREENS: dict[str, tuple[str, Callable[[Any], Awaitable[None]]]] = {
     "explorer": ("The topic tree and the selected message", lambda p: prepare(p, "end", "right", "down", "down",
                                                                               "right", "down", "down")),
@@ -77,6 +94,8 @@ SCREENS: dict[str, tuple[str, Callable[[Any], Awaitable[None]]]] = {
     "subscriptions": ("Subscriptions with their options and what the broker granted", lambda p: prepare(p, "u")),
     "broker": ("Broker capabilities", _broker),
     "connect": ("Connection profiles", lambda p: prepare(p, "c")),
+    "discovery": ("A broker too big for #: discovering level by level, the view partial", _discovering),
+    "hot-topics": ("Hot topics and subtrees, the history of the hottest sampled", _hot_topics),
 }  # fmt: skip
 
 

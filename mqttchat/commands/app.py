@@ -85,6 +85,19 @@ def build_parser(view: str = "explorer") -> argparse.ArgumentParser:
         action="store_true",
         help="keep no lasting history of this run's messages (the settings' history_store = false for every run)",
     )
+    if view == "explorer":
+        found = parser.add_mutually_exclusive_group()
+        found.add_argument(
+            "--discover",
+            action="store_const",
+            const="on",
+            dest="discovery",
+            help="discover the topics level by level (a subtree is subscribed while it is expanded) instead of "
+            'subscribing to # (the settings\' discovery = "auto" does it when the broker is big)',
+        )
+        found.add_argument(
+            "--all-topics", action="store_const", const="off", dest="discovery", help="always subscribe to #"
+        )
     add_connection_arguments(parser)
     if view == "chat":
         # The chat's own connection always keeps a persistent session, of a week unless -x says otherwise.
@@ -192,6 +205,8 @@ def plan(argv: Sequence[str]) -> Launch:
             settings.history_store_mb * 1024 * 1024 if settings.history_store and not args.no_history and not demo
             else None
         )  # fmt: skip
+        if demo:  # the simulated house on the app's own broker: # as always, no $SYS watch
+            broker.update(discover="off", watch_sys=False)
     return Launch("chat" if chat else "explorer", demo, brokers)
 
 
@@ -249,6 +264,9 @@ def _broker(
             options = replace(options, session_expiry=None)  # the chat's connection has its own
         if not topics_asked and not isinstance(chosen, Profile):
             topics = ((f"{chat_protocol.PREFIX}/#", 0),)  # the explorer shows the chat's topics
+    # A cloud service closes the connection on a subscription it refuses ($SYS): no $SYS watch there, nor discovery.
+    cloud = cloud_limits(args) is not None or (isinstance(chosen, Profile) and bool(chosen.cloud))
+    discovery = getattr(args, "discovery", None) or settings.discovery
     return {
         "options": options,
         "subscriptions": topics,
@@ -258,6 +276,9 @@ def _broker(
         "history_retention": settings.history_retention_days * 86_400.0 or None,
         # The explorer's history budget: one figure, shared by the brokers open (the app splits it).
         "tree": TopicTree(history_budget=settings.history_budget_mb * 1024 * 1024),
+        "discover": "off" if chat or cloud else discovery,
+        "big_topics": settings.discovery_topics,
+        "watch_sys": not (chat or cloud),
     }
 
 

@@ -41,8 +41,13 @@ SETTINGS_KEYS: tuple[str, ...] = (
     "flush_hz",
     "chat_nick",
     "max_packet_size_kb",
+    "discovery",
+    "discovery_topics",
     "decoders",
 )
+#: How the explorer subscribes when given no topic: "auto" (``#`` unless the broker is big), "on" (level by level),
+#: "off" (always ``#``).
+DISCOVERY_CHOICES = ("auto", "on", "off")
 MAX_NICK = 64
 
 
@@ -70,6 +75,11 @@ class AppSettings:
     #: The largest packet the app accepts from a broker, in KiB (announced as the MQTT 5 Maximum Packet Size and
     #: checked from each packet's header; ``--max-packet-size`` overrides it); 0: the protocol's limit, 256 MiB.
     max_packet_size_kb: int = 16 * 1024
+    #: A broker too big for ``#``: discover its topics level by level ("on"), never ("off"), or when it is big
+    #: ("auto"): ``discovery_topics`` topics in the first 10 s of ``#``, or as many retained messages or topics in
+    #: its $SYS figures.
+    discovery: str = "auto"
+    discovery_topics: int = 50_000
     #: How payloads are decoded per topic filter (``[[decoders]]`` tables; the first matching rule wins).
     decoders: tuple[DecoderRule, ...] = ()
 
@@ -86,6 +96,7 @@ class AppSettings:
             "history_retention_days": (0, 36_500),
             "flush_hz": (1, 120),
             "max_packet_size_kb": (0, 256 * 1024),
+            "discovery_topics": (100, 100_000_000),
         }
         for name, (low, high) in limits.items():
             problem = int_problem(getattr(self, name), low, high)
@@ -97,6 +108,8 @@ class AppSettings:
             and self.history_payload_limit_kb > self.history_budget_mb * 1024
         ):
             problems["history_payload_limit_kb"] = "must not exceed history_budget_mb (in KiB)"
+        if self.discovery not in DISCOVERY_CHOICES:
+            problems["discovery"] = f"must be one of {', '.join(repr(c) for c in DISCOVERY_CHOICES)}"
         if self.chat_nick is not None:
             problem = _nick_problem(self.chat_nick)
             if problem is not None:
@@ -194,6 +207,8 @@ class _SettingsReader(TomlReader):
             flush_hz=self.get(data, (), "flush_hz", as_integer, d.flush_hz),
             chat_nick=self.get(data, (), "chat_nick", as_string, d.chat_nick),
             max_packet_size_kb=self.get(data, (), "max_packet_size_kb", as_integer, d.max_packet_size_kb),
+            discovery=self.get(data, (), "discovery", as_string, d.discovery),
+            discovery_topics=self.get(data, (), "discovery_topics", as_integer, d.discovery_topics),
             decoders=self.decoder_rules(data),
         )
         if not self.errors:

@@ -423,6 +423,7 @@ class MQTTChatApp(App[None]):
             "embed_broker": old.embed_broker, "chat_nick": old.chat_nick, "chat_rooms": old.chat_rooms,
             "chat_session_expiry": old.chat_session_expiry, "decoder_rules": tuple(old.decoders.rules),
             "history_budget": old.history_budget, "history_retention": old.history_retention,
+            "discover": old.discover, "big_topics": old.big_topics, "watch_sys": old.watch_sys,
         }  # fmt: skip
 
     def open_beside(self, profile: Profile) -> None:
@@ -437,6 +438,8 @@ class MQTTChatApp(App[None]):
         hosting = any(runtime.embed_broker and runtime.is_local_default for runtime in self.runtimes)
         args = self._runtime_args(self.runtime)
         args["embed_broker"] = self.runtime.embed_broker and not hosting  # one embedded broker for all
+        if profile.cloud:  # a cloud service closes the connection on a refused subscription: no $SYS watch there
+            args["watch_sys"] = False
         runtime = Runtime(options, subscriptions, profile_name=profile.name, notices=tuple(changes), **args)
         self.add_broker(runtime)
 
@@ -505,7 +508,7 @@ class MQTTChatApp(App[None]):
         options = replace(options, maximum_packet_size=old.options.maximum_packet_size)
         subscriptions, changes = profile.guarded_subscriptions()
         # A cloud service that would close the connection for these: what was changed, said once connected.
-        switch = self._switch(old, options, subscriptions, profile.name, tuple(changes))
+        switch = self._switch(old, options, subscriptions, profile.name, tuple(changes), cloud=bool(profile.cloud))
         self.run_worker(switch, name="switch_profile", group=self._group(old), exclusive=True, exit_on_error=False)
 
     def reconnect_with_password(self, password: str, runtime: Runtime | None = None) -> None:
@@ -522,14 +525,20 @@ class MQTTChatApp(App[None]):
         subscriptions: tuple[tuple[str, int], ...],
         profile_name: str | None,
         notices: tuple[str, ...] = (),
+        *,
+        cloud: bool = False,
     ) -> None:
         """Disconnect ``old`` and connect with ``options`` in its place, on fresh screens (a mode's base screen
-        cannot be replaced)."""
+        cannot be replaced). ``cloud``: a cloud service, which closes the connection on a refused subscription (no
+        $SYS watch there)."""
         index = self._index(old)
         if index is None:
             return
         await old.stop()
-        new = Runtime(options, subscriptions, profile_name=profile_name, notices=notices, **self._runtime_args(old))
+        args = self._runtime_args(old)
+        if cloud:
+            args["watch_sys"] = False
+        new = Runtime(options, subscriptions, profile_name=profile_name, notices=notices, **args)
         new.notice = self._notice
         new.tree.history_budget = old.tree.history_budget
         self.runtimes[index] = new

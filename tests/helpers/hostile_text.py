@@ -76,7 +76,8 @@ def hostile_app() -> Any:
         server_reference=HOSTILE,
     )
     runtime.client.session.client_id = HOSTILE
-    runtime.sys_stats[f"load/{HOSTILE}"] = HOSTILE
+    runtime.broker_sys.offer(f"$SYS/broker/load/{HOSTILE}", HOSTILE.encode(), 0.0)
+    runtime.broker_sys.offer(f"$SYS/brokers/{HOSTILE}/version", HOSTILE.encode(), 0.0)
     runtime.events.append(f"07:59:00 disconnected: the broker disconnected: {HOSTILE}")
     for topic in TOPICS[:3]:
         sub = Subscription(topic.replace("\n", ""), 1)

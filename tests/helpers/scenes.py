@@ -202,11 +202,12 @@ def make_app(tree: TopicTree | None = None, view: str = "explorer", plant: bool 
         version=5, session_present=False, topic_alias_maximum=10, assigned_client_identifier=None
     )
     runtime.client.session.client_id = "snapshot"
-    runtime.sys_stats.update({
+    for key, value in {
         "version": "mqttchat 0.1.0", "uptime": "3600 seconds", "clients/connected": "3",
         "messages/received": "1520", "messages/sent": "4212", "messages/dropped": "0",
         "retained messages/count": "5", "subscriptions/count": "7",
-    })  # fmt: skip
+    }.items():  # fmt: skip
+        runtime.broker_sys.offer(f"$SYS/broker/{key}", value.encode(), 0.0)
     runtime.events.extend(["07:58:00 connecting", "07:58:00 connected"])
     # The subscriptions and what the broker granted (one below the QoS asked).
     subscriptions = [
@@ -240,3 +241,26 @@ def freeze(app: Any) -> None:
         table.clock = lambda: NOW
     for panel in app.screen.query(ChartPanel):
         panel.clock = lambda: NOW
+
+
+def discovering(runtime: Runtime) -> None:
+    """As if the explorer discovered a big broker level by level, home expanded and followed (as if the broker
+    had answered: nothing is subscribed), with the reason it chose to and late messages discarded."""
+    from mqttchat.discovery import Mode
+
+    discovery = runtime.discovery
+    discovery.mode = Mode.DISCOVER
+    discovery.reason = "$SYS counts 2,300,000 retained messages"
+    discovery.followed = {"", "home"}
+    discovery.follow = lambda expanded: None  # type: ignore[method-assign]  # no broker to subscribe to here
+    discovery.discarded = 1520
+    discovery.version += 1
+
+
+def hot_traffic(tree: TopicTree) -> None:
+    """Two seconds of a press at 300 messages a second (its history sampled), an oven at 50 and a door at 4."""
+    for second in (NOW - 2, NOW - 1):
+        for topic, rate in (("plant/line1/press", 300), ("plant/line2/oven", 50), ("home/hall/door", 4)):
+            for i in range(rate):
+                tree.ingest(topic, b"1", received_at=second + i / rate)
+    tree.consume_changes()

@@ -377,3 +377,63 @@ def test_chart(snap_compare: Any, size: tuple[int, int]) -> None:
         await setup(pilot)
 
     assert snap_compare(make_app(plant=True), terminal_size=size, run_before=run_before)
+
+
+def discovering_app() -> Any:
+    from tests.helpers.scenes import discovering
+
+    app = make_app()
+    discovering(app.runtime)
+    return app
+
+
+@SIZES
+def test_partial_view_while_discovering(snap_compare: Any, size: tuple[int, int]) -> None:
+    """Discovering a big broker level by level: a line above the tree says the view is partial, why, what is
+    followed and what was discarded, and that # subscribes to everything; counts are lower bounds (≥12 topics);
+    the status bar says (partial)."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "end", "right")
+        pilot.app.clear_notifications()  # "Discovering topics level by level…": the line says it too
+        await pilot.pause()
+
+    assert snap_compare(discovering_app(), terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_broker_panel_emqx_per_node(snap_compare: Any, size: tuple[int, int]) -> None:
+    """A two-node EMQX cluster's $SYS (synthesised from its documentation): the dialect and node count in the
+    heading, each node's figures under its name, the client event counted and not kept."""
+    from mqttchat.explorer.broker_sys import BrokerSys
+    from tests.helpers.sys_traffic import EMQX
+
+    app = make_app()
+    app.runtime.broker_sys = BrokerSys()
+    for topic, payload in EMQX:
+        app.runtime.broker_sys.offer(topic, payload, 0.0)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "b")
+        pilot.app.screen.query_one("BrokerPanel").refresh_from(pilot.app.runtime)  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_hot_topics(snap_compare: Any) -> None:
+    """The hot topics dialog (!): a press at 300 msg/s with its history sampled, an oven and a door; the busiest
+    subtrees (plant above its lines); the note says how many history entries were sampled out."""
+    from tests.helpers.scenes import NOW, hot_traffic
+
+    app = make_app()
+    hot_traffic(app.runtime.tree)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await setup(pilot, "exclamation_mark")
+        dialog = pilot.app.screen
+        dialog.clock = lambda: NOW  # type: ignore[attr-defined]
+        dialog.refresh_rows()  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -36,6 +36,7 @@ from mqttchat.explorer.retained import (
 from mqttchat.explorer.tree import parse_filter_text
 from mqttchat.labels import plural
 from mqttchat.protocol import MQTTError, Subscription
+from mqttchat.shared_ingest import foreign_group
 from mqttchat.ui.safe import network_text, notify_text
 from mqttchat.ui.screens.dialogs import ConfirmDialog, EditValueDialog, PathDialog
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
@@ -85,6 +86,8 @@ class MainScreen(Screen[None]):
         Binding("o", "open_beside", "Open another broker", show=False),
         Binding("right_square_bracket", "app.next_broker(1)", "Next broker", show=False),
         Binding("left_square_bracket", "app.next_broker(-1)", "Previous broker", show=False),
+        Binding("number_sign", "toggle_discovery", "All topics / discover", show=False),
+        Binding("exclamation_mark", "hot_topics", "Hot topics", show=False),
         Binding("ctrl+t", "app.show_view('chat')", "Chat"),
     ]
 
@@ -100,6 +103,12 @@ class MainScreen(Screen[None]):
         self._replay: tuple[PublishProgress, Path] | None = None
         self._replay_shown = -1
         self._retained_job: PublishProgress | None = None
+        #: What the discovery's state and the tree's expansions were at the last flush (follow on change).
+        self._discovery_version = -1
+        self._expansion_version = -1
+        self._discovering = False
+        #: Whether the retained delivery being cut short was said already.
+        self._retained_cut_said = False
 
     def compose(self) -> ComposeResult:
         yield ViewTabs(self.app.view_id(self), self.app.view_entries())
@@ -107,6 +116,7 @@ class MainScreen(Screen[None]):
             with Vertical(id="left"):
                 yield Input(placeholder="/ filter: a/+/b, /regex/", id="tree-filter")
                 yield Static("", id="tree-filter-error")
+                yield Static("", id="tree-partial")
                 yield TopicTreeView(self.runtime.tree, values=self.runtime.value_line, id="tree")
             with ExplorerTabs(id="tabs", initial="message"):
                 with TabPane("Message", id="message"):
@@ -183,12 +193,32 @@ class MainScreen(Screen[None]):
         yield SystemCommand("Expand all topics", "Expand every node (+)", tree.action_expand_all)
         yield SystemCommand("Collapse all topics", "Collapse every node (-)", tree.action_collapse_all)
         yield SystemCommand("Sort topics", "Cycle name / count / recency (s)", tree.action_cycle_sort)
+        yield SystemCommand("Hot topics", "The topics and subtrees with the most messages a second (!)",
+                            self.action_hot_topics)  # fmt: skip
+        if self.runtime.shared is None:
+            yield SystemCommand(
+                "Read a firehose over several connections",
+                "A shared subscription in a group of this app's own",
+                self.action_shared_ingest,
+            )
+        else:
+            yield SystemCommand("Stop reading over several connections", self.runtime.shared.summary(),
+                                self.stop_shared)  # fmt: skip
+        if self.runtime.discovery.active:
+            yield SystemCommand("Subscribe to all topics", "Subscribe to # again (#)", self.action_toggle_discovery)
+        else:
+            yield SystemCommand(
+                "Discover topics level by level",
+                "A broker too big for #: follow only the expanded subtrees (#)",
+                self.action_toggle_discovery,
+            )
 
     # ------------------------------------------------------------------------------------------ flush
 
     def flush(self, dirty: bool, slow: bool) -> None:
         """Bring the widgets up to date with the models (the app calls this about 15 times a second)."""
         tree_view = self.query_one(TopicTreeView)
+        self._follow_expanded(tree_view)
         if self._filter_text and (slow or not dirty):
             self._apply_filter(self._filter_text, quiet=True)
         tree_view.update_from_model(dirty)
@@ -214,9 +244,69 @@ class MainScreen(Screen[None]):
             self._show_replay()
         elif active == "broker" and slow:
             self.query_one(BrokerPanel).refresh_from(self.runtime)
+        if slow and not self._retained_cut_said:
+            compared = self.runtime.retained_comparison(time.monotonic())
+            if compared is not None and compared[1]:
+                self._retained_cut_said = True
+                notify_text(self.app, compared[0][0].upper() + compared[0][1:] + " (b: Broker tab)",
+                            severity="warning", timeout=15)  # fmt: skip
         if self._retained_job is not None:
             self.query_one("#retained-progress", ProgressBar).update(progress=self._retained_job.accepted)
         self.query_one(StatusBar).refresh_from(self.runtime)
+
+    # ------------------------------------------------------------------------------------------ discovery
+
+    def _follow_expanded(self, tree_view: TopicTreeView) -> None:
+        """Discovering: follow the subtrees expanded on screen, and say that the view is partial."""
+        discovery = self.runtime.discovery
+        active = discovery.active
+        if active and tree_view.expansion_version != self._expansion_version:
+            self._expansion_version = tree_view.expansion_version
+            discovery.follow(tree_view.shown_expanded())
+        if discovery.version == self._discovery_version and active == self._discovering:
+            return
+        self._discovery_version = discovery.version
+        if active != self._discovering:
+            self._discovering = active
+            tree_view.partial = active
+            tree_view.refresh()
+            if active:
+                self._expansion_version = -1  # follow what is expanded now
+                notify_text(self.app, f"Discovering topics level by level ({discovery.reason}): a subtree is followed "
+                            "while it is expanded. Press # to subscribe to everything again.", severity="warning",
+                            timeout=10)  # fmt: skip
+        line = self.query_one("#tree-partial", Static)
+        line.update(network_text(discovery.status()))
+        line.set_class(active, "shown")
+
+    def action_hot_topics(self) -> None:
+        """The hottest topics and subtrees; the one chosen is selected in the tree."""
+        from mqttchat.ui.screens.hot_topics import HotTopicsDialog
+
+        def chosen(topic: str | None) -> None:
+            if topic:
+                self.query_one(TopicTreeView).select_topic(topic)
+
+        self.app.push_screen(HotTopicsDialog(self.runtime), chosen)
+
+    def action_toggle_discovery(self) -> None:
+        """``#``: subscribe to everything, or go back to discovering level by level."""
+        self.toggle_discovery()
+
+    @work(group="discovery", exclusive=True, exit_on_error=False)
+    async def toggle_discovery(self) -> None:
+        discovery = self.runtime.discovery
+        if not self.runtime.client.connected:
+            notify_text(self.app, "not connected", severity="warning")
+            return
+        if discovery.active:
+            await discovery.follow_everything()
+            notify_text(self.app, "subscribed to # again: every topic is followed")
+        else:
+            try:
+                await self.runtime.start_discovering(self.query_one(TopicTreeView).shown_expanded())
+            except ValueError as exc:
+                notify_text(self.app, str(exc), severity="warning")
 
     # ------------------------------------------------------------------------------------------ tree & filter
 
@@ -496,7 +586,49 @@ class MainScreen(Screen[None]):
 
     @on(SubscriptionsPanel.SubscribeRequested, "#subscriptions-panel")
     def _subscribe(self, event: SubscriptionsPanel.SubscribeRequested) -> None:
-        self.change_subscription(event.subscription.topic_filter, event.subscription, event.subscription_identifier)
+        sub, ident = event.subscription, event.subscription_identifier
+        group = foreign_group(sub.topic_filter)
+        if group is None:
+            self.change_subscription(sub.topic_filter, sub, ident)
+            return
+
+        def confirmed(answer: str | None) -> None:
+            if answer:
+                self.change_subscription(sub.topic_filter, sub, ident)
+
+        text = network_text(
+            f"Joining the shared group {group!r} makes this app one of its members: the broker then gives this app "
+            "a share of the group's messages, which its other members (production consumers, maybe) no longer "
+            'get. To read a firehose over several connections without that, use "Read a firehose over several '
+            "connections\" (ctrl+p): its group is this app's own."
+        )
+        self.app.push_screen(ConfirmDialog("Join a shared group?", text, "Join"), confirmed)
+
+    def action_shared_ingest(self) -> None:
+        """Read a filter over several connections in a shared group of the app's own."""
+        from mqttchat.ui.screens.shared_ingest import SharedIngestDialog, SharedIngestRequest
+
+        def chosen(request: SharedIngestRequest | None) -> None:
+            if request is not None:
+                self.start_shared(request.topic_filter, request.connections)
+
+        self.app.push_screen(SharedIngestDialog(), chosen)
+
+    @work(group="shared", exclusive=True, exit_on_error=False)
+    async def start_shared(self, topic_filter: str, connections: int) -> None:
+        try:
+            shared = await self.runtime.start_shared(topic_filter, connections)
+        except (MQTTError, ValueError, OSError) as exc:
+            notify_text(self.app, f"cannot read {topic_filter} over {connections} connections: {exc}",
+                        severity="error", timeout=10)  # fmt: skip
+            return
+        notify_text(self.app, f"reading {topic_filter} over {connections} connections (group {shared.group})")
+
+    @work(group="shared", exclusive=True, exit_on_error=False)
+    async def stop_shared(self) -> None:
+        shared = await self.runtime.stop_shared()
+        if shared is not None:
+            notify_text(self.app, f"stopped: {shared.summary()}")
 
     @on(SubscriptionsPanel.UnsubscribeRequested, "#subscriptions-panel")
     def _unsubscribe(self, event: SubscriptionsPanel.UnsubscribeRequested) -> None:

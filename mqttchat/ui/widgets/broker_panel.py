@@ -3,6 +3,7 @@ this mqttchat hosts, how much it queues and whom its overload protection paused 
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group
@@ -16,6 +17,7 @@ from mqttchat.untrusted import printable
 
 if TYPE_CHECKING:
     from mqttchat.broker.server import Broker
+    from mqttchat.explorer.broker_sys import BrokerSys
     from mqttchat.runtime import Runtime
 
 #: The explanations are shown when at least this many columns are left for them beside the names and values.
@@ -112,6 +114,9 @@ def learned_rows(runtime: Runtime) -> list[Text]:
     note = runtime.retained_note()
     if note:
         rows.append(Text(note, style="yellow"))
+    compared = runtime.retained_comparison(time.monotonic())
+    if compared is not None:
+        rows.append(Text(compared[0], style="yellow" if compared[1] else ""))
     if runtime.client.version_fallback:
         rows.append(network_text(runtime.client.version_fallback))
     return rows
@@ -121,6 +126,11 @@ class BrokerPanel(Static):
     DEFAULT_CSS: ClassVar[str] = """
     BrokerPanel { padding: 0 1; }
     """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        #: ``time.monotonic`` (tests replace it).
+        self.clock = time.monotonic
 
     def refresh_from(self, runtime: Runtime) -> None:
         caps = runtime.client.capabilities
@@ -161,15 +171,27 @@ class BrokerPanel(Static):
         if runtime.broker is not None:
             parts += [Text(""), Text("This broker (hosted here): queues and overload", style="bold underline")]
             parts.append(self._table(hosted_rows(runtime.broker)))
-        if runtime.sys_stats:
-            sys_table = self._table([(key, runtime.sys_stats[key], "") for key in sorted(runtime.sys_stats)])
-            parts += [Text(""), Text("$SYS/broker statistics", style="bold underline"), sys_table]
-        else:
-            parts += [Text(""), Text("No $SYS statistics received (subscribe to $SYS/# to see them).", style="dim")]
+        parts += self._sys_parts(runtime.broker_sys)
         if runtime.events:
             parts += [Text(""), Text("Connection events", style="bold underline")]
             parts += [network_text(line) for line in list(runtime.events)[-10:]]
         self.update(Group(*parts))
+
+    def _sys_parts(self, sys: BrokerSys) -> list[Table | Text]:
+        """The broker's $SYS figures: its dialect, a summary per node where it has several, then every figure."""
+        status = sys.status(self.clock())
+        if not sys.nodes:
+            return [Text(""), Text("$SYS", style="bold underline"), Text(status, style="dim")]
+        parts: list[Table | Text] = [Text(""), Text(f"$SYS statistics: {status}", style="bold underline")]
+        nodes = sorted(sys.nodes)
+        for node in nodes:
+            figures = sys.nodes[node]
+            if node:
+                parts.append(network_text(f"node {node}", "bold"))
+            parts.append(self._table([(key, figures[key], "") for key in sorted(figures)]))
+        if sys.not_kept:
+            parts.append(Text(f"{sys.not_kept:,} $SYS messages not kept (client events, beyond the bounds)", "dim"))
+        return parts
 
     def _table(self, rows: list[tuple[str, str, str]]) -> Table:
         """Names, values and (when there is room) explanations; names and values never wrap (a narrow terminal

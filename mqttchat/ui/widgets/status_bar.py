@@ -96,6 +96,10 @@ class StatusBar(Static):
         text.append(f" │ {tree.messages:,} msgs, {tree.topics:,} topics")
         if tree.stale_topics:  # values restored from the lasting history, not yet replaced by live ones
             text.append(f", {tree.stale_topics:,} stale", style="italic")
+        if runtime.discovery.active:  # discovering level by level: the tree holds what is followed
+            text.append(" (partial)", style="yellow")
+        if runtime.shared is not None:  # a filter read over several connections of a shared group
+            text.append(f" │ shared over {len(runtime.shared.clients)}", style="cyan")
         budget = runtime.tree.history_budget
         text.append(f" │ history {size_label(tree.history_bytes)}/{size_label(budget)}")
         share = runtime.history_share
@@ -119,6 +123,8 @@ class StatusBar(Static):
             text.append(
                 f"evicted {tree.evicted_entries:,}, truncated {tree.truncated:,}, dropped {dropped:,}", style="yellow"
             )
+        if tree.sampled:  # hot topics' messages kept out of the history (!: hot topics)
+            text.append(f" │ history sampled {tree.sampled:,}", style="yellow")
         return text
 
     def refresh_from(self, runtime: Runtime) -> None:

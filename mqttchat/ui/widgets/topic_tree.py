@@ -8,7 +8,11 @@
 | `*` | expand the whole subtree |
 | `-` | collapse everything |
 | `+` | expand everything (up to a limit) |
-| `s` | cycle the sort: name, message count, recency |
+| `s` | cycle the sort: name, message count, recency, rate (messages a second here and below) |
+
+In a partial view (``partial``: the explorer discovers a big broker level by level) the counts are lower bounds
+(``≥12 topics``) and a topic without known children can be expanded too: expanding it follows it, which is how
+its children are found.
 """
 
 from __future__ import annotations
@@ -132,6 +136,10 @@ class TopicTreeView(ScrollView, can_focus=True):
         self.clock = time.time
         #: Row and component styles by component name (and row style), until the styles change.
         self._styles: dict[object, Style] = {}
+        #: The view is partial (topics discovered level by level): counts are lower bounds, leaves expand.
+        self.partial = False
+        #: Bumped whenever ``expanded`` changes (the screen follows the expanded subtrees then).
+        self.expansion_version = 0
 
     # ------------------------------------------------------------------------------------------ model → rows
 
@@ -147,8 +155,9 @@ class TopicTreeView(ScrollView, can_focus=True):
         expanded = self.expanded
         filtering = visible is not None
         sorted_children = TopicTree.sorted_children
+        now = self.clock()
         append = rows.append
-        stack = [iter(sorted_children(self.model.root, order))]
+        stack = [iter(sorted_children(self.model.root, order, now))]
         next_yield = 2000
         while stack:
             for node in stack[-1]:
@@ -156,7 +165,7 @@ class TopicTreeView(ScrollView, can_focus=True):
                     continue
                 append(node)
                 if node.children and (filtering or node.topic in expanded):
-                    stack.append(iter(sorted_children(node, order)))
+                    stack.append(iter(sorted_children(node, order, now)))
                     break
             else:
                 stack.pop()
@@ -202,12 +211,26 @@ class TopicTreeView(ScrollView, can_focus=True):
         of ``budget`` seconds on the following flushes, while the previous rows stay on screen: the event loop is
         never blocked for long.
         """
+        self.expansion_version += 1
         self._builder = self._build()
         self._advance(budget)
 
     def rebuild_now(self) -> None:
+        self.expansion_version += 1
         self._builder = self._build()
         self._advance(3600.0)
+
+    def shown_expanded(self) -> set[str]:
+        """The expanded topics whose rows are shown (every ancestor expanded too)."""
+        expanded = self.expanded
+        shown = set()
+        for topic in expanded:
+            head, sep, _ = topic.rpartition("/")
+            while sep and head in expanded:
+                head, sep, _ = head.rpartition("/")
+            if not sep:
+                shown.add(topic)
+        return shown
 
     def update_from_model(self, changed: bool) -> None:
         """Called by the app's flush timer: ``changed`` says whether messages arrived since the last call.
@@ -314,7 +337,7 @@ class TopicTreeView(ScrollView, can_focus=True):
         # Separators are visible characters rather than runs of spaces: SVG renderers (rsvg) drop the leading
         # spaces of a styled span, which would glue the columns together in screenshots.
         depth = node.depth - 1
-        if node.children:
+        if node.children or (self.partial and node.topic in self.expanded):
             marker = "▼ " if (self.shown is not None or node.topic in self.expanded) else "▶ "
         else:
             marker = "• " if node.messages else "  "
@@ -324,9 +347,12 @@ class TopicTreeView(ScrollView, can_focus=True):
         if node.retained:
             segments.append(Segment("® ", self._fg("topic-tree--retained", row)))
         details = []
+        at_least = "≥" if self.partial else ""  # discovering: what was seen, not what the broker has
         if node.children:
-            details.append(plural(node.topics_below, "topic"))
-        details.append(plural(node.subtree_messages, "msg"))
+            details.append(at_least + plural(node.topics_below, "topic"))
+            details.append(at_least + plural(node.subtree_messages, "msg"))
+        else:
+            details.append(plural(node.subtree_messages, "msg"))
         rate = node.rate(now)
         if rate:
             details.append(f"{rate:g}/s")
@@ -376,7 +402,7 @@ class TopicTreeView(ScrollView, can_focus=True):
 
     def action_expand(self) -> None:
         node = self.highlighted
-        if node is None or not node.children:
+        if node is None or not (node.children or self.partial):
             return
         if node.topic in self.expanded:
             self._move(self.cursor + 1)
@@ -396,7 +422,7 @@ class TopicTreeView(ScrollView, can_focus=True):
 
     def action_toggle_node(self) -> None:
         node = self.highlighted
-        if node is None or not node.children:
+        if node is None or not (node.children or self.partial):
             return
         if node.topic in self.expanded:
             self.expanded.discard(node.topic)
