@@ -152,7 +152,8 @@ async def test_the_chat_sits_on_one_broker_while_the_explorer_watches_the_other(
         await until(lambda: prod.chat is not None, pilot=pilot, what="the chat moved to prod")
         assert dev.chat is None and app.runtime is prod
         assert prod.chat is not None and prod.chat.client.options.target.port == prod_broker.port
-        assert tab_labels(app)[-1] == "Chat (prod) ^t"
+        # The tabs follow on the next refresh.
+        await until(lambda: tab_labels(app)[-1] == "Chat (prod) ^t", pilot=pilot, what="the chat's tab names prod")
         await app._quit()
 
 
