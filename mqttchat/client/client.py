@@ -87,7 +87,8 @@ _FLUSH_THRESHOLD = 64 * 1024
 #: A read of less than READ_BATCH bytes that comes within READ_PAUSE seconds of the one before (a stream of small
 #: packets) pauses reading for READ_PAUSE, so that the next read takes what arrived meanwhile at once: each read
 #: costs system calls and a turn of the event loop whatever it holds. The first packet after a quiet spell is
-#: read at once.
+#: read at once, and acknowledgement flows are never paused (a read the client answered, or while its QoS 1/2
+#: publishes are in flight): QoS 0 streams are batched.
 READ_PAUSE = 0.001
 READ_BATCH = 32 * 1024
 
@@ -581,7 +582,8 @@ class MQTTClient:
             return
         if events:
             self._dispatch(events)
-        if session.pending_bytes:
+        answered = session.pending_bytes > 0
+        if answered:
             self._flush()
         link = self._link
         if session.more_buffered:
@@ -601,7 +603,14 @@ class MQTTClient:
                     link.transport.resume_reading()
         elif data and link is not None and self._loop is not None:
             now = self._loop.time()
-            if len(data) < READ_BATCH and now - self._last_read < READ_PAUSE:
+            # Never while acknowledgements flow: a broker keeps few messages in flight towards us (mosquitto and
+            # ours 20) and we as many as it allows, so a paused read would hold up either side's next messages.
+            if (
+                len(data) < READ_BATCH
+                and now - self._last_read < READ_PAUSE
+                and not answered
+                and not session.outgoing.inflight
+            ):
                 with contextlib.suppress(Exception):
                     link.transport.pause_reading()
                     self._loop.call_later(READ_PAUSE, self._read_again, link)
