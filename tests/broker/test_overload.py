@@ -19,6 +19,7 @@ from mqttchat.client import MQTTClient
 from mqttchat.client.session import Completed, PingAnswered
 from mqttchat.protocol import Publish
 from tests.helpers.broker_pair import MemoryBroker, MemoryClient
+from tests.helpers.reading import start_reading, stop_reading
 from tests.helpers.waiting import until
 
 VERSIONS = [pytest.param(4, id="v311"), pytest.param(5, id="v5")]
@@ -286,12 +287,11 @@ async def test_over_sockets_a_slow_subscriber_loses_nothing_and_the_publisher_wa
     async with MQTTClient(broker.url, client_id="slow") as slow, MQTTClient(broker.url, client_id="pub") as pub:
         stream = slow.messages(maxsize=10_000)
         await slow.subscribe("load/#", qos=1)
-        assert slow._link is not None
-        slow._link.transport.pause_reading()
+        stop_reading(slow)
         futures = [pub.publish_nowait("load/x", b"%d" % i, 1) for i in range(6000)]
         await until(lambda: any(conn.throttled_by for conn in broker.connections), what="the publisher paused")
         assert sum(future.done() for future in futures) < 6000
-        slow._link.transport.resume_reading()
+        start_reading(slow)
         async with asyncio.timeout(30):
             await asyncio.gather(*futures)
             got = [await stream.get() for _ in range(6000)]

@@ -18,6 +18,7 @@ import pytest
 from mqttchat.broker.server import Broker
 from mqttchat.client import MQTTClient
 from tests.helpers.brokers import RunningBroker, broker_config, start_mqttchat_broker
+from tests.helpers.reading import stop_reading
 
 
 def restart(broker: RunningBroker, kill: bool) -> RunningBroker:
@@ -105,8 +106,7 @@ async def test_in_flight_deliveries_resume_after_kill(
         await slow.connect()
         await slow.subscribe("work/#", qos=1)
         # Stop acknowledging: the broker keeps 5 in flight and queues the rest.
-        assert slow._link is not None
-        slow._link.transport.pause_reading()
+        stop_reading(slow)
         async with MQTTClient(broker.url, client_id="producer") as pub:
             for i in range(20):
                 assert (await pub.publish("work/x", f"{i:02d}", qos=1)).ok

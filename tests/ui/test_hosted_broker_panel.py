@@ -8,6 +8,7 @@ from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.widgets.broker_panel import BrokerPanel
 from tests.helpers.brokers import broker_config
+from tests.helpers.reading import start_reading, stop_reading
 from tests.helpers.waiting import until
 from tests.helpers.widget_text import text_of
 
@@ -31,8 +32,7 @@ async def test_the_broker_tab_shows_the_hosted_brokers_queueing_and_who_is_pause
         ):
             runtime.broker = broker
             await slow.subscribe("load/#", qos=1)
-            assert slow._link is not None
-            slow._link.transport.pause_reading()
+            stop_reading(slow)
             futures = [pub.publish_nowait("load/x", b"%d" % i, 1) for i in range(3000)]
             await until(lambda: bool(broker.core.overload.congested), what="congestion", pilot=pilot)
             await pilot.press("b")
@@ -49,7 +49,7 @@ async def test_the_broker_tab_shows_the_hosted_brokers_queueing_and_who_is_pause
             assert "1: slow" in congested and "\x1b" not in congested
             assert "none" in line_of(text, "stalled subscribers")
             assert line_of(text, "dropped").split()[1] == "0"
-            slow._link.transport.resume_reading()
+            start_reading(slow)
             for future in futures:
                 assert future is not None
                 await future
