@@ -140,6 +140,7 @@ class TopicDiscovery:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
+        self._jobs: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------------------------------ queries
 
@@ -382,7 +383,9 @@ class TopicDiscovery:
                 await result
 
         with contextlib.suppress(RuntimeError):  # no loop: shutting down
-            asyncio.get_running_loop().create_task(run(), name="discovery")
+            task = asyncio.get_running_loop().create_task(run(), name="discovery")
+            self._jobs.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self._jobs.discard)
 
     async def _subscribe(self, subs: list[Subscription]) -> None:
         try:
@@ -415,3 +418,5 @@ class TopicDiscovery:
         self._timers.clear()
         if self._task is not None:
             self._task.cancel()
+        for job in list(self._jobs):
+            job.cancel()
