@@ -4,7 +4,7 @@ writer thread costs an event loop fed at 20,000 messages a second.
 Run: ``python -m benchmarks.history [--messages 500000] [--topics 10000] [--rate 20000] [--seconds 10]``. Phases:
 
 1. write: ``--messages`` JSON readings (about 60 bytes, like a sensor's) over ``--topics`` topics, written by
-   :meth:`HistoryDatabase.write` in batches of 5,000 as the writer thread does, with the FTS5 text index and
+   :meth:`HistoryDatabase.write` in batches of 20,000 (BATCH) as the writer thread does, with the FTS5 text index and
    without: messages per second (wall clock) and the store's bytes per message (used pages / messages).
 2. budget: the same into a store whose budget is an eighth of what they need: the write rate while evicting, the
    store's size against its budget, and what was evicted.
