@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.peers import free_port, wait_for_port
+from benchmarks.peers import free_port, serving
 from mqttchat.client import Message, MQTTClient
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -92,17 +91,8 @@ def start_broker(name: str, tmp: Path) -> Iterator[BrokerProcess]:
         cmd = [exe, "-c", str(conf)] if exe else [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
     else:
         raise ValueError(name)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, timeout=30)
+    with serving(cmd, port) as proc:
         yield BrokerProcess(name, port, proc)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @dataclass

@@ -23,8 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.broker import PAYLOAD, BrokerProcess, LeanSubscriber
-from benchmarks.peers import free_port, wait_for_port
+from benchmarks.peers import free_port, serving
 from mqttchat.client import MQTTClient, PublishResult
 
 #: Every wait is bounded: a broker that loses messages is given this long without progress, then counted.
@@ -71,17 +69,8 @@ def start_broker(name: str, tmp: Path, broker_path: str | None) -> Iterator[Brok
         raise ValueError(name)
     # In the temporary directory: ``python -m`` puts the current directory first on sys.path, which would load
     # the checkout the benchmark was started from instead of --broker-path's.
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp)
-    try:
-        wait_for_port(port, timeout=30)
+    with serving(cmd, port, env=env, cwd=tmp) as proc:
         yield BrokerProcess(name, port, proc)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 class PacedSubscriber(LeanSubscriber):

@@ -28,6 +28,25 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
+def serving(
+    cmd: list[str], port: int, *, env: dict[str, str] | None = None, cwd: str | Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``cmd`` (a server) until it listens on 127.0.0.1:``port``; on leaving, SIGTERM it, then kill it if it
+    is still there 10 s later."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
+    try:
+        wait_for_port(port, timeout=30)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@contextlib.contextmanager
 def mosquitto(extra_config: str = "") -> Iterator[int]:
     """Run Debian's mosquitto on a free loopback port; yield the port.
 
