@@ -60,7 +60,7 @@ from mqttchat.protocol import (
 )
 from mqttchat.protocol.constants import MAX_PACKET_SIZE, ProtocolVersion
 from mqttchat.protocol.fastinit import dataclass
-from mqttchat.protocol.packets import with_packet_id
+from mqttchat.protocol.packets import encoded_topic_name, fixed_header, with_packet_id
 
 #: MQTT 3.1.1 cannot announce a Receive Maximum; stay within mosquitto's default max_inflight_messages.
 V311_DEFAULT_INFLIGHT = 20
@@ -198,6 +198,8 @@ class _Pending:
 
 _CONNECTED = SessionState.CONNECTED
 _SUCCESS = ReasonCode.SUCCESS
+#: The acknowledgements PacketReader.take_plain_acks gives, by first byte.
+_PLAIN_ACKS: dict[int, type[PubAck | PubRec | PubComp]] = {0x40: PubAck, 0x50: PubRec, 0x70: PubComp}
 
 
 class ClientSession:
@@ -378,7 +380,30 @@ class ClientSession:
             (with_packet_id(publish, 1, False) if publish.qos else publish).encode(self.version)
             self._offline.append((publish, token))
             return
-        if publish.qos == 0:
+        qos = publish.qos
+        if (
+            publish.properties is EMPTY_PROPERTIES
+            and self.trace is None
+            and (qos in {1, 2} or (qos == 0 and not publish.dup))
+        ):
+            # The common case, encoded here without the intermediate packets of the general way below (the same
+            # bytes). The topic name is checked before the flow or the aliases remember anything of it.
+            topic = publish.topic
+            head = encoded_topic_name(topic)
+            if qos:
+                packet = self.outgoing.publish(publish, token)
+                if packet is not None:
+                    self._send_plain_publish(topic, head, publish.payload, qos, publish.retain, packet.packet_id)
+            else:
+                self._send_plain_publish(topic, head, publish.payload, 0, publish.retain, None)
+            return
+        # Whatever cannot be sent is refused before the flow takes an identifier for it or the aliases map its
+        # topic: a publish raising later would stay in flight for ever, and its topic's alias, never sent, would
+        # stand for it in the next publish to that topic.
+        if publish.properties.topic_alias is not None and self._aliases_out.maximum:
+            raise LocalProtocolError("topic aliases are chosen by the connection; do not set one yourself")
+        (with_packet_id(publish, 1, False) if qos else publish).encode(self.version)
+        if qos == 0:
             self._send_publish(publish)
             return
         packet = self.outgoing.publish(publish, token)
@@ -438,6 +463,38 @@ class ClientSession:
         if self.trace is not None:
             self.trace("out", aliased, len(data))
 
+    def _send_plain_publish(
+        self, topic: str, head: bytes, payload: bytes, qos: int, retain: bool, packet_id: int | None
+    ) -> None:
+        """Queue a PUBLISH without properties (no DUP), as :meth:`_send_publish` would: ``head`` is the encoded
+        topic name, replaced by the empty one when the broker knows the topic's alias."""
+        if self.version == 5:
+            alias = self._aliases_out.choose(topic) if self._aliases_out.maximum else 0
+            if alias:
+                if alias < 0:
+                    head = b"\x00\x00"
+                    alias = -alias
+                if qos:
+                    head += packet_id.to_bytes(2, "big")  # type: ignore[union-attr]
+                head += b"\x03\x23" + alias.to_bytes(2, "big")
+            elif qos:
+                head += packet_id.to_bytes(2, "big") + b"\x00"  # type: ignore[union-attr]
+            else:
+                head += b"\x00"
+        elif qos:
+            head += packet_id.to_bytes(2, "big")  # type: ignore[union-attr]
+        remaining = len(head) + len(payload)
+        first = 0x31 | (qos << 1) if retain else 0x30 | (qos << 1)
+        if remaining < 128:
+            data = bytes((first, remaining)) + head + payload
+        else:
+            data = fixed_header(first, remaining) + head + payload
+        self._out.append(data)
+        size = len(data)
+        self._out_size += size
+        self.bytes_out += size
+        self.messages_out += 1
+
     def data_to_send(self) -> bytes:
         """The bytes queued for the transport (and forget them)."""
         out = self._out
@@ -488,16 +545,20 @@ class ClientSession:
                     self.more_buffered = reader.buffered > 0
                     return events
                 if fast and outgoing.inflight and not outgoing.waiting and not outgoing.held:
-                    ids = reader.take_plain_pubacks(left if left > 0 else 1 << 30)
-                    if ids:
-                        left -= len(ids)
-                        receive_puback = outgoing.receive_puback
-                        for pid in ids:
-                            completed = receive_puback(pid, _SUCCESS, EMPTY_PROPERTIES)
-                            if completed is None:
-                                self._on_control(PubAck(pid), events)
-                            else:
-                                append(completed)
+                    acks = reader.take_plain_acks(left if left > 0 else 1 << 30)
+                    if acks:
+                        left -= len(acks)
+                        done = 0
+                        while True:
+                            queued = len(out)
+                            done = outgoing.settle_plain_acks(acks, done, events, out)
+                            acked += len(out) - queued
+                            if done == len(acks):
+                                break
+                            # One the fast path leaves (a duplicate, a downgrade...) goes the general way, in order.
+                            ack = acks[done]
+                            self._on_control(_PLAIN_ACKS[ack >> 16](ack & 0xFFFF), events)
+                            done += 1
                         continue
                 left -= 1
                 packet = reader.next_packet()

@@ -84,15 +84,28 @@ class OutboundTopicAliases:
             return publish
         if publish.properties.topic_alias is not None:
             raise LocalProtocolError("topic aliases are chosen by the connection; do not set one yourself")
+        alias = self.choose(topic)
+        if alias < 0:
+            return with_topic(publish, "", _alias_properties(publish.properties, -alias))
+        if alias:
+            return with_topic(publish, topic, _alias_properties(publish.properties, alias))
+        return publish
+
+    def choose(self, topic: str) -> int:
+        """The alias to send ``topic`` with, the mapping updated: negative (``-alias``) when the peer knows it
+        already (send an empty topic), positive when it is new (send the topic and the alias), 0 for none (a
+        topic of three bytes or fewer, or longer than ``max_bytes``). The caller has checked the topic name."""
+        if not self.maximum or len(topic) <= 3:
+            return 0
         aliases = self._aliases
         alias = aliases.pop(topic, None)
         if alias is not None:
             aliases[topic] = alias
-            return with_topic(publish, "", _alias_properties(publish.properties, alias))
+            return -alias
         limit = self.max_bytes
         if limit:
             if len(topic) > limit:
-                return publish
+                return 0
             while aliases and self._bytes + len(topic) > limit:
                 oldest = next(iter(aliases))
                 self._free.append(aliases.pop(oldest))
@@ -107,7 +120,7 @@ class OutboundTopicAliases:
             alias = aliases.pop(oldest)
             self._bytes -= len(oldest) if limit else 0
         aliases[topic] = alias
-        return with_topic(publish, topic, _alias_properties(publish.properties, alias))
+        return alias
 
     def __len__(self) -> int:
         return len(self._aliases)

@@ -44,6 +44,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import field
 from enum import Enum
+from typing import Any
 
 from mqttchat.protocol.constants import DEFAULT_RECEIVE_MAXIMUM, MAX_PACKET_ID
 from mqttchat.protocol.errors import LocalProtocolError, RemoteProtocolError
@@ -278,6 +279,57 @@ class OutgoingFlow:
         self.packet_ids.release(packet_id)
         publish = entry.publish
         return _new_completed(entry.token, publish, reason, properties, publish.qos)
+
+    def settle_plain_acks(self, acks: list[int], start: int, completed: list[Any], replies: list[bytes]) -> int:
+        """The fast path of :meth:`receive` for plain acknowledgements (Success, no properties), as
+        :meth:`PacketReader.take_plain_acks` gives them (``first_byte << 16 | packet_id``), when no message waits
+        for the window: from ``acks[start]`` on, in order, each completed flow's :class:`Completed` is appended
+        to ``completed`` and each PUBREL to send (4 bytes) to ``replies``.
+
+        Returns the index of the first acknowledgement it left to :meth:`receive` (one that completes no flow in
+        the state it expects: a duplicate, a protocol error, a downgrade), or ``len(acks)`` when it settled all.
+        """
+        if self.waiting or self.held:
+            return start
+        inflight = self.inflight
+        release = self.packet_ids.release
+        append = completed.append
+        count = len(acks)
+        i = start
+        while i < count:
+            ack = acks[i]
+            pid = ack & 0xFFFF
+            entry = inflight.get(pid)
+            if entry is None:
+                return i
+            kind = ack >> 16
+            state = entry.state
+            if kind == 0x40:
+                if state is not _AWAIT_PUBACK:
+                    return i
+                del inflight[pid]
+                release(pid)
+                publish = entry.publish
+                append(_new_completed(entry.token, publish, _SUCCESS, EMPTY_PROPERTIES, publish.qos))
+            elif kind == 0x50:
+                if state is not _AWAIT_PUBREC:
+                    return i
+                entry.state = _AWAIT_PUBCOMP
+                entry.pubrec_reason = _SUCCESS
+                # Keep inflight in PUBREC order for PUBREL resends (MQTT-4.6.0-4).
+                del inflight[pid]
+                inflight[pid] = entry
+                # PUBREL Success is the same four bytes in 3.1.1 and 5.0.
+                replies.append(b"\x62\x02" + pid.to_bytes(2, "big"))
+            else:
+                if state is not _AWAIT_PUBCOMP:
+                    return i
+                del inflight[pid]
+                release(pid)
+                publish = entry.publish
+                append(_new_completed(entry.token, publish, entry.pubrec_reason, EMPTY_PROPERTIES, publish.qos))
+            i += 1
+        return i
 
     def receive(self, packet: PubAck | PubRec | PubComp) -> FlowOutput:
         """Handle an acknowledgement from the receiver.

@@ -316,6 +316,18 @@ def _encode_topic_name(topic: str) -> bytes:
     return encoded
 
 
+def encoded_topic_name(topic: str) -> bytes:
+    """The length-prefixed UTF-8 encoding of topic name ``topic`` (cached), for senders that build PUBLISH bytes
+    themselves.
+
+    Raises:
+        LocalProtocolError: ``topic`` is not a valid topic name (empty, a wildcard, U+0000, too long...).
+    """
+    if not topic:
+        raise LocalProtocolError("a PUBLISH needs a topic name")
+    return _encode_topic_name(topic)
+
+
 @dataclass(frozen=True, slots=True)
 class Publish(Packet):
     """PUBLISH (3.3). ``packet_id`` is None for QoS 0. An empty ``topic`` is valid only with a topic alias."""
@@ -912,6 +924,7 @@ __all__ = [
     "Unsubscribe",
     "Will",
     "build_publish",
+    "encoded_topic_name",
     "fixed_header",
     "with_packet_id",
     "with_topic",

@@ -134,6 +134,33 @@ class PacketReader:
             self.last_size = 4
         return ids
 
+    def take_plain_acks(self, limit: int = 1 << 30) -> list[int]:
+        """Consume the plain PUBACKs, PUBRECs and PUBCOMPs (4 bytes: Success, no properties) at the head of the
+        buffer: each as ``first_byte << 16 | packet_id`` (0x40, 0x50 or 0x70 in the first byte).
+
+        A sender's fast path for acknowledgements in bulk, as :meth:`take_plain_pubacks`: no packet objects, the
+        first other packet (or an incomplete one, or an identifier of 0) left for :meth:`next_packet`.
+        """
+        acks: list[int] = []
+        if self._need or self._error is not None or self.version is None:
+            return acks
+        buf = self._buf
+        pos = self._pos
+        end = len(buf) - 3
+        while pos < end and len(acks) < limit:
+            first = buf[pos]
+            if first not in {0x40, 0x50, 0x70} or buf[pos + 1] != 2:
+                break
+            pid = (buf[pos + 2] << 8) | buf[pos + 3]
+            if not pid:
+                break
+            acks.append(first << 16 | pid)
+            pos += 4
+        if acks:
+            self._pos = pos
+            self.last_size = 4
+        return acks
+
     def next_packet(self) -> Packet | None:
         """The next whole packet, or None until more bytes arrive.
 
