@@ -213,6 +213,11 @@ class PacketReader:
             if avail < 2:
                 if avail and self.version is None:
                     self._check_first_type(buf[pos])
+                elif not avail and buf:
+                    # All of it read: let go of the chunk received, or an idle connection keeps it for good (the
+                    # socket's read buffer, of which a shrunk mmap keeps a whole page for a few bytes)
+                    self._buf = b""
+                    self._pos = 0
                 return None
         first = buf[pos]
         if self.version is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from mqttchat.protocol import Connect, PacketReader, Publish, RemoteProtocolError
@@ -104,3 +106,19 @@ def test_take_plain_pubacks_waits_for_connect_on_a_server() -> None:
     reader = PacketReader(None)
     reader.feed(b"\x40\x02\x00\x01")
     assert reader.take_plain_pubacks() == []
+
+
+def test_the_reader_lets_go_of_a_chunk_read_to_its_end() -> None:
+    """Once every packet of a chunk is read, the reader holds no reference to it: an idle connection would keep
+    its last read for good (in the broker, a page of the socket's read buffer for a CONNECT of a few bytes)."""
+    chunk = Connect("idle-1", protocol_version=4).encode(4) + b"\xc0\x00"  # CONNECT, PINGREQ
+    reader = PacketReader(None)
+    held = sys.getrefcount(chunk)
+    reader.feed(chunk)
+    assert sys.getrefcount(chunk) == held + 1
+    assert isinstance(reader.next_packet(), Connect)
+    assert sys.getrefcount(chunk) == held + 1, "let go while a packet was still unread"
+    assert reader.next_packet() is not None
+    assert reader.next_packet() is None
+    assert sys.getrefcount(chunk) == held
+    assert reader.buffered == 0
