@@ -455,7 +455,7 @@ class BrokerConnection:
         elif kind is PubRel:
             session = self.session
             assert session is not None
-            comp = session.incoming.receive_pubrel(packet)  # type: ignore[arg-type]
+            comp = session.incoming(self.broker.config.receive_maximum).receive_pubrel(packet)  # type: ignore[arg-type]
             store = self.broker.persistence
             if store is not None and session.persistent:
                 store.qos2_finished(session, comp.packet_id)
@@ -673,8 +673,7 @@ class BrokerConnection:
         session.will = connect.will
         session.expiry_interval = terms.expiry
         window = terms.window
-        session.window = window
-        session.outgoing.receive_maximum = window
+        session.window = window  # a flow created later takes it; a resumed one below
         limit = terms.max_packet_size
         session.max_packet_size = limit
         self._out_limit = limit
@@ -682,9 +681,9 @@ class BrokerConnection:
         self.keepalive = terms.keepalive
         self.state = _CONNECTED
         self._count_prelogin()
-        self._aliases = InboundTopicAliases(terms.aliases_in)
+        # (MQTT 3.1.1 has no aliases: its connections, often the most numerous, keep none)
+        self._aliases = InboundTopicAliases(terms.aliases_in) if version == V5 else None
         self._aliases_out = OutboundTopicAliases(terms.aliases_out, OUTBOUND_ALIAS_BYTES) if terms.aliases_out else None
-        session.incoming.receive_maximum = config.receive_maximum
         props = terms.connack_properties
         if auth_properties is not None:  # SCRAM's server-final message: the proof that we know the password
             props = props.replace(
@@ -766,11 +765,11 @@ class BrokerConnection:
             return
         if self.version != V5 and reason.is_error:
             # MQTT 3.1.1 cannot refuse a message: acknowledge it and drop it, as mosquitto does.
-            deliver, ack = session.incoming.receive_publish(publish)
+            deliver, ack = session.incoming(broker.config.receive_maximum).receive_publish(publish)
             if ack is not None:
                 self.send(ack)
             return
-        deliver, ack = session.incoming.receive_publish(publish, reason)
+        deliver, ack = session.incoming(broker.config.receive_maximum).receive_publish(publish, reason)
         if deliver and qos == 2 and broker.persistence is not None and session.persistent:
             broker.persistence.qos2_received(session, publish.packet_id)
         if deliver:

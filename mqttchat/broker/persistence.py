@@ -674,7 +674,7 @@ class Store:
             if not _is_packet_id(packet_id):
                 self._bad("incoming_qos2", f"{client_id} {packet_id}", "the packet identifier is not 1-65535")
                 continue
-            holder.incoming.restore(packet_id)
+            holder.incoming(core.config.receive_maximum).restore(packet_id)
         self.commit()
         if self.bad_rows:
             log.warning("persistence: %s: %d row(s) could not be restored and were skipped (left in the file)",

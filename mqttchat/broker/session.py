@@ -171,11 +171,11 @@ class Session:
             flow = self.outgoing_flow = OutgoingFlow(self.window)
         return flow
 
-    @property
-    def incoming(self) -> IncomingFlow:
+    def incoming(self, receive_maximum: int) -> IncomingFlow:
+        """The receiving flow, created with ``receive_maximum`` (the broker's) on first use."""
         flow = self.incoming_flow
         if flow is None:
-            flow = self.incoming_flow = IncomingFlow()
+            flow = self.incoming_flow = IncomingFlow(receive_maximum)
         return flow
 
     def restore_queued(self, message: Publish, expires_at: float | None, row: int | None) -> None:
