@@ -82,6 +82,10 @@ PRELOGIN_BUDGET = 32 * 1024 * 1024
 PRELOGIN_LOG_INTERVAL = 5.0
 #: Seconds between two checks of the connections' keepalives.
 KEEPALIVE_CHECK = 0.5
+#: Application messages handled from one connection's input in one turn of the event loop. A read brings up to
+#: 256 KiB (thousands of small publishes, 100 ms of routing); the rest waits in the reader, the connection's
+#: reading paused, until the next turn: an embedded broker shares the event loop with the app's screen.
+PUBLISHES_PER_TURN = 256
 #: The smallest MQTT 5 acknowledgement carrying a reason code (PUBACK with 0x10, No matching subscribers).
 _ACK_WITH_REASON_SIZE = 5
 
@@ -208,6 +212,7 @@ class BrokerConnection:
         "_out_limit",
         "_reader",
         "_timer",
+        "_yielding",
         "broker",
         "client_id",
         "connections",
@@ -264,6 +269,8 @@ class BrokerConnection:
         #: MQTT 5 enhanced authentication (SCRAM), from a CONNECT that names a method.
         self._enhanced: EnhancedAuth | None = None
         self._flush_scheduled = False
+        #: The rest of a big read waits for the next turn (PUBLISHES_PER_TURN), reading paused meanwhile.
+        self._yielding = False
         #: A refusing CONNACK or a DISCONNECT was written: close gracefully, so that the client reads it.
         self._goodbye = False
         self._clean = False
@@ -388,6 +395,7 @@ class BrokerConnection:
         if self.throttled_by:  # (never an empty set: None once released)
             reader.feed(data)  # read before the transport paused: it waits with the rest (see release())
             return
+        budget = PUBLISHES_PER_TURN
         try:
             reader.feed(data)
             while self.state is not _CLOSED and self.state is not _AUTHENTICATING:
@@ -408,6 +416,11 @@ class BrokerConnection:
                     self._on_publish(packet)  # type: ignore[arg-type]
                     if self.throttled_by is not None:
                         break  # a subscriber it feeds is congested: what follows waits unparsed in the reader
+                    budget -= 1
+                    if not budget:
+                        if reader.buffered and self.state is _CONNECTED:
+                            self._yield_turn()
+                        break
                 elif kind is PubAck:  # only after CONNECT: the reader accepts nothing else first
                     self._on_ack(packet)  # type: ignore[arg-type]
                 else:
@@ -1010,6 +1023,23 @@ class BrokerConnection:
     def _resume(self) -> None:
         if self.throttled_by is None and self.state is _CONNECTED and self._reader.buffered:
             self.data_received(b"")
+
+    def _yield_turn(self) -> None:
+        """Leave the rest of the input for the next turn of the event loop (PUBLISHES_PER_TURN), not reading more
+        meanwhile: the publisher is held back by TCP, as a congested subscriber holds it back."""
+        if not self._yielding:
+            self._yielding = True
+            self.link.set_reading(False)
+            self.broker.clock.call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        self._yielding = False
+        if self.state is not _CONNECTED or self.throttled_by is not None:
+            return  # closed, or paused by a congested subscriber: release() reads it again
+        if self._reader.buffered:
+            self.data_received(b"")
+        if not self._yielding and self.throttled_by is None and self.state is _CONNECTED:
+            self.link.set_reading(True)
 
     def _hold_ack(self, data: bytes) -> None:
         acks = self._acks_held

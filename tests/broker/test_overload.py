@@ -297,3 +297,33 @@ async def test_over_sockets_a_slow_subscriber_loses_nothing_and_the_publisher_wa
             got = [await stream.get() for _ in range(6000)]
     assert [m.payload for m in got] == [b"%d" % i for i in range(6000)]
     assert broker.core.stats.messages_dropped == 0
+
+
+def test_a_big_read_is_routed_over_several_turns() -> None:
+    """A read of thousands of small publishes (256 KiB under a flood) is routed PUBLISHES_PER_TURN at a time, one
+    batch a turn of the event loop, with the publisher's reading paused in between: an embedded broker shares the
+    loop with the app's screen, and routing a whole read at once held it for 100+ ms. Everything arrives, in order,
+    and the publisher is read again once its input is handled."""
+    from mqttchat.broker.connection import PUBLISHES_PER_TURN
+
+    broker = MemoryBroker()
+    watcher = broker.connect("watcher")
+    watcher.subscribe("flood/#", 0)
+    flood = broker.connect("flood")
+    count = PUBLISHES_PER_TURN * 3 + 7
+    for i in range(count):
+        flood.session.publish(Publish(f"flood/{i % 10}", b"%d" % i, 0))
+    assert flood.conn is not None
+    flood.conn.data_received(flood.session.data_to_send())  # one read with all of them
+    sent = broker.core.stats.messages_sent
+    assert sent == PUBLISHES_PER_TURN, "the whole read was routed in one turn"
+    assert not flood.link.reading, "read on while the last read waits"
+    turns = 1
+    while not flood.link.reading:
+        broker.clock.run_soon()  # the next turn
+        turns += 1
+        assert broker.core.stats.messages_sent - sent <= PUBLISHES_PER_TURN
+        sent = broker.core.stats.messages_sent
+    assert turns == 4 and sent == count  # 3 full turns, then the 7 left and reading resumes
+    broker.settle()
+    assert watcher.payloads() == [b"%d" % i for i in range(count)]
