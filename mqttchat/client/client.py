@@ -13,33 +13,39 @@ import contextlib
 import copy
 import logging
 import random
-import secrets
-import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from enum import Enum
 from typing import Any
 
-from mqttchat.client.auth import ServerAuthenticationFailed
 from mqttchat.client.credentials import Credentials
 from mqttchat.client.errors import (
     AuthenticationFailed,
     BrokerProtocolError,
     ClientError,
-    ClosedBeforeConnack,
     ConnackRefused,
     ConnectError,
     ConnectionLost,
-    ConnectTimeout,
-    InvalidConnack,
     NotConnected,
     RetriesExhausted,
     SubscriptionRefused,
-    TLSError,
 )
 from mqttchat.client.messages import Message, MessageStream, build_message
 from mqttchat.client.options import ClientOptions, OverflowPolicy, parse_url
+from mqttchat.client.outcomes import SUCCESS_RESULT as _QOS0_RESULT
+from mqttchat.client.outcomes import (
+    PublishResult,
+    VersionFallback,
+    closed_before_connack,
+    connack_timeout,
+    connection_lost,
+    disconnected_by_broker,
+    keepalive_timeout,
+    may_fall_back,
+    protocol_failure,
+    publish_result,
+)
 from mqttchat.client.session import (
     AuthMethod,
     BrokerCapabilities,
@@ -63,13 +69,12 @@ from mqttchat.protocol import (
     ReasonCode,
     RemoteProtocolError,
     RetainHandling,
-    Subscribe,
     Subscription,
 )
 from mqttchat.protocol.constants import ProtocolVersion
 from mqttchat.protocol.fastinit import dataclass
 from mqttchat.protocol.packets import build_publish
-from mqttchat.untrusted import loggable, printable
+from mqttchat.untrusted import loggable
 
 #: How often (seconds) a connection whose credentials expire looks at its credential source's clock.
 RENEW_CHECK_INTERVAL = 1.0
@@ -152,27 +157,6 @@ class StateChange:
     capabilities: BrokerCapabilities | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    """The broker's answer to a publish. QoS 0 has no answer: its result is Success once written."""
-
-    reason_code: ReasonCode = ReasonCode.SUCCESS
-    properties: Properties = EMPTY_PROPERTIES
-    #: A QoS 2 publish the broker answered with PUBACK (it downgrades QoS 2, as RabbitMQ does): the message was
-    #: taken at QoS 1, at least once rather than exactly once.
-    downgraded: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.reason_code.is_error
-
-    @property
-    def reason_string(self) -> str | None:
-        return self.properties.reason_string
-
-
-#: Success without properties: the result of every QoS 0 publish and of most QoS 1/2 ones.
-_QOS0_RESULT = PublishResult()
 #: The futures the client makes (loop.create_future()): asyncio's C implementation.
 _Future = asyncio.Future
 
@@ -374,7 +358,7 @@ class MQTTClient:
                 caps = await self._connack
         except TimeoutError:
             self._abort_link()
-            error = ConnectTimeout(f"{self.target} sent no CONNACK within {self.options.connect_timeout:g} s")
+            error = connack_timeout(self.target, self.options.connect_timeout)
             self._set_status(Status.DISCONNECTED, error=error)
             raise error from None
         except ClientError as exc:
@@ -395,11 +379,7 @@ class MQTTClient:
         return caps
 
     def _may_fall_back(self, error: ConnectError) -> bool:
-        if not (self.options.version_fallback and self.session.version == 5 and self.session.connections == 0):
-            return False
-        if isinstance(error, ConnackRefused):
-            return error.reason_code is ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
-        return isinstance(error, ClosedBeforeConnack | InvalidConnack)
+        return may_fall_back(self.options, self.session, error)
 
     async def _fall_back(self, error: ConnectError) -> BrokerCapabilities:
         """MQTT 5 was refused or dropped before CONNACK: connect with MQTT 3.1.1 and keep it."""
@@ -411,25 +391,18 @@ class MQTTClient:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await asyncio.shield(lost)
-        # 3.1.1 has no broker-assigned identifiers for persistent sessions: give ourselves one if we had none.
-        client_id = options.client_id or f"mqttchat-{secrets.token_hex(4)}"
-        self._use_options(replace(options, version=ProtocolVersion.MQTT_3_1_1, client_id=client_id))
-        if isinstance(error, ConnackRefused):
-            reason = f"its CONNACK said {error.reason_code.title}"
-        elif isinstance(error, ClosedBeforeConnack):
-            reason = "it closed the connection before CONNACK"
-        else:
-            reason = "its answer was not an MQTT 5.0 CONNACK"
+        fallback = VersionFallback(options, error)
+        self._use_options(fallback.options)
         try:
             caps = await self._connect_once()
-        except ConnackRefused as second:
-            # It answered 3.1.1: that is its version, and this refusal (credentials, ...) is the one to show.
-            self.version_fallback = f"{self.target} does not take MQTT 5.0 ({reason}): it speaks MQTT 3.1.1"
-            raise second
         except ConnectError as second:
-            self._use_options(options)
-            raise type(error)(f"{error}; with MQTT 3.1.1 as well: {second}") from None
-        self.version_fallback = f"{self.target} does not take MQTT 5.0 ({reason}): connected with MQTT 3.1.1"
+            failure = fallback.failed(self.target, second)
+            self.version_fallback = fallback.note
+            if not fallback.keep:
+                self._use_options(options)
+            raise failure from None
+        fallback.connected(self.target)
+        self.version_fallback = fallback.note
         log.info("%s", self.version_fallback)
         return caps
 
@@ -626,7 +599,7 @@ class MQTTClient:
         """The broker broke the protocol: close, and fail what can no longer be answered, with the reason."""
         session = self.session
         log.warning("protocol error from %s: %s (%s)", self.target, loggable(exc.message), exc.reason_code)
-        error = BrokerProtocolError(f"the broker broke the protocol: {exc.message}", exc.reason_code)
+        error, connect_error = protocol_failure(exc, self.target, self.session.version)
         # What arrived before the bad packet in the same read is handled as usual (a QoS 1 message acknowledged
         # in that read is delivered), then the operations the bad packet answered fail with the error.
         before, session.events_before_error = session.events_before_error, []
@@ -640,17 +613,10 @@ class MQTTClient:
         if self._link is not None:
             self._link.close()
         self._lost_error = error
-        if self._connack is not None and not self._connack.done() and isinstance(exc, ServerAuthenticationFailed):
-            self._lost_error = AuthenticationFailed(f"{self.target}: {exc.message}")
-            self._connack.set_exception(self._lost_error)
-        elif self._connack is not None and not self._connack.done():
-            version = "5.0" if self.session.version == 5 else "3.1.1"
-            self._connack.set_exception(
-                InvalidConnack(
-                    f"{self.target} answered CONNECT with an invalid packet ({exc.message}): "
-                    f"does it speak MQTT {version}? Try the other protocol version."
-                )
-            )
+        if self._connack is not None and not self._connack.done():
+            if isinstance(connect_error, AuthenticationFailed):
+                self._lost_error = connect_error
+            self._connack.set_exception(connect_error)
 
     def _dispatch(self, events: list[Any]) -> None:
         now = time.time()
@@ -695,16 +661,13 @@ class MQTTClient:
 
     def _on_completed(self, completed: Completed) -> None:
         token = completed.token
-        downgraded = completed.qos == 1 and completed.publish.qos == 2
-        if downgraded:
+        result = publish_result(completed)
+        if result.downgraded:
             self.downgraded_publishes += 1
             if self.downgraded_publishes == 1:
                 log.info("%s acknowledged a QoS 2 publish with PUBACK: it delivers at QoS 1", self.target)
         if isinstance(token, asyncio.Future) and not token.done():
-            if completed.reason_code == 0 and completed.properties is EMPTY_PROPERTIES and not downgraded:
-                token.set_result(_QOS0_RESULT)  # the common answer: one shared object
-            else:
-                token.set_result(PublishResult(completed.reason_code, completed.properties, downgraded))
+            token.set_result(result)
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, Connected):
@@ -729,13 +692,7 @@ class MQTTClient:
                 self._ping_waiters.clear()
         elif isinstance(event, ServerDisconnected):
             self.last_disconnect = event
-            d = event.disconnect
-            self._lost_error = ConnectionLost(
-                f"the broker disconnected: {d.reason_code.title}"
-                + (f": {d.properties.reason_string}" if d.properties.reason_string else ""),
-                d.reason_code,
-                d.properties.server_reference,
-            )
+            self._lost_error = disconnected_by_broker(event.disconnect)
             log.info("%s", loggable(str(self._lost_error)))
             if self._link is not None:
                 # The broker closes the connection after DISCONNECT; one that does not must not keep us waiting.
@@ -750,14 +707,8 @@ class MQTTClient:
         error: BaseException
         if self._lost_error is not None:
             error = self._lost_error
-        elif isinstance(exc, ssl.SSLError):
-            # With TLS 1.3 a server refuses a client certificate (or its absence) after the handshake.
-            reason = (exc.reason or str(exc)).replace("_", " ").lower()
-            error = TLSError(f"the broker at {self.target} ended the TLS session: {reason}", reason)
         else:
-            error = self._subscription_refused() or ConnectionLost(
-                f"connection to {self.target} lost" + (f": {exc}" if exc else "")
-            )
+            error = connection_lost(self.session, self.options, exc)
         self._lost_error = None
         self._link = None
         was_connecting = self.session.state.value == "connecting"
@@ -768,13 +719,7 @@ class MQTTClient:
             self._can_write.set()
         if self._connack is not None and not self._connack.done():
             if not isinstance(error, ConnectError):
-                hint = ""
-                tls = self.options.tls
-                if self.options.target.tls and not (tls and tls.cert_file):
-                    hint = " (if it requires a client certificate, give one)"
-                elif self.options.target.tls:
-                    hint = " (it may have refused the client certificate: expired, or not signed by a CA it trusts)"
-                error = ClosedBeforeConnack(f"{self.target} closed the connection before CONNACK{hint}")
+                error = closed_before_connack(self.options)
             self._connack.set_exception(error)
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
@@ -787,25 +732,6 @@ class MQTTClient:
             self._lost.set_result(error)
         if not self._closed and not was_connecting:
             self._set_status(Status.DISCONNECTED, error=error)
-
-    def _subscription_refused(self) -> SubscriptionRefused | None:
-        """The connection closed with SUBSCRIBE unanswered: the broker's way of refusing it (RabbitMQ's)."""
-        if not self.session.connected:
-            return None
-        filters = tuple(
-            sub.topic_filter
-            for pending in self.session._pending.values()
-            if isinstance(pending.packet, Subscribe)
-            for sub in pending.packet.subscriptions
-        )
-        if not filters:
-            return None
-        named = ", ".join(repr(printable(f)) for f in filters)
-        return SubscriptionRefused(
-            f"{self.target} closed the connection in answer to SUBSCRIBE {named}: "
-            "it does not let this client subscribe there (not authorized, or a filter it does not support)",
-            filters,
-        )
 
     def link_pause_writing(self) -> None:
         self._write_paused = True
@@ -982,10 +908,7 @@ class MQTTClient:
                 return
             now = loop.time()
             if self._ping_sent is not None and now - self._ping_sent >= keepalive:
-                self._lost_error = ConnectionLost(
-                    f"no PINGRESP from {self.target} within {keepalive} s: the connection is dead",
-                    ReasonCode.KEEP_ALIVE_TIMEOUT,
-                )
+                self._lost_error = keepalive_timeout(self.target, keepalive)
                 log.warning("%s", self._lost_error)
                 link.abort()
                 return

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from mqttchat.client.options import OverflowPolicy
 from mqttchat.protocol import EMPTY_PROPERTIES, Properties, Publish
 from mqttchat.protocol.fastinit import builder, dataclass
+
+if TYPE_CHECKING:  # the streams run in an event loop; a Message does not need one (mqttchat pub/sub do without)
+    import asyncio
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,9 @@ class MessageStream:
                 raise self._error
             if self._closed:
                 raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
+            from asyncio import get_running_loop
+
+            self._waiter = get_running_loop().create_future()
             await self._waiter
         return self._queue.popleft()
 

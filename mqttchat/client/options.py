@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
 
 from mqttchat.client.credentials import CredentialSource
-from mqttchat.client.proxy import ProxyOptions
 from mqttchat.protocol import ProtocolVersion, Will
 from mqttchat.protocol.fastinit import dataclass
 
 if TYPE_CHECKING:
+    from mqttchat.client.proxy import ProxyOptions
     from mqttchat.client.session import AuthMethod
 
 #: URL schemes and what they mean: (TLS, WebSocket, default port).

@@ -11,17 +11,19 @@ SOCKS5 sends the broker's host name to the proxy, which resolves it (remote DNS,
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import ipaddress
 import os
 import socket
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from mqttchat.client.errors import ConnectError
 from mqttchat.protocol.fastinit import dataclass
 from mqttchat.untrusted import printable
+
+if TYPE_CHECKING:  # only a tunnel being opened needs the event loop: mqttchat pub/sub read the options without
+    import asyncio
+    import ipaddress
 
 #: Proxy URL schemes and their default ports.
 PROXY_SCHEMES: dict[str, int] = {"socks5": 1080, "socks5h": 1080, "http": 8080}
@@ -103,9 +105,11 @@ def _env(environ: Mapping[str, str], name: str) -> str:
 def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
     """Whether ``NO_PROXY`` (comma-separated: ``*``, host names and domain suffixes, IP addresses, CIDR
     networks, each with an optional ``:port``) exempts ``host:port``."""
+    from ipaddress import ip_address, ip_network
+
     host = host.lower().strip("[]").rstrip(".")
     try:
-        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ip_address(host)
     except ValueError:
         address = None
     for raw in no_proxy.split(","):
@@ -128,7 +132,7 @@ def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
             continue
         if address is not None:
             try:
-                if address in ipaddress.ip_network(entry, strict=False):
+                if address in ip_network(entry, strict=False):
                     return True
             except ValueError:
                 pass
@@ -208,7 +212,9 @@ class _Tunnel:
 def _socks5_address(host: str) -> bytes:
     """The SOCKS5 address of ``host``: an IP address as such, a name as a name for the proxy to resolve."""
     try:
-        address = ipaddress.ip_address(host.strip("[]"))
+        from ipaddress import ip_address
+
+        address = ip_address(host.strip("[]"))
     except ValueError:
         name = host.encode("idna")
         if not 0 < len(name) < 256:
@@ -263,7 +269,9 @@ async def _http_connect(tunnel: _Tunnel, host: str, port: int) -> None:
     authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
     if proxy.username is not None:
-        token = base64.b64encode(f"{proxy.username}:{proxy.password or ''}".encode()).decode()
+        from base64 import b64encode
+
+        token = b64encode(f"{proxy.username}:{proxy.password or ''}".encode()).decode()
         lines.append(f"Proxy-Authorization: Basic {token}")
     await tunnel.send(("\r\n".join(lines) + "\r\n\r\n").encode())
     head = await tunnel.read_http_head()
@@ -286,6 +294,8 @@ async def open_tunnel(proxy: ProxyOptions, host: str, port: int) -> socket.socke
     Raises:
         ProxyError: the proxy could not be reached or refused, explained. Cancellation closes the socket.
     """
+    import asyncio
+
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(proxy.host, proxy.port, type=socket.SOCK_STREAM)

@@ -8,22 +8,18 @@ the ``websockets`` library over the same asyncio transport.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import ssl
 from collections.abc import Callable
 from typing import Protocol
 
-from mqttchat.client.errors import (
-    ConnectError,
-    ConnectionRefused,
-    ConnectTimeout,
-    HostNotFound,
-    TLSError,
-    WebSocketError,
-)
+from mqttchat.client.errors import WebSocketError
 from mqttchat.client.options import Target, TLSOptions
-from mqttchat.client.proxy import ProxyError, ProxyOptions, open_tunnel
+from mqttchat.client.outcomes import connect_failure, is_certificate_failure
+from mqttchat.client.proxy import ProxyOptions, open_tunnel
+from mqttchat.client.tls import certificate_subject, make_ssl_context, unverified_context
+
+__all__ = ["Link", "LinkSink", "WebSocketLink", "make_ssl_context", "open_link"]
 
 
 class LinkSink(Protocol):
@@ -229,28 +225,6 @@ class WebSocketLink(Link):
         self.transport.close()
 
 
-def make_ssl_context(options: TLSOptions | None) -> ssl.SSLContext:
-    """An SSL context for the client from ``options`` (system trust store when no CA file is given)."""
-    options = options or TLSOptions()
-    for what, path in (("CA", options.ca_file), ("certificate", options.cert_file), ("key", options.key_file)):
-        if path is not None and not os.path.isfile(path):
-            raise TLSError(f"cannot read TLS file {path} ({what}): no such file")
-    try:
-        context = ssl.create_default_context(cafile=options.ca_file)
-        if options.cert_file:
-            context.load_cert_chain(options.cert_file, options.key_file, options.key_password)
-    except FileNotFoundError as exc:
-        raise TLSError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
-    except ssl.SSLError as exc:
-        raise TLSError(f"cannot load the TLS certificate or key: {exc.reason or exc}") from None
-    if options.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if options.alpn:
-        context.set_alpn_protocols(list(options.alpn))
-    return context
-
-
 async def open_link(
     target: Target,
     tls: TLSOptions | None,
@@ -299,49 +273,19 @@ async def open_link(
             transport, made = await connect(lambda: _StreamProtocol(sink))
             assert isinstance(made, _StreamProtocol)
             return Link(transport, where, made)
-    except TimeoutError:
-        if target.websocket:
-            raise ConnectTimeout(
-                f"{where} did not complete the WebSocket upgrade within {timeout:g} s: is it a WebSocket listener?"
-            ) from None
-        raise ConnectTimeout(f"{where} did not answer within {timeout:g} s") from None
-    except ProxyError:
-        raise
-    except socket.gaierror as exc:
-        raise HostNotFound(f"cannot resolve host {target.host!r}: {exc.strerror}") from None
-    except ConnectionRefusedError:
-        raise ConnectionRefused(
-            f"connection refused by {target.host}:{target.port}: is a broker running there?"
-        ) from None
-    except ssl.SSLCertVerificationError as exc:
-        subject = await _peer_certificate_subject(target, server_hostname) if proxy is None else None
-        reason = exc.verify_message or str(exc.reason)
-        about = f" (certificate subject: {subject})" if subject else ""
-        raise TLSError(f"TLS verification of {where} failed: {reason}{about}", reason, subject) from None
-    except ssl.SSLError as exc:
-        raise TLSError(f"TLS handshake with {where} failed: {exc.reason or exc}", str(exc.reason)) from None
-    except ConnectError:
-        raise
-    except OSError as exc:
-        reason = exc.strerror or str(exc) or _OS_ERROR_WORDS.get(type(exc), type(exc).__name__)
-        if target.tls and isinstance(exc, ConnectionResetError | BrokenPipeError):
-            reason += " during the TLS handshake: is it a TLS listener?"
-        raise ConnectError(f"cannot connect to {where}: {reason}") from None
-
-
-#: What to say for OS errors that carry no message (asyncio raises some bare).
-_OS_ERROR_WORDS: dict[type[OSError], str] = {
-    ConnectionResetError: "the connection was reset",
-    BrokenPipeError: "the connection was closed while sending",
-    ConnectionAbortedError: "the connection was aborted",
-}
+    except Exception as exc:
+        subject = None
+        if is_certificate_failure(exc) and proxy is None:
+            subject = await _peer_certificate_subject(target, server_hostname)
+        error = connect_failure(exc, target, where, timeout, subject)
+        if error is None:
+            raise
+        raise error from None
 
 
 async def _peer_certificate_subject(target: Target, server_hostname: str | None) -> str | None:
     """The subject of the certificate a server presents, read with verification off (for error messages)."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = unverified_context()
     try:
         async with asyncio.timeout(5):
             _, writer = await asyncio.open_connection(
@@ -352,13 +296,4 @@ async def _peer_certificate_subject(target: Target, server_hostname: str | None)
         writer.close()
     except (OSError, TimeoutError, ssl.SSLError):
         return None
-    if not der:
-        return None
-    try:
-        from cryptography import x509
-    except ImportError:
-        return None
-    try:
-        return x509.load_der_x509_certificate(der).subject.rfc4514_string()
-    except ValueError:
-        return None
+    return certificate_subject(der)

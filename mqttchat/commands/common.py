@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from mqttchat.client import ClientError, ClientOptions, MQTTClient, TLSOptions, parse_url
-from mqttchat.client.options import DEFAULT_MAX_PACKET_SIZE, Target
-from mqttchat.client.proxy import ProxyOptions
+from mqttchat.client.errors import ClientError
+from mqttchat.client.options import DEFAULT_MAX_PACKET_SIZE, ClientOptions, Target, TLSOptions, parse_url
 from mqttchat.protocol import MAX_PACKET_SIZE, MQTTError, Properties, Will
 from mqttchat.protocol.properties import PROPERTY_SPECS, PropertyType
 from mqttchat.untrusted import printable
 
 if TYPE_CHECKING:
+    from mqttchat.client import MQTTClient
+    from mqttchat.client.blocking import BlockingClient
+    from mqttchat.client.proxy import ProxyOptions
     from mqttchat.cloud.presets import CloudSettings, ServiceLimits
 
 #: Exit status when -W ends a command before it finished (as mosquitto_sub does).
@@ -440,6 +440,8 @@ def cloud_limits(args: argparse.Namespace) -> ServiceLimits | None:
 
 def proxy_option(given: str | None, target: Target) -> ProxyOptions | None:
     """The proxy from ``--proxy URL`` (``none``: direct), else from the environment, for ``target``."""
+    if given is None and not any(name.lower().endswith("_proxy") for name in os.environ):
+        return None  # no proxy variable is set (the usual case): the proxy module is not even loaded
     from mqttchat.client.proxy import parse_proxy_url, proxy_from_environment
 
     try:
@@ -488,7 +490,7 @@ def warn_v311(prog: str, args: argparse.Namespace, version: int, why: str = "") 
         error_line(prog, f"MQTT 3.1.1{why} has no place for {', '.join(dropped)}: not sent")
 
 
-def announce_connection(prog: str, args: argparse.Namespace, client: MQTTClient) -> None:
+def announce_connection(prog: str, args: argparse.Namespace, client: MQTTClient | BlockingClient) -> None:
     """After connecting: say that the client fell back to MQTT 3.1.1, and what that leaves out."""
     if client.version_fallback:
         error_line(prog, f"{client.version_fallback}; -V 311 skips the 5.0 attempt")
@@ -513,11 +515,29 @@ def error_line(prog: str, text: str) -> None:
 
 def run(prog: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run a command's coroutine: errors become one line on stderr and a non-zero exit status, never a traceback."""
-    # The error that ends the command is its one line; the library's log lines would repeat it (Python prints
-    # warnings of unconfigured loggers on stderr).
-    logging.getLogger("mqttchat").addHandler(logging.NullHandler())
-    try:
+
+    def in_event_loop() -> int:
+        import asyncio
+
+        quiet_library_log()
         return asyncio.run(main())
+
+    return guarded(prog, in_event_loop)
+
+
+def quiet_library_log() -> None:
+    """Before the asyncio client runs: the error that ends the command is its one line; the library's log lines
+    would repeat it (Python prints warnings of unconfigured loggers on stderr). The blocking client logs nothing,
+    and ``mqttchat pub``/``sub`` start without loading logging."""
+    import logging
+
+    logging.getLogger("mqttchat").addHandler(logging.NullHandler())
+
+
+def guarded(prog: str, main: Callable[[], int]) -> int:
+    """Run a command: errors become one line on stderr and a non-zero exit status, never a traceback."""
+    try:
+        return main()
     except KeyboardInterrupt:
         return 130
     except CommandError as exc:

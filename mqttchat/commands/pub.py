@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import secrets
+import os
 import sys
+from typing import TYPE_CHECKING
 
-from mqttchat.client import MQTTClient
+from mqttchat.client.blocking import BlockingClient, supports
 from mqttchat.commands.common import (
     CommandError,
     add_connection_arguments,
@@ -16,11 +16,17 @@ from mqttchat.commands.common import (
     cloud_limits,
     debug_hook,
     error_line,
-    run,
+    guarded,
     take_url_topic,
     warn_v311,
 )
 from mqttchat.protocol import Properties, topic_name_problem
+from mqttchat.protocol.fastinit import dataclass
+
+if TYPE_CHECKING:
+    from mqttchat.client import MQTTClient
+    from mqttchat.client.options import ClientOptions
+    from mqttchat.client.outcomes import PublishResult
 
 
 def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,11 +54,33 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(handler=main)
 
 
+@dataclass(frozen=True, slots=True)
+class PubJob:
+    """What ``mqttchat pub`` was asked to do, checked: the client's options and what to send."""
+
+    options: ClientOptions
+    #: The message (sent ``--repeat`` times), or None: each line of standard input (``-l``).
+    payload: bytes | None
+    properties: Properties
+
+
 def main(args: argparse.Namespace) -> int:
-    return run("mqttchat pub", lambda: publish(args))
+    return guarded("mqttchat pub", lambda: start(args))
 
 
-async def publish(args: argparse.Namespace) -> int:
+def start(args: argparse.Namespace) -> int:
+    """Publish without an event loop where the blocking client serves the options (TCP or TLS, one message or a
+    file): it starts in a fraction of the time; lines of standard input and WebSocket or proxied connections take
+    the asyncio client."""
+    job = prepare(args)
+    if job.payload is not None and supports(job.options):
+        return publish_blocking(args, job)
+    import asyncio
+
+    return asyncio.run(publish(args, job))
+
+
+def prepare(args: argparse.Namespace) -> PubJob:
     url_topic = take_url_topic(args)
     if url_topic is not None and args.topic is not None:
         raise CommandError("give the topic either with -t or in the URL (-L mqtt://host/topic), not both")
@@ -64,13 +92,12 @@ async def publish(args: argparse.Namespace) -> int:
         raise CommandError(problem)
     if args.repeat < 1:
         raise CommandError("--repeat must be at least 1")
-    options, props = client_options(args, f"mqttchat-pub-{secrets.token_hex(4)}")
+    options, props = client_options(args, f"mqttchat-pub-{os.urandom(4).hex()}")
     limits = cloud_limits(args)
     if limits is not None:  # what the service would close the connection for, changed and said
         args.qos, args.retain, changes = limits.publish(args.qos, args.retain)
         for change in changes:
             error_line("mqttchat pub", change)
-    publish_props = props.get("publish", Properties())
     payload: bytes | None = None
     if args.message is not None:
         # Arguments that are not UTF-8 reach Python as surrogate escapes: send the original bytes.
@@ -83,11 +110,42 @@ async def publish(args: argparse.Namespace) -> int:
     elif args.null_message:
         payload = b""
     warn_v311("mqttchat pub", args, options.version)
-    client = MQTTClient(options)
+    return PubJob(options, payload, props.get("publish", Properties()))
+
+
+def publish_blocking(args: argparse.Namespace, job: PubJob) -> int:
+    """``job`` (one message, ``--repeat`` times) through :class:`~mqttchat.client.blocking.BlockingClient`."""
+    import time
+
+    assert job.payload is not None
+    client = BlockingClient(job.options)
+    if args.debug:
+        client.add_trace_hook(debug_hook("mqttchat pub"))
+    client.connect()
+    announce_connection("mqttchat pub", args, client)
+    try:
+        for i in range(args.repeat):
+            if i and args.repeat_delay:
+                time.sleep(args.repeat_delay)
+            check_result(client.publish(args.topic, job.payload, args.qos, args.retain, job.properties))
+    finally:
+        client.disconnect()
+        report_downgraded(client.downgraded_publishes)
+    return 0
+
+
+async def publish(args: argparse.Namespace, job: PubJob) -> int:
+    """``job`` through the asyncio client: lines of standard input pipelined, or one message ``--repeat`` times."""
+    import asyncio
+
+    from mqttchat.client import MQTTClient
+
+    client = MQTTClient(job.options)
     if args.debug:
         client.add_trace_hook(debug_hook("mqttchat pub"))
     await client.connect()
     announce_connection("mqttchat pub", args, client)
+    payload, publish_props = job.payload, job.properties
     try:
         if payload is not None:
             for i in range(args.repeat):
@@ -112,18 +170,25 @@ async def publish(args: argparse.Namespace) -> int:
             await asyncio.gather(*pending)
     finally:
         await client.disconnect()
-        if client.downgraded_publishes:
-            count = client.downgraded_publishes
-            what = "the message" if count == 1 else f"{count} messages"
-            error_line(
-                "mqttchat pub",
-                f"the broker answered QoS 2 with PUBACK: {what} delivered at QoS 1 (at least once, not exactly once)",
-            )
+        report_downgraded(client.downgraded_publishes)
     return 0
 
 
 async def _send(client: MQTTClient, args: argparse.Namespace, payload: bytes, props: Properties) -> None:
-    result = await client.publish(args.topic, payload, args.qos, args.retain, props)
+    check_result(await client.publish(args.topic, payload, args.qos, args.retain, props))
+
+
+def check_result(result: PublishResult) -> None:
+    """A refusal by the broker ends the command with status 1."""
     if not result.ok:
         detail = f": {result.reason_string}" if result.reason_string else ""
         raise CommandError(f"the broker refused the message: {result.reason_code.title}{detail}", status=1)
+
+
+def report_downgraded(count: int) -> None:
+    if count:
+        what = "the message" if count == 1 else f"{count} messages"
+        error_line(
+            "mqttchat pub",
+            f"the broker answered QoS 2 with PUBACK: {what} delivered at QoS 1 (at least once, not exactly once)",
+        )

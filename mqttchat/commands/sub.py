@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import secrets
+import os
 import sys
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
-from mqttchat.client import Message, MQTTClient
+from mqttchat.client.blocking import BlockingClient, supports
 from mqttchat.commands.common import (
     EXIT_TIMEOUT,
     CommandError,
@@ -18,15 +18,19 @@ from mqttchat.commands.common import (
     cloud_limits,
     debug_hook,
     error_line,
-    run,
+    guarded,
+    quiet_library_log,
     take_url_topic,
     warn_v311,
 )
 from mqttchat.commands.sub_format import FormatError, Output
-from mqttchat.protocol import Properties, Subscription, topic_filter_problem
+from mqttchat.protocol import Properties, ReasonCode, Subscription, matches, topic_filter_problem
+from mqttchat.protocol.fastinit import dataclass
 from mqttchat.untrusted import printable
 
 if TYPE_CHECKING:
+    from mqttchat.client import Message
+    from mqttchat.client.options import ClientOptions
     from mqttchat.commands.sub_decode import SubDecoder
     from mqttchat.explorer.decoders import DecodeResult
 
@@ -95,7 +99,19 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def main(args: argparse.Namespace) -> int:
-    return run("mqttchat sub", lambda: subscribe(args))
+    return guarded("mqttchat sub", lambda: start(args))
+
+
+def start(args: argparse.Namespace) -> int:
+    """Subscribe without an event loop where the blocking client serves the options (TCP or TLS, no --decode): it
+    starts in a fraction of the time; WebSocket, proxies and --decode take the asyncio client."""
+    job = prepare(args)
+    if job.decoder is None and supports(job.options):
+        return subscribe_blocking(args, job)
+    import asyncio
+
+    quiet_library_log()
+    return asyncio.run(subscribe(args, job))
 
 
 def json_line(message: Message) -> str:
@@ -130,9 +146,28 @@ def render_decoded(output: Output, decoder: SubDecoder, message: Message, result
     return output.text(message.topic) + b" " + text if output.verbose else text
 
 
-async def subscribe(args: argparse.Namespace) -> int:
-    from mqttchat.protocol import matches
+@dataclass(frozen=True, slots=True)
+class SubJob:
+    """What ``mqttchat sub`` was asked to do, checked: the output, the client's options and the subscriptions."""
 
+    output: Output
+    decoder: SubDecoder | None
+    options: ClientOptions
+    subscriptions: list[Subscription]
+    properties: Properties
+    #: ``time.monotonic()`` at which -W ends the run (connecting and subscribing included), or None.
+    deadline: float | None
+
+    def subscribe_arguments(self) -> dict[str, Any]:
+        """The SUBSCRIBE properties (-D subscribe ...) as both clients' subscribe() take them."""
+        props = self.properties
+        return {
+            "subscription_identifier": props.subscription_identifier[0] if props.subscription_identifier else None,
+            "user_properties": props.user_property,
+        }
+
+
+def prepare(args: argparse.Namespace) -> SubJob:
     url_topic = take_url_topic(args)
     if url_topic is not None:
         args.topic = [url_topic, *args.topic]
@@ -159,16 +194,139 @@ async def subscribe(args: argparse.Namespace) -> int:
         from mqttchat.commands.sub_decode import SubDecoder
 
         decoder = SubDecoder(args.decode, warn=lambda text: error_line("mqttchat sub", text))
-    options, props = client_options(args, f"mqttchat-sub-{secrets.token_hex(4)}")
-    subscribe_props = props.get("subscribe", Properties())
+    options, props = client_options(args, f"mqttchat-sub-{os.urandom(4).hex()}")
     warn_v311("mqttchat sub", args, options.version)
-    client = MQTTClient(options)
+    # -R still asks for retained messages (the broker marks them) and skips them here, like mosquitto_sub.
+    wanted = [(f, args.qos) for f in args.topic]
+    limits = cloud_limits(args)
+    if limits is not None:  # what the service would close the connection for, changed and said
+        wanted, changes = limits.subscriptions(wanted)
+        for change in changes:
+            error_line("mqttchat sub", change)
+    subscriptions = [Subscription(f, qos, args.no_local) for f, qos in wanted]
+    # -W covers the whole run: a broker that never answers CONNECT or SUBSCRIBE cannot keep us waiting longer.
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    return SubJob(output, decoder, options, subscriptions, props.get("subscribe", Properties()), deadline)
+
+
+class Receiving:
+    """What ``sub`` does with the messages, the same in the blocking and the asyncio loop: when to stop, what to
+    skip, what to write, and the exit status."""
+
+    def __init__(self, args: argparse.Namespace, job: SubJob) -> None:
+        self.args = args
+        self.deadline = job.deadline
+        self.output = job.output
+        self.out = sys.stdout.buffer
+        self.end = b"" if args.no_newline else b"\n"
+        self.received = 0
+        self.retained = 0
+        self.status = 0
+
+    def check(self, codes: list[ReasonCode]) -> None:
+        for topic_filter, code in zip(self.args.topic, codes, strict=True):
+            if code.is_error:
+                raise CommandError(f"the broker refused the subscription to {topic_filter!r}: {code.title}")
+
+    def wait(self) -> float | None:
+        """Seconds to wait for the next message (None: for ever); 0 or less: the time is up (status 27)."""
+        timeout = None if self.deadline is None else self.deadline - time.monotonic()
+        if self.args.retained_only:
+            timeout = RETAINED_QUIET if timeout is None else min(timeout, RETAINED_QUIET)
+        if timeout is not None and timeout <= 0:
+            self.status = EXIT_TIMEOUT
+        return timeout
+
+    def nothing_came(self) -> None:
+        """No message within :meth:`wait`'s time: the retained messages are all in (--retained-only), or -W ends."""
+        if not (self.args.retained_only and (self.deadline is None or time.monotonic() < self.deadline)):
+            self.status = EXIT_TIMEOUT
+
+    def arrived(self, message: Message) -> bool:
+        """Count ``message``; whether it ends the run before being written (a live one with --retained-only)."""
+        if message.retain:
+            self.retained += 1
+        return self.args.retained_only and not message.retain
+
+    def to_remove(self, message: Message) -> bool:
+        """Whether to clear this retained message (--remove-retained)."""
+        return bool(self.args.remove_retained and message.retain and message.payload)
+
+    def skipped(self, message: Message) -> bool:
+        if self.args.no_retained and message.retain:
+            return True
+        return any(matches(f, message.topic) for f in self.args.filter_out)
+
+    def write(self, line: bytes) -> bool:
+        """Write a message's line; whether -C COUNT is reached."""
+        self.out.write(line + self.end)
+        self.out.flush()
+        self.received += 1
+        return self.args.count is not None and self.received >= self.args.count
+
+    def finish(self) -> int:
+        """The exit status, after saying why nothing retained came where that may surprise."""
+        args = self.args
+        if (args.retained_only or args.remove_retained) and not self.retained:
+            wildcards = [f for f in args.topic if "+" in f or "#" in f]
+            if wildcards:
+                named = ", ".join(repr(f) for f in wildcards)
+                error_line(
+                    "mqttchat sub",
+                    f"no retained message arrived for {named}: there may be none, or the broker does not send "
+                    "retained messages to wildcard subscriptions (RabbitMQ does not); subscribe to exact topics",
+                )
+        return self.status
+
+
+def subscribe_blocking(args: argparse.Namespace, job: SubJob) -> int:
+    """``job`` through :class:`~mqttchat.client.blocking.BlockingClient`: no event loop."""
+    client = BlockingClient(job.options)
+    if args.debug:
+        client.add_trace_hook(debug_hook("mqttchat sub"))
+    if client.connect(job.deadline) is None:
+        return EXIT_TIMEOUT
+    announce_connection("mqttchat sub", args, client)
+    receiving = Receiving(args, job)
+    try:
+        codes = client.subscribe(job.subscriptions, **job.subscribe_arguments(), deadline=job.deadline)
+        if codes is None:
+            return EXIT_TIMEOUT
+        receiving.check(codes)
+        while True:
+            timeout = receiving.wait()
+            if timeout is not None and timeout <= 0:
+                break
+            message = client.next_message(None if timeout is None else time.monotonic() + timeout)
+            if message is None:
+                receiving.nothing_came()
+                break
+            if receiving.arrived(message):
+                break
+            if receiving.to_remove(message):
+                client.publish(message.topic, b"", message.qos, retain=True)
+            if receiving.skipped(message):
+                continue
+            if receiving.write(job.output.render(message)):
+                break
+    finally:
+        client.disconnect()
+    return receiving.finish()
+
+
+async def subscribe(args: argparse.Namespace, job: SubJob) -> int:
+    """``job`` through the asyncio client (WebSocket, proxies, --decode)."""
+    import asyncio
+
+    from mqttchat.client import MQTTClient
+
+    client = MQTTClient(job.options)
     if args.debug:
         client.add_trace_hook(debug_hook("mqttchat sub"))
     stream = client.messages(maxsize=1_000_000)
     loop = asyncio.get_running_loop()
-    # -W covers the whole run: a broker that never answers CONNECT or SUBSCRIBE cannot keep us waiting longer.
-    deadline = loop.time() + args.timeout if args.timeout else None
+    # The job's deadline on the event loop's clock.
+    deadline = None if job.deadline is None else loop.time() + (job.deadline - time.monotonic())
     try:
         async with asyncio.timeout_at(deadline):
             await client.connect()
@@ -176,78 +334,39 @@ async def subscribe(args: argparse.Namespace) -> int:
         await client.disconnect()
         return EXIT_TIMEOUT
     announce_connection("mqttchat sub", args, client)
-    out = sys.stdout.buffer
-    end = b"" if args.no_newline else b"\n"
-    received = 0
-    retained = 0
-    status = 0
+    receiving = Receiving(args, job)
+    decoder = job.decoder
     try:
-        # -R still asks for retained messages (the broker marks them) and skips them here, like mosquitto_sub.
-        wanted = [(f, args.qos) for f in args.topic]
-        limits = cloud_limits(args)
-        if limits is not None:  # what the service would close the connection for, changed and said
-            wanted, changes = limits.subscriptions(wanted)
-            for change in changes:
-                error_line("mqttchat sub", change)
-        subscriptions = [Subscription(f, qos, args.no_local) for f, qos in wanted]
         try:
             async with asyncio.timeout_at(deadline):
-                codes = await client.subscribe(
-                    *subscriptions,
-                    subscription_identifier=subscribe_props.subscription_identifier[0]
-                    if subscribe_props.subscription_identifier
-                    else None,
-                    user_properties=subscribe_props.user_property,
-                )
+                codes = await client.subscribe(*job.subscriptions, **job.subscribe_arguments())
         except TimeoutError:
             return EXIT_TIMEOUT
-        for topic_filter, code in zip(args.topic, codes, strict=True):
-            if code.is_error:
-                raise CommandError(f"the broker refused the subscription to {topic_filter!r}: {code.title}")
+        receiving.check(codes)
         while True:
-            timeout = None if deadline is None else deadline - loop.time()
-            if args.retained_only:
-                timeout = RETAINED_QUIET if timeout is None else min(timeout, RETAINED_QUIET)
+            timeout = receiving.wait()
             if timeout is not None and timeout <= 0:
-                status = EXIT_TIMEOUT
                 break
             try:
                 async with asyncio.timeout(timeout):
                     message = await stream.get()
             except TimeoutError:
-                if args.retained_only and (deadline is None or loop.time() < deadline):
-                    break
-                status = EXIT_TIMEOUT
+                receiving.nothing_came()
                 break
             except StopAsyncIteration:
                 break
-            if message.retain:
-                retained += 1
-            if args.retained_only and not message.retain:
+            if receiving.arrived(message):
                 break
-            if args.remove_retained and message.retain and message.payload:
+            if receiving.to_remove(message):
                 await client.publish(message.topic, b"", message.qos, retain=True)
-            if args.no_retained and message.retain:
-                continue
-            if any(matches(f, message.topic) for f in args.filter_out):
+            if receiving.skipped(message):
                 continue
             if decoder is not None:
-                out.write(render_decoded(output, decoder, message, await decoder.decode(message)) + end)
+                line = render_decoded(job.output, decoder, message, await decoder.decode(message))
             else:
-                out.write(output.render(message) + end)
-            out.flush()
-            received += 1
-            if args.count is not None and received >= args.count:
+                line = job.output.render(message)
+            if receiving.write(line):
                 break
     finally:
         await client.disconnect()
-    if (args.retained_only or args.remove_retained) and not retained:
-        wildcards = [f for f in args.topic if "+" in f or "#" in f]
-        if wildcards:
-            named = ", ".join(repr(f) for f in wildcards)
-            error_line(
-                "mqttchat sub",
-                f"no retained message arrived for {named}: there may be none, or the broker does not send retained "
-                "messages to wildcard subscriptions (RabbitMQ does not); subscribe to exact topics",
-            )
-    return status
+    return receiving.finish()

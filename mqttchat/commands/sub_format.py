@@ -27,14 +27,19 @@ bytes are data.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mqttchat.client import Message
+from mqttchat.protocol.fastinit import dataclass
 from mqttchat.untrusted import printable, printable_bytes
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from mqttchat.client import Message
+
+# json and datetime load when a template first needs them (%j, %J, %I): ``mqttchat sub`` starts without them.
 
 #: The ``%`` codes and what they show (for errors and ``--help``).
 PERCENT_CODES = {
@@ -214,7 +219,9 @@ def _payload(payload: bytes, spec: _Code, hexcase: str | None) -> bytes:
 
 
 def _local(at: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(at).astimezone()
+    from datetime import datetime
+
+    return datetime.fromtimestamp(at).astimezone()
 
 
 def _nanoseconds(at: float) -> int:
@@ -223,6 +230,8 @@ def _nanoseconds(at: float) -> int:
 
 def _json_string(value: bytes | str) -> str:
     """A JSON string; bytes that are not UTF-8 stay as they were (written back as the bytes they were)."""
+    import json
+
     text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
     return json.dumps(text, ensure_ascii=False)
 
@@ -260,6 +269,8 @@ def json_object(message: Message, payload_as_json: bool) -> str | None:
                 items.append(f'"{key}":{_json_string(value)}')
         fields.append(f'"properties":{{{",".join(items)}}}')
     if payload_as_json:
+        import json
+
         try:
             value = json.loads(message.payload) if message.payload else None
         except ValueError:
