@@ -15,7 +15,7 @@ import pytest
 
 from mqttchat.cli import main
 from mqttchat.client.messages import Message
-from mqttchat.explorer.history_store import HistoryDatabase, store_path
+from mqttchat.explorer.history_store import HistoryDatabase, HistoryWriter, store_path
 from mqttchat.explorer.recording import parse_line
 
 #: Whole seconds: the moments given on the command line are exact.
@@ -105,6 +105,12 @@ def test_stores_are_per_broker_and_listed(data: Path, capsys: pytest.CaptureFixt
         (("--regex", "("), 2, "bad regular expression"),
         (("-L", "mqtt://x", "-p", "3"), 2, "not both"),
         (("-C", "-1"), 2, "-C must not be negative"),
+        (("--clear", "-t", "home/#"), 2, "--clear forgets by age only (--until), from the oldest end: not with -t"),
+        (("--clear", "--since", "1h"), 2, "not with --since"),
+        (("--all",), 2, "--all goes with --clear"),
+        (("--clear", "--all", "-L", "mqtt://x"), 2, "not both"),
+        (("--clear", "--until", "soonish"), 2, "--until: 'soonish' is not a moment"),
+        (("--clear", "-L", "mqtt://nobody:1"), 1, "no history store there (the explorer writes one per broker"),
     ],
 )
 def test_errors_are_one_line(
@@ -138,3 +144,58 @@ def test_the_command_loads_no_ui(data: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "loaded:"
     assert "home/kitchen/temp" in result.stdout
+
+
+def test_clear_forgets_one_brokers_messages(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--clear`` empties the local broker's store (the file stays, for the app to write on); the other broker's
+    store keeps its messages."""
+    status, out, err = run(capsys, "--clear")
+    assert (status, err) == (0, "")
+    assert out.startswith("mqtt_127.0.0.1_1883.sqlite: 6 messages forgotten, ")
+    assert run(capsys)[1] == ""
+    assert json.loads(run(capsys, "--stats")[1])["topics"] == 0
+    assert run(capsys, "-L", "mqtt://broker.example:1884")[1].endswith(" x elsewhere\n")
+
+
+def test_clear_until_forgets_what_is_older(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--clear --until MOMENT`` forgets the messages received at or before it, from the oldest end, and the
+    topics left without messages; the text index follows (what stays is found by its words)."""
+    status, out, _ = run(capsys, "--clear", "--until", f"{NOW - 540:.3f}")
+    assert status == 0 and "2 messages forgotten" in out
+    _, out, _ = run(capsys, "-F", "json")
+    assert [parse_line(line).t for line in out.splitlines()] == pytest.approx(
+        [NOW - 480, NOW - 420, NOW - 360, NOW - 10], abs=0.001
+    )
+    assert json.loads(run(capsys, "--stats")[1])["topics"] == 4
+    assert "door opened by Alice" in run(capsys, "--text", "alice")[1]
+    _, out, _ = run(capsys, "--clear", "--until", f"{NOW - 3600:.3f}")  # nothing that old
+    assert "0 messages forgotten" in out
+
+
+def test_clear_all_and_the_space_given_back(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--clear --all`` empties every broker's store, and the files shrink: the space is given back."""
+    path = store_path(data, "mqtt://127.0.0.1:1883")
+    db = HistoryDatabase(path, retention=None)
+    db.write([Message(f"bulk/{i % 100}", b"%05d" % i * 100, received_at=NOW) for i in range(5_000)])
+    db.close()
+    before = path.stat().st_size
+    assert before > 2_500_000
+    status, out, _ = run(capsys, "--clear", "--all")
+    assert status == 0
+    assert out.splitlines()[0].startswith("mqtt_127.0.0.1_1883.sqlite: 5,006 messages forgotten")
+    assert out.splitlines()[1].startswith("mqtt_broker.example_1884.sqlite: 1 message forgotten")
+    assert path.stat().st_size < before / 4
+    assert "0 messages" in run(capsys, "--list")[1]
+
+
+def test_clear_waits_for_the_app_writing_the_store(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A store an app is writing is not cleared under it (the app would go on from ids it holds): the command
+    says to quit the app first, and the messages stay."""
+    writer = HistoryWriter(store_path(data, "mqtt://127.0.0.1:1883"), retention=None)
+    try:
+        status, out, err = run(capsys, "--clear")
+    finally:
+        writer.close()
+    assert status == 1 and out == ""
+    assert "an mqttchat keeps this broker's history now: quit it first" in err
+    assert json.loads(run(capsys, "--stats")[1])["messages"] == 6

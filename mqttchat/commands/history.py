@@ -38,7 +38,8 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         add_help=False,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  mqttchat history -t 'home/#' --since 1h\n  mqttchat history --where 'temp > 30' -F csv\n"
-        "  mqttchat history -L mqtt://broker:1883 --at '2026-12-03 14:02' -t 'plant/#'\n  mqttchat history --list\n\n"
+        "  mqttchat history -L mqtt://broker:1883 --at '2026-12-03 14:02' -t 'plant/#'\n  mqttchat history --list\n"
+        "  mqttchat history --clear --until 30d     (forget what is older than 30 days)\n\n"
         "Moments: now, 10m or 2h or 3d (ago), 14:02 (today), 2026-12-03 14:02, ISO 8601, seconds since the epoch.\n"
         "Conditions (--where) on JSON fields: temp > 30, state == 'on' and battery.level < 20, name ~ '^kit',\n"
         "  payload > 30 for a bare number; and, or, not, parentheses; a missing field meets no comparison.",
@@ -51,6 +52,14 @@ def build_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     where.add_argument("--file", type=Path, help="a store file instead (a .sqlite in the data directory's history/)")
     where.add_argument("--list", action="store_true", help="list the stores, one per broker, and exit")
     where.add_argument("--stats", action="store_true", help="print the store's size and time span, and exit")
+    clear = p.add_argument_group("clearing")
+    clear.add_argument(
+        "--clear",
+        action="store_true",
+        help="forget the store's messages (with --until: those received at or before then) and exit; quit the app "
+        "that keeps this broker's history first",
+    )
+    clear.add_argument("--all", action="store_true", help="with --clear: every broker's store")
     what = p.add_argument_group("what to find")
     what.add_argument("-t", "--topic", action="append", default=[], help="topic filter (repeat for several)")
     what.add_argument("--since", metavar="MOMENT", help="received at or after this moment")
@@ -170,6 +179,8 @@ def _open(path: Path) -> HistoryReader:
 def _run(args: argparse.Namespace) -> int:
     out = sys.stdout
     terminal = out.isatty()
+    if args.clear or args.all:
+        return _clear(args, out)
     if args.list:
         return _list(out)
     path = _store_file(args)
@@ -263,6 +274,52 @@ def _list(out: TextIO) -> int:
             f"{plural(facts['topics'], 'topic', grouped=True)}, {size_label(facts['bytes'])}{span}\n"
         )
     return 0
+
+
+#: Options that choose messages by something other than their age: the store forgets from its oldest end only.
+_NOT_WITH_CLEAR = (("topic", "-t"), ("since", "--since"), ("text", "--text"), ("regex", "--regex"),
+                   ("where", "--where"), ("at", "--at"), ("count", "-C"), ("newest_first", "--newest-first"),
+                   ("list", "--list"), ("stats", "--stats"))  # fmt: skip
+
+
+def _clear(args: argparse.Namespace, out: TextIO) -> int:
+    """``--clear``: forget a broker's stored messages (``--all``: every broker's), those up to ``--until`` or all."""
+    from mqttchat.explorer.history_store import HistoryError, HistoryLocked, forget_stored
+    from mqttchat.labels import plural, size_label
+
+    if not args.clear:
+        raise _Failure("--all goes with --clear", 2)
+    given = [option for name, option in _NOT_WITH_CLEAR if getattr(args, name)]
+    if given:
+        raise _Failure(f"--clear forgets by age only (--until), from the oldest end: not with {', '.join(given)}", 2)
+    if args.all and (args.file or args.url or args.host or args.port):
+        raise _Failure("give either --all or one store (-L, -h, -p, --file), not both", 2)
+    until = _moment(args.until, "--until")
+    if args.all:
+        folder = _history_dir()
+        paths = sorted(folder.glob("*.sqlite")) if folder.is_dir() else []
+        if not paths:
+            out.write(f"no history stores in {folder}\n")
+            return 0
+    else:
+        paths = [_store_file(args)]
+    failed = 0
+    for path in paths:
+        try:
+            count = forget_stored(path, until)
+        except HistoryLocked:
+            _error(f"{path}: an mqttchat keeps this broker's history now: quit it first (it would go on writing)")
+            failed += 1
+            continue
+        except HistoryError as exc:
+            hint = "" if path.exists() else " (the explorer writes one per broker it connects to; --list shows them)"
+            _error(f"{exc}{hint}")
+            failed += 1
+            continue
+        size = path.stat().st_size
+        out.write(f"{path.name}: {plural(count, 'message', grouped=True)} forgotten, {size_label(size)} now\n")
+    out.flush()
+    return 1 if failed else 0
 
 
 def _span(oldest: float | None, newest: float | None) -> str:

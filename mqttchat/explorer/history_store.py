@@ -519,13 +519,7 @@ class HistoryDatabase:
         if self.retention is not None and self.count and now - self._retention_at >= RETENTION_INTERVAL:
             self._retention_at = now
             cutoff_ms = int((now - self.retention) * 1000)
-            row = self.db.execute(
-                "SELECT MIN(first_id) FROM spans WHERE bucket >= ?", (cutoff_ms // (SPAN_SECONDS * 1000),)
-            ).fetchone()
-            keep_from = row[0] if row[0] is not None else self._last_id + 1
-            # The first span kept may start before the cutoff: its older rows go too.
-            keep_from = self._first_kept(keep_from, cutoff_ms)
-            stats.evicted_retention += self._evict_before(keep_from)
+            stats.evicted_retention += self._evict_before(self._keep_from(cutoff_ms))
         used = self.used_bytes()
         # Deleting from the text index writes delete markers before a merge drops them: the store may shrink
         # less than the rows evicted, so measure again and evict more until it fits.
@@ -543,9 +537,19 @@ class HistoryDatabase:
                 used = self.used_bytes()
         free = int(self.db.execute("PRAGMA freelist_count").fetchone()[0]) * self.page_size
         if free > max(self.budget // 4, 4 * 1024 * 1024):
-            self.db.execute("PRAGMA incremental_vacuum")
+            self._vacuum()
         stats.stored = self.count
         stats.bytes = used
+
+    def _keep_from(self, cutoff_ms: int) -> int:
+        """The id of the first message, from the oldest end, received at or after ``cutoff_ms`` (one past the last
+        when none was): where the retention's eviction stops."""
+        row = self.db.execute(
+            "SELECT MIN(first_id) FROM spans WHERE bucket >= ?", (cutoff_ms // (SPAN_SECONDS * 1000),)
+        ).fetchone()
+        keep_from = row[0] if row[0] is not None else self._last_id + 1
+        # The first span kept may start before the cutoff: its older rows go too.
+        return self._first_kept(keep_from, cutoff_ms)
 
     def _first_kept(self, start: int, cutoff_ms: int) -> int:
         row = self.db.execute(
@@ -616,12 +620,33 @@ class HistoryDatabase:
             if self.fts:
                 self.db.execute("INSERT INTO texts (texts) VALUES ('delete-all')")
             self.db.execute(_IDS_RESTART)
-        self.db.execute("PRAGMA incremental_vacuum")
+        self._vacuum()
         self._first_id = self._last_id = 0
         self._fts_from = self._text_flags_from = 1
         self._topics.clear()
         self.stats.stored = 0
         self.stats.bytes = self.used_bytes()
+
+    def _vacuum(self) -> None:
+        """Give the free pages back to the file system. ``PRAGMA incremental_vacuum`` frees a page a step, and
+        ``execute`` steps a statement once: run to its end, as a script, it frees them all."""
+        self.db.executescript("PRAGMA incremental_vacuum;")
+
+    def forget(self, until: float | None = None) -> int:
+        """Delete the messages received at or before ``until`` (seconds since the epoch; None: every message), from
+        the oldest end as the retention does (a message that arrived earlier with a later clock goes with those
+        around it), and give their space back to the file system; how many went."""
+        if until is None:
+            count = self.count
+            self.clear()
+        else:
+            count = self._evict_before(self._keep_from(math.floor(until * 1000) + 1))
+            self.forget_unused_topics()
+            self._vacuum()
+            self.stats.stored = self.count
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.stats.bytes = self.used_bytes()
+        return count
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -659,6 +684,29 @@ class _WriterLock:
         file, self._file = self._file, None
         if file is not None:
             file.close()
+
+
+def forget_stored(path: Path, until: float | None = None) -> int:
+    """Forget the messages of the store at ``path`` received at or before ``until`` (None: all of them), as
+    :meth:`HistoryDatabase.forget` does; how many went. The store must exist and no app may be writing it.
+
+    Raises:
+        HistoryLocked: an app is keeping this broker's history now (it would go on writing).
+        HistoryError: there is no store there, or it cannot be opened.
+    """
+    if not path.is_file():
+        raise HistoryError(f"{path}: there is no history store there")
+    lock = _WriterLock(path)
+    try:
+        database = HistoryDatabase(path, retention=None)
+        try:
+            return database.forget(until)
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{path}: {exc}") from None
+        finally:
+            database.close()
+    finally:
+        lock.release()
 
 
 class HistoryWriter:

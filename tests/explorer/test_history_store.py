@@ -281,6 +281,20 @@ def test_the_budget_evicts_the_oldest_and_counts(path: Path) -> None:
     fts_consistent(path)
 
 
+def test_evicting_gives_the_space_back(path: Path) -> None:
+    """With a budget made smaller (the settings changed), eviction frees pages and the file shrinks to about the
+    budget (``PRAGMA incremental_vacuum`` run to its end: stepped once it freed one page and the file stayed)."""
+    db = HistoryDatabase(path, budget=1 << 30, retention=None)
+    db.write([message(f"b/{i % 50}", f"{i} " + "z" * 500, T0 + i / 1000) for i in range(16_000)])
+    db.close()
+    assert path.stat().st_size > 9 * 2**20
+    db = HistoryDatabase(path, budget=2 * 2**20, retention=None)
+    db.write([message("b/0", "one more", T0 + 20)])
+    assert 0 < db.count < 16_000 and db.used_bytes() <= 2 * 2**20
+    db.close()
+    assert path.stat().st_size < 3 * 2**20
+
+
 def test_the_retention_evicts_old_messages_and_counts(path: Path) -> None:
     db = HistoryDatabase(path, retention=3600)
     db.write([message("r", str(i), T0 + i * 600) for i in range(10)], now=T0 + 5400)  # 0 .. 5400 s
