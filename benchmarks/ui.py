@@ -10,6 +10,9 @@ Run: ``python -m benchmarks.ui [--seconds 30] [--rate 20000]``. Phases:
    column decode what they show).
 4. 100,000 distinct topics, then the tree fully expanded.
 
+``--phases`` runs only some of them (``--phases sparkplug``; ``expanded`` ingests the 100,000 topics first, as
+its own phase, when ``100k`` is not chosen); the idle phase runs always, as the baseline.
+
 ``--broker embedded`` runs the flood through the app's own broker, in process (the zero-config default), to
 show that hosting it does not make the screen stutter. The lasting history is on or off as the app's default
 (``history_store``; ``--history`` / ``--no-history`` choose), the store in a temporary data directory; the run
@@ -219,7 +222,12 @@ async def run_phase(
     }
 
 
-async def main_async(seconds: float, rate: int, broker: str, history: bool = False) -> int:
+PHASES = ("flood", "sparkplug", "100k", "expanded")
+
+
+async def main_async(
+    seconds: float, rate: int, broker: str, history: bool = False, phases: frozenset[str] = frozenset(PHASES)
+) -> int:
     import gc
     import os
     import tempfile
@@ -248,15 +256,19 @@ async def main_async(seconds: float, rate: int, broker: str, history: bool = Fal
                 await asyncio.sleep(0.05)
             results.append(("idle", await run_phase(app, pilot, port, "idle", 0, min(5, seconds), 0)))
             await pilot.press("plus")
-            results.append(
-                (f"flood {rate}/s over 10k topics", await run_phase(app, pilot, port, "flood", rate, seconds, 10_000))
-            )
-            sparkplug = await run_phase(app, pilot, port, "sparkplug", rate, seconds, 10_000, "sparkplug",
-                                        "spBv1.0/Bench/DDATA/node3/device4")  # fmt: skip
-            results.append((f"sparkplug {rate}/s, 10k metrics", sparkplug))
-            results.append(("100k distinct topics", await run_phase(app, pilot, port, "100k", 10_000, 10, 100_000)))
-            await pilot.press("plus")  # expand everything (up to the limit) with 100k topics present
-            results.append(("100k topics, tree expanded", await run_phase(app, pilot, port, "expanded", 0, 5, 0)))
+            if "flood" in phases:
+                flood = await run_phase(app, pilot, port, "flood", rate, seconds, 10_000)
+                results.append((f"flood {rate}/s over 10k topics", flood))
+            if "sparkplug" in phases:
+                sparkplug = await run_phase(app, pilot, port, "sparkplug", rate, seconds, 10_000, "sparkplug",
+                                            "spBv1.0/Bench/DDATA/node3/device4")  # fmt: skip
+                results.append((f"sparkplug {rate}/s, 10k metrics", sparkplug))
+            if phases & {"100k", "expanded"}:
+                topics = await run_phase(app, pilot, port, "100k", 10_000, 10, 100_000)
+                results.append(("100k distinct topics", topics))
+            if "expanded" in phases:
+                await pilot.press("plus")  # expand everything (up to the limit) with 100k topics present
+                results.append(("100k topics, tree expanded", await run_phase(app, pilot, port, "expanded", 0, 5, 0)))
             store = runtime.history
             if store is not None:
                 store.flush(60)
@@ -294,9 +306,14 @@ def main() -> int:
     state = "on" if default else "off"
     parser.add_argument("--history", action=argparse.BooleanOptionalAction, default=default,
                         help=f"the lasting history on or off (default: as the app, {state})")  # fmt: skip
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help=f"phases to run after idle, comma-separated (default: {','.join(PHASES)})")  # fmt: skip
     args = parser.parse_args()
+    phases = frozenset(name.strip() for name in args.phases.split(",") if name.strip())
+    if not phases <= set(PHASES):
+        parser.error(f"unknown phases: {', '.join(sorted(phases - set(PHASES)))} (known: {', '.join(PHASES)})")
     print(f"broker: {args.broker}, lasting history {'on' if args.history else 'off'}")
-    return asyncio.run(main_async(args.seconds, args.rate, args.broker, args.history))
+    return asyncio.run(main_async(args.seconds, args.rate, args.broker, args.history, phases))
 
 
 if __name__ == "__main__":
