@@ -53,6 +53,32 @@ def test_rates_over_the_last_whole_second() -> None:
     assert parent.rate(101.5) == 50.0
 
 
+def test_rate_order_sorts_by_the_last_second_and_keeps_names_when_quiet() -> None:
+    tree = TopicTree()
+    for name, count in (("a", 1), ("b", 5), ("c", 3)):
+        for i in range(count):
+            tree.ingest(f"s/{name}", b"1", received_at=100.0 + i / 10)
+    tree.ingest("s/d", b"1", received_at=98.0)
+    parent = tree.get("s")
+    assert parent is not None
+    by_rate = [n.name for n in tree.sorted_children(parent, SortOrder.RATE, 101.5)]
+    assert by_rate == ["b", "c", "a", "d"]  # d was quiet that second: 0, after the others
+    # Two seconds later nothing below s moved: every rate is 0 and the name order stays.
+    assert [n.name for n in tree.sorted_children(parent, SortOrder.RATE, 102.5)] == ["a", "b", "c", "d"]
+    assert tree.sorted_children(parent, SortOrder.RATE, 102.5) is tree.sorted_children(parent, SortOrder.NAME)
+
+
+def test_branches_count_the_children_with_children() -> None:
+    tree = TopicTree()
+    tree.ingest("p/a/x", b"1")
+    tree.ingest("p/b", b"1")
+    tree.ingest("p/a/y", b"1")
+    tree.ingest("p/b/z/deep", b"1")  # b gets a child: a branch now, as z under it
+    p, a, b = tree.get("p"), tree.get("p/a"), tree.get("p/b")
+    assert p is not None and a is not None and b is not None
+    assert (tree.root.branches, p.branches, a.branches, b.branches) == (1, 2, 0, 1)
+
+
 def test_retained_marker_follows_retained_messages_only() -> None:
     tree = TopicTree()
     tree.ingest("dev/1/state", b"on", retain=True)

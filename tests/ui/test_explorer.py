@@ -8,6 +8,7 @@ from textual.widgets import Input, Label, TabbedContent
 
 from mqttchat.broker.server import Broker
 from mqttchat.client import ClientOptions, MQTTClient, parse_url
+from mqttchat.explorer.tree import SortOrder, TopicNode, TopicTree
 from mqttchat.runtime import Runtime
 from mqttchat.ui.app import MQTTChatApp
 from mqttchat.ui.screens.main import parse_filter
@@ -253,3 +254,80 @@ async def test_tree_rows_follow_the_focus_and_the_theme() -> None:
         unfocused = cursor_background()
         app.theme = "nord" if app.theme != "nord" else "gruvbox"
         await until(lambda: cursor_background() not in (focused, unfocused), pilot=pilot)
+
+
+def _big_tree() -> TopicTree:
+    """Branches and runs of leaves at several depths, with counts and times that differ between siblings."""
+    tree = TopicTree()
+    for i in range(600):
+        tree.ingest(f"plant/area{i % 3}/line{i % 7}/sensor{i}", b"1", received_at=100.0 + (i * 37 % 600) / 100)
+    for i in range(40):
+        tree.ingest(f"plant/area{i % 3}", b"level", received_at=103.0 + i / 100)
+        tree.ingest(f"office/room{i}", b"x", received_at=105.0 + i / 10)
+    return tree
+
+
+def _walked(view: TopicTreeView) -> list[str]:
+    """The rows the view should show, by a plain recursive walk of the model."""
+    rows: list[str] = []
+
+    def walk(node: TopicNode) -> None:
+        for child in TopicTree.sorted_children(node, view.order, view.clock()):
+            if view.shown is not None and child not in view.shown:
+                continue
+            rows.append(child.topic)
+            if child.children and (view.shown is not None or child.topic in view.expanded):
+                walk(child)
+
+    walk(view.model.root)
+    return rows
+
+
+async def test_rows_are_the_tree_walked_in_every_order_filter_and_expansion() -> None:
+    """The row builder adds runs of leaves at once: its rows are still those of a walk node by node."""
+    tree = _big_tree()
+    app = make_app(tree)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        view = app.screen.query_one(TopicTreeView)
+        branches = sorted(node.topic for node in tree.nodes.values() if node.children)
+        shown = {node for i, node in enumerate(tree.nodes.values()) if i % 3 == 0}
+        for clock in (104.5, 500.0):  # rates from the last second, and all of them 0
+            view.clock = lambda clock=clock: clock  # type: ignore[misc]
+            for expanded in (set(branches), set(branches[::2]), set()):
+                for visible in (None, shown):
+                    for order in SortOrder:
+                        view.expanded, view.shown, view.order = set(expanded), visible, order
+                        view.rebuild_now()
+                        assert topics(view) == _walked(view), (clock, len(expanded), visible is None, order)
+
+
+async def test_selecting_a_topic_opens_its_path_without_rebuilding_the_tree() -> None:
+    """Selecting a topic (jump, hot topics, another broker's tab) splices in the rows of the levels it opens: the
+    whole tree is not walked again, and the rows are those a full rebuild makes."""
+    app = make_app(_big_tree())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        view = app.screen.query_one(TopicTreeView)
+        view.expanded = {"office"}
+        view.rebuild_now()
+        builds = 0
+        build = view._build
+
+        def counted() -> object:
+            nonlocal builds
+            builds += 1
+            return build()
+
+        view._build = counted  # type: ignore[method-assign]
+        assert view.select_topic("plant/area1/line4/sensor46")
+        assert view.select_topic("office/room7")  # its path is open already
+        assert view.select_topic("plant/area2/line3/sensor17")
+        assert builds == 0
+        assert view.highlighted is not None and view.highlighted.topic == "plant/area2/line3/sensor17"
+        assert {"plant", "plant/area1", "plant/area1/line4", "plant/area2", "plant/area2/line3"} <= view.expanded
+        spliced = topics(view)
+        view.rebuild_now()
+        assert builds == 1 and topics(view) == spliced == _walked(view)
+        assert view.highlighted is not None and view.highlighted.topic == "plant/area2/line3/sensor17"
+        assert not view.select_topic("plant/nowhere")
