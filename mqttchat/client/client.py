@@ -184,6 +184,10 @@ class MQTTClient:
     ...         print(message.topic, message.payload)
     """
 
+    #: Packets handled per turn of the event loop (PACKETS_PER_TURN): an application whose handlers do more per
+    #: message, sharing the loop with a screen, sets fewer.
+    packets_per_turn = PACKETS_PER_TURN
+
     def __init__(
         self, options: ClientOptions | str | None = None, *, auth: AuthMethod | None = None, **overrides: Any
     ) -> None:
@@ -549,7 +553,7 @@ class MQTTClient:
     def link_data(self, data: bytes) -> None:
         session = self.session
         try:
-            events = session.receive_data(data, PACKETS_PER_TURN)
+            events = session.receive_data(data, self.packets_per_turn)
         except RemoteProtocolError as exc:
             self._protocol_error(exc)
             return
