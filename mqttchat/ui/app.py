@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -46,6 +47,19 @@ def configure_gc() -> None:
     gc.collect()
     gc.freeze()  # everything loaded at start-up is permanent
     gc.set_threshold(2_000, 10, 2**30)  # small young generations: each pass stays around a millisecond
+
+
+#: Seconds a thread may keep the GIL while another waits for it (Python's default: 0.005). The lasting history's
+#: writer thread runs Python between its SQLite statements (a batch's tuples), and the event loop gives the GIL up
+#: at every system call (each read, write and wait): at 5 ms it waited up to that long to get it back, several
+#: times a turn. At 1 ms the worst stall of benchmarks.ui's flood through the embedded broker with the history was
+#: 17-43 ms where it was 28-50 ms, alternated runs in one window.
+SWITCH_INTERVAL = 0.001
+
+
+def configure_switching() -> None:
+    """Let the event loop have the GIL back soon when another thread (the history writer) holds it."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 #: Seconds after subscribing without any retained message before the app says what that may mean.
@@ -136,6 +150,7 @@ class MQTTChatApp(App[None]):
     def on_mount(self) -> None:
         self.apply_settings_theme()
         configure_gc()
+        configure_switching()
         # The tables that neutralise network text, made now rather than when the first multi-line or non-ASCII
         # payload is shown in the middle of a flood (they took 50-120 ms then).
         prepare("\n", "\n\t")

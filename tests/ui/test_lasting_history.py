@@ -3,6 +3,7 @@ the status bar says how many are stale and how big the store is; a live message 
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from mqttchat.explorer.history_store import HistoryDatabase
 from mqttchat.explorer.recording import parse_line
 from mqttchat.explorer.tree import TopicTree
 from mqttchat.runtime import Runtime
-from mqttchat.ui.app import MQTTChatApp
+from mqttchat.ui.app import SWITCH_INTERVAL, MQTTChatApp
 from mqttchat.ui.screens.history_search import HistorySearchDialog
 from mqttchat.ui.widgets.status_bar import StatusBar
 from mqttchat.ui.widgets.topic_tree import TopicTreeView
@@ -188,3 +189,18 @@ async def test_export_what_a_search_finds(broker: Broker, tmp_path: Path) -> Non
         ("farm/tank1", base + 2),
         ("farm/pump", base + 3),
     ]
+
+
+async def test_the_event_loop_gets_the_gil_back_soon_from_the_history_writer(broker: Broker) -> None:
+    """The app shortens the GIL's switch interval (Python's default 5 ms): the history writer's thread runs Python
+    between its SQLite statements, and the event loop, which gives the GIL up at each system call, waited up to 5 ms
+    each time to get it back (issue 17: stalls through the embedded broker with the history on)."""
+    before = sys.getswitchinterval()
+    options = ClientOptions(parse_url(broker.url), client_id="history-gil")
+    runtime = Runtime(options, (("#", 0),), embed_broker=False, history_budget=8 * 1024 * 1024)
+    try:
+        async with MQTTChatApp(runtime, flush_hz=20).run_test(size=(120, 40)) as pilot:
+            await until(lambda: runtime.history is not None, pilot=pilot)
+            assert sys.getswitchinterval() == SWITCH_INTERVAL < 0.005
+    finally:
+        sys.setswitchinterval(before)
