@@ -12,7 +12,8 @@ topic and second) and without it (``history_rate`` 0), so that what the sampling
 Reported per phase: messages offered a second (what the publisher managed to send), ingested a second, lost
 (published but never ingested: dropped by the broker for a slow reader, or by the client), history entries sampled
 out, the history's bytes against its budget and entries evicted from it, the event loop's worst and 99th-percentile
-stall, key-press-to-screen time and peak RSS.
+stall (and the longest counting only the CPU time the loop's thread spent in it: the rest was the machine's),
+key-press-to-screen time and peak RSS.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ async def main_async(rate: int, seconds: float) -> int:
                 print(f"{name} ...", flush=True)
                 results.append((name, await one_app(port, rate, seconds, topics, history_rate)))
     keys = ["offered/s", "ingested/s", "lost", "client dropped", "sampled", "evicted", "history MB",
-            "worst stall ms", "p99 stall ms", "key→screen ms", "peak RSS MB"]  # fmt: skip
+            "worst stall ms", "worst busy ms", "p99 stall ms", "key→screen ms", "peak RSS MB"]  # fmt: skip
     print(f"\nrate asked: {rate:,} msg/s for {seconds:.0f} s a phase; history budget "
           f"{results[0][1]['budget MB']:.0f} MB")  # fmt: skip
     print(f"{'phase':<30}" + "".join(f"{k:>15}" for k in keys))

@@ -60,9 +60,10 @@ def peak_rss_mb() -> float:
 class StallMonitor:
     """Sleeps 5 ms again and again; lateness beyond that is time the event loop was busy elsewhere.
 
-    For each late wake-up it also notes how much CPU this process used meanwhile: a stall during which the
-    process barely ran was the machine's scheduler (2 cores shared with the flooding publisher and the broker),
-    not the app's code.
+    For each late wake-up it also notes how much CPU the event loop's own thread used meanwhile: a stall during
+    which it barely ran was the machine's scheduler (2 cores shared with the flooding publisher and the broker) or
+    another thread holding the GIL, not the loop's code. (The process's CPU time would count the lasting history's
+    writer thread too, whose SQLite work runs beside the loop on the other core.)
     """
 
     interval: float = 0.005
@@ -74,11 +75,11 @@ class StallMonitor:
         loop = asyncio.get_running_loop()
         while True:
             before = loop.time()
-            cpu_before = time.process_time()
+            cpu_before = time.thread_time()
             await asyncio.sleep(self.interval)
             late = max(0.0, loop.time() - before - self.interval)
             self.delays.append(late)
-            self.busy.append(min(late, time.process_time() - cpu_before))
+            self.busy.append(min(late, time.thread_time() - cpu_before))
 
     def start(self) -> None:
         self.delays.clear()
@@ -94,7 +95,7 @@ class StallMonitor:
         return ordered[-1] * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
 
     def worst_busy(self) -> float:
-        """The longest stall counting only the CPU time this process spent in it, ms."""
+        """The longest stall counting only the CPU time the event loop's thread spent in it, ms."""
         return max(self.busy, default=0.0) * 1000
 
 
