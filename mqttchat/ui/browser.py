@@ -221,13 +221,21 @@ class AppProcess(AppService):
     async def stop(self) -> None:
         await super().stop()
         process = self._process
-        if process is not None and process.returncode is None:
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        if process is not None:
+            await wait_or_kill(process)
+
+
+async def wait_or_kill(process: asyncio.subprocess.Process, timeout: float = 10.0) -> None:
+    """Wait for ``process`` to exit (asked to already), killing it after ``timeout`` seconds: its exit is collected
+    and its pipes closed either way."""
+    if process.returncode is not None:
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
 
 
 def _cells(given: str | None, default: int) -> int:

@@ -23,6 +23,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from mqttchat.ui.browser import wait_or_kill
+
 __all__ = ["Page", "chromium_path", "open_page"]
 
 #: Kept in the page: what the app sent (its screen output), decoded, at most 4 MB of the latest.
@@ -191,12 +193,7 @@ async def open_page(width: int = 1280, height: int = 800) -> AsyncIterator[Page]
         finally:
             if process.returncode is None:
                 process.terminate()
-                try:
-                    async with asyncio.timeout(10):
-                        await process.wait()
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+                await wait_or_kill(process)
 
 
 async def _devtools_endpoint(stderr: asyncio.StreamReader) -> str:
