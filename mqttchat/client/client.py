@@ -801,16 +801,21 @@ class MQTTClient:
             payload = payload.encode()
         if property_values:
             properties = properties.replace(**property_values)
-        publish = build_publish(topic, payload, qos, retain, False, None, properties)
         if qos == 0:
             if self._write_paused:
                 await self._writable()
-            self.session.publish(publish)
+            if properties is EMPTY_PROPERTIES:
+                self.session.publish_plain(topic, payload, 0, retain)
+            else:
+                self.session.publish(build_publish(topic, payload, 0, retain, False, None, properties))
             self._schedule_flush()
             return _QOS0_RESULT
         assert self._loop is not None
         future: asyncio.Future[PublishResult] = self._loop.create_future()
-        self.session.publish(publish, future)
+        if properties is EMPTY_PROPERTIES:
+            self.session.publish_plain(topic, payload, qos, retain, future)
+        else:
+            self.session.publish(build_publish(topic, payload, qos, retain, False, None, properties), future)
         self._schedule_flush()
         return await future
 
@@ -823,13 +828,18 @@ class MQTTClient:
         if self._closed or loop is None:
             self._check_open()
         assert loop is not None
-        publish = build_publish(topic, payload, qos, retain, False, None, properties)
         if qos == 0:
-            self.session.publish(publish)
+            if properties is EMPTY_PROPERTIES:
+                self.session.publish_plain(topic, payload, 0, retain)
+            else:
+                self.session.publish(build_publish(topic, payload, 0, retain, False, None, properties))
             self._schedule_flush()
             return None
         future: asyncio.Future[PublishResult] = loop.create_future()
-        self.session.publish(publish, future)
+        if properties is EMPTY_PROPERTIES:
+            self.session.publish_plain(topic, payload, qos, retain, future)
+        else:
+            self.session.publish(build_publish(topic, payload, qos, retain, False, None, properties), future)
         self._schedule_flush()
         return future
 

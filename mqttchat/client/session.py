@@ -60,7 +60,7 @@ from mqttchat.protocol import (
 )
 from mqttchat.protocol.constants import MAX_PACKET_SIZE, ProtocolVersion
 from mqttchat.protocol.fastinit import dataclass
-from mqttchat.protocol.packets import encoded_topic_name, fixed_header, with_packet_id
+from mqttchat.protocol.packets import build_publish, encoded_topic_name, fixed_header, with_packet_id
 
 #: MQTT 3.1.1 cannot announce a Receive Maximum; stay within mosquitto's default max_inflight_messages.
 V311_DEFAULT_INFLIGHT = 20
@@ -198,6 +198,17 @@ class _Pending:
 
 _CONNECTED = SessionState.CONNECTED
 _SUCCESS = ReasonCode.SUCCESS
+#: The property block of a PUBLISH carrying only Topic Alias n, for the first aliases (the rest are made each time).
+_ALIAS_BLOCKS: dict[int, bytes] = {}
+
+
+def _alias_block(alias: int) -> bytes:
+    block = b"\x03\x23" + alias.to_bytes(2, "big")
+    if alias <= 1024:
+        _ALIAS_BLOCKS[alias] = block
+    return block
+
+
 #: The acknowledgements PacketReader.take_plain_acks gives, by first byte.
 _PLAIN_ACKS: dict[int, type[PubAck | PubRec | PubComp]] = {0x40: PubAck, 0x50: PubRec, 0x70: PubComp}
 
@@ -364,6 +375,36 @@ class ClientSession:
             if size > limit:
                 raise PublishError(f"the message is {size} bytes; the broker accepts at most {limit}")
 
+    def publish_plain(
+        self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, token: object = None
+    ) -> None:
+        """``publish(Publish(topic, payload, qos, retain), token)``: a message without properties, the common case,
+        goes out without the packet the caller would build (the same bytes and events)."""
+        caps = self.capabilities
+        if (
+            self.state is _CONNECTED
+            and self.trace is None
+            and caps is not None
+            and caps.maximum_packet_size is None
+            and (not retain or caps.retain_available)
+        ):
+            if qos == 0:
+                self._send_plain_publish(topic, encoded_topic_name(topic), payload, 0, retain, None)
+                return
+            outgoing = self.outgoing
+            if (
+                qos in {1, 2}
+                and qos <= caps.maximum_qos
+                and not outgoing.waiting
+                and not outgoing.held
+                and len(outgoing.inflight) < outgoing.receive_maximum
+            ):
+                head = encoded_topic_name(topic)  # checked before the flow takes an identifier
+                pid = outgoing.start_plain(topic, payload, qos, retain, token)
+                self._send_plain_publish(topic, head, payload, qos, retain, pid)
+                return
+        self.publish(build_publish(topic, payload, qos, retain, False, None, EMPTY_PROPERTIES), token)
+
     def publish(self, publish: Publish, token: object = None) -> None:
         """Send ``publish`` now, or when connected; QoS 1/2 complete with a :class:`Completed` event.
 
@@ -467,30 +508,31 @@ class ClientSession:
         self, topic: str, head: bytes, payload: bytes, qos: int, retain: bool, packet_id: int | None
     ) -> None:
         """Queue a PUBLISH without properties (no DUP), as :meth:`_send_publish` would: ``head`` is the encoded
-        topic name, replaced by the empty one when the broker knows the topic's alias."""
+        topic name, replaced by the empty one when the broker knows the topic's alias. The packet is queued in
+        pieces (``data_to_send`` joins them): the payload is copied once."""
         if self.version == 5:
-            alias = self._aliases_out.choose(topic) if self._aliases_out.maximum else 0
-            if alias:
-                if alias < 0:
-                    head = b"\x00\x00"
-                    alias = -alias
-                if qos:
-                    head += packet_id.to_bytes(2, "big")  # type: ignore[union-attr]
-                head += b"\x03\x23" + alias.to_bytes(2, "big")
-            elif qos:
-                head += packet_id.to_bytes(2, "big") + b"\x00"  # type: ignore[union-attr]
+            aliases = self._aliases_out
+            alias = aliases.choose(topic) if aliases.maximum else 0
+            if alias < 0:
+                head = b"\x00\x00"
+                props = _ALIAS_BLOCKS.get(-alias) or _alias_block(-alias)
+            elif alias:
+                props = _ALIAS_BLOCKS.get(alias) or _alias_block(alias)
             else:
-                head += b"\x00"
-        elif qos:
-            head += packet_id.to_bytes(2, "big")  # type: ignore[union-attr]
-        remaining = len(head) + len(payload)
-        first = 0x31 | (qos << 1) if retain else 0x30 | (qos << 1)
-        if remaining < 128:
-            data = bytes((first, remaining)) + head + payload
+                props = b"\x00"
         else:
-            data = fixed_header(first, remaining) + head + payload
-        self._out.append(data)
-        size = len(data)
+            props = b""
+        size = len(head) + len(props) + len(payload)
+        if qos:
+            size += 2
+            first = 0x31 | (qos << 1) if retain else 0x30 | (qos << 1)
+            fixed = bytes((first, size)) if size < 128 else fixed_header(first, size)
+            self._out += (fixed, head, packet_id.to_bytes(2, "big"), props, payload)  # type: ignore[union-attr]
+        else:
+            first = 0x31 if retain else 0x30
+            fixed = bytes((first, size)) if size < 128 else fixed_header(first, size)
+            self._out += (fixed, head, props, payload)
+        size += len(fixed)
         self._out_size += size
         self.bytes_out += size
         self.messages_out += 1

@@ -149,6 +149,7 @@ class Completed:
 
 
 _new_completed = builder(Completed)
+_new_inflight = builder(InFlight)
 
 
 @dataclass(slots=True)
@@ -214,14 +215,22 @@ class OutgoingFlow:
             return None
         pid = self.packet_ids.allocate()
         packet = build_publish(publish.topic, publish.payload, qos, publish.retain, False, pid, publish.properties)
-        self.inflight[pid] = InFlight(packet, _AWAIT_PUBACK if qos == 1 else _AWAIT_PUBREC, token)
+        self.inflight[pid] = _new_inflight(packet, _AWAIT_PUBACK if qos == 1 else _AWAIT_PUBREC, token, _SUCCESS)
         return packet
+
+    def start_plain(self, topic: str, payload: bytes, qos: int, retain: bool, token: object = None) -> int:
+        """:meth:`publish` of a new QoS 1/2 message without properties when :attr:`can_send` (the caller has
+        checked): its packet identifier, the message in flight."""
+        pid = self.packet_ids.allocate()
+        packet = build_publish(topic, payload, qos, retain, False, pid, EMPTY_PROPERTIES)
+        self.inflight[pid] = _new_inflight(packet, _AWAIT_PUBACK if qos == 1 else _AWAIT_PUBREC, token, _SUCCESS)
+        return pid
 
     def _start(self, publish: Publish, token: object) -> Publish:
         pid = self.packet_ids.allocate()
         packet = with_packet_id(publish, pid, False)
         state = _AWAIT_PUBACK if publish.qos == 1 else _AWAIT_PUBREC
-        self.inflight[pid] = InFlight(packet, state, token)
+        self.inflight[pid] = _new_inflight(packet, state, token, _SUCCESS)
         return packet
 
     def _fill_window(self, out: FlowOutput) -> None:

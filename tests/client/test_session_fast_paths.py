@@ -3,9 +3,11 @@ its general way (taken whenever a packet trace watches), and what an unsendable 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from mqttchat.client import ClientOptions, parse_url
+from mqttchat.client import ClientOptions, PublishError, parse_url
 from mqttchat.client.session import ClientSession
 from mqttchat.protocol import (
     ConnAck,
@@ -41,7 +43,8 @@ def sent(session: ClientSession) -> list[Packet]:
 @pytest.mark.parametrize("version", [5, 4])
 @pytest.mark.parametrize("aliases", [0, 2])
 def test_plain_publishes_are_the_bytes_of_the_general_way(version: int, aliases: int) -> None:
-    fast, general = connected(version, aliases), connected(version, aliases, traced=True)
+    fast, plain = connected(version, aliases), connected(version, aliases)
+    general = connected(version, aliases, traced=True)
     topics = ["t", "abc", "long/topic/one", "long/topic/two", "long/topic/three", "long/topic/one", "ü/ñ/€"]
     for n, topic in enumerate(topics * 2):
         for qos in (0, 1, 2):
@@ -49,10 +52,12 @@ def test_plain_publishes_are_the_bytes_of_the_general_way(version: int, aliases:
                 payload = bytes(range(256))[: (n * 37 + qos) % 300] * (1 + n % 2)
                 for session in (fast, general):
                     session.publish(Publish(topic, payload, qos, retain), token=(n, qos, retain))
+                plain.publish_plain(topic, payload, qos, retain, token=(n, qos, retain))
     data = fast.data_to_send()
-    assert data == general.data_to_send()
-    assert (fast.messages_out, fast.bytes_out, len(fast.outgoing)) == (
-        general.messages_out, general.bytes_out, len(general.outgoing))  # fmt: skip
+    assert data == general.data_to_send() == plain.data_to_send()
+    for session in (fast, plain):
+        assert (session.messages_out, session.bytes_out, session.outgoing.inflight) == (
+            general.messages_out, general.bytes_out, general.outgoing.inflight)  # fmt: skip
     if version == 5 and aliases:
         assert any(p.topic == "" for p in PacketReader(5).read(data))  # type: ignore[attr-defined]
 
@@ -93,3 +98,20 @@ def test_an_unsendable_publish_leaves_nothing_behind(qos: int) -> None:
     assert isinstance(packet, Publish)
     assert (packet.topic, packet.properties.topic_alias, packet.payload) == ("good/topic", 1, b"y")
     assert len(session.outgoing) == (1 if qos else 0)
+
+
+def test_publish_plain_refuses_what_publish_refuses() -> None:
+    session = connected(5)
+    with pytest.raises(PublishError, match="not QoS 3"):
+        session.publish_plain("a/b", b"x", 3)
+    with pytest.raises(LocalProtocolError):
+        session.publish_plain("a/#", b"x", 1)
+    session.capabilities = replace(session.capabilities, maximum_qos=1, retain_available=False)  # type: ignore[arg-type]
+    with pytest.raises(PublishError, match="at most QoS 1"):
+        session.publish_plain("a/b", b"x", 2)
+    with pytest.raises(PublishError, match="retained"):
+        session.publish_plain("a/b", b"x", 0, retain=True)
+    assert (session.data_to_send(), len(session.outgoing), len(session.packet_ids)) == (b"", 0, 0)
+    session.connection_lost()
+    session.publish_plain("a/b", b"later", 1, token="t")  # waits for the connection, as publish() does
+    assert session.data_to_send() == b"" and len(session._offline) == 1
