@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from textual.pilot import Pilot
+
 from mqttchat.client import BrokerCapabilities, ClientOptions, Status, parse_url
 from mqttchat.explorer.trace import TraceRecord
 from mqttchat.explorer.tree import TopicTree
@@ -241,6 +244,22 @@ def freeze(app: Any) -> None:
         table.clock = lambda: NOW
     for panel in app.screen.query(ChartPanel):
         panel.clock = lambda: NOW
+
+
+#: The explorer's snapshots are drawn at the usual size and in an 80x24 terminal.
+SNAPSHOT_SIZES = pytest.mark.parametrize("size", [SIZE, (80, 24)], ids=lambda size: f"{size[0]}x{size[1]}")
+
+
+async def press_frozen(pilot: Pilot[Any], *keys: str, flushes: int = 1) -> None:
+    """A snapshot's set-up: clocks fixed, ``keys`` pressed, clocks fixed again on the screen they led to, then the
+    app's flush (``flushes`` times: a second one draws what the first one's refresh of other tabs brought)."""
+    freeze(pilot.app)
+    await pilot.pause()
+    await pilot.press(*keys)
+    freeze(pilot.app)
+    for _ in range(flushes):
+        pilot.app.flush()  # type: ignore[attr-defined]
+        await pilot.pause()
 
 
 def discovering(runtime: Runtime) -> None:

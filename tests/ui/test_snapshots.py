@@ -8,86 +8,72 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from textual.pilot import Pilot
 
-from tests.helpers.scenes import freeze, make_app
+from tests.helpers.scenes import SIZE, SNAPSHOT_SIZES, freeze, make_app, press_frozen
 from tests.helpers.waiting import until
 
-SIZE = (120, 36)
-#: Every explorer screen is drawn at the usual size and in an 80x24 terminal.
-SIZES = pytest.mark.parametrize("size", [SIZE, (80, 24)], ids=lambda size: f"{size[0]}x{size[1]}")
 
-
-async def setup(pilot: Pilot[Any], *keys: str) -> None:
-    freeze(pilot.app)  # type: ignore[arg-type]
-    await pilot.pause()
-    await pilot.press(*keys)
-    freeze(pilot.app)  # type: ignore[arg-type]
-    pilot.app.flush()  # type: ignore[attr-defined]
-    await pilot.pause()
-
-
-@SIZES
+@SNAPSHOT_SIZES
 def test_tree_and_message(snap_compare: Any, size: tuple[int, int]) -> None:
     """The tree with home/kitchen expanded, the cursor on home/kitchen/temp, its JSON in the Message tab."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "end", "right", "down", "down", "right", "down", "down")
+        await press_frozen(pilot, "end", "right", "down", "down", "right", "down", "down")
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_message_with_v5_properties(snap_compare: Any, size: tuple[int, int]) -> None:
     """devices/thermostat/status: content type, user property and response topic listed above the JSON."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "down", "right", "down", "right", "down")
+        await press_frozen(pilot, "down", "right", "down", "right", "down")
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_binary_payload_hex_dump(snap_compare: Any, size: tuple[int, int]) -> None:
     """garden/sensor/raw: a hex dump of 48 binary bytes."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "down", "down", "right", "down", "down", "right", "down")
+        await press_frozen(pilot, "down", "down", "right", "down", "down", "right", "down")
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_history_with_diffs_and_plot(snap_compare: Any, size: tuple[int, int]) -> None:
     """History of home/kitchen/temp newest first, each with its diff; a sparkline of the field t."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "end", "right", "down", "down", "right", "down", "down", "h")
+        await press_frozen(pilot, "end", "right", "down", "down", "right", "down", "down", "h")
         pilot.app.screen.query_one("#plot-field").value = "t"  # type: ignore[attr-defined]
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_retained_table(snap_compare: Any, size: tuple[int, int]) -> None:
     """Every retained topic with its value, size, QoS and age."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "r")
+        await press_frozen(pilot, "r")
         pilot.app.screen.query_one("RetainedTable").refresh_from_model()  # type: ignore[attr-defined]
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_publish_pane_with_errors(snap_compare: Any, size: tuple[int, int]) -> None:
     """The publish form showing inline errors: a wildcard in the topic, invalid JSON in the payload."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "p")
+        await press_frozen(pilot, "p")
         pilot.app.screen.query_one("#pub-topic").value = "home/+/light"  # type: ignore[attr-defined]
         pilot.app.screen.query_one("#pub-payload").text = '{"on": tru'  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
@@ -96,22 +82,22 @@ def test_publish_pane_with_errors(snap_compare: Any, size: tuple[int, int]) -> N
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_subscriptions_panel(snap_compare: Any, size: tuple[int, int]) -> None:
     """Four subscriptions with their options, one granted below the QoS asked; the form to add one."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "u")
+        await press_frozen(pilot, "u")
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_record_panel(snap_compare: Any, size: tuple[int, int]) -> None:
     """The Record tab: a filter typed, the file, start; replay with its speed and progress."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "e")
+        await press_frozen(pilot, "e")
         pilot.app.screen.query_one("#rec-filter").value = "home/#"  # type: ignore[attr-defined]
         pilot.app.screen.query_one("TopicTreeView").focus()
         await pilot.pause()
@@ -119,44 +105,44 @@ def test_record_panel(snap_compare: Any, size: tuple[int, int]) -> None:
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_packet_inspector(snap_compare: Any, size: tuple[int, int]) -> None:
     """Packets in and out, decoded: CONNECT, CONNACK with properties, SUBSCRIBE, PUBLISH with properties."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "k")
+        await press_frozen(pilot, "k")
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_broker_panel(snap_compare: Any, size: tuple[int, int]) -> None:
     """What the broker said in CONNACK, its $SYS statistics, and the connection events."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "b")
+        await press_frozen(pilot, "b")
         pilot.app.screen.query_one("BrokerPanel").refresh_from(pilot.app.runtime)  # type: ignore[attr-defined]
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_filter_with_error(snap_compare: Any, size: tuple[int, int]) -> None:
     """An invalid wildcard filter explains itself under the filter box."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "slash", *"home/#/x")
+        await press_frozen(pilot, "slash", *"home/#/x")
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_delete_confirmation_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
     """Deleting every retained message shown asks first, with a dry-run count and the send rate."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "r")
+        await press_frozen(pilot, "r")
         table = pilot.app.screen.query_one("RetainedTable")
         table.refresh_from_model()  # type: ignore[attr-defined]
         table.focus()
@@ -166,23 +152,23 @@ def test_delete_confirmation_dialog(snap_compare: Any, size: tuple[int, int]) ->
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_help_panel(snap_compare: Any, size: tuple[int, int]) -> None:
     """? shows the key bindings of the focused widget."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "question_mark")
+        await press_frozen(pilot, "question_mark")
 
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_connect_screen(snap_compare: Any, size: tuple[int, int]) -> None:
     """The connection screen on the current connection (mqtt://127.0.0.1:1883, client id snapshot), the URL
     focused, with an invalid URL explained inline."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "c")
+        await press_frozen(pilot, "c")
         pilot.app.screen.query_one("#f-url").value = "htp://broker"  # type: ignore[attr-defined]
         await pilot.pause()
 
@@ -205,26 +191,26 @@ def refused_app() -> Any:
     return app
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_connect_screen_after_a_refusal(snap_compare: Any, size: tuple[int, int]) -> None:
     """c after the broker refused the credentials: the form holds the connection that failed (user alice), the
     broker's reason above it in red, the password field focused and empty. The status bar behind says the
     connection is not tried again, and why."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "c")
+        await press_frozen(pilot, "c")
 
     assert snap_compare(refused_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_password_prompt(snap_compare: Any, size: tuple[int, int]) -> None:
     """Refused without a password: the password prompt names the broker and the user, says why, and waits."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         from mqttchat.ui.screens.dialogs import PasswordDialog
 
-        await setup(pilot)
+        await press_frozen(pilot)
         app = pilot.app
         app.push_screen(PasswordDialog("mqtt://127.0.0.1:1883", "alice", str(app.runtime.failure.error)))  # type: ignore[attr-defined]
         await pilot.pause()
@@ -238,7 +224,7 @@ def test_chat_view(snap_compare: Any) -> None:
     still being sent."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot)
+        await press_frozen(pilot)
 
     assert snap_compare(make_app(view="chat"), terminal_size=SIZE, run_before=run_before)
 
@@ -247,7 +233,7 @@ def test_chat_raw_room(snap_compare: Any) -> None:
     """A raw MQTT topic opened as a room: payloads as lines; the members panel explains the room."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot)
+        await press_frozen(pilot)
         pilot.app.runtime.chat.model.select("#sensors/+/temp")  # type: ignore[attr-defined]
         pilot.app.flush()  # type: ignore[attr-defined]
         await pilot.pause()
@@ -271,7 +257,7 @@ def test_chat_what_another_client_sends_wrong(snap_compare: Any) -> None:
         return json.dumps(body).encode()
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot)
+        await press_frozen(pilot)
         chat = pilot.app.runtime.chat  # type: ignore[attr-defined]
         chat.model.clock = lambda: NOW - 50
         topic = p.room_messages("dev", "carol")
@@ -297,7 +283,7 @@ def test_chat_help_and_narrow_terminal(snap_compare: Any) -> None:
     """/help answers in the room as a local notice; at 80 columns long lines wrap under the text column."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot)
+        await press_frozen(pilot)
         await pilot.press(*"/help", "enter")
         model = pilot.app.runtime.chat.model  # type: ignore[attr-defined]
         await until(lambda: any("/leave" in m.text for m in model.rooms[model.current].messages), pilot=pilot)
@@ -308,7 +294,7 @@ def test_chat_help_and_narrow_terminal(snap_compare: Any) -> None:
     assert snap_compare(make_app(view="chat"), terminal_size=(80, 36), run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_host_quit_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
     """Quitting the instance that hosts the embedded broker: who is connected through it (chat members by name,
     other clients counted), that another mqttchat takes over, and where their sessions are kept."""
@@ -320,7 +306,7 @@ def test_host_quit_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         from mqttchat.ui.screens.dialogs import HostQuitDialog
 
-        await setup(pilot)
+        await press_frozen(pilot)
         runtime = SimpleNamespace(
             broker=SimpleNamespace(url="mqtt://127.0.0.1:1883"),
             host=SimpleNamespace(
@@ -337,44 +323,44 @@ def test_host_quit_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_sparkplug_device(snap_compare: Any, size: tuple[int, int]) -> None:
     """spBv1.0/Plant1/DDATA/Line3/Pump1: the edge node and the device online (born, bdSeq, seq, metrics, checks),
     the Decode as, Rebirth and Write metric buttons, and the metrics decoded by alias; the tree's value column
     shows "online ·" and the metrics."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot)
+        await press_frozen(pilot)
         pilot.app.screen.query_one("TopicTreeView").select_topic("spBv1.0/Plant1/DDATA/Line3/Pump1")  # type: ignore[attr-defined]
-        await setup(pilot)
+        await press_frozen(pilot)
 
     assert snap_compare(make_app(plant=True), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_decode_as_dialog(snap_compare: Any, size: tuple[int, int]) -> None:
     """ "Decode as…" on house/garage/ev-charger (CBOR): the filter, the decoders that decode it first with their
     previews (hex, cbor...), then the others, the chain, and the preview of the one highlighted."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot)
+        await press_frozen(pilot)
         pilot.app.screen.query_one("TopicTreeView").select_topic("house/garage/ev-charger")  # type: ignore[attr-defined]
-        await setup(pilot, "d")
+        await press_frozen(pilot, "d")
 
     assert snap_compare(make_app(plant=True), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_chart(snap_compare: Any, size: tuple[int, int]) -> None:
     """The Chart tab: Speed and Pressure of spBv1.0/Plant1/DDATA/Line3/Pump1 (Sparkplug metrics by alias), each
     listed with its last, min and max, Pressure on the right-hand axis; a 1 minute window of seconds ago."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot)
+        await press_frozen(pilot)
         pilot.app.screen.query_one("TopicTreeView").select_topic("spBv1.0/Plant1/DDATA/Line3/Pump1")  # type: ignore[attr-defined]
-        await setup(pilot, "t", *"Speed", "enter", "ctrl+a", "ctrl+k", *"Pressure", "enter")
+        await press_frozen(pilot, "t", *"Speed", "enter", "ctrl+a", "ctrl+k", *"Pressure", "enter")
         pilot.app.runtime.charts.set_window(60.0)  # type: ignore[attr-defined]
-        await setup(pilot)
+        await press_frozen(pilot)
 
     assert snap_compare(make_app(plant=True), terminal_size=size, run_before=run_before)
 
@@ -387,21 +373,21 @@ def discovering_app() -> Any:
     return app
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_partial_view_while_discovering(snap_compare: Any, size: tuple[int, int]) -> None:
     """Discovering a big broker level by level: a line above the tree says the view is partial, why, what is
     followed and what was discarded, and that # subscribes to everything; counts are lower bounds (≥12 topics);
     the status bar says (partial)."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "end", "right")
+        await press_frozen(pilot, "end", "right")
         pilot.app.clear_notifications()  # "Discovering topics level by level…": the line says it too
         await pilot.pause()
 
     assert snap_compare(discovering_app(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_broker_panel_emqx_per_node(snap_compare: Any, size: tuple[int, int]) -> None:
     """A two-node EMQX cluster's $SYS (synthesised from its documentation): the dialect and node count in the
     heading, each node's figures under its name, the client event counted and not kept."""
@@ -414,7 +400,7 @@ def test_broker_panel_emqx_per_node(snap_compare: Any, size: tuple[int, int]) ->
         app.runtime.broker_sys.offer(topic, payload, 0.0)
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "b")
+        await press_frozen(pilot, "b")
         pilot.app.screen.query_one("BrokerPanel").refresh_from(pilot.app.runtime)  # type: ignore[attr-defined]
         await pilot.pause()
 
@@ -430,7 +416,7 @@ def test_hot_topics(snap_compare: Any) -> None:
     hot_traffic(app.runtime.tree)
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "exclamation_mark")
+        await press_frozen(pilot, "exclamation_mark")
         dialog = pilot.app.screen
         dialog.clock = lambda: NOW  # type: ignore[attr-defined]
         dialog.refresh_rows()  # type: ignore[attr-defined]

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from textual.pilot import Pilot
 
 from mqttchat.client import ClientOptions, Status, parse_url
 from mqttchat.explorer.tree import TopicTree
 from mqttchat.runtime import Runtime
-from tests.helpers.scenes import NOW, freeze, make_app
-
-SIZES = pytest.mark.parametrize("size", [(120, 36), (80, 24)], ids=lambda size: f"{size[0]}x{size[1]}")
+from tests.helpers.scenes import NOW, SNAPSHOT_SIZES, make_app, press_frozen
 
 
 def two_brokers() -> Any:
@@ -30,34 +27,23 @@ def two_brokers() -> Any:
     return app
 
 
-async def setup(pilot: Pilot[Any], *keys: str) -> None:
-    freeze(pilot.app)  # type: ignore[arg-type]
-    await pilot.pause()
-    await pilot.press(*keys)
-    freeze(pilot.app)  # type: ignore[arg-type]
-    pilot.app.flush()  # type: ignore[attr-defined]
-    await pilot.pause()
-    pilot.app.flush()  # type: ignore[attr-defined]
-    await pilot.pause()
-
-
-@SIZES
+@SNAPSHOT_SIZES
 def test_two_brokers_in_tabs(snap_compare: Any, size: tuple[int, int]) -> None:
     """Tabs "● dev" (green: connected, active) "● prod" (red: disconnected) "Chat (dev) ^t"; dev's tree and status
     bar, whose history reads "of 64.0 MiB shared" (its share of the one budget)."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "end", "right", "down", "down", "right", "down", "down")
+        await press_frozen(pilot, "end", "right", "down", "down", "right", "down", "down", flushes=2)
 
     assert snap_compare(two_brokers(), terminal_size=size, run_before=run_before)
 
 
-@SIZES
+@SNAPSHOT_SIZES
 def test_the_other_brokers_tab(snap_compare: Any, size: tuple[int, int]) -> None:
     """After ]: prod's tab active, its own tree (plant/boiler) and status bar (disconnected, prod.example:8883)."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await setup(pilot, "right_square_bracket")
+        await press_frozen(pilot, "right_square_bracket", flushes=2)
         await pilot.press("right", "down")
         pilot.app.flush()  # type: ignore[attr-defined]
         await pilot.pause()
