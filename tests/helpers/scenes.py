@@ -262,6 +262,21 @@ async def press_frozen(pilot: Pilot[Any], *keys: str, flushes: int = 1) -> None:
         await pilot.pause()
 
 
+def two_brokers() -> Any:
+    """dev (the scenes' house, connected) and prod (a plant, disconnected), dev's explorer shown."""
+    app = make_app()
+    dev = app.runtime
+    dev.profile_name = "dev"
+    dev.client._status = Status.CONNECTED
+    tree = TopicTree()
+    tree.ingest("plant/boiler/temp", b"71.5", 0, False, received_at=NOW - 30)
+    tree.ingest("plant/boiler/state", b"on", 1, True, received_at=NOW - 90)
+    prod = Runtime(ClientOptions(parse_url("mqtts://prod.example:8883"), client_id="snapshot-prod"), tree=tree,
+                   profile_name="prod")  # fmt: skip
+    app.runtimes.append(prod)
+    return app
+
+
 def discovering(runtime: Runtime) -> None:
     """As if the explorer discovered a big broker level by level, home expanded and followed (as if the broker
     had answered: nothing is subscribed), with the reason it chose to and late messages discarded."""

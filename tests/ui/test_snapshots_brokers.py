@@ -6,25 +6,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from mqttchat.client import ClientOptions, Status, parse_url
-from mqttchat.explorer.tree import TopicTree
-from mqttchat.runtime import Runtime
-from tests.helpers.scenes import NOW, SNAPSHOT_SIZES, make_app, press_frozen
-
-
-def two_brokers() -> Any:
-    """dev (the scenes' house, connected) and prod (a plant, disconnected), dev's explorer shown."""
-    app = make_app()
-    dev = app.runtime
-    dev.profile_name = "dev"
-    dev.client._status = Status.CONNECTED
-    tree = TopicTree()
-    tree.ingest("plant/boiler/temp", b"71.5", 0, False, received_at=NOW - 30)
-    tree.ingest("plant/boiler/state", b"on", 1, True, received_at=NOW - 90)
-    prod = Runtime(ClientOptions(parse_url("mqtts://prod.example:8883"), client_id="snapshot-prod"), tree=tree,
-                   profile_name="prod")  # fmt: skip
-    app.runtimes.append(prod)
-    return app
+from tests.helpers.scenes import SNAPSHOT_SIZES, press_frozen, two_brokers
 
 
 @SNAPSHOT_SIZES
